@@ -1,0 +1,48 @@
+//! `eddy`: the command-line face of the Eddy runtime.
+//!
+//! Subcommands so far: `inspect` (what a GGUF file holds).
+#![forbid(unsafe_code)]
+
+mod inspect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Run quantized GGUF language models on small CPUs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show a GGUF file's metadata and tensor table.
+    Inspect {
+        /// Path to the .gguf file.
+        model: PathBuf,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { model, json } => inspect::run(&model, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eddy: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
