@@ -6,6 +6,20 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod arch;
+pub mod context;
+mod error;
 pub mod gguf;
+pub mod kv;
+mod linalg;
+pub mod model;
+pub mod ops;
+pub mod sampler;
+
+pub use context::{Context, ContextParams};
+pub use error::{Error, Result};
+pub use kv::KvType;
+pub use model::Model;
+pub use sampler::{Sampler, SamplerParams};
 
 pub use eddy_quant::GgmlType;

@@ -1,0 +1,265 @@
+//! A loaded model: the mapped GGUF file, its hyper-parameters and typed views of its weights.
+//!
+//! Weights are never copied: a [`TensorRef`] records where a tensor's bytes lie in the map,
+//! and [`Model::data`] hands them out. Which tensors exist and what the hyper-parameters mean is
+//! decided by the architecture's file in [`crate::arch`].
+
+use std::ops::Range;
+use std::path::Path;
+
+use eddy_quant::GgmlType;
+
+use crate::arch::{self, Arch};
+use crate::error::{Result, tensor};
+use crate::gguf::Gguf;
+
+/// How RoPE pairs the elements of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(x[2i], x[2i+1])` (llama.cpp's "normal" mode; the GGUF converter
+    /// permutes Llama's Q/K weights into this order).
+    Adjacent,
+    /// Pairs `(x[i], x[i + d/2])` (llama.cpp's NEOX mode; Gemma, Qwen, …).
+    Halves,
+}
+
+/// The FFN's gate activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x * sigmoid(x)` (SwiGLU).
+    Silu,
+    /// GELU, tanh approximation (GeGLU).
+    GeluTanh,
+}
+
+/// Hyper-parameters, read from `<arch>.*` metadata by the architecture's loader.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HParams {
+    /// Vocabulary size (rows of the embedding).
+    pub n_vocab: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads (grouped-query attention when fewer than `n_head`).
+    pub n_head_kv: usize,
+    /// Width of one key (and query) head.
+    pub head_dim: usize,
+    /// Width of one value head.
+    pub head_dim_v: usize,
+    /// Hidden width of the FFN.
+    pub n_ff: usize,
+    /// RMS norm epsilon.
+    pub rms_eps: f32,
+    /// Number of head elements RoPE rotates (the rest pass through).
+    pub rope_dim: usize,
+    /// RoPE pairing.
+    pub rope_style: RopeStyle,
+    /// Position scale (1 / linear rope scaling factor).
+    pub rope_freq_scale: f32,
+    /// Context length the model was trained with.
+    pub n_ctx_train: usize,
+    /// Gate activation of the FFN.
+    pub activation: Activation,
+    /// Multiplier applied to token embeddings (Gemma: sqrt(n_embd)); 1 for Llama.
+    pub embd_scale: f32,
+    /// Multiplier applied to attention scores (usually 1/sqrt(head_dim)).
+    pub attn_scale: f32,
+}
+
+/// Where a weight matrix (or vector) lies in the file, with its validated shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorRef {
+    /// Element type.
+    pub ty: GgmlType,
+    /// Row length (GGML `ne[0]`).
+    pub cols: usize,
+    /// Number of rows (product of the other dimensions).
+    pub rows: usize,
+    /// Absolute byte range in the file.
+    pub range: Range<usize>,
+}
+
+impl TensorRef {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.ty.block_size() as usize * self.ty.type_size() as usize
+    }
+}
+
+/// Weights of one transformer block.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// RMS norm before attention.
+    pub attn_norm: TensorRef,
+    /// Query projection, `n_head*head_dim` rows of `n_embd`.
+    pub wq: TensorRef,
+    /// Key projection, `n_head_kv*head_dim` rows.
+    pub wk: TensorRef,
+    /// Value projection, `n_head_kv*head_dim_v` rows.
+    pub wv: TensorRef,
+    /// Attention output projection, `n_embd` rows of `n_head*head_dim_v`.
+    pub wo: TensorRef,
+    /// Per-head RMS norm of queries (Gemma 3).
+    pub q_norm: Option<TensorRef>,
+    /// Per-head RMS norm of keys (Gemma 3).
+    pub k_norm: Option<TensorRef>,
+    /// RMS norm of the attention output before the residual add (Gemma).
+    pub post_attn_norm: Option<TensorRef>,
+    /// RMS norm before the FFN.
+    pub ffn_norm: TensorRef,
+    /// FFN gate, `n_ff` rows of `n_embd`.
+    pub w_gate: TensorRef,
+    /// FFN up, `n_ff` rows of `n_embd`.
+    pub w_up: TensorRef,
+    /// FFN down, `n_embd` rows of `n_ff`.
+    pub w_down: TensorRef,
+    /// RMS norm of the FFN output before the residual add (Gemma).
+    pub post_ffn_norm: Option<TensorRef>,
+    /// RoPE base frequency of this layer.
+    pub rope_base: f32,
+    /// Sliding-window size if this layer attends locally only (Gemma 3 local layers).
+    pub sliding_window: Option<usize>,
+}
+
+/// All weights of a model.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    /// Token embedding, `n_vocab` rows of `n_embd`.
+    pub token_embd: TensorRef,
+    /// Final RMS norm.
+    pub output_norm: TensorRef,
+    /// Output projection (the embedding itself when the model ties them).
+    pub output: TensorRef,
+    /// Blocks.
+    pub layers: Vec<LayerWeights>,
+    /// Per-frequency RoPE divisors (`rope_freqs.weight`, Llama 3 style scaling), if present.
+    pub rope_freqs: Option<TensorRef>,
+}
+
+/// What an architecture's loader produces.
+#[derive(Clone, Debug)]
+pub struct ModelDesc {
+    /// Hyper-parameters.
+    pub hparams: HParams,
+    /// Weights.
+    pub weights: Weights,
+}
+
+/// A loaded model. Cheap to share by reference between contexts; immutable.
+#[derive(Debug)]
+pub struct Model {
+    gguf: Gguf,
+    arch: &'static Arch,
+    desc: ModelDesc,
+}
+
+impl Model {
+    /// Maps a GGUF file and loads the model it holds.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Self::from_gguf(Gguf::open(path)?)
+    }
+
+    /// Loads the model held by an already parsed file.
+    pub fn from_gguf(gguf: Gguf) -> Result<Model> {
+        let arch = arch::lookup(&gguf)?;
+        let desc = (arch.load)(&gguf)?;
+        check_types(&desc)?;
+        Ok(Model { gguf, arch, desc })
+    }
+
+    /// The parsed file.
+    pub fn gguf(&self) -> &Gguf {
+        &self.gguf
+    }
+
+    /// The architecture's name (`general.architecture`).
+    pub fn arch_name(&self) -> &'static str {
+        self.arch.name
+    }
+
+    /// Hyper-parameters.
+    pub fn hparams(&self) -> &HParams {
+        &self.desc.hparams
+    }
+
+    /// Weights.
+    pub fn weights(&self) -> &Weights {
+        &self.desc.weights
+    }
+
+    /// The bytes of a weight.
+    pub fn data(&self, t: &TensorRef) -> &[u8] {
+        // Ranges were validated against the file when the GGUF was parsed.
+        &self.gguf.bytes()[t.range.clone()]
+    }
+}
+
+/// Refuses weights whose type the kernels cannot multiply yet.
+fn check_types(desc: &ModelDesc) -> Result<()> {
+    let w = &desc.weights;
+    let mut matrices = vec![
+        ("token_embd.weight".to_owned(), &w.token_embd),
+        ("output.weight".to_owned(), &w.output),
+    ];
+    for (i, l) in w.layers.iter().enumerate() {
+        for (name, t) in [
+            ("attn_q", &l.wq),
+            ("attn_k", &l.wk),
+            ("attn_v", &l.wv),
+            ("attn_output", &l.wo),
+            ("ffn_gate", &l.w_gate),
+            ("ffn_up", &l.w_up),
+            ("ffn_down", &l.w_down),
+        ] {
+            matrices.push((format!("blk.{i}.{name}.weight"), t));
+        }
+    }
+    for (name, t) in matrices {
+        if !crate::linalg::supported(t.ty) {
+            return Err(tensor(&name, format!("type {} is not supported yet", t.ty)));
+        }
+        if t.cols % t.ty.block_size() as usize != 0 {
+            return Err(tensor(&name, "row length is not a whole number of blocks"));
+        }
+    }
+    Ok(())
+}
+
+/// Looks up a tensor and checks its shape (`dims` innermost first) and, if given, its type.
+pub(crate) fn tensor_ref(g: &Gguf, name: &str, dims: &[usize]) -> Result<TensorRef> {
+    let t = g.tensor(name).ok_or_else(|| tensor(name, "missing"))?;
+    let got: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    // A trailing dimension of 1 is the same shape (`[n]` vs `[n, 1]`).
+    let trim = |d: &[usize]| -> Vec<usize> {
+        let mut v = d.to_vec();
+        while v.len() > 1 && v.last() == Some(&1) {
+            v.pop();
+        }
+        v
+    };
+    if trim(&got) != trim(dims) {
+        return Err(tensor(name, format!("shape {got:?}, expected {dims:?}")));
+    }
+    let cols = dims.first().copied().unwrap_or(1);
+    Ok(TensorRef {
+        ty: t.ty,
+        cols,
+        rows: dims.iter().skip(1).product(),
+        range: t.file_offset as usize..t.file_offset as usize + t.data.len(),
+    })
+}
+
+/// Like [`tensor_ref`], `None` when the tensor is absent (a wrong shape is still an error).
+pub(crate) fn optional_tensor_ref(
+    g: &Gguf,
+    name: &str,
+    dims: &[usize],
+) -> Result<Option<TensorRef>> {
+    if g.tensor(name).is_none() {
+        return Ok(None);
+    }
+    tensor_ref(g, name, dims).map(Some)
+}

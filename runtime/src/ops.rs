@@ -1,0 +1,190 @@
+//! f32 building blocks of the forward pass, following ggml's arithmetic where it matters for
+//! agreement with llama.cpp (sums of squares and softmax denominators in f64).
+//!
+//! Vectorised versions will come from `eddy-quant`; these are written so the compiler can
+//! auto-vectorise the inner loops.
+
+/// `out = x / rms(x) * w`, with the mean square summed in f64 as ggml does.
+pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    debug_assert!(out.len() == x.len() && x.len() == w.len());
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// In-place [`rms_norm`].
+pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (v, &g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+/// Softmax in place: `x[i] = exp(x[i] - max) / sum`, the sum accumulated in f64.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        let e = (*v - max).exp();
+        sum += f64::from(e);
+        *v = e;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `x * sigmoid(x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU with the tanh approximation.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// `sum(a[i] * b[i])` in f32.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators: vectorises and keeps the order fixed.
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for j in 0..8 {
+            acc[j] += a[c * 8 + j] * b[c * 8 + j];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// `y += a * x`.
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv += a * xv;
+    }
+}
+
+/// Rotates one head in place by the angles in `cos`/`sin` (one per pair).
+///
+/// `adjacent`: pairs `(2i, 2i+1)`; otherwise pairs `(i, i + n/2)` where `n = 2 * cos.len()`.
+/// Elements past `2 * cos.len()` are left as they are.
+pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32], adjacent: bool) {
+    let half = cos.len();
+    if adjacent {
+        for i in 0..half {
+            let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+            head[2 * i] = x0 * cos[i] - x1 * sin[i];
+            head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+        }
+    } else {
+        for i in 0..half {
+            let (x0, x1) = (head[i], head[i + half]);
+            head[i] = x0 * cos[i] - x1 * sin[i];
+            head[i + half] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+/// Fills `cos`/`sin` with the RoPE angles of position `pos`.
+///
+/// Angle of pair `i`: `pos * scale * base^(-2i/n_rot) / factor[i]`, computed in f64 so that
+/// positions in the millions keep their precision.
+pub fn rope_angles(
+    cos: &mut [f32],
+    sin: &mut [f32],
+    pos: f64,
+    base: f32,
+    freq_scale: f32,
+    factors: Option<&[f32]>,
+) {
+    let half = cos.len();
+    let n_rot = (2 * half) as f64;
+    for i in 0..half {
+        let inv_freq = f64::from(base).powf(-((2 * i) as f64) / n_rot);
+        let mut theta = pos * f64::from(freq_scale) * inv_freq;
+        if let Some(f) = factors {
+            theta /= f64::from(f[i]);
+        }
+        let (s, c) = theta.sin_cos();
+        cos[i] = c as f32;
+        sin[i] = s as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut x = [1.0f32, 3.0, -2.0, 3.0, 100.0];
+        softmax(&mut x);
+        let s: f32 = x.iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!(x[4] > 0.99 && x[1] == x[3] && x[2] < x[0]);
+    }
+
+    #[test]
+    fn rope_is_a_rotation_and_position_zero_is_identity() {
+        let mut cos = [0f32; 4];
+        let mut sin = [0f32; 4];
+        rope_angles(&mut cos, &mut sin, 0.0, 10000.0, 1.0, None);
+        let orig = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let mut h = orig;
+        rope_apply(&mut h, &cos, &sin, true);
+        assert_eq!(h, orig);
+        rope_angles(&mut cos, &mut sin, 1234.0, 10000.0, 1.0, None);
+        for adjacent in [true, false] {
+            let mut h = orig;
+            rope_apply(&mut h, &cos, &sin, adjacent);
+            let n0: f32 = orig.iter().map(|v| v * v).sum();
+            let n1: f32 = h.iter().map(|v| v * v).sum();
+            assert!((n0 - n1).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn rope_relative_property() {
+        // <R(a) q, R(b) k> depends only on a - b.
+        let q = [0.3f32, -1.0, 0.5, 2.0, 0.1, 0.7, -0.4, 1.5];
+        let k = [1.0f32, 0.2, -0.3, 0.8, 0.9, -1.1, 0.6, 0.05];
+        let score = |a: f64, b: f64| {
+            let (mut c, mut s) = ([0f32; 4], [0f32; 4]);
+            let (mut qa, mut kb) = (q, k);
+            rope_angles(&mut c, &mut s, a, 10000.0, 1.0, None);
+            rope_apply(&mut qa, &c, &s, false);
+            rope_angles(&mut c, &mut s, b, 10000.0, 1.0, None);
+            rope_apply(&mut kb, &c, &s, false);
+            dot(&qa, &kb)
+        };
+        assert!((score(10.0, 3.0) - score(1_000_007.0, 1_000_000.0)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn rms_norm_matches_definition() {
+        let x = [1.0f32, -2.0, 3.0];
+        let w = [1.0f32, 0.5, 2.0];
+        let mut out = [0f32; 3];
+        rms_norm(&mut out, &x, &w, 0.0);
+        let rms = ((1.0 + 4.0 + 9.0) / 3.0f32).sqrt();
+        for i in 0..3 {
+            assert!((out[i] - x[i] / rms * w[i]).abs() < 1e-6);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Turning logits into the next token: greedy, or penalties → top-k → top-p → min-p →
+//! temperature → a seeded draw (llama.cpp's default order).
+//!
+//! A [`Sampler`] owns every buffer it needs, sized from the vocabulary when it is created;
+//! [`Sampler::sample`] and [`Sampler::accept`] allocate nothing.
+
+/// Sampling parameters. `Default` gives llama.cpp's defaults except `temperature`, which
+/// defaults to 0 (greedy) so that output is reproducible unless asked otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerParams {
+    /// 0 (or less) means greedy: always the highest logit.
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set whose probability reaches `top_p` (1 = all).
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one (0 = off).
+    pub min_p: f32,
+    /// Divide positive (multiply negative) logits of recent tokens by this (1 = off).
+    pub repeat_penalty: f32,
+    /// Subtract `count * frequency_penalty` from recent tokens' logits (0 = off).
+    pub frequency_penalty: f32,
+    /// Subtract `presence_penalty` from every recent token's logit (0 = off).
+    pub presence_penalty: f32,
+    /// How many recent tokens the penalties look at.
+    pub penalty_last_n: usize,
+    /// Seed of the random draw: the same seed gives the same text.
+    pub seed: u64,
+}
+
+impl Default for SamplerParams {
+    fn default() -> Self {
+        SamplerParams {
+            temperature: 0.0,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            penalty_last_n: 64,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A sampler for one stream of tokens.
+#[derive(Debug)]
+pub struct Sampler {
+    params: SamplerParams,
+    /// (id, logit/probability) candidates, one per vocabulary entry.
+    cand: Vec<(u32, f32)>,
+    /// Ring of the last `penalty_last_n` accepted tokens.
+    recent: Vec<u32>,
+    recent_next: usize,
+    recent_len: usize,
+    /// How often each token occurs in `recent`.
+    counts: Vec<u32>,
+    rng: SplitMix64,
+}
+
+impl Sampler {
+    /// A sampler for a vocabulary of `n_vocab` tokens.
+    pub fn new(n_vocab: usize, params: SamplerParams) -> Sampler {
+        Sampler {
+            cand: Vec::with_capacity(n_vocab),
+            recent: vec![0; params.penalty_last_n],
+            recent_next: 0,
+            recent_len: 0,
+            counts: vec![0; n_vocab],
+            rng: SplitMix64(params.seed),
+            params,
+        }
+    }
+
+    /// Bytes a sampler for `n_vocab` tokens allocates.
+    pub fn memory_required(n_vocab: usize, params: &SamplerParams) -> usize {
+        n_vocab * (std::mem::size_of::<(u32, f32)>() + 4) + params.penalty_last_n * 4
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &SamplerParams {
+        &self.params
+    }
+
+    /// Forgets the recent tokens and re-seeds the random draw.
+    pub fn reset(&mut self) {
+        self.counts.fill(0);
+        self.recent_len = 0;
+        self.recent_next = 0;
+        self.rng = SplitMix64(self.params.seed);
+    }
+
+    /// Records a token as part of the stream (for the penalties). Call it for prompt tokens too
+    /// if they should be penalised.
+    pub fn accept(&mut self, token: u32) {
+        let cap = self.recent.len();
+        if cap == 0 || token as usize >= self.counts.len() {
+            return;
+        }
+        if self.recent_len == cap {
+            let old = self.recent[self.recent_next] as usize;
+            self.counts[old] -= 1;
+        } else {
+            self.recent_len += 1;
+        }
+        self.recent[self.recent_next] = token;
+        self.counts[token as usize] += 1;
+        self.recent_next = (self.recent_next + 1) % cap;
+    }
+
+    /// Picks the next token from `logits` (one per vocabulary entry). Does not accept it.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        let p = &self.params;
+        let n = logits.len().min(self.counts.len());
+        let penalised =
+            p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
+        if p.temperature <= 0.0 && !penalised {
+            return argmax(&logits[..n]);
+        }
+        self.cand.clear();
+        self.cand
+            .extend(logits[..n].iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        if penalised && self.recent_len > 0 {
+            // Each distinct recent token once: the first visit applies the penalty and zeroes
+            // the token's count, so later visits skip it; the counts are rebuilt afterwards.
+            for k in 0..self.recent_len {
+                let id = self.recent[k] as usize;
+                let c = std::mem::take(&mut self.counts[id]);
+                if c == 0 {
+                    continue;
+                }
+                let l = &mut self.cand[id].1;
+                if *l > 0.0 {
+                    *l /= p.repeat_penalty;
+                } else {
+                    *l *= p.repeat_penalty;
+                }
+                *l -= c as f32 * p.frequency_penalty + p.presence_penalty;
+            }
+            for k in 0..self.recent_len {
+                self.counts[self.recent[k] as usize] += 1;
+            }
+        }
+        if p.temperature <= 0.0 {
+            return self
+                .cand
+                .iter()
+                .fold((0u32, f32::NEG_INFINITY), |best, &(i, l)| {
+                    if l > best.1 { (i, l) } else { best }
+                })
+                .0;
+        }
+        // Highest logits first; only the first k need ordering.
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let k = if p.top_k == 0 { n } else { p.top_k.min(n) };
+        if k < n {
+            self.cand.select_nth_unstable_by(k - 1, by_logit);
+            self.cand.truncate(k);
+        }
+        self.cand.sort_unstable_by(by_logit);
+
+        // Probabilities at temperature 1 for top-p / min-p (as llama.cpp's chain computes them
+        // before the temperature step).
+        softmax_pairs(&mut self.cand, 1.0);
+        if p.top_p < 1.0 {
+            let mut cum = 0.0f32;
+            let mut keep = self.cand.len();
+            for (i, c) in self.cand.iter().enumerate() {
+                cum += c.1;
+                if cum >= p.top_p {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            self.cand.truncate(keep.max(1));
+        }
+        if p.min_p > 0.0 {
+            let floor = self.cand[0].1 * p.min_p;
+            let keep = self.cand.iter().take_while(|c| c.1 >= floor).count();
+            self.cand.truncate(keep.max(1));
+        }
+        // Temperature on the surviving probabilities: p^(1/T), renormalised.
+        let inv_t = 1.0 / p.temperature;
+        for c in self.cand.iter_mut() {
+            c.1 = c.1.max(f32::MIN_POSITIVE).ln() * inv_t;
+        }
+        softmax_pairs(&mut self.cand, 1.0);
+        let r = self.rng.next_f32();
+        let mut cum = 0.0f32;
+        for c in &self.cand {
+            cum += c.1;
+            if r < cum {
+                return c.0;
+            }
+        }
+        self.cand.last().map_or(0, |c| c.0)
+    }
+}
+
+/// Index of the largest value (the first one on ties), 0 for an empty slice.
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Replaces the logits of sorted candidates by their softmax probabilities.
+fn softmax_pairs(c: &mut [(u32, f32)], temp: f32) {
+    let max = c.iter().map(|x| x.1).fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for x in c.iter_mut() {
+        x.1 = ((x.1 - max) / temp).exp();
+        sum += f64::from(x.1);
+    }
+    let inv = (1.0 / sum) as f32;
+    for x in c.iter_mut() {
+        x.1 *= inv;
+    }
+}
+
+/// SplitMix64: small, fast, good enough for sampling, and fully determined by its seed.
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Vec<f32> {
+        (0..100).map(|i| ((i * 37) % 100) as f32 / 10.0).collect()
+    }
+
+    #[test]
+    fn greedy_is_argmax() {
+        let l = logits();
+        let mut s = Sampler::new(100, SamplerParams::default());
+        assert_eq!(s.sample(&l), argmax(&l));
+        assert_eq!(l[argmax(&l) as usize], 9.9);
+    }
+
+    #[test]
+    fn same_seed_same_tokens_other_seed_differs() {
+        let l: Vec<f32> = (0..100).map(|i| (i % 7) as f32 * 0.1).collect();
+        let params = SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
+        let run = |seed| {
+            let mut s = Sampler::new(
+                100,
+                SamplerParams {
+                    seed,
+                    ..params.clone()
+                },
+            );
+            (0..50).map(|_| s.sample(&l)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+    }
+
+    #[test]
+    fn top_k_1_is_greedy_and_min_p_filters() {
+        let l = logits();
+        let mut s = Sampler::new(
+            100,
+            SamplerParams {
+                temperature: 5.0,
+                top_k: 1,
+                ..Default::default()
+            },
+        );
+        for _ in 0..20 {
+            assert_eq!(s.sample(&l), argmax(&l));
+        }
+        // min_p = 1: only tokens as likely as the best survive.
+        let mut s = Sampler::new(
+            100,
+            SamplerParams {
+                temperature: 5.0,
+                top_k: 0,
+                min_p: 1.0,
+                ..Default::default()
+            },
+        );
+        for _ in 0..20 {
+            assert_eq!(s.sample(&l), argmax(&l));
+        }
+    }
+
+    #[test]
+    fn repeat_penalty_moves_greedy_off_a_recent_token() {
+        let mut l = vec![0.0f32; 10];
+        l[3] = 2.0;
+        l[5] = 1.5;
+        let mut s = Sampler::new(
+            10,
+            SamplerParams {
+                repeat_penalty: 2.0,
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.sample(&l), 3);
+        s.accept(3);
+        assert_eq!(s.sample(&l), 5);
+        // The ring forgets: after penalty_last_n other tokens, 3 wins again.
+        for _ in 0..64 {
+            s.accept(7);
+        }
+        assert_eq!(s.sample(&l), 3);
+        // Counts survive a sample call intact.
+        s.accept(3);
+        s.accept(3);
+        assert_eq!(s.counts[3], 2);
+        let _ = s.sample(&l);
+        assert_eq!(s.counts[3], 2);
+    }
+}

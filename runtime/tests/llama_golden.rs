@@ -1,0 +1,105 @@
+//! SmolLM2 (arch `llama`) against llama.cpp's exact path (`../shared/golden/`).
+//!
+//! Tolerances come from the golden README: llama.cpp's own batched and sequential evaluations
+//! differ by up to ~0.8 logits and flip the argmax where the top-2 gap is below ~0.18, so
+//! argmax agreement is asserted where the gap is at least 0.25.
+//!
+//! How close can two correct implementations be? Measured on `logits_smollm2.json` (2026-11-29):
+//! - position 0 (no attention mixing: only matmuls, norms, activation quantization) agrees with
+//!   llama.cpp to 4e-6: the quantized matmul path reproduces ggml's arithmetic;
+//! - changing nothing but the summation order of the f32 dot products in our own attention
+//!   (8 accumulators vs one running sum) moves the recorded top-5 logits by a median of 0.124
+//!   and at most 0.59; storing V in f16 instead of f32 moves position 0 by up to 0.21. Every
+//!   ulp-level difference flips some int8 activation quant and the flips compound over 30
+//!   layers: that is this quantized model's noise floor for float-order differences.
+//! - against llama.cpp (whose attention sums in tinyBLAS/AVX-512 order) the median is 0.13-0.14,
+//!   the max 0.47-0.57: at that floor. The first guess of a 0.1 median is below it, so
+//!   the median bound here is 0.2 (the max bound stays 1.0, the argmax rule is unchanged).
+
+mod common;
+
+use eddy::{Context, ContextParams, KvType, Model};
+use serde_json::Value as Json;
+
+fn load_json(file: &str) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(common::golden(file)).unwrap()).unwrap()
+}
+
+fn ids_of(v: &Json) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn argmax(x: &[f32]) -> usize {
+    eddy::sampler::argmax(x) as usize
+}
+
+fn logsumexp(x: &[f32]) -> f64 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln()
+}
+
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Evaluates `ids` in one batch with logits for every position.
+fn all_logits(model: &Model, ids: &[u32], kv_type: KvType) -> Vec<Vec<f32>> {
+    let mut ctx = Context::new(
+        model,
+        ContextParams {
+            n_ctx: ids.len(),
+            n_batch: ids.len(),
+            kv_type,
+            logits_all: true,
+        },
+    )
+    .unwrap();
+    ctx.decode(ids).unwrap();
+    (0..ids.len())
+        .map(|i| ctx.logits_ith(i).unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn logits_match_llama_cpp() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let golden = load_json("logits_smollm2.json");
+    let ids = ids_of(&golden["ids"]);
+    let logits = all_logits(&model, &ids, KvType::F32);
+    let mut diffs = Vec::new();
+    let mut lse_diffs = Vec::new();
+    for p in golden["positions"].as_array().unwrap() {
+        let pos = p["pos"].as_u64().unwrap() as usize;
+        let ours = &logits[pos];
+        let top = p["top"].as_array().unwrap();
+        let gap = top[0][1].as_f64().unwrap() - top[1][1].as_f64().unwrap();
+        if gap >= 0.25 {
+            assert_eq!(
+                argmax(ours) as u64,
+                top[0][0].as_u64().unwrap(),
+                "argmax at position {pos} (gap {gap})"
+            );
+        }
+        for t in &top[..5] {
+            let id = t[0].as_u64().unwrap() as usize;
+            diffs.push((ours[id] - t[1].as_f64().unwrap() as f32).abs());
+        }
+        lse_diffs.push((logsumexp(ours) - p["logsumexp"].as_f64().unwrap()).abs() as f32);
+    }
+    let max = diffs.iter().copied().fold(0f32, f32::max);
+    let med = median(&mut diffs);
+    let lse_max = lse_diffs.iter().copied().fold(0f32, f32::max);
+    eprintln!(
+        "top-5 logit |diff|: median {med:.4}, max {max:.4}; logsumexp max |diff| {lse_max:.4}"
+    );
+    assert!(med <= 0.2, "median {med}");
+    assert!(max <= 1.0, "max {max}");
+}
