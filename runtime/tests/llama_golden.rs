@@ -103,3 +103,172 @@ fn logits_match_llama_cpp() {
     assert!(med <= 0.2, "median {med}");
     assert!(max <= 1.0, "max {max}");
 }
+
+struct Greedy {
+    prompt_ids: Vec<u32>,
+    generated: Vec<u32>,
+    gaps: Vec<f64>,
+}
+
+fn greedy_cases() -> Vec<Greedy> {
+    std::fs::read_to_string(common::golden("greedy_smollm2.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let j: Json = serde_json::from_str(l).unwrap();
+            Greedy {
+                prompt_ids: ids_of(&j["prompt_ids"]),
+                generated: ids_of(&j["generated_ids"]),
+                gaps: j["top2_gap"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| g.as_f64().unwrap())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Prompt + the golden continuation in one pass: at every step whose top-2 gap is at least
+/// `min_gap`, our argmax must be the golden token, or the golden token must be within 0.05 of
+/// our best logit (a near-tie in our evaluation: seen once in 280 steps, at golden gap 0.268,
+/// ours 23.444 vs 23.424; logit differences at this model's noise floor reach 0.59, see the
+/// top of this file).
+fn teacher_forced(kv_type: KvType, min_gap: f64) {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let mut checked = 0;
+    let mut flips: Vec<String> = Vec::new();
+    for case in greedy_cases() {
+        let mut ids = case.prompt_ids.clone();
+        ids.extend(&case.generated);
+        let logits = all_logits(&model, &ids, kv_type);
+        let p = case.prompt_ids.len();
+        for (step, (&want, &gap)) in case.generated.iter().zip(&case.gaps).enumerate() {
+            if gap >= min_gap {
+                let row = &logits[p + step - 1];
+                let got = argmax(row) as u32;
+                // A flip is tolerated only where our own evaluation is a near-tie between the
+                // same two tokens (golden token within 0.05 of our best): both
+                // implementations then agree on the ranking up to the noise floor.
+                if got != want && row[got as usize] - row[want as usize] >= 0.05 {
+                    flips.push(format!(
+                        "step {step} of prompt {:?}…: golden {want} (gap {gap:.3}), ours {got}; \
+                         our logits {:.3} (golden id) vs {:.3} (ours)",
+                        &case.prompt_ids[..4],
+                        row[want as usize],
+                        row[got as usize]
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{kv_type:?}: {checked} teacher-forced steps with gap >= {min_gap}, {} differ",
+        flips.len()
+    );
+    assert!(flips.is_empty(), "{kv_type:?}: {flips:#?}");
+}
+
+#[test]
+fn teacher_forced_argmax_f32_kv() {
+    teacher_forced(KvType::F32, 0.25);
+}
+
+#[test]
+fn teacher_forced_argmax_f16_kv() {
+    teacher_forced(KvType::F16, 0.5);
+}
+
+/// Free-running greedy decoding, one token at a time: equal to llama.cpp's continuation at
+/// least up to the first near-tie (top-2 gap < 0.25).
+#[test]
+fn free_running_greedy_matches_until_first_near_tie() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    for case in greedy_cases() {
+        let mut ctx = Context::new(
+            &model,
+            ContextParams {
+                n_ctx: 128,
+                kv_type: KvType::F32,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ctx.decode(&case.prompt_ids).unwrap();
+        let sure = case
+            .gaps
+            .iter()
+            .position(|&g| g < 0.25)
+            .unwrap_or(case.gaps.len());
+        let mut ours = Vec::new();
+        for _ in 0..=sure.min(case.generated.len() - 1) {
+            let next = argmax(ctx.logits()) as u32;
+            ours.push(next);
+            ctx.decode(&[next]).unwrap();
+        }
+        assert_eq!(
+            &ours[..sure],
+            &case.generated[..sure],
+            "prompt {:?}: first near-tie at step {sure}",
+            case.prompt_ids
+        );
+        let same = ours
+            .iter()
+            .zip(&case.generated)
+            .take_while(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "prompt of {} tokens: {same} tokens equal, first near-tie at step {sure}",
+            case.prompt_ids.len()
+        );
+    }
+}
+
+/// Batched prefill and token-by-token decoding run the same per-token arithmetic: the logits
+/// are bit-identical, also with the f16 cache.
+#[test]
+fn batched_prefill_equals_token_by_token() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let case = &greedy_cases()[3];
+    let ids = &case.prompt_ids;
+    for kv_type in [KvType::F16, KvType::F32] {
+        let batched = all_logits(&model, ids, kv_type);
+        let mut ctx = Context::new(
+            &model,
+            ContextParams {
+                n_ctx: ids.len(),
+                kv_type,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (i, &t) in ids.iter().enumerate() {
+            ctx.decode(&[t]).unwrap();
+            assert_eq!(ctx.logits(), &batched[i][..], "{kv_type:?} position {i}");
+        }
+        // Uneven batches too.
+        ctx.reset();
+        let mut pos = 0;
+        for chunk in [5usize, 1, 7, 100] {
+            let end = (pos + chunk).min(ids.len());
+            ctx.decode(&ids[pos..end]).unwrap();
+            assert_eq!(
+                ctx.logits(),
+                &batched[end - 1][..],
+                "{kv_type:?} after {end}"
+            );
+            pos = end;
+        }
+    }
+}
