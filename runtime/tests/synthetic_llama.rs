@@ -1,0 +1,232 @@
+//! A tiny random `llama` model written with the test GGUF writer: odd sizes, grouped-query
+//! attention, two layers. It must run, be deterministic, give the same logits batched and
+//! token by token, and malformed variants must be refused with a typed error.
+
+use eddy::gguf::Gguf;
+use eddy::gguf::writer::{GgufWriter, OwnedValue};
+use eddy::{Context, ContextParams, Error, KvType, Model};
+
+const N_EMBD: u64 = 40;
+const N_HEAD: u64 = 4;
+const N_KV: u64 = 2;
+const HEAD: u64 = N_EMBD / N_HEAD; // 10
+const N_FF: u64 = 72;
+const N_VOCAB: u64 = 37;
+const N_LAYER: u64 = 2;
+
+struct Rng(u64);
+impl Rng {
+    fn f32(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5
+    }
+    fn vec(&mut self, n: u64) -> Vec<f32> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+}
+
+fn tiny_model(edit: impl FnOnce(&mut GgufWriter)) -> Vec<u8> {
+    let mut r = Rng(7);
+    let mut w = GgufWriter::new();
+    w.kv("general.architecture", OwnedValue::String("llama".into()));
+    w.kv("llama.block_count", OwnedValue::U32(N_LAYER as u32));
+    w.kv("llama.context_length", OwnedValue::U32(64));
+    w.kv("llama.embedding_length", OwnedValue::U32(N_EMBD as u32));
+    w.kv("llama.feed_forward_length", OwnedValue::U32(N_FF as u32));
+    w.kv("llama.attention.head_count", OwnedValue::U32(N_HEAD as u32));
+    w.kv(
+        "llama.attention.head_count_kv",
+        OwnedValue::U32(N_KV as u32),
+    );
+    w.kv("llama.rope.freq_base", OwnedValue::F32(10000.0));
+    w.kv(
+        "llama.attention.layer_norm_rms_epsilon",
+        OwnedValue::F32(1e-5),
+    );
+    w.kv("llama.vocab_size", OwnedValue::U32(N_VOCAB as u32));
+    w.tensor_f32(
+        "token_embd.weight",
+        &[N_EMBD, N_VOCAB],
+        &r.vec(N_EMBD * N_VOCAB),
+    );
+    w.tensor_f32("output_norm.weight", &[N_EMBD], &vec![1.0; N_EMBD as usize]);
+    for i in 0..N_LAYER {
+        let mut t = |name: &str, dims: &[u64]| {
+            let n = dims.iter().product();
+            let v = if name.ends_with("norm") {
+                vec![1.0; n as usize]
+            } else {
+                r.vec(n)
+            };
+            w.tensor_f32(&format!("blk.{i}.{name}.weight"), dims, &v);
+        };
+        t("attn_norm", &[N_EMBD]);
+        t("attn_q", &[N_EMBD, N_HEAD * HEAD]);
+        t("attn_k", &[N_EMBD, N_KV * HEAD]);
+        t("attn_v", &[N_EMBD, N_KV * HEAD]);
+        t("attn_output", &[N_HEAD * HEAD, N_EMBD]);
+        t("ffn_norm", &[N_EMBD]);
+        t("ffn_gate", &[N_EMBD, N_FF]);
+        t("ffn_up", &[N_EMBD, N_FF]);
+        t("ffn_down", &[N_FF, N_EMBD]);
+    }
+    edit(&mut w);
+    w.to_bytes()
+}
+
+fn load(bytes: Vec<u8>) -> Result<Model, Error> {
+    Model::from_gguf(Gguf::from_vec(bytes)?)
+}
+
+fn run(model: &Model, tokens: &[u32], kv_type: KvType) -> Vec<Vec<f32>> {
+    let mut ctx = Context::new(
+        model,
+        ContextParams {
+            n_ctx: 32,
+            n_batch: 32,
+            kv_type,
+            logits_all: true,
+        },
+    )
+    .unwrap();
+    ctx.decode(tokens).unwrap();
+    (0..tokens.len())
+        .map(|i| ctx.logits_ith(i).unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn tiny_model_runs_deterministically() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    let hp = model.hparams();
+    assert_eq!((hp.n_vocab, hp.head_dim, hp.n_head_kv), (37, 10, 2));
+    let tokens = [1u32, 5, 36, 0, 17, 17, 2];
+    for kv in [KvType::F32, KvType::F16] {
+        let a = run(&model, &tokens, kv);
+        let b = run(&model, &tokens, kv);
+        assert_eq!(a, b);
+        assert!(a.iter().flatten().all(|v| v.is_finite()));
+        // Different tokens give different logits (the model is not constant).
+        assert_ne!(a[1], a[2]);
+        // Token by token equals the batch, bit for bit.
+        let mut ctx = Context::new(
+            &model,
+            ContextParams {
+                n_ctx: 32,
+                kv_type: kv,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (i, &t) in tokens.iter().enumerate() {
+            ctx.decode(&[t]).unwrap();
+            assert_eq!(ctx.logits(), &a[i][..]);
+        }
+    }
+}
+
+#[test]
+fn bad_calls_are_refused_and_leave_the_context_usable() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams {
+            n_ctx: 8,
+            n_batch: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        ctx.decode(&[]),
+        Err(Error::BatchSize { n: 0, .. })
+    ));
+    assert!(matches!(
+        ctx.decode(&[1; 5]),
+        Err(Error::BatchSize { n: 5, .. })
+    ));
+    assert!(matches!(
+        ctx.decode(&[37]),
+        Err(Error::InvalidToken {
+            id: 37,
+            n_vocab: 37
+        })
+    ));
+    ctx.decode(&[1, 2, 3, 4]).unwrap();
+    ctx.decode(&[1, 2, 3, 4]).unwrap();
+    assert!(matches!(
+        ctx.decode(&[1]),
+        Err(Error::ContextFull {
+            used: 8,
+            n_ctx: 8,
+            requested: 1
+        })
+    ));
+    assert_eq!(ctx.n_past(), 8);
+    ctx.reset();
+    ctx.decode(&[1]).unwrap();
+    assert!(matches!(
+        Context::new(
+            &model,
+            ContextParams {
+                n_batch: 0,
+                ..Default::default()
+            }
+        ),
+        Err(Error::InvalidParam(_))
+    ));
+}
+
+#[test]
+fn malformed_models_are_refused() {
+    // Missing tensor.
+    let e = load(tiny_model(|w| {
+        w.tensors.retain(|t| t.name != "blk.1.ffn_up.weight")
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Tensor { name, .. } if name == "blk.1.ffn_up.weight"),
+        "{e}"
+    );
+    // Wrong shape.
+    let e = load(tiny_model(|w| {
+        let t = w
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == "blk.0.attn_k.weight")
+            .unwrap();
+        t.dims = vec![N_EMBD, N_HEAD * HEAD];
+        t.data = vec![0; (N_EMBD * N_HEAD * HEAD * 4) as usize];
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("shape"), "{e}");
+    // Heads not divisible by kv heads; zero heads; absent block count.
+    for (key, value) in [
+        ("llama.attention.head_count_kv", OwnedValue::U32(3)),
+        ("llama.attention.head_count", OwnedValue::U32(0)),
+        ("llama.block_count", OwnedValue::String("two".into())),
+    ] {
+        let e = load(tiny_model(|w| {
+            w.kvs.retain(|(k, _)| k != key);
+            w.kv(key, value.clone());
+        }))
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Metadata { key: k, .. } if k == key),
+            "{key}: {e}"
+        );
+    }
+    // Unknown architecture.
+    let e = load(tiny_model(|w| {
+        w.kvs[0].1 = OwnedValue::String("mamba9".into());
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::UnsupportedArchitecture(a) if a == "mamba9"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("llama"));
+}
