@@ -15,6 +15,7 @@ mod linalg;
 pub mod model;
 pub mod ops;
 pub mod sampler;
+pub mod tokenizer;
 
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
