@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::time::Instant;
 
 use eddy::gguf::Gguf;
@@ -453,4 +455,223 @@ fn synthetic_spm_scores_and_byte_fallback() {
         d.push(i, |s| out.push_str(s));
     }
     assert_eq!(out, "hi é");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random text: no panics, lossless round trips.
+
+/// Random strings from a pool of troublesome pieces (a fixed-seed generator, reproducible).
+fn random_texts(count: usize, with_sp_marker: bool) -> Vec<String> {
+    let mut pool: Vec<&str> = vec![
+        "a",
+        "Z",
+        "é",
+        "e\u{301}",
+        "ß",
+        "İ",
+        "ǅ",
+        "Ω",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{a0}",
+        "\u{2009}",
+        "\u{3000}",
+        "\u{200b}",
+        "0",
+        "7",
+        "42",
+        "٣",
+        "½",
+        "Ⅻ",
+        "'",
+        "'s",
+        "'LL",
+        "'re",
+        ".",
+        ",",
+        "!?",
+        "...",
+        "-",
+        "(",
+        ")",
+        "$",
+        "你",
+        "好",
+        "😀",
+        "🚀",
+        "👍🏽",
+        "\u{fe0f}",
+        "ك",
+        "\u{64b}",
+        "<",
+        ">",
+        "|",
+        "_",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<start_of_turn>",
+        "<end_of_turn>",
+        "<0x41>",
+        "<unk>",
+        "<bos>",
+        "[multimodal]",
+        "hello",
+        " world",
+        "\u{0}",
+        "\u{7f}",
+        "\u{85}",
+        "\u{10ffff}",
+        "\u{378}",
+    ];
+    if with_sp_marker {
+        pool.push("▁");
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let n = (next() % 24) as usize;
+            (0..n)
+                .map(|_| pool[(next() % pool.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+fn check_random_round_trips(t: &Tokenizer, with_sp_marker: bool) {
+    for text in random_texts(400, with_sp_marker) {
+        for (add, parse) in [(false, false), (true, true), (false, true)] {
+            let ids = t.encode(&text, add, parse);
+            assert!(ids.iter().all(|&i| (i as usize) < t.n_tokens()));
+            // Drop the BOS only where tokenize added one (the text may spell "<bos>" too).
+            let back = t.detokenize(&ids, add, true);
+            assert!(
+                back == text.as_bytes(),
+                "{text:?} ({add}, {parse}) → {ids:?} → {:?}",
+                String::from_utf8_lossy(&back)
+            );
+            let body = match ids.first() {
+                Some(&b) if add && t.add_bos() && Some(b) == t.special_ids().bos => &ids[1..],
+                _ => &ids[..],
+            };
+            assert_eq!(stream(t, body, true), text);
+        }
+    }
+}
+
+/// Byte-level BPE is lossless; SentencePiece with byte fallback too, except that a `▁` in the
+/// input comes back as a space (it is SentencePiece's space marker), so Gemma's pool has none.
+#[test]
+fn random_text_round_trips() {
+    if let Some(t) = load(common::SMOLLM2) {
+        check_random_round_trips(&t, true);
+    }
+    if let Some(t) = load(common::GEMMA3) {
+        check_random_round_trips(&t, false);
+        let ids = t.encode("a▁b", false, false);
+        assert_eq!(t.detokenize(&ids, false, false), b"a b");
+    }
+}
+
+/// Random token ids (including out-of-range ones) decode and stream without panics, and the
+/// stream is the lossy decoding of the concatenated pieces.
+#[test]
+fn random_ids_stream_as_lossy_text() {
+    for file in [common::SMOLLM2, common::GEMMA3] {
+        let Some(t) = load(file) else {
+            continue;
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200 {
+            let ids: Vec<u32> = (0..16)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 33) % (t.n_tokens() as u64 + 10)) as u32
+                })
+                .collect();
+            for special in [false, true] {
+                let bytes: Vec<u8> = ids
+                    .iter()
+                    .flat_map(|&i| t.token_to_piece(i, special).iter().copied())
+                    .collect();
+                assert_eq!(stream(&t, &ids, special), String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streaming side allocates nothing.
+
+thread_local! {
+    /// Allocations made by this thread (tests run in parallel threads; each counts its own).
+    static THREAD_ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+struct CountingPerThread;
+
+// SAFETY: forwards every call to the system allocator unchanged; it only bumps a thread-local
+// counter, which is const-initialised and so never allocates itself.
+unsafe impl GlobalAlloc for CountingPerThread {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingPerThread = CountingPerThread;
+
+fn allocations() -> usize {
+    THREAD_ALLOCS.with(|c| c.get())
+}
+
+/// `token_to_piece` over the whole vocabulary and a `StreamDecoder` over Hamlet allocate
+/// nothing once the tokenizer is built.
+#[test]
+fn pieces_and_streaming_allocate_nothing() {
+    for file in [common::SMOLLM2, common::GEMMA3] {
+        let Some(t) = load(file) else {
+            continue;
+        };
+        let ids = t.encode(&hamlet(), true, false);
+        // The counter sees this thread's allocations.
+        let probe = allocations();
+        drop(std::hint::black_box(vec![0u8; 64]));
+        assert!(allocations() > probe);
+        let before = allocations();
+        let mut bytes = 0usize;
+        for id in 0..t.n_tokens() as u32 + 5 {
+            bytes += t.token_to_piece(id, true).len() + t.token_to_piece(id, false).len();
+        }
+        let mut chars = 0usize;
+        let mut d = StreamDecoder::new(&t, false);
+        for &id in &ids {
+            d.push(id, |s| chars += s.chars().count());
+        }
+        d.finish(|s| chars += s.chars().count());
+        let after = allocations();
+        assert_eq!(after - before, 0, "{file}: {} allocations", after - before);
+        assert!(bytes > 0 && chars > 100_000);
+    }
 }
