@@ -141,6 +141,11 @@ fn smollm2_matches_llama_cpp() {
         (Some(1), Some(2), Some(0), Some(2))
     );
     assert!(t.is_eog(2));
+    // Like llama.cpp: <|endoftext|>, <|im_end|> and the FIM repository marker end generation;
+    // <|im_start|> does not.
+    let eog: Vec<u32> = (0..t.n_tokens() as u32).filter(|&i| t.is_eog(i)).collect();
+    let names: Vec<&str> = eog.iter().map(|&i| t.token_text(i).unwrap()).collect();
+    assert_eq!(names, ["<|endoftext|>", "<|im_end|>", "<reponame>"]);
     assert_eq!(t.token_attr(1), TokenAttr::CONTROL);
     check_golden(&t, "tokenize_smollm2.jsonl");
 }

@@ -142,6 +142,18 @@ pub struct SpecialIds {
     pub pad: Option<TokenId>,
     /// Mask.
     pub mask: Option<TokenId>,
+    /// Fill-in-the-middle: prefix.
+    pub fim_pre: Option<TokenId>,
+    /// Fill-in-the-middle: suffix.
+    pub fim_suf: Option<TokenId>,
+    /// Fill-in-the-middle: middle.
+    pub fim_mid: Option<TokenId>,
+    /// Fill-in-the-middle: padding (ends generation).
+    pub fim_pad: Option<TokenId>,
+    /// Fill-in-the-middle: repository name (ends generation).
+    pub fim_rep: Option<TokenId>,
+    /// Fill-in-the-middle: file separator (ends generation).
+    pub fim_sep: Option<TokenId>,
 }
 
 /// A tokenizer loaded from GGUF metadata. See the [module documentation](self).
@@ -242,32 +254,38 @@ const EOG_TEXTS: &[&str] = &[
     "<|end_of_text|>",
     "<end_of_utterance>",
 ];
-const FIM_TEXTS: &[&str] = &[
-    "<|fim_prefix|>",
-    "<fim-prefix>",
-    "<fim_prefix>",
-    "<PRE>",
-    "▁<PRE>",
-    "<|fim_suffix|>",
-    "<fim-suffix>",
-    "<fim_suffix>",
-    "<SUF>",
-    "▁<SUF>",
-    "<|fim_middle|>",
-    "<fim-middle>",
-    "<fim_middle>",
-    "<MID>",
-    "▁<MID>",
-    "<|fim_pad|>",
-    "<fim-pad>",
-    "<fim_pad>",
-    "<PAD>",
-    "<|fim_repo|>",
-    "<|repo_name|>",
-    "<fim-repo>",
-    "<REPO>",
-    "<reponame>",
-    "<|file_sep|>",
+/// Fill-in-the-middle markers by role: prefix, suffix, middle, pad, repository, file separator.
+const FIM_TEXTS: [&[&str]; 6] = [
+    &[
+        "<|fim_prefix|>",
+        "<fim-prefix>",
+        "<fim_prefix>",
+        "<PRE>",
+        "▁<PRE>",
+    ],
+    &[
+        "<|fim_suffix|>",
+        "<fim-suffix>",
+        "<fim_suffix>",
+        "<SUF>",
+        "▁<SUF>",
+    ],
+    &[
+        "<|fim_middle|>",
+        "<fim-middle>",
+        "<fim_middle>",
+        "<MID>",
+        "▁<MID>",
+    ],
+    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"],
+    &[
+        "<|fim_repo|>",
+        "<|repo_name|>",
+        "<fim-repo>",
+        "<REPO>",
+        "<reponame>",
+    ],
+    &["<|file_sep|>"],
 ];
 
 fn type_name(v: &Value<'_>) -> String {
@@ -510,7 +528,7 @@ impl Tokenizer {
             }
         };
         {
-            let fields: [(&'static str, &mut Option<TokenId>); 8] = [
+            let fields: [(&'static str, &mut Option<TokenId>); 14] = [
                 (KEY_BOS, &mut ids.bos),
                 (KEY_EOS, &mut ids.eos),
                 ("tokenizer.ggml.eot_token_id", &mut ids.eot),
@@ -519,6 +537,12 @@ impl Tokenizer {
                 ("tokenizer.ggml.seperator_token_id", &mut ids.sep),
                 ("tokenizer.ggml.padding_token_id", &mut ids.pad),
                 ("tokenizer.ggml.mask_token_id", &mut ids.mask),
+                ("tokenizer.ggml.fim_pre_token_id", &mut ids.fim_pre),
+                ("tokenizer.ggml.fim_suf_token_id", &mut ids.fim_suf),
+                ("tokenizer.ggml.fim_mid_token_id", &mut ids.fim_mid),
+                ("tokenizer.ggml.fim_pad_token_id", &mut ids.fim_pad),
+                ("tokenizer.ggml.fim_rep_token_id", &mut ids.fim_rep),
+                ("tokenizer.ggml.fim_sep_token_id", &mut ids.fim_sep),
             ];
             for (key, slot) in fields {
                 let Some(v) = g.get(key) else { continue };
@@ -550,30 +574,45 @@ impl Tokenizer {
             });
         }
 
-        // Marker tokens that llama.cpp treats as control tokens whatever their type says.
+        // Marker tokens found by their text (where the file names none) become control tokens
+        // whatever their type says, as in llama.cpp.
         let lookup = |v: &Vocab, t: &str| v.id_of(t.as_bytes());
-        if ids.eot.is_none() {
-            ids.eot = EOT_TEXTS.iter().find_map(|t| lookup(&vocab, t));
-        }
-        if let Some(id) = ids.eot
-            && EOT_TEXTS.contains(&vocab.text(id))
-        {
-            force_control(&mut vocab, id);
-        }
-        if let Some(id) = lookup(&vocab, "<|eom_id|>") {
-            ids.eom.get_or_insert(id);
-            force_control(&mut vocab, id);
-        }
-        for t in FIM_TEXTS {
-            if let Some(id) = lookup(&vocab, t) {
+        let fim_slots = [
+            &mut ids.fim_pre,
+            &mut ids.fim_suf,
+            &mut ids.fim_mid,
+            &mut ids.fim_pad,
+            &mut ids.fim_rep,
+            &mut ids.fim_sep,
+        ];
+        let text_slots = std::iter::once((&mut ids.eot, EOT_TEXTS))
+            .chain(std::iter::once((&mut ids.eom, &["<|eom_id|>"][..])))
+            .chain(fim_slots.into_iter().zip(FIM_TEXTS));
+        for (slot, texts) in text_slots {
+            if slot.is_none()
+                && let Some(id) = texts.iter().find_map(|t| lookup(&vocab, t))
+            {
+                *slot = Some(id);
                 force_control(&mut vocab, id);
             }
         }
+        // Tokens that end generation.
         let mut eog: Vec<TokenId> = EOG_TEXTS.iter().filter_map(|t| lookup(&vocab, t)).collect();
         for &id in &eog {
             force_control(&mut vocab, id);
         }
-        eog.extend([ids.eos, ids.eot, ids.eom].into_iter().flatten());
+        eog.extend(
+            [
+                ids.eos,
+                ids.eot,
+                ids.eom,
+                ids.fim_pad,
+                ids.fim_rep,
+                ids.fim_sep,
+            ]
+            .into_iter()
+            .flatten(),
+        );
         eog.sort_unstable();
         eog.dedup();
         // Control tokens named "...unused..." are also unused.
@@ -705,7 +744,8 @@ impl Tokenizer {
         &self.ids
     }
 
-    /// Whether generation should stop at `id` (EOS, EOT, EOM or an end-of-turn marker).
+    /// Whether generation should stop at `id`: EOS, EOT, EOM, the fill-in-the-middle pad,
+    /// repository and file-separator tokens, and tokens whose text marks an end of turn.
     pub fn is_eog(&self, id: TokenId) -> bool {
         self.eog.binary_search(&id).is_ok()
     }
