@@ -1,14 +1,42 @@
 //! `eddy-quant`: the numeric core of Eddy.
 //!
 //! This crate knows the GGML tensor types: which ids exist, how many weights a block holds
-//! and how many bytes it takes ([`GgmlType`]). Block layouts, reference quantizers and the
-//! SIMD dot-product kernels with run-time dispatch build on this table.
+//! and how many bytes it takes ([`GgmlType`]). For the formats Eddy computes it declares each
+//! block layout as a `#[repr(C)]` struct (viewable in place over file bytes, see
+//! [`as_blocks`]) and gives the scalar reference kernels that are the spec every faster kernel
+//! is tested against: dequantization, ggml's reference quantizers (byte-exact with ggml) and
+//! the dot products against the activation partner format, computed with ggml's integer
+//! arithmetic so that results are comparable with llama.cpp.
 //!
-//! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does.
+//! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
+//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). The per-type table
+//! ([`type_traits`]) and the checked entry points ([`dequantize`], [`quantize`],
+//! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
+//! panicking on wrong lengths or unsupported types.
+//!
+//! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
+//! without `std` (`default-features = false`).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+// `is_multiple_of` is stable only from Rust 1.87; the workspace's floor is 1.85.
+#![allow(clippy::manual_is_multiple_of)]
 
+mod block;
+mod error;
+pub mod float;
+pub mod iquants;
+pub mod kquants;
+pub mod legacy;
+mod num;
+mod traits;
 mod types;
 
+pub use block::{GgmlBlock, as_blocks, as_blocks_mut, block_bytes};
+pub use error::QuantError;
+pub use kquants::QK_K;
+pub use traits::{
+    DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, dequantize, from_float, quantize, row_bytes,
+    supported_types, type_traits, vec_dot,
+};
 pub use types::{GgmlType, TypeLookup};

@@ -1,0 +1,216 @@
+//! Scalar number helpers shared by every block format.
+//!
+//! The reference quantizers are specified by ggml's C code, so the helpers here reproduce the
+//! C semantics that matter for bit-exact results: the `nearest_int` rounding trick, `roundf`
+//! (half away from zero), x86's truncating float-to-int conversion and IEEE half/bfloat
+//! rounding. `core` has no `sqrt` or `round`, so correctly rounded versions live here too; with
+//! the `std` feature the hardware square root is used (the unit tests check both agree).
+
+/// Reads an IEEE half stored little-endian and widens it (exact).
+#[inline]
+pub(crate) fn f16_to_f32(h: [u8; 2]) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes(h)).to_f32()
+}
+
+/// Rounds to the nearest IEEE half (ties to even, as F16C and ggml's software path do).
+#[inline]
+pub(crate) fn f32_to_f16(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_bits().to_le_bytes()
+}
+
+/// Widens a bfloat16 stored little-endian (exact).
+#[inline]
+pub(crate) fn bf16_to_f32(h: [u8; 2]) -> f32 {
+    f32::from_bits(u32::from(u16::from_le_bytes(h)) << 16)
+}
+
+/// Rounds to the nearest bfloat16 with ties to even; NaNs stay NaN (quiet bit forced), as in
+/// ggml's `ggml_compute_fp32_to_bf16`. Subnormals are kept, not flushed.
+#[inline]
+pub(crate) fn f32_to_bf16(x: f32) -> [u8; 2] {
+    let u = x.to_bits();
+    let h = if (u & 0x7fff_ffff) > 0x7f80_0000 {
+        (u >> 16) | 64
+    } else {
+        u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16
+    };
+    (h as u16).to_le_bytes()
+}
+
+/// `|x|` without depending on `std`.
+#[inline]
+pub(crate) fn fabsf(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0x7fff_ffff)
+}
+
+/// ggml's `nearest_int`: adds 1.5·2²³ so that the float adder rounds to an integer (ties to
+/// even) and reads the integer back from the mantissa. Exact for |x| ≤ 4194303; larger or
+/// non-finite inputs give some integer (ggml only asserts in debug builds) that callers clamp.
+#[inline]
+pub(crate) fn nearest_int(x: f32) -> i32 {
+    let v = x + 12_582_912.0;
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// C's float → integer conversion as compiled for x86 (`cvttss2si`): truncation toward zero,
+/// and the "integer indefinite" value `i32::MIN` for NaN or out-of-range inputs. Narrowing
+/// casts in C (`(int8_t)`, `(uint8_t)`) then keep the low bits, which `as u8`/`as i8` do.
+#[inline]
+pub(crate) fn cvtt_i32(x: f32) -> i32 {
+    // 2^31 is exactly representable; every f32 strictly inside (-2^31, 2^31) truncates in range.
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&x) {
+        x as i32
+    } else {
+        i32::MIN
+    }
+}
+
+/// C's `roundf`: nearest integer, ties away from zero, as a float.
+#[inline]
+pub(crate) fn roundf(x: f32) -> f32 {
+    // At or above 2^23 every float is an integer already (and NaN passes through).
+    if x.is_nan() || fabsf(x) >= 8_388_608.0 {
+        return x;
+    }
+    let t = x as i32 as f32; // truncation, exact in this range
+    let frac = x - t; // exact: x and t share the same binade or t is 0
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+/// Correctly rounded square root (IEEE `sqrtf`).
+#[inline]
+pub(crate) fn sqrtf(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        x.sqrt()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        soft_sqrtf(x)
+    }
+}
+
+/// Correctly rounded square root in integer arithmetic, for builds without `std`.
+#[cfg_attr(feature = "std", allow(dead_code))]
+pub(crate) fn soft_sqrtf(x: f32) -> f32 {
+    let bits = x.to_bits();
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 || x.is_infinite() {
+        return x;
+    }
+    // x = m · 2^e with m an integer below 2^24.
+    let exp_field = ((bits >> 23) & 0xff) as i32;
+    let (mut m, mut e) = if exp_field == 0 {
+        (u64::from(bits & 0x007f_ffff), -149)
+    } else {
+        (
+            u64::from((bits & 0x007f_ffff) | 0x0080_0000),
+            exp_field - 150,
+        )
+    };
+    if e & 1 != 0 {
+        m <<= 1;
+        e -= 1;
+    }
+    // Scale m up by an even power of two so that isqrt has at least 25 significant bits.
+    let shift = (m.leading_zeros() as i32 - 12) & !1; // leaves m below 2^52
+    let n = m << shift;
+    let q = n.isqrt();
+    let sticky = u64::from(q * q != n);
+    // 2q + sticky has ≥ 26 bits; its lowest bit only records inexactness, so rounding it to
+    // 24 bits rounds the true root correctly (ties cannot be mistaken).
+    let q2 = (q << 1) | sticky;
+    let r = q2 as f32;
+    // sqrt(x) = sqrt(n) · 2^((e - shift)/2) and q2 ≈ 2·sqrt(n).
+    let k = (e - shift) / 2 - 1;
+    r * pow2(k)
+}
+
+/// 2^k as an f32 for k in the normal range.
+#[cfg_attr(feature = "std", allow(dead_code))]
+fn pow2(k: i32) -> f32 {
+    f32::from_bits(((k + 127) as u32) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_int_rounds_ties_to_even() {
+        assert_eq!(nearest_int(0.5), 0);
+        assert_eq!(nearest_int(1.5), 2);
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(-0.5), 0);
+        assert_eq!(nearest_int(-1.5), -2);
+        assert_eq!(nearest_int(-2.6), -3);
+        assert_eq!(nearest_int(127.49), 127);
+    }
+
+    #[test]
+    fn roundf_rounds_ties_away_from_zero() {
+        assert_eq!(roundf(0.5), 1.0);
+        assert_eq!(roundf(2.5), 3.0);
+        assert_eq!(roundf(-2.5), -3.0);
+        assert_eq!(roundf(-0.49), 0.0);
+        assert_eq!(roundf(126.5), 127.0);
+        assert_eq!(roundf(1e10), 1e10);
+    }
+
+    #[test]
+    fn cvtt_matches_x86_truncation() {
+        assert_eq!(cvtt_i32(16.9), 16);
+        assert_eq!(cvtt_i32(-0.9), 0);
+        assert_eq!(cvtt_i32(f32::NAN), i32::MIN);
+        assert_eq!(cvtt_i32(f32::INFINITY), i32::MIN);
+        assert_eq!(cvtt_i32(3e9), i32::MIN);
+    }
+
+    #[test]
+    fn bf16_rounding() {
+        assert_eq!(f32_to_bf16(1.0), [0x80, 0x3f]);
+        // 1 + 2^-8 is a tie between 1 and 1 + 2^-7: goes to the even one (1.0).
+        assert_eq!(f32_to_bf16(1.0 + 1.0 / 256.0), [0x80, 0x3f]);
+        assert_eq!(bf16_to_f32(f32_to_bf16(-2.5)), -2.5);
+        assert!(bf16_to_f32(f32_to_bf16(f32::NAN)).is_nan());
+    }
+
+    #[test]
+    fn soft_sqrt_is_correctly_rounded() {
+        // A deterministic spread of values over the whole range, plus subnormals and squares.
+        let mut s: u32 = 0x1234_5678;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let x = f32::from_bits(s & 0x7fff_ffff);
+            if !x.is_finite() {
+                continue;
+            }
+            assert_eq!(soft_sqrtf(x).to_bits(), x.sqrt().to_bits(), "sqrt({x:e})");
+        }
+        for x in [
+            0.0f32,
+            1.0,
+            2.0,
+            4.0,
+            0.25,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::MAX,
+            3.0,
+            1e-40,
+        ] {
+            assert_eq!(soft_sqrtf(x).to_bits(), x.sqrt().to_bits(), "sqrt({x:e})");
+        }
+        assert!(soft_sqrtf(-1.0).is_nan());
+    }
+}

@@ -1,0 +1,247 @@
+//! The table of per-type kernels and the checked, type-erased entry points built on it.
+//!
+//! Every supported format has one [`TypeTraits`] row, generated from its [`GgmlBlock`]
+//! implementation, so the facts about a format (its partner, its kernels) live in one place and
+//! there is no `match` on the type anywhere else. The rows hold the portable scalar kernels;
+//! run-time dispatch will build copies whose `vec_dot` points at SIMD kernels.
+
+use crate::GgmlType;
+use crate::QuantError;
+use crate::block::{GgmlBlock, as_blocks, as_blocks_mut};
+use crate::float::{BlockBF16, BlockF16, BlockF32};
+use crate::iquants::{BlockIQ4NL, BlockIQ4XS};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
+
+/// Expands whole blocks (`bytes`) into `out`. Lengths must already be consistent.
+pub type DequantizeFn = fn(bytes: &[u8], out: &mut [f32]);
+/// Quantizes `x` into whole blocks (`out`). Lengths must already be consistent.
+pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
+/// Dot product of `n` weights (`x`, this format) with `n` activations (`y`, the partner).
+pub type VecDotFn = fn(n: usize, x: &[u8], y: &[u8]) -> f32;
+
+/// The kernels of one format. The function pointers take raw bytes and panic if the lengths
+/// do not match (the checked functions of this module validate first, so they never do).
+#[derive(Clone, Copy, Debug)]
+pub struct TypeTraits {
+    /// The format.
+    pub ty: GgmlType,
+    /// The format activations are converted to for [`vec_dot`](Self::vec_dot).
+    pub vec_dot_type: GgmlType,
+    /// Scalar dequantization.
+    pub to_float: DequantizeFn,
+    /// ggml's reference quantizer (what model files contain).
+    pub quantize: QuantizeFn,
+    /// The activation conversion of ggml's CPU backend (`from_float`).
+    pub from_float: QuantizeFn,
+    /// The dot product with `vec_dot_type` activations; scalar in this table.
+    pub vec_dot: VecDotFn,
+}
+
+fn blocks<B: GgmlBlock>(bytes: &[u8]) -> &[B] {
+    match as_blocks::<B>(bytes) {
+        Some(b) => b,
+        None => panic!("{} data is not a whole number of blocks", B::TYPE),
+    }
+}
+
+fn blocks_mut<B: GgmlBlock>(bytes: &mut [u8]) -> &mut [B] {
+    match as_blocks_mut::<B>(bytes) {
+        Some(b) => b,
+        None => panic!("{} buffer is not a whole number of blocks", B::TYPE),
+    }
+}
+
+fn to_float_bytes<B: GgmlBlock>(bytes: &[u8], out: &mut [f32]) {
+    B::dequantize(blocks::<B>(bytes), out);
+}
+
+fn quantize_bytes<B: GgmlBlock>(x: &[f32], out: &mut [u8]) {
+    B::quantize(x, blocks_mut::<B>(out));
+}
+
+fn from_float_bytes<B: GgmlBlock>(x: &[f32], out: &mut [u8]) {
+    B::from_float(x, blocks_mut::<B>(out));
+}
+
+fn vec_dot_bytes<B: GgmlBlock>(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    B::vec_dot(n, blocks::<B>(x), blocks::<B::VecDot>(y))
+}
+
+const fn row<B: GgmlBlock>() -> TypeTraits {
+    TypeTraits {
+        ty: B::TYPE,
+        vec_dot_type: <B::VecDot as GgmlBlock>::TYPE,
+        to_float: to_float_bytes::<B>,
+        quantize: quantize_bytes::<B>,
+        from_float: from_float_bytes::<B>,
+        vec_dot: vec_dot_bytes::<B>,
+    }
+}
+
+/// One row per supported format.
+static TABLE: [TypeTraits; 17] = [
+    row::<BlockF32>(),
+    row::<BlockF16>(),
+    row::<BlockBF16>(),
+    row::<BlockQ4_0>(),
+    row::<BlockQ4_1>(),
+    row::<BlockQ5_0>(),
+    row::<BlockQ5_1>(),
+    row::<BlockQ8_0>(),
+    row::<BlockQ8_1>(),
+    row::<BlockQ2K>(),
+    row::<BlockQ3K>(),
+    row::<BlockQ4K>(),
+    row::<BlockQ5K>(),
+    row::<BlockQ6K>(),
+    row::<BlockQ8K>(),
+    row::<BlockIQ4NL>(),
+    row::<BlockIQ4XS>(),
+];
+
+/// Every format this crate computes, in table order.
+pub fn supported_types() -> impl Iterator<Item = GgmlType> {
+    TABLE.iter().map(|t| t.ty)
+}
+
+/// The kernels of `ty`, or `None` if this crate cannot compute it.
+pub fn type_traits(ty: GgmlType) -> Option<&'static TypeTraits> {
+    TABLE.iter().find(|t| t.ty == ty)
+}
+
+fn traits_or_err(ty: GgmlType) -> Result<&'static TypeTraits, QuantError> {
+    type_traits(ty).ok_or(QuantError::Unsupported { ty })
+}
+
+/// Bytes taken by `n` weights of `ty`, checking that they fill whole blocks.
+pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
+    let bs = ty.block_size() as usize;
+    if n % bs != 0 {
+        return Err(QuantError::NotWholeBlocks { ty, n });
+    }
+    Ok(n / bs * ty.type_size() as usize)
+}
+
+fn check_len(
+    ty: GgmlType,
+    what: &'static str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), QuantError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(QuantError::LengthMismatch {
+            ty,
+            what,
+            expected,
+            actual,
+        })
+    }
+}
+
+/// Dequantizes `bytes` (whole blocks of `ty`) into `out`, whose length is the number of
+/// weights. Errors if `ty` is unsupported, `out.len()` is not a whole number of blocks, or
+/// `bytes` does not hold exactly those blocks; `out` is untouched then.
+pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+    let t = traits_or_err(ty)?;
+    let need = row_bytes(ty, out.len())?;
+    check_len(ty, "input", need, bytes.len())?;
+    (t.to_float)(bytes, out);
+    Ok(())
+}
+
+/// Quantizes `x` with ggml's reference quantizer of `ty` into `out`, which must hold exactly
+/// the bytes of `x.len()` weights. Errors as [`dequantize`] does; `out` is untouched then.
+pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
+    let t = traits_or_err(ty)?;
+    let need = row_bytes(ty, x.len())?;
+    check_len(ty, "output", need, out.len())?;
+    (t.quantize)(x, out);
+    Ok(())
+}
+
+/// Converts activations `x` to `ty` the way ggml's CPU backend does before a dot product
+/// (`from_float`; differs from [`quantize`] only for Q8_0 and Q8_1). Errors as [`quantize`].
+pub fn from_float(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
+    let t = traits_or_err(ty)?;
+    let need = row_bytes(ty, x.len())?;
+    check_len(ty, "output", need, out.len())?;
+    (t.from_float)(x, out);
+    Ok(())
+}
+
+/// The scalar dot product of `n` weights of type `ty` (`x`) with `n` activations already in
+/// `ty`'s partner format (`y`, see [`TypeTraits::vec_dot_type`]). Both buffers must hold exactly
+/// `n` values.
+pub fn vec_dot(ty: GgmlType, n: usize, x: &[u8], y: &[u8]) -> Result<f32, QuantError> {
+    let t = traits_or_err(ty)?;
+    check_len(ty, "x", row_bytes(ty, n)?, x.len())?;
+    let yt = t.vec_dot_type;
+    check_len(yt, "y", row_bytes(yt, n)?, y.len())?;
+    Ok((t.vec_dot)(n, x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    fn size_of_block(ty: GgmlType) -> usize {
+        match ty {
+            GgmlType::F32 => size_of::<BlockF32>(),
+            GgmlType::F16 => size_of::<BlockF16>(),
+            GgmlType::BF16 => size_of::<BlockBF16>(),
+            GgmlType::Q4_0 => size_of::<BlockQ4_0>(),
+            GgmlType::Q4_1 => size_of::<BlockQ4_1>(),
+            GgmlType::Q5_0 => size_of::<BlockQ5_0>(),
+            GgmlType::Q5_1 => size_of::<BlockQ5_1>(),
+            GgmlType::Q8_0 => size_of::<BlockQ8_0>(),
+            GgmlType::Q8_1 => size_of::<BlockQ8_1>(),
+            GgmlType::Q2_K => size_of::<BlockQ2K>(),
+            GgmlType::Q3_K => size_of::<BlockQ3K>(),
+            GgmlType::Q4_K => size_of::<BlockQ4K>(),
+            GgmlType::Q5_K => size_of::<BlockQ5K>(),
+            GgmlType::Q6_K => size_of::<BlockQ6K>(),
+            GgmlType::Q8_K => size_of::<BlockQ8K>(),
+            GgmlType::IQ4_NL => size_of::<BlockIQ4NL>(),
+            GgmlType::IQ4_XS => size_of::<BlockIQ4XS>(),
+            _ => 0,
+        }
+    }
+
+    /// The block structs agree with the `GgmlType` table (the single source of sizes).
+    #[test]
+    fn block_structs_match_the_type_table() {
+        assert_eq!(supported_types().count(), 17);
+        for ty in supported_types() {
+            assert_eq!(size_of_block(ty), ty.type_size() as usize, "{ty}");
+        }
+    }
+
+    #[test]
+    fn partners_are_the_ggml_ones() {
+        use GgmlType::*;
+        let expect = [
+            (F32, F32),
+            (F16, F16),
+            (BF16, BF16),
+            (Q4_0, Q8_0),
+            (Q4_1, Q8_1),
+            (Q5_0, Q8_0),
+            (Q5_1, Q8_1),
+            (Q8_0, Q8_0),
+            (Q2_K, Q8_K),
+            (Q3_K, Q8_K),
+            (Q4_K, Q8_K),
+            (Q5_K, Q8_K),
+            (Q6_K, Q8_K),
+            (IQ4_NL, Q8_0),
+            (IQ4_XS, Q8_K),
+        ];
+        for (w, a) in expect {
+            assert_eq!(type_traits(w).map(|t| t.vec_dot_type), Some(a), "{w}");
+        }
+    }
+}
