@@ -616,3 +616,60 @@ impl_block!(
         qs: [0; 32]
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference Q8_0/Q8_1 quantizers round ties away from zero, ggml's CPU activation path
+    /// rounds them to even: a block whose scale is exactly 1 shows the difference.
+    #[test]
+    fn reference_and_cpu_q8_paths_differ_only_on_ties() {
+        let mut x = [0.0f32; QK];
+        x[0] = 127.0; // amax: d = 1, both multipliers are exactly 1
+        x[1] = 2.5;
+        x[2] = -0.5;
+        x[3] = 3.5;
+        x[4] = 1.25;
+        let mut r = [BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; QK],
+        }];
+        let mut c = r;
+        quantize_row_q8_0(&x, &mut r);
+        quantize_row_q8_0_cpu(&x, &mut c);
+        assert_eq!(r[0].d, c[0].d);
+        assert_eq!(&r[0].qs[..5], &[127, 3, -1, 4, 1]);
+        assert_eq!(&c[0].qs[..5], &[127, 2, 0, 4, 1]);
+
+        let mut r1 = [BlockQ8_1 {
+            d: [0; 2],
+            s: [0; 2],
+            qs: [0; QK],
+        }];
+        let mut c1 = r1;
+        quantize_row_q8_1(&x, &mut r1);
+        quantize_row_q8_1_cpu(&x, &mut c1);
+        assert_eq!(f16_to_f32(r1[0].s), 127.0 + 3.0 - 1.0 + 4.0 + 1.0);
+        assert_eq!(f16_to_f32(c1[0].s), 127.0 + 2.0 + 0.0 + 4.0 + 1.0);
+    }
+
+    #[test]
+    fn q4_0_uses_the_signed_extreme() {
+        // The extreme is negative: it maps to quant 0 (−8·d with d = −max/8 > 0).
+        let mut x = [0.0f32; QK];
+        x[7] = -4.0;
+        x[8] = 3.0;
+        let mut b = [BlockQ4_0 {
+            d: [0; 2],
+            qs: [0; 16],
+        }];
+        quantize_row_q4_0(&x, &mut b);
+        assert_eq!(f16_to_f32(b[0].d), 0.5);
+        let mut y = [0.0f32; QK];
+        dequantize_row_q4_0(&b, &mut y);
+        assert_eq!(y[7], -4.0);
+        assert_eq!(y[8], 3.0);
+        assert_eq!(y[0], 0.0);
+    }
+}
