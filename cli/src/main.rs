@@ -1,9 +1,10 @@
 //! `eddy`: the command-line face of the Eddy runtime.
 //!
-//! Subcommands so far: `inspect` (what a GGUF file holds).
+//! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `logits`.
 #![forbid(unsafe_code)]
 
 mod inspect;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,19 +32,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(run::TokenizeArgs),
+    /// Stream a continuation of a prompt.
+    Generate(run::GenerateArgs),
+    /// Evaluate a sequence in one pass and print the top logits of every position as JSON.
+    Logits(run::LogitsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { model, json } => inspect::run(&model, json),
+        Command::Tokenize(a) => run::tokenize(a),
+        Command::Generate(a) => run::generate(a),
+        Command::Logits(a) => run::logits(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`eddy inspect m.gguf | head`) is the reader's choice, not an error.
         Err(e)
-            if e
-                .downcast_ref::<std::io::Error>()
+            if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
         {
             ExitCode::SUCCESS

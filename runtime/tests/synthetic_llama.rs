@@ -47,6 +47,38 @@ fn tiny_model(edit: impl FnOnce(&mut GgufWriter)) -> Vec<u8> {
         OwnedValue::F32(1e-5),
     );
     w.kv("llama.vocab_size", OwnedValue::U32(N_VOCAB as u32));
+    // A SentencePiece vocabulary: <unk>, <s>, </s> and 34 word pieces.
+    let mut tokens = vec!["<unk>".to_owned(), "<s>".to_owned(), "</s>".to_owned()];
+    tokens.extend((0..N_VOCAB - 3).map(|i| format!("▁w{i}")));
+    let types = (0..N_VOCAB)
+        .map(|i| {
+            OwnedValue::I32(match i {
+                0 => 2,
+                1 | 2 => 3,
+                _ => 1,
+            })
+        })
+        .collect();
+    let scores = (0..N_VOCAB).map(|i| OwnedValue::F32(-(i as f32))).collect();
+    w.kv("tokenizer.ggml.model", OwnedValue::String("llama".into()));
+    w.kv("tokenizer.ggml.tokens", OwnedValue::strings(tokens));
+    w.kv(
+        "tokenizer.ggml.scores",
+        OwnedValue::Array {
+            elem: eddy::gguf::ValueType::F32,
+            items: scores,
+        },
+    );
+    w.kv(
+        "tokenizer.ggml.token_type",
+        OwnedValue::Array {
+            elem: eddy::gguf::ValueType::I32,
+            items: types,
+        },
+    );
+    w.kv("tokenizer.ggml.bos_token_id", OwnedValue::U32(1));
+    w.kv("tokenizer.ggml.eos_token_id", OwnedValue::U32(2));
+    w.kv("tokenizer.ggml.unknown_token_id", OwnedValue::U32(0));
     w.tensor_f32(
         "token_embd.weight",
         &[N_EMBD, N_VOCAB],
@@ -103,6 +135,7 @@ fn tiny_model_runs_deterministically() {
     let model = load(tiny_model(|_| {})).unwrap();
     let hp = model.hparams();
     assert_eq!((hp.n_vocab, hp.head_dim, hp.n_head_kv), (37, 10, 2));
+    assert_eq!(model.tokenizer().n_tokens(), 37);
     let tokens = [1u32, 5, 36, 0, 17, 17, 2];
     for kv in [KvType::F32, KvType::F16] {
         let a = run(&model, &tokens, kv);

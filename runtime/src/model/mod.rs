@@ -12,6 +12,7 @@ use eddy_quant::GgmlType;
 use crate::arch::{self, Arch};
 use crate::error::{Result, tensor};
 use crate::gguf::Gguf;
+use crate::tokenizer::Tokenizer;
 
 /// How RoPE pairs the elements of a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +155,7 @@ pub struct Model {
     gguf: Gguf,
     arch: &'static Arch,
     desc: ModelDesc,
+    tokenizer: Tokenizer,
 }
 
 impl Model {
@@ -167,7 +169,21 @@ impl Model {
         let arch = arch::lookup(&gguf)?;
         let desc = (arch.load)(&gguf)?;
         check_types(&desc)?;
-        Ok(Model { gguf, arch, desc })
+        let tokenizer =
+            Tokenizer::from_gguf(&gguf).map_err(|e| crate::Error::Tokenizer(e.to_string()))?;
+        if tokenizer.n_tokens() != desc.hparams.n_vocab {
+            return Err(crate::Error::Tokenizer(format!(
+                "{} tokens, but the embedding has {} rows",
+                tokenizer.n_tokens(),
+                desc.hparams.n_vocab
+            )));
+        }
+        Ok(Model {
+            gguf,
+            arch,
+            desc,
+            tokenizer,
+        })
     }
 
     /// The parsed file.
@@ -183,6 +199,11 @@ impl Model {
     /// Hyper-parameters.
     pub fn hparams(&self) -> &HParams {
         &self.desc.hparams
+    }
+
+    /// The tokenizer read from the file's metadata.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// Weights.

@@ -1,0 +1,179 @@
+//! `eddy tokenize`, `eddy generate` and `eddy logits` on the default model, as tools call them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+fn eddy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn smollm2() -> Option<String> {
+    let dir = std::env::var_os("EDDY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        return Some(path.to_str().unwrap().to_owned());
+    }
+    assert!(
+        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
+        "{} missing; run scripts/fetch-models.sh",
+        path.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
+        path.display()
+    );
+    None
+}
+
+fn ok_json(out: Output) -> Json {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn tokenize_prints_the_ids() {
+    let Some(m) = smollm2() else { return };
+    let j = ok_json(eddy(&[
+        "tokenize",
+        "-m",
+        &m,
+        "-p",
+        "Hello, world! How are you today?",
+    ]));
+    assert_eq!(
+        j,
+        serde_json::json!([19556, 28, 905, 17, 1073, 359, 346, 1834, 47])
+    );
+    // Special parsing on by default, off on request.
+    let on = ok_json(eddy(&["tokenize", "-m", &m, "-p", "<|im_start|>"]));
+    assert_eq!(on, serde_json::json!([1]));
+    let off = ok_json(eddy(&[
+        "tokenize",
+        "-m",
+        &m,
+        "-p",
+        "<|im_start|>",
+        "--parse-special",
+        "false",
+    ]));
+    assert!(off.as_array().unwrap().len() > 1);
+}
+
+#[test]
+fn generate_greedy_json_and_streamed_text_agree() {
+    let Some(m) = smollm2() else { return };
+    let j = ok_json(eddy(&[
+        "generate",
+        "-m",
+        &m,
+        "-p",
+        "The capital of France is",
+        "-n",
+        "6",
+        "--temp",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(
+        j["prompt_ids"],
+        serde_json::json!([504, 3575, 282, 4649, 314])
+    );
+    // llama.cpp's greedy continuation; its first near-tie is at step 5.
+    let generated: Vec<u64> = j["generated_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(&generated[..5], &[7042, 30, 198, 198, 504]);
+    assert!(j["gen_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let text = j["text"].as_str().unwrap();
+    assert!(text.starts_with(" Paris.\n\nThe"), "{text:?}");
+
+    let out = eddy(&[
+        "generate",
+        "-m",
+        &m,
+        "-p",
+        "The capital of France is",
+        "-n",
+        "6",
+        "--temp",
+        "0",
+    ]);
+    assert!(out.status.success());
+    let streamed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(streamed.trim_end_matches('\n'), text.trim_end_matches('\n'));
+}
+
+#[test]
+fn generate_with_a_seed_is_reproducible() {
+    let Some(m) = smollm2() else { return };
+    let run = |seed: &str| {
+        ok_json(eddy(&[
+            "generate",
+            "-m",
+            &m,
+            "-p",
+            "Once upon a time",
+            "-n",
+            "12",
+            "--temp",
+            "1.0",
+            "--seed",
+            seed,
+            "--json",
+        ]))["generated_ids"]
+            .clone()
+    };
+    assert_eq!(run("42"), run("42"));
+}
+
+#[test]
+fn logits_prints_the_golden_shape() {
+    let Some(m) = smollm2() else { return };
+    let dir = std::env::temp_dir().join(format!("eddy-logits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ids = dir.join("ids.json");
+    std::fs::write(&ids, "[504, 3575, 282, 4649, 314]").unwrap();
+    let j = ok_json(eddy(&[
+        "logits",
+        "-m",
+        &m,
+        "--ids",
+        ids.to_str().unwrap(),
+        "--top",
+        "3",
+        "--kv-type",
+        "f32",
+    ]));
+    let positions = j["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 5);
+    assert_eq!(positions[4]["pos"], 4);
+    assert_eq!(positions[4]["top"].as_array().unwrap().len(), 3);
+    // Greedy's first token after the prompt.
+    assert_eq!(positions[4]["top"][0][0], 7042);
+    assert!(
+        positions[4]["logsumexp"].as_f64().unwrap() > positions[4]["top"][0][1].as_f64().unwrap()
+    );
+
+    std::fs::write(&ids, "[1, 2, 999999]").unwrap();
+    let out = eddy(&["logits", "-m", &m, "--ids", ids.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("outside the vocabulary"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
