@@ -3,7 +3,7 @@
 //!
 //! Every block struct is `#[repr(C)]` and made only of `u8`/`i8` arrays, so it has alignment 1,
 //! no padding and no invalid bit patterns; that is what makes the zero-copy view sound. The
-//! trait is sealed: only the formats of this crate, each declared through [`ggml_block!`] with
+//! trait is sealed: only the formats of this crate, each declared through [`ggml_block_layout!`] with
 //! its compile-time layout checks, implement it.
 #![allow(unsafe_code)]
 
@@ -12,7 +12,7 @@ use core::mem::{align_of, size_of};
 use crate::GgmlType;
 
 pub(crate) mod sealed {
-    /// Implemented only by [`ggml_block!`](crate::block::ggml_block), which checks the layout.
+    /// Implemented only through [`ggml_block_layout!`](crate::block::ggml_block_layout), which checks the layout.
     pub trait Sealed {}
 }
 
