@@ -334,7 +334,7 @@ impl<M: Deref<Target = Model>> Context<M> {
                         .gate
                         .iter_mut()
                         .zip(&s.up)
-                        .for_each(|(g, u)| *g = ops::gelu_tanh(*g) * u),
+                        .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
                 }
                 s.act.set(&s.gate);
                 linalg::matvec(model, &lw.w_down, &mut s.act, &mut s.proj);

@@ -54,6 +54,20 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
 }
 
+/// GELU as ggml's CPU backend computes it: `x` rounded to f16, GELU of that in f32, the result
+/// rounded to f16 (ggml reads it from a 64k-entry f16 table); exact GELU outside ±10 (x or 0).
+#[inline]
+pub fn gelu_tanh_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let xh = half::f16::from_f32(x).to_f32();
+        half::f16::from_f32(gelu_tanh(xh)).to_f32()
+    }
+}
+
 /// `sum(a[i] * b[i])` in f32.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -5,6 +5,7 @@
 //! windows) from [`crate::model::HParams`] and [`crate::model::LayerWeights`]. Nothing outside
 //! this module matches on architecture names.
 
+mod gemma3;
 mod llama;
 
 use crate::error::{Error, Result, metadata};
@@ -20,7 +21,7 @@ pub struct Arch {
     pub load: fn(&Gguf) -> Result<ModelDesc>,
 }
 
-const REGISTRY: &[&Arch] = &[&llama::LLAMA];
+const REGISTRY: &[&Arch] = &[&llama::LLAMA, &gemma3::GEMMA3];
 
 /// Names of all supported architectures.
 pub fn names() -> Vec<&'static str> {
