@@ -23,6 +23,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 mod block;
+pub mod dispatch;
 mod error;
 pub mod float;
 pub mod iquants;
@@ -31,12 +32,14 @@ pub mod legacy;
 mod num;
 mod traits;
 mod types;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
 
 pub use block::{GgmlBlock, as_blocks, as_blocks_mut, block_bytes};
 pub use error::QuantError;
 pub use kquants::QK_K;
 pub use traits::{
     DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, dequantize, from_float, quantize, row_bytes,
-    supported_types, type_traits, vec_dot,
+    supported_types, type_traits, type_traits_scalar, vec_dot,
 };
 pub use types::{GgmlType, TypeLookup};

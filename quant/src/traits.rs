@@ -2,8 +2,9 @@
 //!
 //! Every supported format has one [`TypeTraits`] row, generated from its [`GgmlBlock`]
 //! implementation, so the facts about a format (its partner, its kernels) live in one place and
-//! there is no `match` on the type anywhere else. The rows hold the portable scalar kernels;
-//! run-time dispatch will build copies whose `vec_dot` points at SIMD kernels.
+//! there is no `match` on the type anywhere else. The rows here hold the portable scalar
+//! kernels ([`type_traits_scalar`]); [`crate::dispatch`] builds copies whose `vec_dot` points at
+//! the best SIMD kernel the CPU supports, and [`type_traits`] returns those.
 
 use crate::GgmlType;
 use crate::QuantError;
@@ -34,11 +35,12 @@ pub struct TypeTraits {
     pub quantize: QuantizeFn,
     /// The activation conversion of ggml's CPU backend (`from_float`).
     pub from_float: QuantizeFn,
-    /// The dot product with `vec_dot_type` activations; scalar in this table.
+    /// The dot product with `vec_dot_type` activations: scalar in [`type_traits_scalar`]'s rows,
+    /// the best kernel of the CPU in [`type_traits`]'s.
     pub vec_dot: VecDotFn,
 }
 
-fn blocks<B: GgmlBlock>(bytes: &[u8]) -> &[B] {
+pub(crate) fn blocks<B: GgmlBlock>(bytes: &[u8]) -> &[B] {
     match as_blocks::<B>(bytes) {
         Some(b) => b,
         None => panic!("{} data is not a whole number of blocks", B::TYPE),
@@ -79,8 +81,12 @@ const fn row<B: GgmlBlock>() -> TypeTraits {
     }
 }
 
-/// One row per supported format.
-static TABLE: [TypeTraits; 17] = [
+/// Number of supported formats (rows of every table).
+pub(crate) const NUM_TYPES: usize = 17;
+
+/// One row per supported format, every kernel scalar. A `const` so that [`crate::dispatch`] can
+/// build its SIMD tables from it at compile time.
+pub(crate) const SCALAR_ROWS: [TypeTraits; NUM_TYPES] = [
     row::<BlockF32>(),
     row::<BlockF16>(),
     row::<BlockBF16>(),
@@ -100,13 +106,22 @@ static TABLE: [TypeTraits; 17] = [
     row::<BlockIQ4XS>(),
 ];
 
+static TABLE: [TypeTraits; NUM_TYPES] = SCALAR_ROWS;
+
 /// Every format this crate computes, in table order.
 pub fn supported_types() -> impl Iterator<Item = GgmlType> {
     TABLE.iter().map(|t| t.ty)
 }
 
-/// The kernels of `ty`, or `None` if this crate cannot compute it.
+/// The kernels of `ty` with the dot product of the best instruction set this CPU supports
+/// (chosen once, see [`crate::dispatch`]), or `None` if this crate cannot compute `ty`.
 pub fn type_traits(ty: GgmlType) -> Option<&'static TypeTraits> {
+    crate::dispatch::active_table().iter().find(|t| t.ty == ty)
+}
+
+/// The kernels of `ty` with every function scalar (the reference every SIMD kernel is tested
+/// against), or `None` if this crate cannot compute `ty`.
+pub fn type_traits_scalar(ty: GgmlType) -> Option<&'static TypeTraits> {
     TABLE.iter().find(|t| t.ty == ty)
 }
 
@@ -172,7 +187,7 @@ pub fn from_float(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantEr
     Ok(())
 }
 
-/// The scalar dot product of `n` weights of type `ty` (`x`) with `n` activations already in
+/// The dot product (dispatched, see [`type_traits`]) of `n` weights of type `ty` (`x`) with `n` activations already in
 /// `ty`'s partner format (`y`, see [`TypeTraits::vec_dot_type`]). Both buffers must hold exactly
 /// `n` values.
 pub fn vec_dot(ty: GgmlType, n: usize, x: &[u8], y: &[u8]) -> Result<f32, QuantError> {

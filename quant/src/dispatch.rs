@@ -1,0 +1,235 @@
+//! Run-time selection of the dot-product kernels.
+//!
+//! The CPU's features are read once (with `std`: `is_x86_feature_detected!`, cached in a
+//! `OnceLock`; without `std`: the `cfg(target_feature)` the crate was compiled for) and mapped to
+//! a [`Tier`]. Each tier has a table of [`TypeTraits`] rows, built at compile time from the scalar
+//! rows with `vec_dot` replaced wherever the tier has a faster kernel; [`crate::type_traits`]
+//! returns the rows of the active tier. The SIMD kernels are reachable only through these
+//! tables, and a tier's table is handed out only if the CPU supports the tier, so the
+//! `#[target_feature]` kernels never run on a CPU without those features.
+//!
+//! With `std`, the environment variable `EDDY_QUANT_TIER=scalar|avx2|avx512` picks a lower tier
+//! (for comparisons and tests); a tier the CPU lacks is ignored in favour of the best supported
+//! one. Tests that want every tier use [`type_traits_for`] directly. AMX is never used.
+
+use crate::GgmlType;
+use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn};
+
+/// A family of kernels, from the portable one up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// Portable scalar code (the reference).
+    Scalar,
+    /// x86-64 AVX2 with FMA and F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL with VNNI (plus AVX2, FMA and F16C for the kernels it lacks).
+    Avx512,
+}
+
+impl Tier {
+    /// Every tier, lowest first.
+    pub const ALL: [Tier; 3] = [Tier::Scalar, Tier::Avx2, Tier::Avx512];
+
+    /// The name used by `EDDY_QUANT_TIER`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tier::Scalar => "scalar",
+            Tier::Avx2 => "avx2",
+            Tier::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses a name of [`Tier::name`] (case-insensitive); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether this CPU can run the tier's kernels.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Tier::Scalar => true,
+            Tier::Avx2 => has_avx2(),
+            Tier::Avx512 => has_avx512(),
+        }
+    }
+}
+
+impl core::fmt::Display for Tier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    cfg!(all(
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    has_avx2()
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    has_avx2()
+        && cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512vnni"
+        ))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+/// The best tier this CPU supports.
+pub fn best_supported() -> Tier {
+    Tier::ALL
+        .into_iter()
+        .rev()
+        .find(|t| t.is_supported())
+        .unwrap_or(Tier::Scalar)
+}
+
+fn choose() -> Tier {
+    #[cfg(feature = "std")]
+    if let Some(want) = std::env::var("EDDY_QUANT_TIER")
+        .ok()
+        .and_then(|v| Tier::parse(&v))
+        .filter(|t| t.is_supported())
+    {
+        return want;
+    }
+    best_supported()
+}
+
+/// The tier [`crate::type_traits`] uses: chosen on first call and fixed from then on.
+#[cfg(feature = "std")]
+pub fn active_tier() -> Tier {
+    static ACTIVE: std::sync::OnceLock<Tier> = std::sync::OnceLock::new();
+    *ACTIVE.get_or_init(choose)
+}
+
+/// The tier [`crate::type_traits`] uses (fixed by the compile-time target features).
+#[cfg(not(feature = "std"))]
+pub fn active_tier() -> Tier {
+    choose()
+}
+
+/// The kernels of `ty` in `tier`'s table, or `None` if this CPU does not support `tier` or this
+/// crate cannot compute `ty`.
+pub fn type_traits_for(tier: Tier, ty: GgmlType) -> Option<&'static TypeTraits> {
+    if !tier.is_supported() {
+        return None;
+    }
+    table(tier).iter().find(|t| t.ty == ty)
+}
+
+pub(crate) fn active_table() -> &'static [TypeTraits; NUM_TYPES] {
+    table(active_tier())
+}
+
+/// The table of `tier`. Callers must have checked that the CPU supports `tier`.
+fn table(tier: Tier) -> &'static [TypeTraits; NUM_TYPES] {
+    match tier {
+        Tier::Scalar => &SCALAR_TABLE,
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 => &AVX2_TABLE,
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx512 => &AVX512_TABLE,
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => &SCALAR_TABLE,
+    }
+}
+
+/// `rows` with the `vec_dot` of `ty` replaced by `f`.
+const fn with_vec_dot(
+    mut rows: [TypeTraits; NUM_TYPES],
+    ty: GgmlType,
+    f: VecDotFn,
+) -> [TypeTraits; NUM_TYPES] {
+    let mut i = 0;
+    while i < NUM_TYPES {
+        if rows[i].ty as u32 == ty as u32 {
+            rows[i].vec_dot = f;
+        }
+        i += 1;
+    }
+    rows
+}
+
+static SCALAR_TABLE: [TypeTraits; NUM_TYPES] = SCALAR_ROWS;
+
+#[cfg(target_arch = "x86_64")]
+const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
+    use crate::x86_avx2 as k;
+    let r = SCALAR_ROWS;
+    let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx2_bytes);
+    with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes)
+};
+
+/// Only handed out when [`Tier::Avx2`] is supported.
+#[cfg(target_arch = "x86_64")]
+static AVX2_TABLE: [TypeTraits; NUM_TYPES] = AVX2_ROWS;
+
+/// Only handed out when [`Tier::Avx512`] is supported.
+#[cfg(target_arch = "x86_64")]
+static AVX512_TABLE: [TypeTraits; NUM_TYPES] = AVX2_ROWS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for t in Tier::ALL {
+            assert_eq!(Tier::parse(t.name()), Some(t));
+        }
+        assert_eq!(Tier::parse("AVX2"), Some(Tier::Avx2));
+        assert_eq!(Tier::parse("amx"), None);
+    }
+
+    #[test]
+    fn active_tier_is_supported() {
+        assert!(active_tier().is_supported());
+        assert!(Tier::Scalar.is_supported());
+        assert!(type_traits_for(Tier::Scalar, GgmlType::Q4_1).is_some());
+    }
+
+    #[test]
+    fn unsupported_tiers_hand_out_no_table() {
+        for t in Tier::ALL {
+            assert_eq!(
+                type_traits_for(t, GgmlType::Q8_0).is_some(),
+                t.is_supported(),
+                "{t}"
+            );
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Every dispatched kernel against the scalar reference, on every tier this CPU supports.
+//!
+//! The SIMD kernels compute the same integer block sums as the scalar ones and may differ only
+//! in the order of the f32 accumulation, so the difference is bounded by [`DOT_REL_TOL`] times
+//! the sum of the magnitudes of the per-block terms.
+
+use eddy_quant::dispatch::{Tier, active_tier, type_traits_for};
+use eddy_quant::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use eddy_quant::{GgmlType, block_bytes, type_traits, type_traits_scalar};
+use half::f16;
+
+/// Allowed |simd − scalar| relative to Σ_blocks (|d_x d_y|·Σ|q_x q_y| + |m_x s_y|).
+const DOT_REL_TOL: f64 = 1e-5;
+
+/// Block counts to try: one block, odd counts, the SmolLM2 row lengths (576, 1536 weights).
+const BLOCK_COUNTS: [usize; 7] = [1, 2, 3, 7, 18, 33, 48];
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn byte(&mut self) -> u8 {
+        (self.next() >> 56) as u8
+    }
+    fn q8(&mut self) -> i8 {
+        ((self.next() % 255) as i16 - 127) as i8
+    }
+    fn f16(&mut self, scale: f32) -> [u8; 2] {
+        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+        f16::from_f32((2.0 * u - 1.0) * scale).to_le_bytes()
+    }
+}
+
+fn h(b: [u8; 2]) -> f64 {
+    f64::from(f16::from_le_bytes(b).to_f32())
+}
+
+/// Compares every supported tier's `vec_dot` of `ty` with the scalar one.
+fn check_all_tiers(ty: GgmlType, n: usize, x: &[u8], y: &[u8], magnitude: f64, what: &str) {
+    let scalar = (type_traits_scalar(ty).expect("supported").vec_dot)(n, x, y);
+    let mut tried = 0;
+    for tier in Tier::ALL {
+        let Some(t) = type_traits_for(tier, ty) else {
+            continue;
+        };
+        tried += 1;
+        let got = (t.vec_dot)(n, x, y);
+        let diff = (f64::from(got) - f64::from(scalar)).abs();
+        assert!(
+            diff <= DOT_REL_TOL * magnitude,
+            "{ty} {tier} {what} n={n}: got {got}, scalar {scalar}, |diff| {diff:e}, Σ|terms| {magnitude:e}"
+        );
+        if magnitude == 0.0 {
+            assert_eq!(got, 0.0, "{ty} {tier} {what}: zero blocks");
+        }
+    }
+    assert!(tried >= 1);
+}
+
+fn magnitude_q4_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f64 {
+    x.iter()
+        .zip(y)
+        .map(|(bx, by)| {
+            let s: f64 = (0..16)
+                .map(|j| {
+                    f64::from(bx.qs[j] & 15) * f64::from(by.qs[j]).abs()
+                        + f64::from(bx.qs[j] >> 4) * f64::from(by.qs[j + 16]).abs()
+                })
+                .sum();
+            (h(bx.d) * h(by.d)).abs() * s + (h(bx.m) * h(by.s)).abs()
+        })
+        .sum()
+}
+
+fn magnitude_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f64 {
+    x.iter()
+        .zip(y)
+        .map(|(bx, by)| {
+            let s: f64 = bx
+                .qs
+                .iter()
+                .zip(&by.qs)
+                .map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs())
+                .sum();
+            (h(bx.d) * h(by.d)).abs() * s
+        })
+        .sum()
+}
+
+fn check_q4_1(x: &[BlockQ4_1], y: &[BlockQ8_1], what: &str) {
+    let (xb, yb) = (block_bytes(x), block_bytes(y));
+    check_all_tiers(
+        GgmlType::Q4_1,
+        x.len() * 32,
+        xb,
+        yb,
+        magnitude_q4_1(x, y),
+        what,
+    );
+}
+
+fn check_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0], what: &str) {
+    let (xb, yb) = (block_bytes(x), block_bytes(y));
+    check_all_tiers(
+        GgmlType::Q8_0,
+        x.len() * 32,
+        xb,
+        yb,
+        magnitude_q8_0(x, y),
+        what,
+    );
+}
+
+fn random_q4_1(r: &mut Rng) -> BlockQ4_1 {
+    BlockQ4_1 {
+        d: r.f16(0.05),
+        m: r.f16(1.0),
+        qs: core::array::from_fn(|_| r.byte()),
+    }
+}
+
+fn random_q8_1(r: &mut Rng) -> BlockQ8_1 {
+    BlockQ8_1 {
+        d: r.f16(0.02),
+        s: r.f16(50.0),
+        qs: core::array::from_fn(|_| r.q8()),
+    }
+}
+
+fn random_q8_0(r: &mut Rng) -> BlockQ8_0 {
+    BlockQ8_0 {
+        d: r.f16(0.02),
+        qs: core::array::from_fn(|_| r.q8()),
+    }
+}
+
+const F16_MAX: [u8; 2] = [0xff, 0x7b];
+const F16_NEG_MAX: [u8; 2] = [0xff, 0xfb];
+
+#[test]
+fn q4_1_q8_1_matches_scalar_on_random_blocks() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    for nb in BLOCK_COUNTS {
+        for rep in 0..20 {
+            let x: Vec<_> = (0..nb).map(|_| random_q4_1(&mut r)).collect();
+            let y: Vec<_> = (0..nb).map(|_| random_q8_1(&mut r)).collect();
+            check_q4_1(&x, &y, &format!("random rep {rep}"));
+        }
+    }
+}
+
+#[test]
+fn q8_0_q8_0_matches_scalar_on_random_blocks() {
+    let mut r = Rng(0x1234_5678_9abc_def1);
+    for nb in BLOCK_COUNTS {
+        for rep in 0..20 {
+            let x: Vec<_> = (0..nb).map(|_| random_q8_0(&mut r)).collect();
+            let y: Vec<_> = (0..nb).map(|_| random_q8_0(&mut r)).collect();
+            check_q8_0(&x, &y, &format!("random rep {rep}"));
+        }
+    }
+}
+
+#[test]
+fn q4_1_q8_1_extreme_blocks() {
+    let zero_x = BlockQ4_1 {
+        d: [0; 2],
+        m: [0; 2],
+        qs: [0; 16],
+    };
+    let zero_y = BlockQ8_1 {
+        d: [0; 2],
+        s: [0; 2],
+        qs: [0; 32],
+    };
+    check_q4_1(&[zero_x; 3], &[zero_y; 3], "all zero");
+    let max_x = BlockQ4_1 {
+        d: F16_MAX,
+        m: F16_NEG_MAX,
+        qs: [0xff; 16],
+    };
+    for q in [127i8, -127] {
+        let max_y = BlockQ8_1 {
+            d: F16_MAX,
+            s: F16_MAX,
+            qs: [q; 32],
+        };
+        check_q4_1(
+            &[max_x; 5],
+            &[max_y; 5],
+            &format!("f16 max, quants 15 × {q}"),
+        );
+        check_q4_1(&[max_x, zero_x], &[max_y, zero_y], "max then zero");
+    }
+    let mut alt = [0i8; 32];
+    for (i, a) in alt.iter_mut().enumerate() {
+        *a = if i % 2 == 0 { 127 } else { -127 };
+    }
+    let y = BlockQ8_1 {
+        d: F16_MAX,
+        s: [0; 2],
+        qs: alt,
+    };
+    check_q4_1(&[max_x], &[y], "alternating ±127");
+}
+
+#[test]
+fn q8_0_q8_0_extreme_blocks() {
+    let zero = BlockQ8_0 {
+        d: [0; 2],
+        qs: [0; 32],
+    };
+    check_q8_0(&[zero; 3], &[zero; 3], "all zero");
+    for (qx, qy) in [
+        (127i8, 127i8),
+        (-127, 127),
+        (127, -127),
+        (-127, -127),
+        (0, 127),
+    ] {
+        let x = BlockQ8_0 {
+            d: F16_MAX,
+            qs: [qx; 32],
+        };
+        let y = BlockQ8_0 {
+            d: F16_NEG_MAX,
+            qs: [qy; 32],
+        };
+        check_q8_0(&[x; 3], &[y; 3], &format!("f16 max, {qx} × {qy}"));
+        check_q8_0(&[zero, x], &[y, zero], "zero against max");
+    }
+}
+
+#[test]
+fn type_traits_returns_the_active_tier() {
+    let tier = active_tier();
+    assert!(tier.is_supported());
+    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K] {
+        let a = type_traits(ty).expect("supported");
+        let b = type_traits_for(tier, ty).expect("supported");
+        assert!(core::ptr::eq(a, b), "{ty}");
+    }
+    eprintln!("active tier: {tier}");
+}
