@@ -200,7 +200,12 @@ static AVX2_TABLE: [TypeTraits; NUM_TYPES] = AVX2_ROWS;
 
 /// Only handed out when [`Tier::Avx512`] is supported.
 #[cfg(target_arch = "x86_64")]
-static AVX512_TABLE: [TypeTraits; NUM_TYPES] = AVX2_ROWS;
+static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
+    use crate::x86_avx512 as k;
+    let r = AVX2_ROWS;
+    let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx512_bytes);
+    with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes)
+};
 
 #[cfg(test)]
 mod tests {

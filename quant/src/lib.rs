@@ -34,6 +34,8 @@ mod traits;
 mod types;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx512;
 
 pub use block::{GgmlBlock, as_blocks, as_blocks_mut, block_bytes};
 pub use error::QuantError;
