@@ -191,6 +191,8 @@ const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
     use crate::x86_avx2 as k;
     let r = SCALAR_ROWS;
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx2_bytes);
     with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes)
 };
 

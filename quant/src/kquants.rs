@@ -789,7 +789,7 @@ pub fn quantize_row_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
 
 /// Scales and minimums of a Q4_K/Q5_K block as ggml's generic kernel unpacks them.
 #[inline]
-fn k4_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn k4_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     let mut scales = [0u8; 8];
     let mut mins = [0u8; 8];
     for j in 0..8 {

@@ -5,8 +5,9 @@
 //! the sum of the magnitudes of the per-block terms.
 
 use eddy_quant::dispatch::{Tier, active_tier, type_traits_for};
+use eddy_quant::kquants::{BlockQ4K, BlockQ6K, BlockQ8K};
 use eddy_quant::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
-use eddy_quant::{GgmlType, block_bytes, type_traits, type_traits_scalar};
+use eddy_quant::{GgmlType, QK_K, block_bytes, dequantize, type_traits, type_traits_scalar};
 use half::f16;
 
 /// Allowed |simd − scalar| relative to Σ_blocks (|d_x d_y|·Σ|q_x q_y| + |m_x s_y|).
@@ -247,4 +248,141 @@ fn type_traits_returns_the_active_tier() {
         assert!(core::ptr::eq(a, b), "{ty}");
     }
     eprintln!("active tier: {tier}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-quants against Q8_K
+
+fn random_q8_k(r: &mut Rng, fill: Option<i8>) -> BlockQ8K {
+    let mut qs = [0i8; QK_K];
+    for q in &mut qs {
+        *q = fill.unwrap_or_else(|| r.q8());
+    }
+    let mut bsums = [[0u8; 2]; QK_K / 16];
+    for (j, s) in bsums.iter_mut().enumerate() {
+        let sum: i32 = qs[16 * j..16 * j + 16].iter().map(|&q| i32::from(q)).sum();
+        *s = (sum as i16).to_le_bytes();
+    }
+    let d = (r.next() >> 40) as f32 / (1u64 << 24) as f32 * 0.02;
+    BlockQ8K {
+        d: d.to_le_bytes(),
+        qs,
+        bsums,
+    }
+}
+
+fn dequant(ty: GgmlType, bytes: &[u8], n: usize) -> Vec<f64> {
+    let mut out = vec![0.0f32; n];
+    dequantize(ty, bytes, &mut out).expect("dequantize");
+    out.into_iter().map(f64::from).collect()
+}
+
+/// Σ_i |x_i|·|y_i| over the given per-weight term vectors (several for formats whose weight is a
+/// sum of terms, e.g. `d·sc·q` and `−dmin·m`).
+fn magnitude_of(terms: &[Vec<f64>], y: &[f64]) -> f64 {
+    (0..y.len())
+        .map(|i| terms.iter().map(|t| t[i].abs()).sum::<f64>() * y[i].abs())
+        .sum()
+}
+
+fn check_q4_k(x: &[BlockQ4K], y: &[BlockQ8K], what: &str) {
+    let n = x.len() * QK_K;
+    let only_d: Vec<_> = x.iter().map(|b| BlockQ4K { dmin: [0; 2], ..*b }).collect();
+    let only_min: Vec<_> = x.iter().map(|b| BlockQ4K { d: [0; 2], ..*b }).collect();
+    let terms = [
+        dequant(GgmlType::Q4_K, block_bytes(&only_d), n),
+        dequant(GgmlType::Q4_K, block_bytes(&only_min), n),
+    ];
+    let yd = dequant(GgmlType::Q8_K, block_bytes(y), n);
+    let mag = magnitude_of(&terms, &yd);
+    check_all_tiers(GgmlType::Q4_K, n, block_bytes(x), block_bytes(y), mag, what);
+}
+
+fn check_q6_k(x: &[BlockQ6K], y: &[BlockQ8K], what: &str) {
+    let n = x.len() * QK_K;
+    let terms = [dequant(GgmlType::Q6_K, block_bytes(x), n)];
+    let yd = dequant(GgmlType::Q8_K, block_bytes(y), n);
+    let mag = magnitude_of(&terms, &yd);
+    check_all_tiers(GgmlType::Q6_K, n, block_bytes(x), block_bytes(y), mag, what);
+}
+
+fn random_q4_k(r: &mut Rng) -> BlockQ4K {
+    BlockQ4K {
+        d: r.f16(0.01),
+        dmin: r.f16(0.01),
+        scales: core::array::from_fn(|_| r.byte()),
+        qs: core::array::from_fn(|_| r.byte()),
+    }
+}
+
+fn random_q6_k(r: &mut Rng) -> BlockQ6K {
+    BlockQ6K {
+        ql: core::array::from_fn(|_| r.byte()),
+        qh: core::array::from_fn(|_| r.byte()),
+        scales: core::array::from_fn(|_| r.byte() as i8),
+        d: r.f16(0.01),
+    }
+}
+
+const K_BLOCK_COUNTS: [usize; 5] = [1, 2, 3, 5, 6];
+
+#[test]
+fn q4_k_q8_k_matches_scalar_on_random_blocks() {
+    let mut r = Rng(0x0bad_cafe_f00d_1234);
+    for nb in K_BLOCK_COUNTS {
+        for rep in 0..10 {
+            let x: Vec<_> = (0..nb).map(|_| random_q4_k(&mut r)).collect();
+            let y: Vec<_> = (0..nb).map(|_| random_q8_k(&mut r, None)).collect();
+            check_q4_k(&x, &y, &format!("random rep {rep}"));
+        }
+    }
+}
+
+#[test]
+fn q6_k_q8_k_matches_scalar_on_random_blocks() {
+    let mut r = Rng(0x5eed_5eed_5eed_5eed);
+    for nb in K_BLOCK_COUNTS {
+        for rep in 0..10 {
+            let x: Vec<_> = (0..nb).map(|_| random_q6_k(&mut r)).collect();
+            let y: Vec<_> = (0..nb).map(|_| random_q8_k(&mut r, None)).collect();
+            check_q6_k(&x, &y, &format!("random rep {rep}"));
+        }
+    }
+}
+
+#[test]
+fn k_quants_extreme_blocks() {
+    let mut r = Rng(7);
+    let x4 = BlockQ4K {
+        d: F16_MAX,
+        dmin: F16_NEG_MAX,
+        scales: [0xff; 12],
+        qs: [0xff; QK_K / 2],
+    };
+    let x6 = BlockQ6K {
+        ql: [0xff; QK_K / 2],
+        qh: [0xff; QK_K / 4],
+        scales: [-128; QK_K / 16],
+        d: F16_MAX,
+    };
+    let x6_zero = BlockQ6K {
+        ql: [0; QK_K / 2],
+        qh: [0; QK_K / 4],
+        scales: [127; QK_K / 16],
+        d: F16_NEG_MAX,
+    };
+    for q in [127i8, -127, 0] {
+        let y = random_q8_k(&mut r, Some(q));
+        check_q4_k(&[x4; 3], &[y; 3], &format!("max × {q}"));
+        check_q6_k(&[x6; 3], &[y; 3], &format!("max × {q}"));
+        check_q6_k(&[x6_zero, x6], &[y; 2], &format!("q = −32 and max × {q}"));
+    }
+    let zero4 = BlockQ4K {
+        d: [0; 2],
+        dmin: [0; 2],
+        scales: [0; 12],
+        qs: [0; QK_K / 2],
+    };
+    let zy = random_q8_k(&mut r, Some(0));
+    check_q4_k(&[zero4; 2], &[zy; 2], "all zero");
 }
