@@ -9,8 +9,10 @@
 //! arithmetic so that results are comparable with llama.cpp.
 //!
 //! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
-//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). The per-type table
-//! ([`type_traits`]) and the checked entry points ([`dequantize`], [`quantize`],
+//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one
+//! private module per instruction set (`x86_avx2`: Q8_0, Q4_1, Q4_K, Q6_K; `x86_avx512`: Q8_0,
+//! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
+//! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
 //! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
 //! panicking on wrong lengths or unsupported types.
 //!

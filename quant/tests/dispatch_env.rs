@@ -1,0 +1,53 @@
+//! `EDDY_QUANT_TIER` picks the tier of `type_traits`, and a tier the CPU lacks is ignored.
+//!
+//! The tier is chosen once per process, so each case runs this test binary again as a child
+//! with the variable set (no `set_var` in a multi-threaded test harness).
+
+use std::process::{Command, Stdio};
+
+use eddy_quant::dispatch::{Tier, active_tier, best_supported};
+
+const CHILD: &str = "EDDY_QUANT_TIER_EXPECT";
+
+#[test]
+fn env_override_selects_the_tier() {
+    if let Ok(expect) = std::env::var(CHILD) {
+        // Child: check the tier this process chose.
+        assert_eq!(active_tier().name(), expect);
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    for tier in Tier::ALL {
+        let expect = if tier.is_supported() {
+            tier
+        } else {
+            best_supported()
+        };
+        let status = Command::new(&exe)
+            .args([
+                "--exact",
+                "env_override_selects_the_tier",
+                "--test-threads=1",
+            ])
+            .env("EDDY_QUANT_TIER", tier.name())
+            .env(CHILD, expect.name())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run the test binary");
+        assert!(
+            status.success(),
+            "EDDY_QUANT_TIER={tier} should select {expect}"
+        );
+    }
+    let status = Command::new(&exe)
+        .args(["--exact", "env_override_selects_the_tier"])
+        .env("EDDY_QUANT_TIER", "amx")
+        .env(CHILD, best_supported().name())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run the test binary");
+    assert!(
+        status.success(),
+        "an unknown tier name selects the best supported tier"
+    );
+}
