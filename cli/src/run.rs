@@ -125,6 +125,13 @@ pub struct GenerateArgs {
     /// K/V cache element type.
     #[arg(long, value_enum, default_value = "f16")]
     kv_type: KvArg,
+    /// Attention-sink slots of the KV arena.
+    #[arg(long, default_value_t = 4)]
+    sinks: usize,
+    /// Recent tokens the arena keeps besides the sinks; generation streams past it for ever
+    /// (default: room for prompt + n-predict, up to the model's context).
+    #[arg(long)]
+    window: Option<usize>,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -137,12 +144,19 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
     if prompt.is_empty() {
         return Err("the prompt is empty after tokenization".into());
     }
-    let n_ctx = prompt.len() + a.n_predict;
+    // The window: as asked, else room for the whole text up to the model's default.
+    let window = match a.window {
+        Some(w) => w,
+        None => (prompt.len() + a.n_predict).min(model.hparams().n_ctx_train.min(4096)),
+    };
     let params = ContextParams {
-        n_ctx,
+        n_sink: a.sinks,
+        n_window: window
+            .saturating_sub(if a.window.is_some() { 0 } else { a.sinks })
+            .max(1),
         n_batch: prompt.len().min(512),
         kv_type: a.kv_type.into(),
-        logits_all: false,
+        ..Default::default()
     };
     let mut ctx = Context::new(&model, params)?;
     let mut sampler = Sampler::new(
@@ -266,10 +280,12 @@ pub fn logits(a: LogitsArgs) -> Res<()> {
     let mut ctx = Context::new(
         &model,
         ContextParams {
-            n_ctx: ids.len(),
+            n_sink: 0,
+            n_window: ids.len(),
             n_batch,
             kv_type: a.kv_type.into(),
             logits_all: true,
+            ..Default::default()
         },
     )?;
     let n_vocab = model.hparams().n_vocab;

@@ -9,6 +9,7 @@
 
 use std::ops::Deref;
 
+use crate::arena::ArenaLayout;
 use crate::error::{Error, Result};
 use crate::kv::{KvStore, KvType};
 use crate::linalg::{self, Activations};
@@ -18,10 +19,16 @@ use crate::ops;
 /// Parameters of a context.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContextParams {
-    /// Positions the cache holds (0 = the model's trained context, capped at 4096).
-    pub n_ctx: usize,
+    /// Attention-sink slots: the first tokens of the stream, kept for ever (StreamingLLM: 4).
+    pub n_sink: usize,
+    /// Recent tokens a query sees besides the sinks (0 = the model's trained context, capped at
+    /// 4096, minus the sinks). Older tokens are evicted from the ring; the stream never ends.
+    pub n_window: usize,
     /// Most tokens one `decode` call takes.
     pub n_batch: usize,
+    /// Tokens processed together inside a `decode` call; the ring keeps `n_ubatch - 1` slack
+    /// slots so that batched and token-by-token processing see the same window.
+    pub n_ubatch: usize,
     /// K/V element type.
     pub kv_type: KvType,
     /// Keep logits for every token of a batch (needed for perplexity and teacher forcing);
@@ -32,8 +39,10 @@ pub struct ContextParams {
 impl Default for ContextParams {
     fn default() -> Self {
         ContextParams {
-            n_ctx: 0,
+            n_sink: 4,
+            n_window: 0,
             n_batch: 512,
+            n_ubatch: 32,
             kv_type: KvType::F16,
             logits_all: false,
         }
@@ -54,8 +63,13 @@ struct Scratch {
     v: Vec<f32>,
     /// Attention output, `[n_batch][n_head * head_dim_v]`.
     att: Vec<f32>,
-    /// Attention scores of one head, `[n_ctx]`.
+    /// Attention scores of one head, `[n_sink + n_window]`.
     scores: Vec<f32>,
+    /// One query head rotated to its cache position, for the sink keys.
+    q_sink: Vec<f32>,
+    /// RoPE angles of the extra rotation of the query for the sinks.
+    cos_sink: Vec<f32>,
+    sin_sink: Vec<f32>,
     /// Output of a projection back to the residual width, `[n_embd]`.
     proj: Vec<f32>,
     /// FFN gate and up, `[n_ff]` each.
@@ -90,8 +104,10 @@ pub struct Context<M: Deref<Target = Model>> {
     model: M,
     params: ContextParams,
     kv: KvStore,
-    /// Tokens in the cache so far (the next token's position).
-    n_past: usize,
+    /// Sink + ring geometry of `kv`.
+    layout: ArenaLayout,
+    /// Tokens streamed so far (the next token's absolute position).
+    n_seen: u64,
     scratch: Scratch,
     logits: Vec<f32>,
     /// Rows of `logits` written by the last decode.
@@ -127,7 +143,10 @@ impl<M: Deref<Target = Model>> Context<M> {
             k: vec![0.0; hp.n_head_kv * hp.head_dim],
             v: vec![0.0; hp.n_head_kv * hp.head_dim_v],
             att: vec![0.0; n_batch * att_width],
-            scores: vec![0.0; params.n_ctx],
+            scores: vec![0.0; params.n_sink + params.n_window],
+            q_sink: vec![0.0; hp.head_dim],
+            cos_sink: vec![0.0; hp.rope_dim / 2],
+            sin_sink: vec![0.0; hp.rope_dim / 2],
             proj: vec![0.0; hp.n_embd],
             gate: vec![0.0; hp.n_ff],
             up: vec![0.0; hp.n_ff],
@@ -138,10 +157,11 @@ impl<M: Deref<Target = Model>> Context<M> {
             output_norm: f32_of(&w.output_norm)?,
             act: Activations::new(widest),
         };
+        let layout = ArenaLayout::new(params.n_sink, params.n_window, params.n_ubatch);
         let kv = KvStore::new(
             params.kv_type,
             hp.n_layer,
-            params.n_ctx,
+            layout.n_slots(),
             hp.n_head_kv * hp.head_dim,
             hp.n_head_kv * hp.head_dim_v,
         );
@@ -151,7 +171,8 @@ impl<M: Deref<Target = Model>> Context<M> {
             model,
             params,
             kv,
-            n_past: 0,
+            layout,
+            n_seen: 0,
             scratch,
             n_logits: 0,
         })
@@ -167,14 +188,19 @@ impl<M: Deref<Target = Model>> Context<M> {
         &self.params
     }
 
-    /// Tokens in the cache.
-    pub fn n_past(&self) -> usize {
-        self.n_past
+    /// Tokens streamed through the context so far (the next token's absolute position).
+    pub fn n_seen(&self) -> u64 {
+        self.n_seen
     }
 
-    /// Empties the cache; the next token is at position 0 again.
+    /// The arena's geometry.
+    pub fn layout(&self) -> ArenaLayout {
+        self.layout
+    }
+
+    /// Starts a new stream: the next token is at position 0 again, the sinks refill.
     pub fn reset(&mut self) {
-        self.n_past = 0;
+        self.n_seen = 0;
         self.n_logits = 0;
     }
 
@@ -194,9 +220,9 @@ impl<M: Deref<Target = Model>> Context<M> {
         Some(&self.logits[i * n..(i + 1) * n])
     }
 
-    /// Runs the model over `tokens` (at most `n_batch`), appending them to the cache.
+    /// Runs the model over `tokens` (at most `n_batch`), streaming them into the arena.
     ///
-    /// On error nothing has changed: the cache and the logits are as they were.
+    /// On error nothing has changed: the arena and the logits are as they were.
     pub fn decode(&mut self, tokens: &[u32]) -> Result<()> {
         let hp = self.model.hparams();
         let n = tokens.len();
@@ -212,19 +238,18 @@ impl<M: Deref<Target = Model>> Context<M> {
                 n_vocab: hp.n_vocab,
             });
         }
-        if self.n_past + n > self.params.n_ctx {
-            return Err(Error::ContextFull {
-                used: self.n_past,
-                n_ctx: self.params.n_ctx,
-                requested: n,
-            });
+        let mut row = 0;
+        for chunk in tokens.chunks(self.params.n_ubatch) {
+            self.forward(chunk, row);
+            self.n_seen += chunk.len() as u64;
+            row += chunk.len();
         }
-        self.forward(tokens);
-        self.n_past += n;
+        self.n_logits = if self.params.logits_all { n } else { 1 };
         Ok(())
     }
 
-    fn forward(&mut self, tokens: &[u32]) {
+    /// One micro-batch; its logits go to rows `row0..` (all tokens) or row 0 (the last).
+    fn forward(&mut self, tokens: &[u32], row0: usize) {
         let model: &Model = &self.model;
         let hp = model.hparams();
         let w = model.weights();
@@ -250,7 +275,7 @@ impl<M: Deref<Target = Model>> Context<M> {
             let norms = &s.norms[l];
             // Attention: norm, Q/K/V, per-head norms, RoPE, store K/V.
             for t in 0..n {
-                let pos = self.n_past + t;
+                let pos = self.n_seen + t as u64;
                 ops::rms_norm(&mut s.xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
                 s.act.set(&s.xb);
                 let q = &mut s.q[t * q_width..(t + 1) * q_width];
@@ -280,33 +305,78 @@ impl<M: Deref<Target = Model>> Context<M> {
                 for h in s.k.chunks_exact_mut(hp.head_dim) {
                     ops::rope_apply(h, &s.cos, &s.sin, adjacent);
                 }
-                self.kv.write(l, pos, &s.k, &s.v);
+                self.kv.write(l, self.layout.slot_of(pos), &s.k, &s.v);
             }
-            // Attention over the cache, causal (and windowed on sliding-window layers).
+            // Attention over the arena: the sinks (at their cache positions) and the window.
+            // Layers with their own sliding window (Gemma 3) see only keys within that text
+            // distance, all at true distances.
             let keys = self.kv.keys(l);
             let values = self.kv.values(l);
+            let (k_row, v_row) = (self.kv.k_row(), self.kv.v_row());
+            let layout = self.layout;
             for t in 0..n {
-                let pos = self.n_past + t;
-                let first = match lw.sliding_window {
-                    Some(win) => (pos + 1).saturating_sub(win),
-                    None => 0,
+                let pos = self.n_seen + t as u64;
+                let view = layout.view(pos);
+                let (n_sinks, first, shift) = match lw.sliding_window {
+                    None => (
+                        view.n_sink_visible,
+                        view.window_first,
+                        view.query_pos != pos,
+                    ),
+                    Some(sw) => {
+                        let oldest = (pos + 1).saturating_sub(sw as u64);
+                        let sinks = (oldest..view.n_sink_visible as u64).count();
+                        (
+                            sinks.min(view.n_sink_visible),
+                            view.window_first.max(oldest),
+                            false,
+                        )
+                    }
                 };
-                let span = pos + 1 - first;
+                // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
+                let sink_start = view.n_sink_visible - n_sinks;
+                if shift {
+                    ops::rope_angles(
+                        &mut s.cos_sink,
+                        &mut s.sin_sink,
+                        view.query_pos as f64 - pos as f64,
+                        lw.rope_base,
+                        hp.rope_freq_scale,
+                        s.rope_factors.as_deref(),
+                    );
+                }
+                let span = n_sinks + (pos + 1 - first) as usize;
                 let out = &mut s.att[t * att_width..(t + 1) * att_width];
                 out.fill(0.0);
                 for h in 0..hp.n_head {
                     let kvh = h / group;
                     let qh = &s.q[t * q_width + h * hp.head_dim..][..hp.head_dim];
+                    let q_for_sinks: &[f32] = if shift && n_sinks > 0 {
+                        s.q_sink.copy_from_slice(qh);
+                        let adjacent = hp.rope_style == RopeStyle::Adjacent;
+                        ops::rope_apply(&mut s.q_sink, &s.cos_sink, &s.sin_sink, adjacent);
+                        &s.q_sink
+                    } else {
+                        qh
+                    };
                     let scores = &mut s.scores[..span];
-                    for (j, sc) in scores.iter_mut().enumerate() {
-                        let at = (first + j) * self.kv.k_row() + kvh * hp.head_dim;
+                    for (i, sc) in scores[..n_sinks].iter_mut().enumerate() {
+                        let at = (sink_start + i) * k_row + kvh * hp.head_dim;
+                        *sc = keys.dot(at, q_for_sinks) * hp.attn_scale;
+                    }
+                    for (i, sc) in scores[n_sinks..].iter_mut().enumerate() {
+                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hp.head_dim;
                         *sc = keys.dot(at, qh) * hp.attn_scale;
                     }
                     ops::softmax(scores);
                     let oh = &mut out[h * hp.head_dim_v..(h + 1) * hp.head_dim_v];
-                    for (j, &p) in scores.iter().enumerate() {
-                        let at = (first + j) * self.kv.v_row() + kvh * hp.head_dim_v;
-                        values.axpy(at, p, oh);
+                    for (i, &p) in scores.iter().enumerate() {
+                        let slot = if i < n_sinks {
+                            sink_start + i
+                        } else {
+                            layout.slot_of(first + (i - n_sinks) as u64)
+                        };
+                        values.axpy(slot * v_row + kvh * hp.head_dim_v, p, oh);
                     }
                 }
             }
@@ -346,9 +416,10 @@ impl<M: Deref<Target = Model>> Context<M> {
             }
         }
 
-        // Final norm and logits: for every token or only the last.
+        // Final norm and logits: for every token, or only the last of the micro-batch.
         let first = if self.params.logits_all { 0 } else { n - 1 };
-        for (row, t) in (first..n).enumerate() {
+        for t in first..n {
+            let row = if self.params.logits_all { row0 + t } else { 0 };
             ops::rms_norm(
                 &mut s.xb,
                 &s.x[t * d..(t + 1) * d],
@@ -359,28 +430,37 @@ impl<M: Deref<Target = Model>> Context<M> {
             let out = &mut self.logits[row * hp.n_vocab..(row + 1) * hp.n_vocab];
             linalg::matvec(model, &w.output, &mut s.act, out);
         }
-        self.n_logits = n - first;
     }
 }
 
 /// Fills in defaults and checks ranges.
 fn resolve(model: &Model, mut p: ContextParams) -> Result<ContextParams> {
     let hp = model.hparams();
-    if p.n_ctx == 0 {
-        p.n_ctx = hp.n_ctx_train.min(4096);
-    }
-    if p.n_ctx > 1 << 22 {
+    const MAX_SLOTS: usize = 1 << 22;
+    if p.n_sink > MAX_SLOTS {
         return Err(Error::InvalidParam(format!(
-            "n_ctx {} is too large",
-            p.n_ctx
+            "n_sink {} is larger than {MAX_SLOTS}",
+            p.n_sink
         )));
+    }
+    if p.n_window == 0 {
+        p.n_window = hp.n_ctx_train.min(4096).saturating_sub(p.n_sink).max(1);
     }
     if p.n_batch == 0 || p.n_batch > 1 << 16 {
         return Err(Error::InvalidParam(format!(
-            "n_batch {} out of range 1..=65536",
+            "n_batch {} is out of range 1..=65536",
             p.n_batch
         )));
     }
-    p.n_batch = p.n_batch.min(p.n_ctx);
+    if p.n_ubatch == 0 {
+        return Err(Error::InvalidParam("n_ubatch 0: must be at least 1".into()));
+    }
+    p.n_ubatch = p.n_ubatch.min(p.n_batch);
+    if p.n_sink + p.n_window + p.n_ubatch > MAX_SLOTS {
+        return Err(Error::InvalidParam(format!(
+            "{} sinks + a window of {} + {} slack slots exceed {MAX_SLOTS} slots",
+            p.n_sink, p.n_window, p.n_ubatch
+        )));
+    }
     Ok(p)
 }

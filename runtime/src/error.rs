@@ -50,16 +50,6 @@ pub enum Error {
         /// The context's capacity per call.
         n_batch: usize,
     },
-    /// The KV cache has no room for the tokens.
-    #[error("context full: {used} of {n_ctx} positions used, {requested} more requested")]
-    ContextFull {
-        /// Positions in use.
-        used: usize,
-        /// Capacity.
-        n_ctx: usize,
-        /// Tokens that did not fit.
-        requested: usize,
-    },
 }
 
 /// Result of the runtime.

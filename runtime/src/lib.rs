@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod arch;
+pub mod arena;
 pub mod context;
 mod error;
 pub mod gguf;

@@ -52,10 +52,12 @@ fn all_logits(model: &Model, ids: &[u32], kv_type: KvType) -> Vec<Vec<f32>> {
     let mut ctx = Context::new(
         model,
         ContextParams {
-            n_ctx: ids.len(),
+            n_sink: 0,
+            n_window: ids.len(),
             n_batch: ids.len(),
             kv_type,
             logits_all: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -222,7 +224,7 @@ fn free_running_greedy_matches_until_first_near_tie() {
         let mut ctx = Context::new(
             &model,
             ContextParams {
-                n_ctx: 128,
+                n_window: 128,
                 kv_type: KvType::F32,
                 ..Default::default()
             },
@@ -273,7 +275,8 @@ fn batched_prefill_equals_token_by_token() {
         let mut ctx = Context::new(
             &model,
             ContextParams {
-                n_ctx: ids.len(),
+                n_sink: 0,
+            n_window: ids.len(),
                 kv_type,
                 ..Default::default()
             },

@@ -117,10 +117,11 @@ fn run(model: &Model, tokens: &[u32], kv_type: KvType) -> Vec<Vec<f32>> {
     let mut ctx = Context::new(
         model,
         ContextParams {
-            n_ctx: 32,
+            n_window: 32,
             n_batch: 32,
             kv_type,
             logits_all: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -148,7 +149,7 @@ fn tiny_model_runs_deterministically() {
         let mut ctx = Context::new(
             &model,
             ContextParams {
-                n_ctx: 32,
+                n_window: 32,
                 kv_type: kv,
                 ..Default::default()
             },
@@ -167,7 +168,7 @@ fn bad_calls_are_refused_and_leave_the_context_usable() {
     let mut ctx = Context::new(
         &model,
         ContextParams {
-            n_ctx: 8,
+            n_window: 8,
             n_batch: 4,
             ..Default::default()
         },
@@ -188,17 +189,11 @@ fn bad_calls_are_refused_and_leave_the_context_usable() {
             n_vocab: 37
         })
     ));
-    ctx.decode(&[1, 2, 3, 4]).unwrap();
-    ctx.decode(&[1, 2, 3, 4]).unwrap();
-    assert!(matches!(
-        ctx.decode(&[1]),
-        Err(Error::ContextFull {
-            used: 8,
-            n_ctx: 8,
-            requested: 1
-        })
-    ));
-    assert_eq!(ctx.n_past(), 8);
+    // The arena streams: far past the window, no error.
+    for _ in 0..10 {
+        ctx.decode(&[1, 2, 3, 4]).unwrap();
+    }
+    assert_eq!(ctx.n_seen(), 40);
     ctx.reset();
     ctx.decode(&[1]).unwrap();
     assert!(matches!(
@@ -262,4 +257,118 @@ fn malformed_models_are_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("llama"));
+}
+
+fn stream_params(
+    n_sink: usize,
+    n_window: usize,
+    n_ubatch: usize,
+    kv_type: KvType,
+) -> ContextParams {
+    ContextParams {
+        n_sink,
+        n_window,
+        n_batch: 16,
+        n_ubatch,
+        kv_type,
+        logits_all: true,
+    }
+}
+
+/// Batched prefill equals token-by-token decoding bit for bit, also when batches make the
+/// ring wrap, for many arena shapes.
+#[test]
+fn arena_batches_equal_single_tokens_across_wraps() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    let tokens: Vec<u32> = (0..61).map(|i| (i * 7 + 3) % 37).collect();
+    for kv in [KvType::F32, KvType::F16] {
+        for (sinks, window, ubatch) in [(4, 5, 4), (0, 6, 3), (2, 3, 16), (1, 8, 1), (4, 16, 5)] {
+            let mut one = Context::new(&model, stream_params(sinks, window, 1, kv)).unwrap();
+            let mut expected = Vec::new();
+            for &t in &tokens {
+                one.decode(&[t]).unwrap();
+                expected.push(one.logits().to_vec());
+            }
+            let mut batched =
+                Context::new(&model, stream_params(sinks, window, ubatch, kv)).unwrap();
+            let mut pos = 0;
+            for size in [1usize, 7, 16, 3, 11, 16, 2, 5].iter().cycle() {
+                if pos == tokens.len() {
+                    break;
+                }
+                let end = (pos + size).min(tokens.len());
+                batched.decode(&tokens[pos..end]).unwrap();
+                for (i, want) in expected.iter().enumerate().take(end).skip(pos) {
+                    assert_eq!(
+                        batched.logits_ith(i - pos).unwrap(),
+                        &want[..],
+                        "{kv:?} sinks {sinks} window {window} ubatch {ubatch}: token {i}"
+                    );
+                }
+                pos = end;
+            }
+        }
+    }
+}
+
+/// Positions are cache positions. In a one-layer model keys and values depend only on the
+/// token and its rotation, so streaming token t through a full arena must give the logits of a
+/// fresh pass over exactly what the arena holds (sinks, then the window) at consecutive
+/// positions 0, 1, 2, …
+#[test]
+fn streaming_scores_equal_a_fresh_pass_over_sinks_plus_window() {
+    let one_layer = tiny_model(|w| {
+        w.tensors.retain(|t| !t.name.starts_with("blk.1."));
+        for (k, v) in w.kvs.iter_mut() {
+            if k == "llama.block_count" {
+                *v = OwnedValue::U32(1);
+            }
+        }
+    });
+    let model = load(one_layer).unwrap();
+    let tokens: Vec<u32> = (0..300).map(|i| (i * 11 + 5) % 37).collect();
+    let (sinks, window) = (4usize, 6usize);
+    let mut stream = Context::new(&model, stream_params(sinks, window, 4, KvType::F32)).unwrap();
+    let mut fresh = Context::new(&model, stream_params(0, 64, 16, KvType::F32)).unwrap();
+    for (t, &tok) in tokens.iter().enumerate() {
+        stream.decode(&[tok]).unwrap();
+        let first = (t + 1).saturating_sub(window).max(sinks);
+        let mut held: Vec<u32> = tokens[..sinks.min(t + 1)].to_vec();
+        if t >= sinks {
+            held.extend(&tokens[first..=t]);
+        }
+        fresh.reset();
+        fresh.decode(&held).unwrap();
+        let want = fresh.logits_ith(held.len() - 1).unwrap();
+        let got = stream.logits();
+        let diff = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "token {t}: max |diff| {diff}");
+    }
+}
+
+#[test]
+fn bad_arena_parameters_are_refused() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    for p in [
+        ContextParams {
+            n_ubatch: 0,
+            ..Default::default()
+        },
+        ContextParams {
+            n_sink: usize::MAX,
+            ..Default::default()
+        },
+        ContextParams {
+            n_sink: 4,
+            n_window: 1 << 23,
+            ..Default::default()
+        },
+    ] {
+        let e = Context::new(&model, p.clone()).unwrap_err();
+        assert!(matches!(e, Error::InvalidParam(_)), "{p:?}: {e}");
+    }
 }

@@ -1,5 +1,6 @@
-//! After `Context::new` and `Sampler::new`, decoding and sampling allocate nothing: a counting
-//! global allocator watches hundreds of decoded tokens.
+//! After `Context::new` and `Sampler::new`, decoding, sampling and detokenizing allocate
+//! nothing: a counting global allocator watches 308 tokens stream through a 4 + 64 arena, so
+//! the ring wraps four times. Keep this test green for ever.
 //!
 //! One test per binary: the allocator counts every thread of the process.
 
@@ -41,8 +42,10 @@ fn decode_and_sample_allocate_nothing() {
         return;
     };
     let model = Model::load(&path).unwrap();
+    // A small arena: 4 sinks + a window of 64, so the ring wraps several times.
     let params = ContextParams {
-        n_ctx: 320,
+        n_sink: 4,
+        n_window: 64,
         n_batch: 64,
         ..Default::default()
     };
@@ -57,11 +60,18 @@ fn decode_and_sample_allocate_nothing() {
     let mut greedy = Sampler::new(model.hparams().n_vocab, SamplerParams::default());
     let prompt: Vec<u32> = (0..48).map(|i| 100 + i * 7).collect();
 
+    let tokenizer = model.tokenizer();
+    let mut text_bytes = 0usize;
+    let mut decoder = eddy::tokenizer::StreamDecoder::new(tokenizer, false);
+    // Warm-up outside the count: one decode call.
+    ctx.decode(&prompt[..1]).unwrap();
+
     let before = ALLOCS.load(Ordering::SeqCst);
     ctx.decode(&prompt).unwrap();
     let mut tok = sampler.sample(ctx.logits());
     for i in 0..260 {
         sampler.accept(tok);
+        decoder.push(tok, |s| text_bytes += s.len());
         ctx.decode(&[tok]).unwrap();
         tok = if i % 2 == 0 {
             sampler.sample(ctx.logits())
@@ -69,14 +79,20 @@ fn decode_and_sample_allocate_nothing() {
             greedy.sample(ctx.logits())
         };
     }
+    decoder.finish(|s| text_bytes += s.len());
     // A refused call allocates nothing either (its error message is built lazily).
-    let full = ctx.decode(&prompt).is_err();
+    let refused = ctx.decode(&[u32::MAX]).is_err();
     let after = ALLOCS.load(Ordering::SeqCst);
-    assert!(full);
+    assert!(refused);
+    assert!(text_bytes > 0);
+    assert!(
+        ctx.n_seen() > 3 * 64 + 4,
+        "the ring must wrap several times"
+    );
     assert_eq!(
         after - before,
         0,
-        "{} allocations during 308 decoded tokens",
+        "{} allocations while streaming 308 tokens through decode, sample and detokenize",
         after - before
     );
 }
