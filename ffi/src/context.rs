@@ -1,0 +1,493 @@
+//! The context handle (`eddy_context`): a stream of tokens through a model, decoding, logits,
+//! the abort callback.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use eddy::{Context, ContextParams, KvType, Model};
+
+use crate::boundary::{
+    Failure, FfiResult, arg_buf, arg_mut, arg_ref, arg_slice, copy_out, guard, guard_value,
+    read_params,
+};
+use crate::eddy_status::{self, *};
+use crate::model::{eddy_model, eddy_token};
+
+/// Element type of the K/V cache (a field of eddy_context_params).
+#[allow(non_camel_case_types)]
+pub type eddy_kv_type = u32;
+/// Half-precision K/V cache: half the memory, the default.
+pub const EDDY_KV_F16: eddy_kv_type = 0;
+/// Single-precision K/V cache: exact, twice the memory.
+pub const EDDY_KV_F32: eddy_kv_type = 1;
+
+/// Parameters of a context. Get them from eddy_context_default_params(), then change fields:
+/// the size field tells the library which version of the struct the caller was compiled with.
+///
+/// A context never fills up: its K/V arena keeps the first n_sink tokens for ever plus a
+/// circular window of the n_window most recent ones (attention sinks, StreamingLLM), so a
+/// stream of tokens can go on without end and without re-processing the prompt. While the
+/// whole text fits in n_sink + n_window, attention is exact.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct eddy_context_params {
+    /// sizeof(eddy_context_params) as the caller sees it; set by eddy_context_default_params().
+    pub size: u32,
+    /// Attention-sink slots: the first tokens of the stream, kept for ever. Default 4.
+    pub n_sink: u32,
+    /// Recent tokens a query sees besides the sinks; 0 = the model's trained context length
+    /// (capped at 4096) minus the sinks. Default 0.
+    pub n_window: u32,
+    /// Most tokens one forward pass takes (eddy_decode splits larger inputs into batches of this
+    /// size and polls the abort callback before each). Default 512, at most 65536.
+    pub n_batch: u32,
+    /// Tokens processed together inside a batch; the arena keeps n_ubatch - 1 extra slots for
+    /// them. Default 32, capped at n_batch.
+    pub n_ubatch: u32,
+    /// EDDY_KV_F16 (default) or EDDY_KV_F32.
+    pub kv_type: eddy_kv_type,
+    /// Threads to decode with; 0 = default. Decoding currently runs on the calling thread
+    /// whatever the value.
+    pub n_threads: u32,
+    /// Keep the logits of every token of a batch (for scoring text); default false: only the
+    /// last token's logits are kept.
+    pub logits_all: bool,
+}
+
+/// Called before each batch of a decode; return true to stop (the call then returns
+/// EDDY_STATUS_ABORTED). Runs on the thread that called eddy_decode or eddy_generate.
+#[allow(non_camel_case_types)]
+pub type eddy_abort_callback = Option<unsafe extern "C" fn(user_data: *mut c_void) -> bool>;
+
+/// A context: one stream of tokens through a model, with its K/V cache, scratch buffers and
+/// logits, all allocated when it is created.
+///
+/// Thread safety: a context may be used from any thread, but by one thread at a time; the
+/// caller serialises calls on the same context. Different contexts (also of the same model)
+/// may be used in parallel. The context holds its own reference to the model.
+#[derive(Debug)]
+pub struct eddy_context {
+    pub(crate) model: Arc<Model>,
+    pub(crate) ctx: Context<Arc<Model>>,
+    abort: eddy_abort_callback,
+    abort_data: *mut c_void,
+    n_threads: u32,
+    /// Buffer for one NUL-terminated streamed piece (eddy_generate), allocated once.
+    pub(crate) piece: Vec<u8>,
+}
+
+/// The default context parameters (size set, n_sink 4, n_window 0 = the model's context,
+/// n_batch 512, n_ubatch 32, EDDY_KV_F16, n_threads 0, logits_all false). Never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn eddy_context_default_params() -> eddy_context_params {
+    let d = ContextParams::default();
+    eddy_context_params {
+        size: std::mem::size_of::<eddy_context_params>() as u32,
+        n_sink: d.n_sink as u32,
+        n_window: d.n_window as u32,
+        n_batch: d.n_batch as u32,
+        n_ubatch: d.n_ubatch as u32,
+        kv_type: EDDY_KV_F16,
+        n_threads: 0,
+        logits_all: d.logits_all,
+    }
+}
+
+fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
+    let kv_type = match p.kv_type {
+        EDDY_KV_F16 => KvType::F16,
+        EDDY_KV_F32 => KvType::F32,
+        other => {
+            return Err(Failure::invalid(format!(
+                "kv_type {other} is not EDDY_KV_F16 or EDDY_KV_F32"
+            )));
+        }
+    };
+    Ok(ContextParams {
+        n_sink: p.n_sink as usize,
+        n_window: p.n_window as usize,
+        n_batch: p.n_batch as usize,
+        n_ubatch: p.n_ubatch as usize,
+        kv_type,
+        logits_all: p.logits_all,
+    })
+}
+
+/// Creates a context over model; params may be NULL for the defaults.
+///
+/// Allocates the K/V cache and every buffer now; decoding allocates nothing more. The context
+/// holds a reference to the model, so the model may be freed before the context.
+///
+/// On EDDY_STATUS_OK, *out_context receives the new context (free it with eddy_context_free);
+/// on failure it is untouched. Returns EDDY_STATUS_NULL_POINTER (model or out_context NULL),
+/// EDDY_STATUS_INVALID_ARGUMENT (params->size is not sizeof(eddy_context_params), unknown
+/// kv_type, n_batch or n_ubatch 0, an arena too large).
+///
+/// # Safety
+/// model is NULL or a live model; params is NULL or points to an eddy_context_params whose
+/// size field is set; out_context is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_new(
+    model: *const eddy_model,
+    params: *const eddy_context_params,
+    out_context: *mut *mut eddy_context,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises model is NULL or live.
+        let m = unsafe { arg_ref(model, "model") }?;
+        // SAFETY: the caller promises params is NULL or a struct with its size field set.
+        let p = unsafe { read_params(params, "params") }?
+            .unwrap_or_else(|| eddy_context_default_params());
+        // SAFETY: the caller promises out_context is NULL or writable.
+        let out = unsafe { arg_mut(out_context, "out_context") }?;
+        let ctx = Context::new(Arc::clone(&m.model), context_params(&p)?)?;
+        let piece = Vec::with_capacity(m.model.tokenizer().max_token_len() + 8);
+        *out = Box::into_raw(Box::new(eddy_context {
+            model: Arc::clone(&m.model),
+            ctx,
+            abort: None,
+            abort_data: std::ptr::null_mut(),
+            n_threads: p.n_threads,
+            piece,
+        }));
+        Ok(())
+    })
+}
+
+/// Frees a context (and its reference to the model). NULL is a no-op.
+///
+/// # Safety
+/// context is NULL or a pointer returned by eddy_context_new, not freed before, and not in use
+/// by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_free(context: *mut eddy_context) {
+    guard_value((), || {
+        if !context.is_null() {
+            // SAFETY: made by Box::into_raw in eddy_context_new; freed once (caller's contract).
+            drop(unsafe { Box::from_raw(context) });
+        }
+    })
+}
+
+/// Runs a getter on a context handle inside the panic boundary; `default` for NULL.
+///
+/// # Safety
+/// `context` is NULL or a live context not used by another thread during the call.
+unsafe fn getter<T: Copy>(
+    context: *const eddy_context,
+    default: T,
+    f: impl FnOnce(&eddy_context) -> T,
+) -> T {
+    guard_value(default, || {
+        // SAFETY: the caller's contract: NULL (handled by `as_ref`) or a live context.
+        match unsafe { context.as_ref() } {
+            Some(c) => f(c),
+            None => default,
+        }
+    })
+}
+
+/// Tokens streamed through the context since it was created or reset (the absolute position of
+/// the next token; it keeps growing past the arena's size). 0 if context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_n_seen(context: *const eddy_context) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.ctx.n_seen()) }
+}
+
+/// Attention-sink slots of the context. 0 if context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_n_sink(context: *const eddy_context) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.ctx.params().n_sink) }
+}
+
+/// Window size of the context (n_window with the default resolved). 0 if context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_n_window(context: *const eddy_context) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.ctx.params().n_window) }
+}
+
+/// Most tokens per forward pass (n_batch with the cap applied). 0 if context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_n_batch(context: *const eddy_context) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.ctx.params().n_batch) }
+}
+
+/// The thread count the context was created with (see eddy_context_params.n_threads). 0 if
+/// context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_n_threads(context: *const eddy_context) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.n_threads) }
+}
+
+/// Empties the context: the next token is at position 0 again and there are no logits until
+/// the next decode. NULL is a no-op.
+///
+/// # Safety
+/// context is NULL or a live context not used by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_reset(context: *mut eddy_context) {
+    guard_value((), || {
+        // SAFETY: the caller's contract: NULL or a live, unshared context.
+        if let Some(c) = unsafe { context.as_mut() } {
+            c.ctx.reset();
+        }
+    })
+}
+
+/// Sets (or, with callback NULL, removes) the abort callback of a context.
+///
+/// The callback is polled before each batch of eddy_decode and eddy_generate (each batch is at
+/// most n_batch tokens) and before each generated token; when it returns true the call stops
+/// and returns EDDY_STATUS_ABORTED, leaving the context usable with the tokens consumed so
+/// far. Returns EDDY_STATUS_OK or EDDY_STATUS_NULL_POINTER (context NULL).
+///
+/// # Safety
+/// context is NULL or a live context; callback, if not NULL, may be called with user_data on
+/// the thread that decodes until it is replaced or the context is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_set_abort_callback(
+    context: *mut eddy_context,
+    callback: eddy_abort_callback,
+    user_data: *mut c_void,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live and unshared.
+        let c = unsafe { arg_mut(context, "context") }?;
+        c.abort = callback;
+        c.abort_data = user_data;
+        Ok(())
+    })
+}
+
+impl eddy_context {
+    fn aborted(&self) -> bool {
+        match self.abort {
+            // SAFETY: the callback and user_data were registered together through
+            // eddy_context_set_abort_callback, whose contract allows this call.
+            Some(cb) => unsafe { cb(self.abort_data) },
+            None => false,
+        }
+    }
+
+    /// Checks that `tokens` can be decoded in full (the arena never fills), so that every
+    /// failure other than an abort leaves the context untouched.
+    pub(crate) fn check_tokens(&self, tokens: &[eddy_token]) -> FfiResult {
+        if tokens.is_empty() {
+            return Err(Failure::invalid("no tokens to decode (n_tokens is 0)"));
+        }
+        let n_vocab = self.model.hparams().n_vocab;
+        if let Some((i, &id)) = tokens
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| t as usize >= n_vocab)
+        {
+            return Err(Failure::new(
+                EDDY_STATUS_INVALID_TOKEN,
+                format!("tokens[{i}] = {id} is outside the vocabulary of {n_vocab} tokens"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decodes checked tokens batch by batch, polling the abort callback before each batch.
+    /// Returns how many tokens entered the context, and the outcome.
+    pub(crate) fn decode_batches(&mut self, tokens: &[eddy_token]) -> (usize, FfiResult) {
+        let mut done = 0;
+        for chunk in tokens.chunks(self.ctx.params().n_batch) {
+            if self.aborted() {
+                return (
+                    done,
+                    Err(Failure::new(
+                        EDDY_STATUS_ABORTED,
+                        format!(
+                            "aborted by the abort callback after {done} of {} tokens",
+                            tokens.len()
+                        ),
+                    )),
+                );
+            }
+            if let Err(e) = self.ctx.decode(chunk) {
+                return (done, Err(e.into()));
+            }
+            done += chunk.len();
+        }
+        (done, Ok(()))
+    }
+
+    /// Polls the abort callback between generated tokens.
+    pub(crate) fn check_abort(&self, what: &str) -> FfiResult {
+        if self.aborted() {
+            return Err(Failure::new(
+                EDDY_STATUS_ABORTED,
+                format!("aborted by the abort callback {what}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last token's logits, if a decode produced any since creation or reset.
+    pub(crate) fn last_logits(&self) -> FfiResult<&[f32]> {
+        if self.ctx.logits_ith(0).is_none() {
+            return Err(no_logits());
+        }
+        Ok(self.ctx.logits())
+    }
+}
+
+fn no_logits() -> Failure {
+    Failure::new(
+        EDDY_STATUS_NO_LOGITS,
+        "no logits: nothing was decoded since the context was created or reset",
+    )
+}
+
+/// Appends n_tokens tokens to the context and runs the model over them, in batches of at most
+/// n_batch tokens. There is no length limit: once the window is full, the oldest tokens after
+/// the sinks are evicted. Afterwards the logits of the last token (or, with logits_all, of every token
+/// of the last batch) can be read.
+///
+/// Before anything is decoded the whole call is checked: on EDDY_STATUS_NULL_POINTER,
+/// EDDY_STATUS_INVALID_ARGUMENT (n_tokens is 0), EDDY_STATUS_INVALID_TOKEN (an id outside the
+/// vocabulary) the context is unchanged and *out_n_consumed untouched. On EDDY_STATUS_OK, *out_n_consumed = n_tokens. On
+/// EDDY_STATUS_ABORTED (the abort callback returned true before a batch), the batches before it
+/// were decoded, *out_n_consumed says how many tokens that was, and the context is usable: pass
+/// the remaining tokens to continue. out_n_consumed may be NULL.
+///
+/// # Safety
+/// context is NULL or a live context not used by another thread; tokens is NULL or holds
+/// n_tokens ids; out_n_consumed is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_decode(
+    context: *mut eddy_context,
+    tokens: *const eddy_token,
+    n_tokens: usize,
+    out_n_consumed: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live and unshared.
+        let c = unsafe { arg_mut(context, "context") }?;
+        // SAFETY: the caller promises tokens holds n_tokens ids (or is NULL).
+        let ids = unsafe { arg_slice(tokens, n_tokens, "tokens") }?;
+        // SAFETY: the caller promises out_n_consumed is NULL or writable.
+        let out = unsafe { out_n_consumed.as_mut() };
+        c.check_tokens(ids)?;
+        let (done, result) = c.decode_batches(ids);
+        let report = match &result {
+            Ok(()) => true,
+            Err(e) => e.status == EDDY_STATUS_ABORTED,
+        };
+        if report && let Some(out) = out {
+            *out = done;
+        }
+        result
+    })
+}
+
+/// Points *out_logits at the logits of the last decoded token (*out_n_vocab floats, one per
+/// token id) and sets *out_n_vocab.
+///
+/// The pointer is borrowed from the context: valid until the next eddy_decode,
+/// eddy_generate, eddy_context_reset or eddy_context_free on this context. Returns
+/// EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, or EDDY_STATUS_NO_LOGITS (nothing decoded since
+/// creation or reset); outputs are untouched on failure.
+///
+/// # Safety
+/// context is NULL or a live context; out_logits and out_n_vocab are NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_logits(
+    context: *const eddy_context,
+    out_logits: *mut *const f32,
+    out_n_vocab: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live.
+        let c = unsafe { arg_ref(context, "context") }?;
+        // SAFETY: the caller promises out_logits is NULL or writable.
+        let out = unsafe { arg_mut(out_logits, "out_logits") }?;
+        // SAFETY: the caller promises out_n_vocab is NULL or writable.
+        let out_n = unsafe { arg_mut(out_n_vocab, "out_n_vocab") }?;
+        let l = c.last_logits()?;
+        *out = l.as_ptr();
+        *out_n = l.len();
+        Ok(())
+    })
+}
+
+/// Like eddy_context_logits, for token i of the last batch. Only a context created with
+/// logits_all keeps every row; otherwise only i = 0 (the last token) exists. Returns
+/// EDDY_STATUS_NO_LOGITS when row i was not kept.
+///
+/// # Safety
+/// As for eddy_context_logits.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_logits_ith(
+    context: *const eddy_context,
+    i: usize,
+    out_logits: *mut *const f32,
+    out_n_vocab: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live.
+        let c = unsafe { arg_ref(context, "context") }?;
+        // SAFETY: the caller promises out_logits is NULL or writable.
+        let out = unsafe { arg_mut(out_logits, "out_logits") }?;
+        // SAFETY: the caller promises out_n_vocab is NULL or writable.
+        let out_n = unsafe { arg_mut(out_n_vocab, "out_n_vocab") }?;
+        let l = c.ctx.logits_ith(i).ok_or_else(|| {
+            Failure::new(
+                EDDY_STATUS_NO_LOGITS,
+                format!("no logits for row {i} of the last batch"),
+            )
+        })?;
+        *out = l.as_ptr();
+        *out_n = l.len();
+        Ok(())
+    })
+}
+
+/// Copies the logits of the last decoded token into buf (buf_len floats).
+///
+/// On EDDY_STATUS_OK, *out_len receives the number of floats written (the vocabulary size); on
+/// EDDY_STATUS_BUFFER_TOO_SMALL, the number needed (buf untouched; buf may be NULL with
+/// buf_len 0 to ask). Other returns: EDDY_STATUS_NULL_POINTER, EDDY_STATUS_NO_LOGITS.
+///
+/// # Safety
+/// context is NULL or a live context; buf is NULL or holds buf_len writable floats; out_len is
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_copy_logits(
+    context: *const eddy_context,
+    buf: *mut f32,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live.
+        let c = unsafe { arg_ref(context, "context") }?;
+        // SAFETY: the caller promises buf holds buf_len writable floats (or is NULL).
+        let buf = unsafe { arg_buf(buf, buf_len, "buf") }?;
+        // SAFETY: the caller promises out_len is NULL or writable.
+        let out = unsafe { arg_mut(out_len, "out_len") }?;
+        copy_out(c.last_logits()?, buf, out, false, "logits")
+    })
+}

@@ -1,0 +1,1 @@
+//! Tests of the C ABI, calling the `extern "C"` functions as a C program would.
