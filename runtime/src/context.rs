@@ -121,6 +121,7 @@ impl<M: Deref<Target = Model>> Context<M> {
         let hp = model.hparams().clone();
         let w = model.weights();
         let n_batch = params.n_batch;
+        let ub = params.n_ubatch;
         let f32_of = |t: &crate::model::TensorRef| linalg::f32_vector(&model, t);
         let mut norms = Vec::with_capacity(hp.n_layer);
         for l in &w.layers {
@@ -137,12 +138,12 @@ impl<M: Deref<Target = Model>> Context<M> {
         let att_width = hp.n_head * hp.head_dim_v;
         let widest = hp.n_embd.max(hp.n_ff).max(att_width);
         let scratch = Scratch {
-            x: vec![0.0; n_batch * hp.n_embd],
+            x: vec![0.0; ub * hp.n_embd],
             xb: vec![0.0; hp.n_embd],
-            q: vec![0.0; n_batch * q_width],
+            q: vec![0.0; ub * q_width],
             k: vec![0.0; hp.n_head_kv * hp.head_dim],
             v: vec![0.0; hp.n_head_kv * hp.head_dim_v],
-            att: vec![0.0; n_batch * att_width],
+            att: vec![0.0; ub * att_width],
             scores: vec![0.0; params.n_sink + params.n_window],
             q_sink: vec![0.0; hp.head_dim],
             cos_sink: vec![0.0; hp.rope_dim / 2],
@@ -430,6 +431,60 @@ impl<M: Deref<Target = Model>> Context<M> {
             let out = &mut self.logits[row * hp.n_vocab..(row + 1) * hp.n_vocab];
             linalg::matvec(model, &w.output, &mut s.act, out);
         }
+    }
+}
+
+impl Context<&Model> {
+    /// Every byte [`Context::new`] allocates for these parameters (arena, activations, norms,
+    /// logits), computed before anything is allocated. A [`crate::Sampler`] adds
+    /// [`crate::Sampler::memory_required`].
+    pub fn memory_required(model: &Model, params: &ContextParams) -> Result<usize> {
+        let p = resolve(model, params.clone())?;
+        let hp = model.hparams();
+        let w = model.weights();
+        let f = std::mem::size_of::<f32>();
+        let ub = p.n_ubatch;
+        let half_rot = hp.rope_dim / 2;
+        let q_width = hp.n_head * hp.head_dim;
+        let att_width = hp.n_head * hp.head_dim_v;
+        let scratch_f32 = ub * hp.n_embd
+            + hp.n_embd
+            + ub * q_width
+            + hp.n_head_kv * (hp.head_dim + hp.head_dim_v)
+            + ub * att_width
+            + p.n_sink
+            + p.n_window
+            + hp.head_dim
+            + 4 * half_rot
+            + hp.n_embd
+            + 2 * hp.n_ff
+            + w.rope_freqs.as_ref().map_or(0, |t| t.cols * t.rows)
+            + hp.n_embd;
+        let norms_f32: usize = w
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.q_norm, &l.k_norm, &l.post_attn_norm, &l.post_ffn_norm]
+                    .iter()
+                    .filter_map(|t| t.as_ref())
+                    .chain([&l.attn_norm, &l.ffn_norm])
+                    .map(|t| t.cols * t.rows)
+                    .sum::<usize>()
+            })
+            .sum();
+        let widest = hp.n_embd.max(hp.n_ff).max(att_width);
+        let layout = ArenaLayout::new(p.n_sink, p.n_window, p.n_ubatch);
+        let logit_rows = if p.logits_all { p.n_batch } else { 1 };
+        Ok(f * (scratch_f32 + norms_f32 + logit_rows * hp.n_vocab)
+            + hp.n_layer * std::mem::size_of::<LayerNorms>()
+            + Activations::memory_required(widest)
+            + KvStore::memory_required(
+                p.kv_type,
+                hp.n_layer,
+                layout.n_slots(),
+                hp.n_head_kv * hp.head_dim,
+                hp.n_head_kv * hp.head_dim_v,
+            ))
     }
 }
 

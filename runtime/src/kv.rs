@@ -131,7 +131,19 @@ impl KvStore {
         }
     }
 
-    /// Bytes needed for the given shape.
+    /// Every byte [`KvStore::new`] allocates for the given shape (data and per-layer headers).
+    pub fn memory_required(
+        ty: KvType,
+        n_layer: usize,
+        n_slots: usize,
+        k_row: usize,
+        v_row: usize,
+    ) -> usize {
+        Self::bytes_for(ty, n_layer, n_slots, k_row, v_row)
+            + 2 * n_layer * std::mem::size_of::<Store>()
+    }
+
+    /// Bytes of K/V data for the given shape.
     pub fn bytes_for(
         ty: KvType,
         n_layer: usize,

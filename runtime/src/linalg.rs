@@ -30,6 +30,16 @@ pub struct Activations {
 }
 
 impl Activations {
+    /// Bytes [`Activations::new`] allocates.
+    pub fn memory_required(max_len: usize) -> usize {
+        let padded = max_len.next_multiple_of(256);
+        let converted: usize = PARTNERS
+            .iter()
+            .map(|ty| ty.bytes_for(padded as u64).unwrap_or(0) as usize)
+            .sum();
+        max_len * std::mem::size_of::<f32>() + converted
+    }
+
     /// Buffers for vectors of up to `max_len` elements (rounded up to whole 256-blocks).
     pub fn new(max_len: usize) -> Self {
         let padded = max_len.next_multiple_of(256);
