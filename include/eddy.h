@@ -641,6 +641,22 @@ enum eddy_status eddy_context_new(const struct eddy_model *model,
                                   struct eddy_context **out_context);
 
 /**
+ * Bytes eddy_context_new would allocate for a context over model with params (NULL: the
+ * defaults): the K/V arena, activation buffers, norm copies, logits and the handle itself.
+ * Nothing is allocated by this call. Lets an embedder check the memory budget up front.
+ *
+ * On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
+ * EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_context_new).
+ *
+ * # Safety
+ * model is NULL or a live model; params is NULL or points to an eddy_context_params whose
+ * size field is set; out_bytes is NULL or writable.
+ */
+enum eddy_status eddy_context_memory_required(const struct eddy_model *model,
+                                              const struct eddy_context_params *params,
+                                              size_t *out_bytes);
+
+/**
  * Frees a context (and its reference to the model). NULL is a no-op.
  *
  * # Safety
@@ -805,6 +821,21 @@ struct eddy_sampler_params eddy_sampler_default_params(void);
 enum eddy_status eddy_sampler_new(const struct eddy_model *model,
                                   const struct eddy_sampler_params *params,
                                   struct eddy_sampler **out_sampler);
+
+/**
+ * Bytes eddy_sampler_new would allocate for a sampler over model's vocabulary with params
+ * (NULL: the defaults). Nothing is allocated by this call.
+ *
+ * On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
+ * EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_sampler_new).
+ *
+ * # Safety
+ * model is NULL or a live model; params is NULL or points to an eddy_sampler_params whose
+ * size field is set; out_bytes is NULL or writable.
+ */
+enum eddy_status eddy_sampler_memory_required(const struct eddy_model *model,
+                                              const struct eddy_sampler_params *params,
+                                              size_t *out_bytes);
 
 /**
  * Frees a sampler. NULL is a no-op.

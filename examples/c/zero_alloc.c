@@ -1,5 +1,6 @@
 /*
- * zero_alloc.c: checks through the C API that decoding allocates nothing. malloc and friends
+ * zero_alloc.c: checks through the C API that eddy_context_new / eddy_sampler_new allocate
+ * exactly what eddy_*_memory_required announce, and that decoding allocates nothing. malloc and friends
  * are wrapped by the linker (--wrap), so every allocation libeddy makes is counted; the loop
  * decodes, samples, accepts and renders 300 tokens one at a time through a 4-sink + 64-token
  * window (which wraps several times) and must allocate 0 times.
@@ -21,6 +22,7 @@
 static int counting = 0;
 static long n_allocs = 0;
 static long n_frees = 0;
+static size_t n_bytes = 0; /* bytes requested while counting */
 
 void *__real_malloc(size_t size);
 void *__real_calloc(size_t n, size_t size);
@@ -38,14 +40,17 @@ void *__wrap_aligned_alloc(size_t align, size_t size);
 
 void *__wrap_malloc(size_t size) {
     n_allocs += counting;
+    n_bytes += counting ? size : 0;
     return __real_malloc(size);
 }
 void *__wrap_calloc(size_t n, size_t size) {
     n_allocs += counting;
+    n_bytes += counting ? n * size : 0;
     return __real_calloc(n, size);
 }
 void *__wrap_realloc(void *p, size_t size) {
     n_allocs += counting;
+    n_bytes += counting ? size : 0;
     return __real_realloc(p, size);
 }
 void __wrap_free(void *p) {
@@ -54,10 +59,12 @@ void __wrap_free(void *p) {
 }
 int __wrap_posix_memalign(void **p, size_t align, size_t size) {
     n_allocs += counting;
+    n_bytes += counting ? size : 0;
     return __real_posix_memalign(p, align, size);
 }
 void *__wrap_aligned_alloc(size_t align, size_t size) {
     n_allocs += counting;
+    n_bytes += counting ? size : 0;
     return __real_aligned_alloc(align, size);
 }
 
@@ -75,20 +82,39 @@ int main(int argc, char **argv) {
     eddy_status st = eddy_model_load(argv[1], &model);
     if (st != EDDY_STATUS_OK) return fail("eddy_model_load", st);
 
-    /* Everything is allocated here, before the loop. */
+    /* Everything is allocated here, before the loop, and exactly as much as announced. */
     eddy_context_params cp = eddy_context_default_params();
     cp.n_sink = 4;
     cp.n_window = 64;
     cp.n_batch = 16;
-    eddy_context *ctx = NULL;
-    st = eddy_context_new(model, &cp, &ctx);
-    if (st != EDDY_STATUS_OK) return fail("eddy_context_new", st);
     eddy_sampler_params sp = eddy_sampler_default_params();
     sp.temperature = 0.8f; /* exercises top-k / top-p / min-p and the draw */
     sp.repeat_penalty = 1.1f;
+    size_t ctx_bytes = 0, smp_bytes = 0;
+    st = eddy_context_memory_required(model, &cp, &ctx_bytes);
+    if (st != EDDY_STATUS_OK) return fail("eddy_context_memory_required", st);
+    st = eddy_sampler_memory_required(model, &sp, &smp_bytes);
+    if (st != EDDY_STATUS_OK) return fail("eddy_sampler_memory_required", st);
+
+    eddy_context *ctx = NULL;
+    counting = 1;
+    st = eddy_context_new(model, &cp, &ctx);
+    counting = 0;
+    if (st != EDDY_STATUS_OK) return fail("eddy_context_new", st);
+    printf("zero_alloc: eddy_context_new allocated %zu bytes, memory_required said %zu\n",
+           n_bytes, ctx_bytes);
+    int rc = n_bytes == ctx_bytes ? 0 : 1;
+    n_bytes = 0;
     eddy_sampler *sampler = NULL;
+    counting = 1;
     st = eddy_sampler_new(model, &sp, &sampler);
+    counting = 0;
     if (st != EDDY_STATUS_OK) return fail("eddy_sampler_new", st);
+    printf("zero_alloc: eddy_sampler_new allocated %zu bytes, memory_required said %zu\n",
+           n_bytes, smp_bytes);
+    if (n_bytes != smp_bytes) rc = 1;
+    n_allocs = n_frees = 0;
+    n_bytes = 0;
     eddy_token prompt[64];
     size_t n_prompt = 0;
     const char *text = "The history of the lighthouse begins";
@@ -128,5 +154,5 @@ int main(int argc, char **argv) {
     eddy_sampler_free(sampler);
     eddy_context_free(ctx);
     eddy_model_free(model);
-    return n_allocs == 0 && n_frees == 0 ? 0 : 1;
+    return n_allocs == 0 && n_frees == 0 ? rc : 1;
 }

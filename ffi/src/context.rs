@@ -141,7 +141,7 @@ pub unsafe extern "C" fn eddy_context_new(
         // SAFETY: the caller promises out_context is NULL or writable.
         let out = unsafe { arg_mut(out_context, "out_context") }?;
         let ctx = Context::new(Arc::clone(&m.model), context_params(&p)?)?;
-        let piece = Vec::with_capacity(m.model.tokenizer().max_token_len() + 8);
+        let piece = Vec::with_capacity(piece_capacity(&m.model));
         *out = Box::into_raw(Box::new(eddy_context {
             model: Arc::clone(&m.model),
             ctx,
@@ -152,6 +152,45 @@ pub unsafe extern "C" fn eddy_context_new(
         }));
         Ok(())
     })
+}
+
+/// Bytes eddy_context_new would allocate for a context over model with params (NULL: the
+/// defaults): the K/V arena, activation buffers, norm copies, logits and the handle itself.
+/// Nothing is allocated by this call. Lets an embedder check the memory budget up front.
+///
+/// On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
+/// EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_context_new).
+///
+/// # Safety
+/// model is NULL or a live model; params is NULL or points to an eddy_context_params whose
+/// size field is set; out_bytes is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_memory_required(
+    model: *const eddy_model,
+    params: *const eddy_context_params,
+    out_bytes: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises model is NULL or live.
+        let m = unsafe { arg_ref(model, "model") }?;
+        // SAFETY: the caller promises params is NULL or a struct with its size field set.
+        let p = unsafe { read_params(params, "params") }?
+            .unwrap_or_else(|| eddy_context_default_params());
+        // SAFETY: the caller promises out_bytes is NULL or writable.
+        let out = unsafe { arg_mut(out_bytes, "out_bytes") }?;
+        let runtime = Context::<&Model>::memory_required(&m.model, &context_params(&p)?)?;
+        *out = runtime + handle_bytes(&m.model);
+        Ok(())
+    })
+}
+
+/// What the handle adds to the runtime's context: itself and the piece buffer.
+fn handle_bytes(model: &Model) -> usize {
+    std::mem::size_of::<eddy_context>() + piece_capacity(model)
+}
+
+fn piece_capacity(model: &Model) -> usize {
+    model.tokenizer().max_token_len() + 8
 }
 
 /// Frees a context (and its reference to the model). NULL is a no-op.

@@ -131,6 +131,36 @@ pub unsafe extern "C" fn eddy_sampler_new(
     })
 }
 
+/// Bytes eddy_sampler_new would allocate for a sampler over model's vocabulary with params
+/// (NULL: the defaults). Nothing is allocated by this call.
+///
+/// On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
+/// EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_sampler_new).
+///
+/// # Safety
+/// model is NULL or a live model; params is NULL or points to an eddy_sampler_params whose
+/// size field is set; out_bytes is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_sampler_memory_required(
+    model: *const eddy_model,
+    params: *const eddy_sampler_params,
+    out_bytes: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises model is NULL or live.
+        let m = unsafe { arg_ref(model, "model") }?;
+        // SAFETY: the caller promises params is NULL or a struct with its size field set.
+        let p = unsafe { read_params(params, "params") }?
+            .unwrap_or_else(|| eddy_sampler_default_params());
+        // SAFETY: the caller promises out_bytes is NULL or writable.
+        let out = unsafe { arg_mut(out_bytes, "out_bytes") }?;
+        let n_vocab = m.model.hparams().n_vocab;
+        *out = Sampler::memory_required(n_vocab, &sampler_params(&p)?)
+            + std::mem::size_of::<eddy_sampler>();
+        Ok(())
+    })
+}
+
 /// Frees a sampler. NULL is a no-op.
 ///
 /// # Safety
