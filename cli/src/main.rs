@@ -1,9 +1,11 @@
 //! `eddy`: the command-line face of the Eddy runtime.
 //!
-//! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `logits`.
+//! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `logits`,
+//! `perplexity`.
 #![forbid(unsafe_code)]
 
 mod inspect;
+mod perplexity;
 mod run;
 
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ enum Command {
     Generate(run::GenerateArgs),
     /// Evaluate a sequence in one pass and print the top logits of every position as JSON.
     Logits(run::LogitsArgs),
+    /// Perplexity of a text: llama.cpp chunks, a stream through the arena, or re-computation.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => run::tokenize(a),
         Command::Generate(a) => run::generate(a),
         Command::Logits(a) => run::logits(a),
+        Command::Perplexity(a) => perplexity::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,148 @@
+//! `eddy perplexity` reproduces llama.cpp's numbers on Hamlet (`../shared/golden/`), within 1 %.
+//! These are the slowest tests of the suite (about 8192 + 65536 evaluated tokens).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value as Json;
+
+fn smollm2() -> Option<String> {
+    let dir = std::env::var_os("EDDY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        return Some(path.to_str().unwrap().to_owned());
+    }
+    assert!(
+        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
+        "{} missing; run scripts/fetch-models.sh",
+        path.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
+        path.display()
+    );
+    None
+}
+
+fn golden(file: &str) -> PathBuf {
+    match std::env::var_os("EDDY_GOLDEN_DIR") {
+        Some(d) => PathBuf::from(d).join(file),
+        None => {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden")).join(file)
+        }
+    }
+}
+
+fn perplexity(args: &[&str]) -> Json {
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("perplexity")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+fn read(file: &str) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(golden(file)).unwrap()).unwrap()
+}
+
+#[test]
+fn chunked_perplexity_matches_llama_cpp() {
+    let Some(m) = smollm2() else { return };
+    let hamlet = golden("hamlet.txt");
+    let want = read("ppl.json")["results"]["smollm2"].clone();
+    let got = perplexity(&[
+        "-m",
+        &m,
+        "-f",
+        hamlet.to_str().unwrap(),
+        "--ctx",
+        "512",
+        "--chunks",
+        "16",
+        "-t",
+        "2",
+    ]);
+    let (ppl, want_ppl) = (got["ppl"].as_f64().unwrap(), want["ppl"].as_f64().unwrap());
+    eprintln!("chunked: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
+    assert_eq!(got["tokens_scored"], want["scored"]);
+    assert_eq!(got["text_tokens"], want["tokens"]);
+    assert!((ppl / want_ppl - 1.0).abs() < 0.01, "{ppl} vs {want_ppl}");
+}
+
+#[test]
+fn recompute_perplexity_matches_llama_cpp() {
+    let Some(m) = smollm2() else { return };
+    let hamlet = golden("hamlet.txt");
+    let want = read("recompute_smollm2_hamlet.json");
+    let got = perplexity(&[
+        "-m",
+        &m,
+        "-f",
+        hamlet.to_str().unwrap(),
+        "--recompute",
+        "--window",
+        "256",
+        "--stride",
+        "64",
+        "--max-tokens",
+        "16384",
+        "-t",
+        "2",
+    ]);
+    let (ppl, want_ppl) = (got["ppl"].as_f64().unwrap(), want["ppl"].as_f64().unwrap());
+    eprintln!("recompute: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
+    assert_eq!(got["tokens_scored"], want["scored"]);
+    assert!((ppl / want_ppl - 1.0).abs() < 0.01, "{ppl} vs {want_ppl}");
+}
+
+/// The stream mode on a short text: runs, scores every token after the first, and a window-only
+/// arena (no sinks) is not better than 4 sinks once the window has turned many times.
+#[test]
+fn stream_mode_scores_every_token() {
+    let Some(m) = smollm2() else { return };
+    let hamlet = golden("hamlet.txt");
+    let run = |sinks: &str| {
+        perplexity(&[
+            "-m",
+            &m,
+            "-f",
+            hamlet.to_str().unwrap(),
+            "--stream",
+            "--sinks",
+            sinks,
+            "--window",
+            "60",
+            "--max-tokens",
+            "1500",
+        ])
+    };
+    let four = run("4");
+    assert_eq!(four["tokens_scored"], 1499);
+    assert!(four["ppl"].as_f64().unwrap().is_finite());
+    let bad = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "perplexity",
+            "-m",
+            &m,
+            "-f",
+            hamlet.to_str().unwrap(),
+            "--recompute",
+            "--window",
+            "8",
+            "--stride",
+            "9",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stride"));
+}
