@@ -8,6 +8,7 @@
  *   ./abi_errors models/SmolLM2-135M-Instruct.Q4_1.gguf
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,10 @@ static void test_with_model(const char *model_path) {
     EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
     p = eddy_context_default_params();
     p.n_batch = 0;
+    EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
+    p = eddy_context_default_params();
+    /* A bool field holding a byte other than 0 or 1 (e.g. from memset). */
+    ((unsigned char *)&p)[offsetof(eddy_context_params, logits_all)] = 0xff;
     EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
     p = eddy_context_default_params();
     p.n_window = 0xffffffffu;

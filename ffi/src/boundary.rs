@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::ffi::{CString, c_char};
+use std::mem::MaybeUninit;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Status returned by every fallible function.
@@ -209,7 +210,8 @@ pub(crate) unsafe fn arg_slice<'a, T>(p: *const T, len: usize, what: &str) -> Ff
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// A caller's output buffer of `len` elements, or `None` when `len` is 0.
+/// A caller's output buffer of `len` elements, or `None` when `len` is 0. The elements are
+/// `MaybeUninit`: a C caller may hand in memory it never initialised, and it is only written.
 ///
 /// # Safety
 /// If `len > 0` and `p` is not NULL, `p` points to `len` writable `T`s that nothing else
@@ -218,7 +220,7 @@ pub(crate) unsafe fn arg_buf<'a, T>(
     p: *mut T,
     len: usize,
     what: &str,
-) -> FfiResult<Option<&'a mut [T]>> {
+) -> FfiResult<Option<&'a mut [MaybeUninit<T>]>> {
     if len == 0 {
         return Ok(None);
     }
@@ -227,10 +229,11 @@ pub(crate) unsafe fn arg_buf<'a, T>(
     }
     check_extent::<T>(p.cast_const().cast(), len, what)?;
     // SAFETY: non-NULL, aligned, within isize::MAX bytes (checked above); the caller promises
-    // `len` writable elements that nothing else touches during `'a`. The buffer may hold
-    // uninitialised bytes, but every `T` used here (u8, c_char, u32, f32) is valid for any bit
-    // pattern, and the callers only write to it.
-    Ok(Some(unsafe { std::slice::from_raw_parts_mut(p, len) }))
+    // `len` writable elements that nothing else touches during `'a`; `MaybeUninit<T>` has the
+    // layout of `T` and makes no claim that the bytes are initialised.
+    Ok(Some(unsafe {
+        std::slice::from_raw_parts_mut(p.cast::<MaybeUninit<T>>(), len)
+    }))
 }
 
 fn check_extent<T>(p: *const u8, len: usize, what: &str) -> FfiResult {
@@ -251,7 +254,7 @@ fn check_extent<T>(p: *const u8, len: usize, what: &str) -> FfiResult {
 /// length reported on success).
 pub(crate) fn copy_out<T: Copy + Default>(
     src: &[T],
-    buf: Option<&mut [T]>,
+    buf: Option<&mut [MaybeUninit<T>]>,
     out_len: &mut usize,
     nul: bool,
     what: &str,
@@ -270,21 +273,30 @@ pub(crate) fn copy_out<T: Copy + Default>(
         *out_len = 0;
         return Ok(());
     };
-    buf[..src.len()].copy_from_slice(src);
+    for (d, &v) in buf.iter_mut().zip(src) {
+        d.write(v);
+    }
     if nul {
-        buf[src.len()] = T::default();
+        buf[src.len()].write(T::default());
     }
     *out_len = src.len();
     Ok(())
 }
 
-/// Reads a params struct that starts with a `uint32_t size` field, checking that the size
-/// the caller set equals this library's `sizeof(T)`.
+/// A `#[repr(C)]` params struct that starts with a `uint32_t size` field.
+pub(crate) trait ParamsStruct: Copy {
+    /// Byte offsets of its `bool` fields, checked to hold 0 or 1 before the struct is read
+    /// (any other byte would not be a valid Rust `bool`).
+    const BOOL_OFFSETS: &'static [usize];
+}
+
+/// Reads a params struct, checking that the size the caller set equals this library's
+/// `sizeof(T)` and that its `bool` fields hold 0 or 1.
 ///
 /// # Safety
 /// `p` is NULL or points to at least 4 readable bytes holding the size field, followed by the
 /// rest of a `T` when that size equals `size_of::<T>()`.
-pub(crate) unsafe fn read_params<T: Copy>(p: *const T, what: &str) -> FfiResult<Option<T>> {
+pub(crate) unsafe fn read_params<T: ParamsStruct>(p: *const T, what: &str) -> FfiResult<Option<T>> {
     if p.is_null() {
         return Ok(None);
     }
@@ -299,7 +311,18 @@ pub(crate) unsafe fn read_params<T: Copy>(p: *const T, what: &str) -> FfiResult<
             std::mem::size_of::<T>()
         )));
     }
-    // SAFETY: the size field says the caller's struct is a whole `T` (checked above).
+    for &off in T::BOOL_OFFSETS {
+        // SAFETY: the size field says the caller's struct is a whole `T`, and `off` is the
+        // offset of one of its fields, so the byte is inside it and initialised.
+        let byte = unsafe { p.cast::<u8>().add(off).read() };
+        if byte > 1 {
+            return Err(Failure::invalid(format!(
+                "{what}: a bool field at offset {off} holds {byte}, not 0 or 1"
+            )));
+        }
+    }
+    // SAFETY: a whole `T` (size checked above) whose bool fields are valid (checked above);
+    // its other fields are integers and floats, valid for any bits.
     Ok(Some(unsafe { p.read() }))
 }
 

@@ -54,6 +54,16 @@ pub struct eddy_context_params {
     pub logits_all: bool,
 }
 
+impl crate::boundary::ParamsStruct for eddy_context_params {
+    const BOOL_OFFSETS: &'static [usize] = &[std::mem::offset_of!(eddy_context_params, logits_all)];
+}
+
+// The context handle moves between threads with its user (one at a time).
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Context<Arc<Model>>>();
+};
+
 /// Called before each batch of a decode; return true to stop (the call then returns
 /// EDDY_STATUS_ABORTED). Runs on the thread that called eddy_decode or eddy_generate.
 #[allow(non_camel_case_types)]

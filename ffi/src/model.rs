@@ -31,6 +31,12 @@ pub struct eddy_model {
     arch: CString,
 }
 
+// The header promises that a model may be used from several threads at once.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Model>();
+};
+
 impl eddy_model {
     fn new(model: Model) -> eddy_model {
         let arch = CString::new(model.arch_name()).unwrap_or_default();

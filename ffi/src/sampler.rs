@@ -36,6 +36,10 @@ pub struct eddy_sampler_params {
     pub seed: u64,
 }
 
+impl crate::boundary::ParamsStruct for eddy_sampler_params {
+    const BOOL_OFFSETS: &'static [usize] = &[];
+}
+
 /// A sampler for one stream of tokens: its parameters, the recent tokens (for penalties) and
 /// its random state. All memory is allocated when it is created.
 ///
