@@ -317,7 +317,7 @@ typedef bool (*eddy_piece_callback)(const char *piece, size_t len, void *user_da
 /**
  * "No such token": returned by eddy_model_token_bos() and friends when the model has none.
  */
-#define EDDY_TOKEN_NONE 4294967295
+#define EDDY_TOKEN_NONE UINT32_MAX
 
 /**
  * Half-precision K/V cache: half the memory, the default.

@@ -16,7 +16,7 @@ use crate::eddy_status::{self, *};
 pub type eddy_token = u32;
 
 /// "No such token": returned by eddy_model_token_bos() and friends when the model has none.
-pub const EDDY_TOKEN_NONE: eddy_token = 0xFFFF_FFFF;
+pub const EDDY_TOKEN_NONE: eddy_token = u32::MAX;
 
 /// A loaded model: weights (memory-mapped from the file, or copied from a caller's buffer),
 /// hyper-parameters and tokenizer. Immutable once loaded.
