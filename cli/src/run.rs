@@ -132,6 +132,9 @@ pub struct GenerateArgs {
     /// (default: room for prompt + n-predict, up to the model's context).
     #[arg(long)]
     window: Option<usize>,
+    /// Keep generating past end-of-generation tokens (for long streaming runs).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -145,6 +148,9 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
         return Err("the prompt is empty after tokenization".into());
     }
     // The window: as asked, else room for the whole text up to the model's default.
+    if a.window == Some(0) {
+        return Err("--window 0: the arena needs a window of at least 1 token".into());
+    }
     let window = match a.window {
         Some(w) => w,
         None => (prompt.len() + a.n_predict).min(model.hparams().n_ctx_train.min(4096)),
@@ -185,12 +191,19 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
     let mut generated = Vec::with_capacity(a.n_predict);
     let mut text = String::new();
     let t1 = Instant::now();
+    // Generation speed per block of 100 tokens: constant in streaming mode, however long.
+    let mut block_rates = Vec::with_capacity(a.n_predict / 100 + 1);
+    let mut block_start = Instant::now();
     let mut io_err = None;
     for _ in 0..a.n_predict {
         let next = sampler.sample(ctx.logits());
         sampler.accept(next);
         generated.push(next);
-        if tok.is_eog(next) {
+        if generated.len() % 100 == 0 {
+            block_rates.push(100.0 / block_start.elapsed().as_secs_f64());
+            block_start = Instant::now();
+        }
+        if tok.is_eog(next) && !a.ignore_eos {
             break;
         }
         decoder.push(next, |s| {
@@ -223,6 +236,9 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             "text": text,
             "prompt_tokens_per_s": prompt.len() as f64 / t_prompt,
             "gen_tokens_per_s": generated.len() as f64 / t_gen,
+            "gen_tokens_per_s_per_100": block_rates,
+            "n_sink": ctx.params().n_sink,
+            "n_window": ctx.params().n_window,
             "threads": 1,
         });
         writeln!(out, "{doc}")?;

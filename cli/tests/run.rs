@@ -177,3 +177,32 @@ fn logits_prints_the_golden_shape() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Streaming generation: 2000 tokens through an arena of 4 sinks + 64, far past the window.
+#[test]
+fn generate_streams_far_past_the_window() {
+    let Some(m) = smollm2() else { return };
+    let j = ok_json(eddy(&[
+        "generate",
+        "-m",
+        &m,
+        "-p",
+        "Once upon a time",
+        "-n",
+        "2000",
+        "--sinks",
+        "4",
+        "--window",
+        "64",
+        "--temp",
+        "0.8",
+        "--ignore-eos",
+        "--json",
+    ]));
+    assert_eq!(j["generated_ids"].as_array().unwrap().len(), 2000);
+    assert_eq!(j["n_window"], 64);
+    assert_eq!(j["gen_tokens_per_s_per_100"].as_array().unwrap().len(), 20);
+    let out = eddy(&["generate", "-m", &m, "-p", "x", "--window", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("window of at least 1"));
+}
