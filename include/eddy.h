@@ -691,7 +691,7 @@ size_t eddy_context_n_sink(const struct eddy_context *context);
 size_t eddy_context_n_window(const struct eddy_context *context);
 
 /**
- * Most tokens per forward pass (n_batch with the cap applied). 0 if context is NULL.
+ * Most tokens per forward pass (the context's n_batch). 0 if context is NULL.
  *
  * # Safety
  * context is NULL or a live context.

@@ -267,7 +267,7 @@ pub unsafe extern "C" fn eddy_context_n_window(context: *const eddy_context) -> 
     unsafe { getter(context, 0, |c| c.ctx.params().n_window) }
 }
 
-/// Most tokens per forward pass (n_batch with the cap applied). 0 if context is NULL.
+/// Most tokens per forward pass (the context's n_batch). 0 if context is NULL.
 ///
 /// # Safety
 /// context is NULL or a live context.
