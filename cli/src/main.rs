@@ -1,9 +1,10 @@
 //! `eddy`: the command-line face of the Eddy runtime.
 //!
 //! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `logits`,
-//! `perplexity`.
+//! `perplexity`, `bench`.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod inspect;
 mod perplexity;
 mod run;
@@ -42,6 +43,8 @@ enum Command {
     Logits(run::LogitsArgs),
     /// Perplexity of a text: llama.cpp chunks, a stream through the arena, or re-computation.
     Perplexity(perplexity::PerplexityArgs),
+    /// Prompt-processing and generation speed (best of several repetitions).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => run::generate(a),
         Command::Logits(a) => run::logits(a),
         Command::Perplexity(a) => perplexity::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -276,7 +276,7 @@ fn batched_prefill_equals_token_by_token() {
             &model,
             ContextParams {
                 n_sink: 0,
-            n_window: ids.len(),
+                n_window: ids.len(),
                 kv_type,
                 ..Default::default()
             },

@@ -1,0 +1,118 @@
+//! `eddy bench`: prompt processing (pp) and generation (tg) speed, as llama-bench reports them.
+//!
+//! A prompt of `-p` tokens is decoded as one batch (pp), then `-n` tokens are generated one at a
+//! time with greedy sampling (tg); each is timed around decode (and sampling for tg), best of
+//! `-r` repetitions after one warm-up.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use eddy::{Context, ContextParams, Model, Sampler, SamplerParams};
+use serde_json::json;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// `eddy bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Path to the .gguf model.
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// Threads (decoding is single-threaded until the thread pool lands; only 1 is accepted).
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+    /// Prompt tokens (pp).
+    #[arg(short = 'p', long, default_value_t = 128)]
+    prompt: usize,
+    /// Generated tokens (tg).
+    #[arg(short = 'n', long, default_value_t = 64)]
+    n_gen: usize,
+    /// Repetitions (best is reported).
+    #[arg(short = 'r', long, default_value_t = 3)]
+    reps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+pub fn run(a: BenchArgs) -> Res<()> {
+    if a.threads != 1 {
+        return Err(format!(
+            "-t {}: decoding is single-threaded for now; use -t 1",
+            a.threads
+        )
+        .into());
+    }
+    if a.prompt == 0 || a.n_gen == 0 || a.reps == 0 {
+        return Err("-p, -n and -r must be at least 1".into());
+    }
+    let model = Model::load(&a.model)?;
+    let n_vocab = model.hparams().n_vocab;
+    // A fixed, ordinary-looking prompt: token ids spread over the vocabulary.
+    let prompt: Vec<u32> = (0..a.prompt)
+        .map(|i| ((i * 7919 + 17) % n_vocab.min(30000)) as u32)
+        .collect();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams {
+            n_window: a.prompt + a.n_gen,
+            n_batch: a.prompt,
+            n_ubatch: a.prompt.min(512),
+            ..Default::default()
+        },
+    )?;
+    let mut sampler = Sampler::new(n_vocab, SamplerParams::default());
+    let (mut best_pp, mut best_tg) = (f64::MAX, f64::MAX);
+    for rep in 0..=a.reps {
+        ctx.reset();
+        let t = Instant::now();
+        ctx.decode(&prompt)?;
+        let pp = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..a.n_gen {
+            let next = sampler.sample(ctx.logits());
+            ctx.decode(&[next])?;
+        }
+        let tg = t.elapsed().as_secs_f64();
+        if rep > 0 {
+            // Repetition 0 is the warm-up.
+            best_pp = best_pp.min(pp);
+            best_tg = best_tg.min(tg);
+        }
+    }
+    let pp_rate = a.prompt as f64 / best_pp;
+    let tg_rate = a.n_gen as f64 / best_tg;
+    let name = a
+        .model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "model": name,
+                "threads": a.threads,
+                "pp_tokens": a.prompt,
+                "tg_tokens": a.n_gen,
+                "reps": a.reps,
+                "pp_tokens_per_s": pp_rate,
+                "tg_tokens_per_s": tg_rate,
+                "peak_rss_bytes": peak_rss_bytes(),
+            })
+        );
+    } else {
+        println!("| model | threads | test | t/s |");
+        println!("|---|---|---|---|");
+        println!("| {name} | {} | pp{} | {pp_rate:.1} |", a.threads, a.prompt);
+        println!("| {name} | {} | tg{} | {tg_rate:.1} |", a.threads, a.n_gen);
+    }
+    Ok(())
+}
