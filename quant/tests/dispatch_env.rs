@@ -9,6 +9,19 @@ use eddy_quant::dispatch::{Tier, active_tier, best_supported};
 
 const CHILD: &str = "EDDY_QUANT_TIER_EXPECT";
 
+/// The test binary as a command; under cross-testing (`EDDY_TEST_RUNNER`, e.g.
+/// `qemu-aarch64-static`, set by CI) the binary is started through the runner.
+fn child(exe: &std::path::Path) -> Command {
+    match std::env::var("EDDY_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
+}
+
 #[test]
 fn env_override_selects_the_tier() {
     if let Ok(expect) = std::env::var(CHILD) {
@@ -23,7 +36,7 @@ fn env_override_selects_the_tier() {
         } else {
             best_supported()
         };
-        let status = Command::new(&exe)
+        let status = child(&exe)
             .args([
                 "--exact",
                 "env_override_selects_the_tier",
@@ -39,7 +52,7 @@ fn env_override_selects_the_tier() {
             "EDDY_QUANT_TIER={tier} should select {expect}"
         );
     }
-    let status = Command::new(&exe)
+    let status = child(&exe)
         .args(["--exact", "env_override_selects_the_tier"])
         .env("EDDY_QUANT_TIER", "amx")
         .env(CHILD, best_supported().name())
