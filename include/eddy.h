@@ -212,8 +212,8 @@ typedef struct eddy_context_params {
      */
     eddy_kv_type kv_type;
     /**
-     * Threads to decode with; 0 = default. Decoding currently runs on the calling thread
-     * whatever the value.
+     * Threads of the context's pool, the calling thread included; 0 means 1. Matrix rows are
+     * split over them in fixed ranges, so logits are bit-identical for any count.
      */
     uint32_t n_threads;
     /**

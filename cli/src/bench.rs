@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// Path to the .gguf model.
     #[arg(short = 'm', long = "model")]
     model: PathBuf,
-    /// Threads (decoding is single-threaded until the thread pool lands; only 1 is accepted).
+    /// Threads of the context's pool (the calling thread included).
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
     /// Prompt tokens (pp).
@@ -43,13 +43,6 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 pub fn run(a: BenchArgs) -> Res<()> {
-    if a.threads != 1 {
-        return Err(format!(
-            "-t {}: decoding is single-threaded for now; use -t 1",
-            a.threads
-        )
-        .into());
-    }
     if a.prompt == 0 || a.n_gen == 0 || a.reps == 0 {
         return Err("-p, -n and -r must be at least 1".into());
     }
@@ -65,6 +58,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
             n_window: a.prompt + a.n_gen,
             n_batch: a.prompt,
             n_ubatch: a.prompt.min(512),
+            n_threads: a.threads,
             ..Default::default()
         },
     )?;

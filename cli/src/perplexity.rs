@@ -60,8 +60,8 @@ pub struct PerplexityArgs {
     /// K/V cache element type.
     #[arg(long, value_enum, default_value = "f32")]
     kv_type: KvArg,
-    /// Worker threads for `--ctx` and `--recompute` (independent passes run in parallel, one
-    /// context each; `--stream` is one sequence and runs on one thread).
+    /// Threads: `--ctx` and `--recompute` run independent passes in parallel (one single-threaded
+    /// context each); `--stream` is one sequence and gives its context a pool of this size.
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
 }
@@ -156,7 +156,7 @@ pub fn run(a: PerplexityArgs) -> Res<()> {
         chunks(&model, &tokens, n_ctx, a.chunks, kv, a.threads.max(1))?
     } else if a.stream {
         let window = a.window.ok_or("--stream needs --window")?;
-        stream(&model, &tokens, a.sinks, window, kv)?
+        stream(&model, &tokens, a.sinks, window, kv, a.threads.max(1))?
     } else if a.recompute {
         let window = a.window.ok_or("--recompute needs --window")?;
         let stride = a.stride.ok_or("--recompute needs --stride")?;
@@ -320,12 +320,24 @@ fn stream(
     n_sink: usize,
     n_window: usize,
     kv: KvType,
+    threads: usize,
 ) -> Res<(Nll, serde_json::Value, usize)> {
     if tokens.len() < 2 {
         return Err("the text has fewer than 2 tokens".into());
     }
     let n_batch = 64;
-    let mut ctx = context(model, n_sink, n_window, n_batch, kv)?;
+    let mut ctx = Context::new(
+        model,
+        ContextParams {
+            n_sink,
+            n_window,
+            n_batch,
+            kv_type: kv,
+            logits_all: true,
+            n_threads: threads,
+            ..Default::default()
+        },
+    )?;
     let mut nll = Nll::default();
     let mut progress = Progress::new(tokens.len());
     for (b, batch) in tokens.chunks(n_batch).enumerate() {

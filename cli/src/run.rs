@@ -119,7 +119,7 @@ pub struct GenerateArgs {
     /// Random seed: the same seed gives the same text.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
-    /// Threads (the thread pool is not built yet: decoding runs on the calling thread).
+    /// Threads of the context's pool (the calling thread included).
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
     /// K/V cache element type.
@@ -162,6 +162,7 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             .max(1),
         n_batch: prompt.len().min(512),
         kv_type: a.kv_type.into(),
+        n_threads: a.threads,
         ..Default::default()
     };
     let mut ctx = Context::new(&model, params)?;
@@ -239,7 +240,7 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             "gen_tokens_per_s_per_100": block_rates,
             "n_sink": ctx.params().n_sink,
             "n_window": ctx.params().n_window,
-            "threads": 1,
+            "threads": a.threads,
         });
         writeln!(out, "{doc}")?;
     } else {

@@ -46,8 +46,8 @@ pub struct eddy_context_params {
     pub n_ubatch: u32,
     /// EDDY_KV_F16 (default) or EDDY_KV_F32.
     pub kv_type: eddy_kv_type,
-    /// Threads to decode with; 0 = default. Decoding currently runs on the calling thread
-    /// whatever the value.
+    /// Threads of the context's pool, the calling thread included; 0 means 1. Matrix rows are
+    /// split over them in fixed ranges, so logits are bit-identical for any count.
     pub n_threads: u32,
     /// Keep the logits of every token of a batch (for scoring text); default false: only the
     /// last token's logits are kept.
@@ -120,6 +120,8 @@ fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
         n_ubatch: p.n_ubatch as usize,
         kv_type,
         logits_all: p.logits_all,
+        // 0 (the default) means 1: the calling thread only.
+        n_threads: (p.n_threads as usize).max(1),
     })
 }
 

@@ -15,6 +15,7 @@ use crate::kv::{KvStore, KvType};
 use crate::linalg::{self, Activations};
 use crate::model::{Activation, Model, RopeStyle};
 use crate::ops;
+use crate::threads::ThreadPool;
 
 /// Parameters of a context.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +35,9 @@ pub struct ContextParams {
     /// Keep logits for every token of a batch (needed for perplexity and teacher forcing);
     /// otherwise only for the last one.
     pub logits_all: bool,
+    /// Threads of the context's pool, the calling thread included (matrix rows are split over
+    /// them in fixed ranges: logits are bit-identical for any count).
+    pub n_threads: usize,
 }
 
 impl Default for ContextParams {
@@ -45,6 +49,7 @@ impl Default for ContextParams {
             n_ubatch: 32,
             kv_type: KvType::F16,
             logits_all: false,
+            n_threads: 1,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct Context<M: Deref<Target = Model>> {
     logits: Vec<f32>,
     /// Rows of `logits` written by the last decode.
     n_logits: usize,
+    /// Worker threads for the matrix products.
+    pool: ThreadPool,
 }
 
 impl<M: Deref<Target = Model>> Context<M> {
@@ -167,6 +174,8 @@ impl<M: Deref<Target = Model>> Context<M> {
             hp.n_head_kv * hp.head_dim_v,
         );
         let logit_rows = if params.logits_all { n_batch } else { 1 };
+        let pool = ThreadPool::new(params.n_threads)
+            .map_err(|e| Error::InvalidParam(format!("cannot start threads: {e}")))?;
         Ok(Context {
             logits: vec![0.0; logit_rows * hp.n_vocab],
             model,
@@ -176,6 +185,7 @@ impl<M: Deref<Target = Model>> Context<M> {
             n_seen: 0,
             scratch,
             n_logits: 0,
+            pool,
         })
     }
 
@@ -255,6 +265,7 @@ impl<M: Deref<Target = Model>> Context<M> {
         let hp = model.hparams();
         let w = model.weights();
         let s = &mut self.scratch;
+        let pool = &self.pool;
         let n = tokens.len();
         let (d, q_width, att_width) = (
             hp.n_embd,
@@ -280,9 +291,9 @@ impl<M: Deref<Target = Model>> Context<M> {
                 ops::rms_norm(&mut s.xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
                 s.act.set(&s.xb);
                 let q = &mut s.q[t * q_width..(t + 1) * q_width];
-                linalg::matvec(model, &lw.wq, &mut s.act, q);
-                linalg::matvec(model, &lw.wk, &mut s.act, &mut s.k);
-                linalg::matvec(model, &lw.wv, &mut s.act, &mut s.v);
+                linalg::matvec(model, &lw.wq, &mut s.act, q, pool);
+                linalg::matvec(model, &lw.wk, &mut s.act, &mut s.k, pool);
+                linalg::matvec(model, &lw.wv, &mut s.act, &mut s.v, pool);
                 if let Some(qn) = &norms.q {
                     q.chunks_exact_mut(hp.head_dim)
                         .for_each(|h| ops::rms_norm_inplace(h, qn, hp.rms_eps));
@@ -384,7 +395,7 @@ impl<M: Deref<Target = Model>> Context<M> {
             // Output projection and residual; then the FFN and its residual.
             for t in 0..n {
                 s.act.set(&s.att[t * att_width..(t + 1) * att_width]);
-                linalg::matvec(model, &lw.wo, &mut s.act, &mut s.proj);
+                linalg::matvec(model, &lw.wo, &mut s.act, &mut s.proj, pool);
                 if let Some(pn) = &norms.post_attn {
                     ops::rms_norm_inplace(&mut s.proj, pn, hp.rms_eps);
                 }
@@ -393,8 +404,8 @@ impl<M: Deref<Target = Model>> Context<M> {
 
                 ops::rms_norm(&mut s.xb, x, &norms.ffn, hp.rms_eps);
                 s.act.set(&s.xb);
-                linalg::matvec(model, &lw.w_gate, &mut s.act, &mut s.gate);
-                linalg::matvec(model, &lw.w_up, &mut s.act, &mut s.up);
+                linalg::matvec(model, &lw.w_gate, &mut s.act, &mut s.gate, pool);
+                linalg::matvec(model, &lw.w_up, &mut s.act, &mut s.up, pool);
                 match hp.activation {
                     Activation::Silu => s
                         .gate
@@ -408,7 +419,7 @@ impl<M: Deref<Target = Model>> Context<M> {
                         .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
                 }
                 s.act.set(&s.gate);
-                linalg::matvec(model, &lw.w_down, &mut s.act, &mut s.proj);
+                linalg::matvec(model, &lw.w_down, &mut s.act, &mut s.proj, pool);
                 if let Some(pn) = &norms.post_ffn {
                     ops::rms_norm_inplace(&mut s.proj, pn, hp.rms_eps);
                 }
@@ -429,7 +440,7 @@ impl<M: Deref<Target = Model>> Context<M> {
             );
             s.act.set(&s.xb);
             let out = &mut self.logits[row * hp.n_vocab..(row + 1) * hp.n_vocab];
-            linalg::matvec(model, &w.output, &mut s.act, out);
+            linalg::matvec(model, &w.output, &mut s.act, out, pool);
         }
     }
 }
@@ -505,6 +516,12 @@ fn resolve(model: &Model, mut p: ContextParams) -> Result<ContextParams> {
         return Err(Error::InvalidParam(format!(
             "n_batch {} is out of range 1..=65536",
             p.n_batch
+        )));
+    }
+    if p.n_threads == 0 || p.n_threads > 256 {
+        return Err(Error::InvalidParam(format!(
+            "n_threads {} is out of range 1..=256",
+            p.n_threads
         )));
     }
     if p.n_ubatch == 0 {

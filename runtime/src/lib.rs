@@ -16,6 +16,7 @@ mod linalg;
 pub mod model;
 pub mod ops;
 pub mod sampler;
+pub mod threads;
 pub mod tokenizer;
 
 pub use context::{Context, ContextParams};

@@ -10,6 +10,7 @@ use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::error::{Result, tensor};
 use crate::model::{Model, TensorRef};
+use crate::threads::{SharedOut, ThreadPool, split};
 
 /// Activation formats a weight may ask for, each with a buffer in [`Activations`].
 const PARTNERS: [GgmlType; 4] = [
@@ -78,16 +79,43 @@ fn traits(ty: GgmlType) -> &'static TypeTraits {
     type_traits(ty).unwrap_or_else(|| unreachable!("unchecked weight type {ty}"))
 }
 
-/// `out[r] = dot(row r of w, x)` for every row.
-pub fn matvec(model: &Model, w: &TensorRef, act: &mut Activations, out: &mut [f32]) {
+/// `out[r] = dot(row r of w, x)` for every row, the rows split over the pool's threads in fixed
+/// ranges (each row is computed the same way whatever the thread count).
+pub fn matvec(
+    model: &Model,
+    w: &TensorRef,
+    act: &mut Activations,
+    out: &mut [f32],
+    pool: &ThreadPool,
+) {
     debug_assert_eq!(act.len, w.cols);
     debug_assert_eq!(out.len(), w.rows);
     let t = traits(w.ty);
     let y = act.as_type(t.vec_dot_type);
-    let rows = model.data(w).chunks_exact(w.row_bytes());
-    for (o, row) in out.iter_mut().zip(rows) {
-        *o = (t.vec_dot)(w.cols, row, y);
+    let data = model.data(w);
+    let rb = w.row_bytes();
+    let n = pool.n_threads();
+    // Small matrices are not worth a region.
+    if n == 1 || w.rows * rb < 64 * 1024 {
+        for (o, row) in out.iter_mut().zip(data.chunks_exact(rb)) {
+            *o = (t.vec_dot)(w.cols, row, y);
+        }
+        return;
     }
+    let rows = w.rows;
+    let shared = SharedOut::new(out);
+    pool.run(&|i| {
+        let r = split(rows, n, i);
+        let start = r.start;
+        #[allow(unsafe_code)]
+        // SAFETY: `split` gives each worker a disjoint range inside `0..rows` = `0..out.len()`,
+        // and `out` outlives the region (`run` returns after every worker has finished).
+        let part = unsafe { shared.range(r) };
+        for (k, o) in part.iter_mut().enumerate() {
+            let row = &data[(start + k) * rb..(start + k + 1) * rb];
+            *o = (t.vec_dot)(w.cols, row, y);
+        }
+    });
 }
 
 /// Dequantizes row `row` of `w` into `out`.

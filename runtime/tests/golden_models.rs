@@ -301,3 +301,40 @@ fn batched_prefill_equals_token_by_token() {
         }
     }
 }
+
+/// The thread pool splits matrix rows in fixed ranges: logits are bit-identical for 1, 2 and 3
+/// threads, batched and token by token.
+#[test]
+fn logits_are_bit_identical_across_thread_counts() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let ids = &greedy_cases()[1].prompt_ids;
+    let run = |n_threads: usize| {
+        let mut ctx = Context::new(
+            &model,
+            ContextParams {
+                n_window: 64,
+                n_batch: ids.len(),
+                logits_all: true,
+                n_threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        ctx.decode(ids).unwrap();
+        let mut rows: Vec<Vec<f32>> = (0..ids.len())
+            .map(|i| ctx.logits_ith(i).unwrap().to_vec())
+            .collect();
+        for &t in &ids[..8] {
+            ctx.decode(&[t]).unwrap();
+            rows.push(ctx.logits().to_vec());
+        }
+        rows
+    };
+    let one = run(1);
+    for n in [2, 3] {
+        assert!(run(n) == one, "{n} threads differ from 1");
+    }
+}

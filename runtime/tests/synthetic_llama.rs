@@ -272,6 +272,7 @@ fn stream_params(
         n_ubatch,
         kv_type,
         logits_all: true,
+        ..Default::default()
     }
 }
 
