@@ -5,6 +5,7 @@
 //! context (a linear cache for now, the sink + window arena next).
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Element type of the K/V cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,18 +82,15 @@ impl Rows<'_> {
         match self {
             Rows::F32(v) => crate::ops::dot(q, &v[at..at + q.len()]),
             Rows::F16(v) => {
+                // Convert through a stack buffer with `half`'s slice conversion (F16C when the
+                // CPU has it, detected at run time), then the f32 dot; no allocation.
                 let row = &v[at..at + q.len()];
-                let mut acc = [0f32; 8];
-                let chunks = q.len() / 8;
-                for c in 0..chunks {
-                    for j in 0..8 {
-                        acc[j] += q[c * 8 + j] * row[c * 8 + j].to_f32();
-                    }
-                }
-                let mut s =
-                    (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-                for i in chunks * 8..q.len() {
-                    s += q[i] * row[i].to_f32();
+                let mut buf = [0f32; 64];
+                let mut s = 0f32;
+                for (qc, rc) in q.chunks(64).zip(row.chunks(64)) {
+                    let b = &mut buf[..rc.len()];
+                    rc.convert_to_f32_slice(b);
+                    s += crate::ops::dot(qc, b);
                 }
                 s
             }
@@ -106,8 +104,11 @@ impl Rows<'_> {
             Rows::F32(v) => crate::ops::axpy(out, a, &v[at..at + out.len()]),
             Rows::F16(v) => {
                 let n = out.len();
-                for (o, x) in out.iter_mut().zip(&v[at..at + n]) {
-                    *o += a * x.to_f32();
+                let mut buf = [0f32; 64];
+                for (oc, rc) in out.chunks_mut(64).zip(v[at..at + n].chunks(64)) {
+                    let b = &mut buf[..rc.len()];
+                    rc.convert_to_f32_slice(b);
+                    crate::ops::axpy(oc, a, b);
                 }
             }
         }
