@@ -1,6 +1,7 @@
 //! `eddy inspect` as a user runs it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
 use eddy::gguf::writer::{GgufWriter, OwnedValue};
@@ -13,28 +14,8 @@ fn eddy(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn model(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("EDDY_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
-    let path = dir.join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
-        "{} missing; run scripts/fetch-models.sh",
-        path.display()
-    );
-    eprintln!(
-        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
-        path.display()
-    );
-    None
-}
-
-fn inspect_json(path: &Path) -> Json {
-    let out = eddy(&["inspect", path.to_str().unwrap(), "--json"]);
+fn inspect_json(path: &str) -> Json {
+    let out = eddy(&["inspect", path, "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -45,7 +26,7 @@ fn inspect_json(path: &Path) -> Json {
 
 #[test]
 fn inspect_smollm2_json_and_text() {
-    let Some(path) = model("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+    let Some(path) = common::model("SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };
     let j = inspect_json(&path);
@@ -80,7 +61,7 @@ fn inspect_smollm2_json_and_text() {
     assert!(data <= j["file_size"].as_u64().unwrap());
     assert!(j["parameter_count"].as_u64().unwrap() > 130_000_000);
 
-    let out = eddy(&["inspect", path.to_str().unwrap()]);
+    let out = eddy(&["inspect", &path]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("architecture:   llama"), "{text}");
@@ -89,7 +70,7 @@ fn inspect_smollm2_json_and_text() {
 
 #[test]
 fn inspect_gemma3() {
-    let Some(path) = model("gemma-3-270m-q4_k_m.gguf") else {
+    let Some(path) = common::model("gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
     let j = inspect_json(&path);

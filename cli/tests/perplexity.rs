@@ -1,39 +1,13 @@
 //! `eddy perplexity` reproduces llama.cpp's numbers on Hamlet (`../shared/golden/`), within 1 %.
 //! These are the slowest tests of the suite (about 8192 + 65536 evaluated tokens).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
+use common::{golden, smollm2};
+
 use serde_json::Value as Json;
-
-fn smollm2() -> Option<String> {
-    let dir = std::env::var_os("EDDY_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path.to_str().unwrap().to_owned());
-    }
-    assert!(
-        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
-        "{} missing; run scripts/fetch-models.sh",
-        path.display()
-    );
-    eprintln!(
-        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
-        path.display()
-    );
-    None
-}
-
-fn golden(file: &str) -> PathBuf {
-    match std::env::var_os("EDDY_GOLDEN_DIR") {
-        Some(d) => PathBuf::from(d).join(file),
-        None => {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden")).join(file)
-        }
-    }
-}
 
 fn perplexity(args: &[&str]) -> Json {
     let out = Command::new(env!("CARGO_BIN_EXE_eddy"))

@@ -1,7 +1,10 @@
 //! `eddy tokenize`, `eddy generate` and `eddy logits` on the default model, as tools call them.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
+
+use common::smollm2;
 
 use serde_json::Value as Json;
 
@@ -10,26 +13,6 @@ fn eddy(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn smollm2() -> Option<String> {
-    let dir = std::env::var_os("EDDY_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path.to_str().unwrap().to_owned());
-    }
-    assert!(
-        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
-        "{} missing; run scripts/fetch-models.sh",
-        path.display()
-    );
-    eprintln!(
-        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
-        path.display()
-    );
-    None
 }
 
 fn ok_json(out: Output) -> Json {

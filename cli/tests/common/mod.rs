@@ -1,0 +1,42 @@
+//! Shared helpers of the CLI tests: where the models and the golden files are.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `models/<file>` of the workspace (or `$EDDY_MODELS_DIR/<file>`) if present. When absent the
+/// test is skipped with a loud message, unless `EDDY_REQUIRE_MODELS` is set (as in CI): then it
+/// fails.
+pub fn model(file: &str) -> Option<String> {
+    let dir = std::env::var_os("EDDY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
+    let path = dir.join(file);
+    if path.is_file() {
+        return Some(path.to_str().unwrap().to_owned());
+    }
+    assert!(
+        std::env::var_os("EDDY_REQUIRE_MODELS").is_none(),
+        "{} missing; run scripts/fetch-models.sh",
+        path.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
+        path.display()
+    );
+    None
+}
+
+/// The default model.
+pub fn smollm2() -> Option<String> {
+    model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// `../shared/golden/<file>` next to the workspace, or `$EDDY_GOLDEN_DIR/<file>`.
+pub fn golden(file: &str) -> PathBuf {
+    match std::env::var_os("EDDY_GOLDEN_DIR") {
+        Some(d) => PathBuf::from(d).join(file),
+        None => {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden")).join(file)
+        }
+    }
+}
