@@ -13,7 +13,7 @@
 //! one. Tests that want every tier use [`type_traits_for`] directly. AMX is never used.
 
 use crate::GgmlType;
-use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn};
+use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
 
 /// A family of kernels, from the portable one up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,7 +168,8 @@ fn table(tier: Tier) -> &'static [TypeTraits; NUM_TYPES] {
     }
 }
 
-/// `rows` with the `vec_dot` of `ty` replaced by `f`.
+/// `rows` with the `vec_dot` of `ty` replaced by `f`. Any multi-column kernel of `ty` is
+/// dropped, since it was written to match the `vec_dot` being replaced.
 // Only the x86 tiers replace kernels so far; aarch64 runs the scalar table.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn with_vec_dot(
@@ -180,6 +181,29 @@ const fn with_vec_dot(
     while i < NUM_TYPES {
         if rows[i].ty as u32 == ty as u32 {
             rows[i].vec_dot = f;
+            rows[i].vec_dot_multi = None;
+        }
+        i += 1;
+    }
+    rows
+}
+
+/// `rows` with the dot products of `ty` set to the pair `single` (its `vec_dot`) and `multi`
+/// (its `vec_dot_multi`), where `multi` reproduces `single` bit for bit (`tests/matrix.rs` checks
+/// every pair). Setting both at once keeps the pair consistent whatever else replaces the
+/// `vec_dot` of `ty` before or after ([`with_vec_dot`] drops `multi`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const fn with_vec_dot_pair(
+    mut rows: [TypeTraits; NUM_TYPES],
+    ty: GgmlType,
+    single: VecDotFn,
+    multi: VecDotMultiFn,
+) -> [TypeTraits; NUM_TYPES] {
+    let mut i = 0;
+    while i < NUM_TYPES {
+        if rows[i].ty as u32 == ty as u32 {
+            rows[i].vec_dot = single;
+            rows[i].vec_dot_multi = Some(multi);
         }
         i += 1;
     }
@@ -195,8 +219,48 @@ const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx2_bytes);
-    with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes)
+    let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes);
+    multi_column_avx2(r)
 };
+
+/// The AVX2 multi-column kernels of `x86_matmat`, each with the single-column kernel it
+/// reproduces.
+#[cfg(target_arch = "x86_64")]
+const fn multi_column_avx2(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES] {
+    use crate::x86_avx2 as k;
+    use crate::x86_matmat as m;
+    use GgmlType::*;
+    let r = with_vec_dot_pair(
+        r,
+        Q8_0,
+        k::vec_dot_q8_0_q8_0_avx2_bytes,
+        m::vec_dot_multi_q8_0_q8_0_avx2_bytes,
+    );
+    let r = with_vec_dot_pair(
+        r,
+        Q4_1,
+        k::vec_dot_q4_1_q8_1_avx2_bytes,
+        m::vec_dot_multi_q4_1_q8_1_avx2_bytes,
+    );
+    let r = with_vec_dot_pair(
+        r,
+        Q4_K,
+        k::vec_dot_q4_k_q8_k_avx2_bytes,
+        m::vec_dot_multi_q4_k_q8_k_avx2_bytes,
+    );
+    let r = with_vec_dot_pair(
+        r,
+        Q6_K,
+        k::vec_dot_q6_k_q8_k_avx2_bytes,
+        m::vec_dot_multi_q6_k_q8_k_avx2_bytes,
+    );
+    with_vec_dot_pair(
+        r,
+        Q5_0,
+        m::vec_dot_q5_0_q8_0_scalar_bytes,
+        m::vec_dot_multi_q5_0_q8_0_avx2_bytes,
+    )
+}
 
 /// Only handed out when [`Tier::Avx2`] is supported.
 #[cfg(target_arch = "x86_64")]
@@ -208,8 +272,29 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     use crate::x86_avx512 as k;
     let r = AVX2_ROWS;
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx512_bytes);
-    with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes)
+    let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes);
+    multi_column_avx512(r)
 };
+
+/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels; Q4_K,
+/// Q6_K and Q5_0 keep the AVX2 pairs.
+#[cfg(target_arch = "x86_64")]
+const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES] {
+    use crate::x86_avx512 as k;
+    use crate::x86_matmat as m;
+    let r = with_vec_dot_pair(
+        r,
+        GgmlType::Q8_0,
+        k::vec_dot_q8_0_q8_0_avx512_bytes,
+        m::vec_dot_multi_q8_0_q8_0_avx512_bytes,
+    );
+    with_vec_dot_pair(
+        r,
+        GgmlType::Q4_1,
+        k::vec_dot_q4_1_q8_1_avx512_bytes,
+        m::vec_dot_multi_q4_1_q8_1_avx512_bytes,
+    )
+}
 
 #[cfg(test)]
 mod tests {

@@ -25,12 +25,23 @@ pub enum QuantError {
     LengthMismatch {
         /// The type of the data in that buffer.
         ty: GgmlType,
-        /// Which buffer: `"input"`, `"output"`, `"x"` or `"y"`.
+        /// Which buffer: `"input"`, `"output"`, `"x"` or `"y"`; for the matrix drivers also
+        /// `"w"`, `"xq"` and `"scratch"` (whose `expected` is the minimum length). `expected`
+        /// is `usize::MAX` when the required length overflows `usize`.
         what: &'static str,
         /// The length required, in bytes or elements as the buffer holds.
         expected: usize,
         /// The length given.
         actual: usize,
+    },
+    /// A range of matrix rows does not lie inside the matrix.
+    RowRange {
+        /// First row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// Rows of the matrix.
+        rows: usize,
     },
 }
 
@@ -51,6 +62,10 @@ impl fmt::Display for QuantError {
             } => write!(
                 f,
                 "{ty} {what} buffer has length {actual}, expected {expected}"
+            ),
+            QuantError::RowRange { start, end, rows } => write!(
+                f,
+                "row range {start}..{end} does not lie inside a matrix of {rows} rows"
             ),
         }
     }

@@ -14,7 +14,9 @@
 //! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
 //! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
 //! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
-//! panicking on wrong lengths or unsupported types.
+//! panicking on wrong lengths or unsupported types. On top of them, [`matrix`] multiplies a
+//! weight matrix by one activation vector ([`matvec`]) or by several at once ([`matmat`], with
+//! multi-column kernels in the private `x86_matmat` module), bit-identical per column.
 //!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
@@ -31,6 +33,7 @@ pub mod float;
 pub mod iquants;
 pub mod kquants;
 pub mod legacy;
+pub mod matrix;
 mod num;
 mod traits;
 mod types;
@@ -38,12 +41,15 @@ mod types;
 mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512;
+#[cfg(target_arch = "x86_64")]
+mod x86_matmat;
 
 pub use block::{GgmlBlock, as_blocks, as_blocks_mut, block_bytes};
 pub use error::QuantError;
 pub use kquants::QK_K;
+pub use matrix::{WeightMatrix, matmat, matmat_scratch_bytes, matvec};
 pub use traits::{
-    DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, dequantize, from_float, quantize, row_bytes,
-    supported_types, type_traits, type_traits_scalar, vec_dot,
+    DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotMultiFn, dequantize, from_float,
+    quantize, row_bytes, supported_types, type_traits, type_traits_scalar, vec_dot,
 };
 pub use types::{GgmlType, TypeLookup};
