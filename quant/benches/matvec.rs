@@ -1,0 +1,187 @@
+//! Criterion benchmarks of the matrix drivers, throughput in bytes of weights (GB/s).
+//!
+//! `nice cargo bench -p eddy-quant --bench matvec` (add a filter such as `-- matvec/Q4_K` to
+//! run a part).
+//!
+//! - `matvec/<format>/<tier>`: one decode-shaped product `y = W·x` (activation conversion
+//!   included) over a matrix of about 64 MiB of weights, 4096 weights per row: twice this
+//!   machine's L3, so the weights stream from memory as in a decoding step of a model larger
+//!   than the caches. Every format on every tier whose kernel differs from the tier below.
+//! - `head/Q8_0/<tier>`: SmolLM2-135M's tied output head, 49152 × 576 Q8_0 (28 MiB).
+//! - `matmat/<format>/<tier>/<n>` against `matvec_x_n/<format>/<tier>/<n>`: `n` activation
+//!   columns (already quantized) through one `matmat_rows` call, or through `n` `matvec_rows`
+//!   calls, over the same 64 MiB matrix. Throughput counts the weights once per column, so both
+//!   report the weight bandwidth a per-column product would need ("effective GB/s"), and their
+//!   ratio is the speed-up of batching.
+//!
+//! Every benchmark is kept short (10 samples, about a second each) so that the whole run takes a
+//! few minutes on two cores.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use eddy_quant::dispatch::{Tier, type_traits_for};
+use eddy_quant::{GgmlType, TypeTraits, WeightMatrix, quantize, row_bytes, supported_types};
+
+/// Weights per row of the decode-shaped matrices.
+const COLS: usize = 4096;
+/// Approximate bytes of weights per decode-shaped matrix.
+const MATRIX_BYTES: usize = 64 << 20;
+/// Distinct rows quantized; the matrix repeats them (the kernels' speed does not depend on the
+/// values, and quantizing 64 MiB with the k-quant searches would take longer than the benches).
+const DISTINCT_ROWS: usize = 64;
+
+/// Deterministic, roughly normal values (sum of four uniforms, centred).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut uniform = move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        (s.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    (0..n)
+        .map(|_| (uniform() + uniform() + uniform() + uniform() - 2.0) * 1.7)
+        .collect()
+}
+
+/// `rows × cols` weights of `ty` (the first [`DISTINCT_ROWS`] quantized, then repeated).
+fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = row_bytes(ty, cols).expect("whole blocks");
+    let distinct = DISTINCT_ROWS.min(rows);
+    let mut first = vec![0u8; distinct * rb];
+    quantize(ty, &values(distinct * cols, ty as u64), &mut first).expect("quantize");
+    let mut w = Vec::with_capacity(rows * rb);
+    while w.len() < rows * rb {
+        let take = (rows * rb - w.len()).min(first.len());
+        w.extend_from_slice(&first[..take]);
+    }
+    w
+}
+
+/// The tiers worth measuring for `ty`: supported ones whose `vec_dot` or `vec_dot_multi` differs
+/// from the tier below (the others run the same code).
+fn tiers(ty: GgmlType) -> Vec<(Tier, &'static TypeTraits)> {
+    let mut out: Vec<(Tier, &'static TypeTraits)> = Vec::new();
+    for tier in Tier::ALL {
+        let Some(t) = type_traits_for(tier, ty) else {
+            continue;
+        };
+        let same = out.last().is_some_and(|(_, p)| {
+            std::ptr::fn_addr_eq(p.vec_dot, t.vec_dot)
+                && match (p.vec_dot_multi, t.vec_dot_multi) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
+                    _ => false,
+                }
+        });
+        if !same {
+            out.push((tier, t));
+        }
+    }
+    out
+}
+
+/// Weight formats (activation-only formats Q8_1 and Q8_K are left out).
+fn weight_formats() -> impl Iterator<Item = GgmlType> {
+    supported_types().filter(|ty| !matches!(ty, GgmlType::Q8_1 | GgmlType::Q8_K))
+}
+
+fn bench_matvec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matvec");
+    for ty in weight_formats() {
+        let rb = row_bytes(ty, COLS).expect("whole blocks");
+        let rows = MATRIX_BYTES / rb;
+        let w = weights(ty, rows, COLS);
+        let x = values(COLS, 7);
+        let mut y = vec![0f32; rows];
+        group.throughput(Throughput::Bytes(w.len() as u64));
+        for (tier, t) in tiers(ty) {
+            let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
+            let mut scratch = vec![0u8; m.scratch_bytes(1).expect("scratch")];
+            group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
+                b.iter(|| {
+                    m.matvec(black_box(&x), &mut scratch, &mut y)
+                        .expect("matvec");
+                    black_box(&y);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_head(c: &mut Criterion) {
+    let mut group = c.benchmark_group("head");
+    let (ty, rows, cols) = (GgmlType::Q8_0, 49152, 576);
+    let w = weights(ty, rows, cols);
+    let x = values(cols, 11);
+    let mut y = vec![0f32; rows];
+    group.throughput(Throughput::Bytes(w.len() as u64));
+    for (tier, t) in tiers(ty) {
+        let m = WeightMatrix::with_traits(t, &w, rows, cols).expect("matrix");
+        let mut scratch = vec![0u8; m.scratch_bytes(1).expect("scratch")];
+        group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
+            b.iter(|| {
+                m.matvec(black_box(&x), &mut scratch, &mut y)
+                    .expect("matvec");
+                black_box(&y);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_matmat(c: &mut Criterion) {
+    use GgmlType::*;
+    let mut group = c.benchmark_group("matmat");
+    for ty in [Q4_1, Q8_0, Q4_K, Q6_K, Q5_0] {
+        let rb = row_bytes(ty, COLS).expect("whole blocks");
+        let rows = MATRIX_BYTES / rb;
+        let w = weights(ty, rows, COLS);
+        for (tier, t) in tiers(ty).into_iter().filter(|(t, _)| *t != Tier::Scalar) {
+            let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
+            for n in [4usize, 8, 32] {
+                let x = values(n * COLS, 13);
+                let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
+                m.quantize_activations(n, &x, &mut xq).expect("quantize");
+                let ab = m.activation_row_bytes();
+                let mut y = vec![0f32; n * rows];
+                group.throughput(Throughput::Bytes((n * w.len()) as u64));
+                let id = format!("{ty}/{tier}/{n}");
+                group.bench_function(BenchmarkId::new("matmat", &id), |b| {
+                    b.iter(|| {
+                        m.matmat_rows(n, black_box(&xq), 0..rows, &mut y, rows)
+                            .expect("matmat");
+                        black_box(&y);
+                    })
+                });
+                group.bench_function(BenchmarkId::new("matvec_x_n", &id), |b| {
+                    b.iter(|| {
+                        for (j, yj) in y.chunks_exact_mut(rows).enumerate() {
+                            m.matvec_rows(black_box(&xq[j * ab..(j + 1) * ab]), 0..rows, yj)
+                                .expect("matvec");
+                        }
+                        black_box(&y);
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn short() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000))
+}
+
+criterion_group! {
+    name = benches;
+    config = short();
+    targets = bench_matvec, bench_head, bench_matmat
+}
+criterion_main!(benches);
