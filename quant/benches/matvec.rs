@@ -14,7 +14,10 @@
 //!   report the weight bandwidth a per-column product would need ("effective GB/s"), and their
 //!   ratio is the speed-up of batching.
 //!
-//! Every benchmark is kept short (10 samples, about a second each) so that the whole run takes a
+//! - `matmat_small/...`: the same comparison over SmolLM2-135M's FFN up projection (1536 × 576
+//!   Q4_1, 0.5 MiB), which stays in L2, for `n = 32`.
+//!
+//! `EDDY_BENCH_MIB=<n>` changes the size of the 64 MiB matrices. Every benchmark is kept short (10 samples, about a second each) so that the whole run takes a
 //! few minutes on two cores.
 
 use std::hint::black_box;
@@ -26,8 +29,16 @@ use eddy_quant::{GgmlType, TypeTraits, WeightMatrix, quantize, row_bytes, suppor
 
 /// Weights per row of the decode-shaped matrices.
 const COLS: usize = 4096;
-/// Approximate bytes of weights per decode-shaped matrix.
-const MATRIX_BYTES: usize = 64 << 20;
+/// Approximate bytes of weights per decode-shaped matrix, in MiB (`EDDY_BENCH_MIB` overrides).
+const MATRIX_MIB: usize = 64;
+
+fn matrix_bytes() -> usize {
+    std::env::var("EDDY_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MATRIX_MIB)
+        << 20
+}
 /// Distinct rows quantized; the matrix repeats them (the kernels' speed does not depend on the
 /// values, and quantizing 64 MiB with the k-quant searches would take longer than the benches).
 const DISTINCT_ROWS: usize = 64;
@@ -92,7 +103,7 @@ fn bench_matvec(c: &mut Criterion) {
     let mut group = c.benchmark_group("matvec");
     for ty in weight_formats() {
         let rb = row_bytes(ty, COLS).expect("whole blocks");
-        let rows = MATRIX_BYTES / rb;
+        let rows = matrix_bytes() / rb;
         let w = weights(ty, rows, COLS);
         let x = values(COLS, 7);
         let mut y = vec![0f32; rows];
@@ -138,7 +149,7 @@ fn bench_matmat(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmat");
     for ty in [Q4_1, Q8_0, Q4_K, Q6_K, Q5_0] {
         let rb = row_bytes(ty, COLS).expect("whole blocks");
-        let rows = MATRIX_BYTES / rb;
+        let rows = matrix_bytes() / rb;
         let w = weights(ty, rows, COLS);
         for (tier, t) in tiers(ty).into_iter().filter(|(t, _)| *t != Tier::Scalar) {
             let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
@@ -172,6 +183,41 @@ fn bench_matmat(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` columns through a cache-resident matrix: SmolLM2-135M's FFN up projection, 1536 × 576
+/// Q4_1 (0.5 MiB, inside L2), where the products are bound by arithmetic, not memory.
+fn bench_matmat_small(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmat_small");
+    let (ty, rows, cols, n) = (GgmlType::Q4_1, 1536, 576, 32);
+    let w = weights(ty, rows, cols);
+    for (tier, t) in tiers(ty).into_iter().filter(|(t, _)| *t != Tier::Scalar) {
+        let m = WeightMatrix::with_traits(t, &w, rows, cols).expect("matrix");
+        let x = values(n * cols, 17);
+        let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
+        m.quantize_activations(n, &x, &mut xq).expect("quantize");
+        let ab = m.activation_row_bytes();
+        let mut y = vec![0f32; n * rows];
+        group.throughput(Throughput::Bytes((n * w.len()) as u64));
+        let id = format!("{ty}/{tier}/{n}");
+        group.bench_function(BenchmarkId::new("matmat", &id), |b| {
+            b.iter(|| {
+                m.matmat_rows(n, black_box(&xq), 0..rows, &mut y, rows)
+                    .expect("matmat");
+                black_box(&y);
+            })
+        });
+        group.bench_function(BenchmarkId::new("matvec_x_n", &id), |b| {
+            b.iter(|| {
+                for (j, yj) in y.chunks_exact_mut(rows).enumerate() {
+                    m.matvec_rows(black_box(&xq[j * ab..(j + 1) * ab]), 0..rows, yj)
+                        .expect("matvec");
+                }
+                black_box(&y);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -182,6 +228,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_matvec, bench_head, bench_matmat
+    targets = bench_matvec, bench_head, bench_matmat, bench_matmat_small
 }
 criterion_main!(benches);

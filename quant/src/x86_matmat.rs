@@ -60,14 +60,20 @@ fn by_groups<X: GgmlBlock>(
     }
 }
 
-/// Checks every column against `x` (as the single-column kernels do) and returns the block count.
+/// Checks every column against `x` (as the single-column kernels do) and returns the block
+/// count with `x` and every column cut to exactly that many blocks, so that indexing them by a
+/// block number below it needs no bounds check.
 #[inline(always)]
-fn check_all<X: GgmlBlock, const C: usize>(n: usize, x: &[X], ys: &[&[X::VecDot]; C]) -> usize {
-    let mut nb = 0;
+fn check_all<'a, X: GgmlBlock, const C: usize>(
+    n: usize,
+    x: &'a [X],
+    ys: [&'a [X::VecDot]; C],
+) -> (usize, &'a [X], [&'a [X::VecDot]; C]) {
+    let mut nb = n / X::WEIGHTS;
     for y in ys {
         nb = check_dot(n, x, y);
     }
-    nb
+    (nb, &x[..nb], ys.map(|y| &y[..nb]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -105,7 +111,7 @@ unsafe fn q8_0_q8_0_avx2<const C: usize>(
     x: &[BlockQ8_0],
     ys: [&[BlockQ8_0]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let mut acc = [_mm256_setzero_ps(); C];
     for i in 0..nb {
         let bx = &x[i];
@@ -164,7 +170,7 @@ unsafe fn q4_1_q8_1_avx2<const C: usize>(
     x: &[BlockQ4_1],
     ys: [&[BlockQ8_1]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); C];
     let mut acc_ms = [_mm_setzero_ps(); C];
@@ -226,7 +232,7 @@ unsafe fn q4_k_q8_k_avx2<const C: usize>(
     x: &[BlockQ4K],
     ys: [&[BlockQ8K]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); C];
     let mut acc_min = [0f32; C];
@@ -306,7 +312,7 @@ unsafe fn q6_k_q8_k_avx2<const C: usize>(
     x: &[BlockQ6K],
     ys: [&[BlockQ8K]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let m4 = _mm256_set1_epi8(0x0f);
     let m32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); C];
@@ -417,7 +423,7 @@ pub(crate) fn vec_dot_q5_0_q8_0_scalar_bytes(n: usize, x: &[u8], y: &[u8]) -> f3
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0_avx2_x4(n: usize, x: &[BlockQ5_0], ys: [&[BlockQ8_0]; GROUP]) -> [f32; GROUP] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let m16 = _mm256_set1_epi8(16);
     let ones = _mm256_set1_epi16(1);
@@ -537,7 +543,7 @@ unsafe fn q8_0_q8_0_avx512<const C: usize>(
     x: &[BlockQ8_0],
     ys: [&[BlockQ8_0]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let mut acc = [_mm512_setzero_ps(); C];
     for p in 0..nb / 2 {
         let (b0, b1) = (&x[2 * p], &x[2 * p + 1]);
@@ -600,7 +606,7 @@ unsafe fn q4_1_q8_1_avx512<const C: usize>(
     x: &[BlockQ4_1],
     ys: [&[BlockQ8_1]; C],
 ) -> [f32; C] {
-    let nb = check_all(n, x, &ys);
+    let (nb, x, ys) = check_all(n, x, ys);
     let low_nibbles = _mm512_set1_epi8(0x0f);
     let mut acc = [_mm512_setzero_ps(); C];
     let mut acc_ms = [_mm_setzero_ps(); C];
