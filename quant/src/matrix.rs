@@ -28,6 +28,8 @@ use crate::{GgmlType, QuantError};
 
 /// Columns handed to one call of a multi-column kernel (outputs gathered on the stack).
 const COLUMN_CHUNK: usize = 64;
+/// Weight rows handed to one call of a multi-column kernel.
+const ROW_CHUNK: usize = 4;
 
 /// A quantized weight matrix viewed in place, checked once, with the kernels that multiply it.
 ///
@@ -275,36 +277,39 @@ impl<'a> WeightMatrix<'a> {
 
     /// The product once every length is known to be consistent.
     fn run(&self, n: usize, xq: &[u8], rows: Range<usize>, y: &mut [f32], y_stride: usize) {
-        let (cols, ab, t) = (self.cols, self.act_bytes, self.traits);
-        let weights = &self.data[rows.start * self.row_bytes..rows.end * self.row_bytes];
-        // A zero-length row has no bytes; `chunks_exact` needs a positive size.
-        let rb = self.row_bytes.max(1);
-        for (i, w) in weights.chunks_exact(rb).enumerate().take(rows.len()) {
-            match t.vec_dot_multi {
-                Some(multi) if n > 1 => {
-                    let mut out = [0f32; COLUMN_CHUNK];
+        let (cols, ab, rb, t) = (self.cols, self.act_bytes, self.row_bytes, self.traits);
+        let weights = &self.data[rows.start * rb..rows.end * rb];
+        let len = rows.len();
+        match t.vec_dot_multi {
+            Some(multi) if n > 1 => {
+                // Tiles of up to ROW_CHUNK rows × COLUMN_CHUNK columns, results gathered on the
+                // stack and then scattered to their strided places in `y`.
+                let mut out = [0f32; ROW_CHUNK * COLUMN_CHUNK];
+                let mut r0 = 0;
+                while r0 < len {
+                    let nr = (len - r0).min(ROW_CHUNK);
+                    let w = &weights[r0 * rb..(r0 + nr) * rb];
                     let mut j0 = 0;
                     while j0 < n {
-                        let c = (n - j0).min(COLUMN_CHUNK);
-                        multi(cols, w, &xq[j0 * ab..(j0 + c) * ab], ab, &mut out[..c]);
-                        for (k, v) in out[..c].iter().enumerate() {
-                            y[(j0 + k) * y_stride + i] = *v;
+                        let nc = (n - j0).min(COLUMN_CHUNK);
+                        let tile = &mut out[..nr * nc];
+                        multi(cols, w, nr, &xq[j0 * ab..(j0 + nc) * ab], ab, tile);
+                        for (r, row) in tile.chunks_exact(nc).enumerate() {
+                            for (k, v) in row.iter().enumerate() {
+                                y[(j0 + k) * y_stride + r0 + r] = *v;
+                            }
                         }
-                        j0 += c;
+                        j0 += nc;
                     }
+                    r0 += nr;
                 }
-                _ => {
+            }
+            _ => {
+                for i in 0..len {
+                    let w = &weights[i * rb..(i + 1) * rb];
                     for j in 0..n {
                         y[j * y_stride + i] = (t.vec_dot)(cols, w, &xq[j * ab..(j + 1) * ab]);
                     }
-                }
-            }
-        }
-        if self.row_bytes == 0 {
-            // No weights: every dot is the empty sum.
-            for j in 0..n {
-                for i in 0..rows.len() {
-                    y[j * y_stride + i] = (t.vec_dot)(0, &[], &[]);
                 }
             }
         }

@@ -20,11 +20,13 @@ pub type DequantizeFn = fn(bytes: &[u8], out: &mut [f32]);
 pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
 /// Dot product of `n` weights (`x`, this format) with `n` activations (`y`, the partner).
 pub type VecDotFn = fn(n: usize, x: &[u8], y: &[u8]) -> f32;
-/// Dot products of one row of `n` weights (`x`) with `out.len()` activation columns: column `j`
-/// is `ys[j * y_stride..][..row_bytes(partner, n)]`, and `out[j]` receives exactly the value
-/// [`TypeTraits::vec_dot`] of the same table would return for it (same bits). Lengths must
-/// already be consistent.
-pub type VecDotMultiFn = fn(n: usize, x: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]);
+/// Dot products of `rows` weight rows of `n` weights each (`x`, one row after the other) with
+/// `k = out.len() / rows` activation columns (column `j` is
+/// `ys[j * y_stride..][..row_bytes(partner, n)]`): `out[r * k + j]` receives exactly the value
+/// [`TypeTraits::vec_dot`] of the same table would return for row `r` and column `j` (same
+/// bits). Lengths must already be consistent.
+pub type VecDotMultiFn =
+    fn(n: usize, x: &[u8], rows: usize, ys: &[u8], y_stride: usize, out: &mut [f32]);
 
 /// The kernels of one format. The function pointers take raw bytes and panic if the lengths
 /// do not match (the checked functions of this module validate first, so they never do).
@@ -43,8 +45,9 @@ pub struct TypeTraits {
     /// The dot product with `vec_dot_type` activations: scalar in [`type_traits_scalar`]'s rows,
     /// the best kernel of the CPU in [`type_traits`]'s.
     pub vec_dot: VecDotFn,
-    /// A kernel that dots one weight row with several activation columns at once, reading the
-    /// weights once and giving bit for bit what [`vec_dot`](Self::vec_dot) gives per column;
+    /// A kernel that dots a few weight rows with several activation columns at once, reading
+    /// each weight block once and giving bit for bit what [`vec_dot`](Self::vec_dot) gives per
+    /// (row, column);
     /// `None` where the tier has none (then [`crate::matrix`] loops over `vec_dot`).
     pub vec_dot_multi: Option<VecDotMultiFn>,
 }

@@ -1,8 +1,9 @@
-//! Multi-column dot-product kernels for x86-64: one weight row against up to four activation
-//! columns at once, for [`crate::matrix`]'s matrix-matrix products (batched prefill).
+//! Multi-column dot-product kernels for x86-64: tiles of one or two weight rows × four activation
+//! columns, for [`crate::matrix`]'s matrix-matrix products (batched prefill).
 //!
-//! Each kernel loads and unpacks a weight block once and reuses it for every column, and keeps
-//! one accumulator per column that receives exactly the operations, in exactly the order, of
+//! Each kernel loads and unpacks a weight block once and reuses it for every column (and, in
+//! two-row tiles, loads each column's block once for both rows), and keeps one accumulator per
+//! (row, column) that receives exactly the operations, in exactly the order, of
 //! the single-column kernel it is paired with in [`crate::dispatch`] (same instructions, same
 //! lane layout of the integer sums, same f32 rounding steps, same final reduction). Integer
 //! block sums are exact, so only the f32 steps have to be mirrored; the result per column is
@@ -18,8 +19,10 @@
 //!
 //! Like the single-column kernels, these are `unsafe fn`s with `#[target_feature]`, reached only
 //! through the safe `_bytes` wrappers installed in the dispatch tables of tiers that require
-//! those features. Columns come in groups of four; the last one to three columns go through the
-//! one-column instance of the same kernel. No kernel has a weight tail: rows are whole blocks.
+//! those features. Columns come in groups of four, the last one to three one at a time; rows in
+//! tiles of `R` (chosen per kernel by measurement: two where the tile's accumulators and
+//! unpacked weights fit the registers, one where two rows made AVX2's 16 registers spill and
+//! ran slower), the last rows one at a time. No kernel has a weight tail: rows are whole blocks.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -33,47 +36,120 @@ use crate::x86_avx2::{f16x2_to_f32, hsum_f32x8, vec_dot_q4_1_q8_1_avx2, vec_dot_
 /// Columns per kernel call.
 const GROUP: usize = 4;
 
-/// Calls `kernel` on the columns of `ys` in groups of [`GROUP`], then one by one, and stores the
-/// results in `out` (one per column). Column `j` is `ys[j * y_stride..]`, `n` values long.
+/// Runs the tile kernels over `rows` weight rows (`x`, one after the other, `n` weights each)
+/// and `out.len() / rows` columns (`ys[j * y_stride..]`): `R` rows by [`GROUP`] columns at a
+/// time (`tile`), the last columns one at a time (`tile_col`), the last rows one at a time
+/// (`row`, `row_col`). Result `(r, j)` goes to `out[r * columns + j]`.
 #[inline(always)]
-fn by_groups<X: GgmlBlock>(
+#[allow(clippy::too_many_arguments)]
+fn by_tiles<X: GgmlBlock, const R: usize>(
     n: usize,
     x: &[u8],
+    rows: usize,
     ys: &[u8],
     y_stride: usize,
     out: &mut [f32],
-    group: impl Fn(&[X], [&[X::VecDot]; GROUP]) -> [f32; GROUP],
-    single: impl Fn(&[X], [&[X::VecDot]; 1]) -> [f32; 1],
+    tile: impl Fn([&[X]; R], [&[X::VecDot]; GROUP]) -> [[f32; GROUP]; R],
+    tile_col: impl Fn([&[X]; R], [&[X::VecDot]; 1]) -> [[f32; 1]; R],
+    row: impl Fn([&[X]; 1], [&[X::VecDot]; GROUP]) -> [[f32; GROUP]; 1],
+    row_col: impl Fn([&[X]; 1], [&[X::VecDot]; 1]) -> [[f32; 1]; 1],
 ) {
-    let x = blocks::<X>(x);
-    let y_bytes = n / <X::VecDot as GgmlBlock>::WEIGHTS * core::mem::size_of::<X::VecDot>();
-    let col = |j: usize| blocks::<X::VecDot>(&ys[j * y_stride..j * y_stride + y_bytes]);
-    let mut j = 0;
-    while j + GROUP <= out.len() {
-        let r = group(x, [col(j), col(j + 1), col(j + 2), col(j + 3)]);
-        out[j..j + GROUP].copy_from_slice(&r);
-        j += GROUP;
+    if rows == 0 {
+        return;
     }
-    while j < out.len() {
-        out[j] = single(x, [col(j)])[0];
-        j += 1;
+    let xb = blocks::<X>(x);
+    let nb = n / X::WEIGHTS;
+    let ncols = out.len() / rows;
+    let y_bytes = n / <X::VecDot as GgmlBlock>::WEIGHTS * core::mem::size_of::<X::VecDot>();
+    let w = |r: usize| &xb[r * nb..(r + 1) * nb];
+    let col = |j: usize| blocks::<X::VecDot>(&ys[j * y_stride..j * y_stride + y_bytes]);
+    let mut r = 0;
+    while r + R <= rows {
+        let xs: [&[X]; R] = core::array::from_fn(|k| w(r + k));
+        let mut j = 0;
+        while j + GROUP <= ncols {
+            let t = tile(xs, [col(j), col(j + 1), col(j + 2), col(j + 3)]);
+            for (k, v) in t.iter().enumerate() {
+                out[(r + k) * ncols + j..][..GROUP].copy_from_slice(v);
+            }
+            j += GROUP;
+        }
+        while j < ncols {
+            let t = tile_col(xs, [col(j)]);
+            for (k, v) in t.iter().enumerate() {
+                out[(r + k) * ncols + j] = v[0];
+            }
+            j += 1;
+        }
+        r += R;
+    }
+    while r < rows {
+        let mut j = 0;
+        while j + GROUP <= ncols {
+            let t = row([w(r)], [col(j), col(j + 1), col(j + 2), col(j + 3)]);
+            out[r * ncols + j..][..GROUP].copy_from_slice(&t[0]);
+            j += GROUP;
+        }
+        while j < ncols {
+            out[r * ncols + j] = row_col([w(r)], [col(j)])[0][0];
+            j += 1;
+        }
+        r += 1;
     }
 }
 
-/// Checks every column against `x` (as the single-column kernels do) and returns the block
-/// count with `x` and every column cut to exactly that many blocks, so that indexing them by a
-/// block number below it needs no bounds check.
+/// Defines the safe `VecDotMultiFn` wrapper `$name` of the tile kernel `$kernel` (an `unsafe
+/// fn` generic over rows and columns) with `$r` rows per tile.
+macro_rules! tile_wrapper {
+    ($(#[$doc:meta])* $name:ident, $x:ty, $r:literal, $kernel:ident) => {
+        $(#[$doc])*
+        pub(crate) fn $name(
+            n: usize,
+            x: &[u8],
+            rows: usize,
+            ys: &[u8],
+            y_stride: usize,
+            out: &mut [f32],
+        ) {
+            by_tiles::<$x, $r>(
+                n,
+                x,
+                rows,
+                ys,
+                y_stride,
+                out,
+                // SAFETY: this wrapper is installed only in the dispatch tables of
+                // tiers that require the features of `$kernel`, and those tables are handed out
+                // only after the features were detected.
+                |xs, ys| unsafe { $kernel::<$r, GROUP>(n, xs, ys) },
+                // SAFETY: as above.
+                |xs, ys| unsafe { $kernel::<$r, 1>(n, xs, ys) },
+                // SAFETY: as above.
+                |xs, ys| unsafe { $kernel::<1, GROUP>(n, xs, ys) },
+                // SAFETY: as above.
+                |xs, ys| unsafe { $kernel::<1, 1>(n, xs, ys) },
+            );
+        }
+    };
+}
+
+/// Checks every row and column (as the single-column kernels do) and returns the block count
+/// with every row and column cut to exactly that many blocks, so that indexing them by a block
+/// number below it needs no bounds check.
 #[inline(always)]
-fn check_all<'a, X: GgmlBlock, const C: usize>(
+#[allow(clippy::type_complexity)]
+fn check_all<'a, X: GgmlBlock, const R: usize, const C: usize>(
     n: usize,
-    x: &'a [X],
+    xs: [&'a [X]; R],
     ys: [&'a [X::VecDot]; C],
-) -> (usize, &'a [X], [&'a [X::VecDot]; C]) {
+) -> (usize, [&'a [X]; R], [&'a [X::VecDot]; C]) {
     let mut nb = n / X::WEIGHTS;
-    for y in ys {
-        nb = check_dot(n, x, y);
+    for x in xs {
+        for y in ys {
+            nb = check_dot(n, x, y);
+        }
     }
-    (nb, &x[..nb], ys.map(|y| &y[..nb]))
+    (nb, xs.map(|x| &x[..nb]), ys.map(|y| &y[..nb]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,310 +176,303 @@ unsafe fn load32(p: *const i8) -> __m256i {
 // ---------------------------------------------------------------------------------------------
 // Q8_0 · Q8_0, AVX2
 
-/// `C` columns of `vec_dot_q8_0_q8_0_avx2`: `|q_x|` once per block, `q_y` signed by `q_x` per
-/// column, `d_x·d_y` per column, one 8-lane FMA accumulator per column.
+/// `R` rows × `C` columns of `vec_dot_q8_0_q8_0_avx2`: `|q_x|` once per row and block, each
+/// column's quants and scale loaded once per block, `q_y` signed by `q_x` and `d_x·d_y` per
+/// pair, one 8-lane FMA accumulator per pair.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_0_avx2<const C: usize>(
+unsafe fn q8_0_q8_0_avx2<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ8_0],
+    xs: [&[BlockQ8_0]; R],
     ys: [&[BlockQ8_0]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
-    let mut acc = [_mm256_setzero_ps(); C];
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
     for i in 0..nb {
-        let bx = &x[i];
-        // SAFETY: `qs` is a 32-byte array.
-        let qx = unsafe { load32(bx.qs.as_ptr()) };
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = f16x2_to_f32(bx.d, [0; 2]);
+        let mut qx = [_mm256_setzero_si256(); R];
+        let mut ax = [_mm256_setzero_si256(); R];
+        let mut dx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            // SAFETY: `qs` is a 32-byte array.
+            qx[r] = unsafe { load32(xs[r][i].qs.as_ptr()) };
+            ax[r] = _mm256_sign_epi8(qx[r], qx[r]);
+            dx[r] = f16x2_to_f32(xs[r][i].d, [0; 2]);
+        }
         for c in 0..C {
             let by = &ys[c][i];
             // SAFETY: `qs` is a 32-byte array.
             let qy = unsafe { load32(by.qs.as_ptr()) };
-            let sumi = dot_u8_i8(ax, _mm256_sign_epi8(qy, qx));
-            let d = _mm_mul_ps(dx, f16x2_to_f32(by.d, [0; 2]));
-            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), sumi, acc[c]);
+            let dy = f16x2_to_f32(by.d, [0; 2]);
+            for r in 0..R {
+                let sumi = dot_u8_i8(ax[r], _mm256_sign_epi8(qy, qx[r]));
+                let d = _mm_mul_ps(dx[r], dy);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), sumi, acc[r][c]);
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        out[c] = hsum_f32x8(acc[c]);
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_f32x8(acc[r][c]);
+        }
     }
     out
 }
 
-/// Q8_0 weights against several Q8_0 columns; pairs with `vec_dot_q8_0_q8_0_avx2_bytes`.
-pub(crate) fn vec_dot_multi_q8_0_q8_0_avx2_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ8_0>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: installed only in the dispatch tables of tiers that require AVX2, FMA and F16C,
-        // which are handed out only after detecting them.
-        |x, ys| unsafe { q8_0_q8_0_avx2(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q8_0_q8_0_avx2(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q8_0 rows against Q8_0 columns; pairs with `vec_dot_q8_0_q8_0_avx2_bytes`.
+    vec_dot_multi_q8_0_q8_0_avx2_bytes,
+    BlockQ8_0,
+    1,
+    q8_0_q8_0_avx2
+);
 
 // ---------------------------------------------------------------------------------------------
 // Q4_1 · Q8_1, AVX2
 
-/// `C` columns of `vec_dot_q4_1_q8_1_avx2`: nibbles unpacked once per block.
+/// `R` rows × `C` columns of `vec_dot_q4_1_q8_1_avx2`: nibbles unpacked once per row and block.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_q8_1_avx2<const C: usize>(
+unsafe fn q4_1_q8_1_avx2<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ4_1],
+    xs: [&[BlockQ4_1]; R],
     ys: [&[BlockQ8_1]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
-    let mut acc = [_mm256_setzero_ps(); C];
-    let mut acc_ms = [_mm_setzero_ps(); C];
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut acc_ms = [[_mm_setzero_ps(); C]; R];
     for i in 0..nb {
-        let bx = &x[i];
-        // SAFETY: `qs` is a 16-byte array; `loadu` has no alignment requirement.
-        let q4 = unsafe { _mm_loadu_si128(bx.qs.as_ptr().cast()) };
-        let qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
-        let dmx = f16x2_to_f32(bx.d, bx.m);
+        let mut qx = [_mm256_setzero_si256(); R];
+        let mut dmx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            let bx = &xs[r][i];
+            // SAFETY: `qs` is a 16-byte array; `loadu` has no alignment requirement.
+            let q4 = unsafe { _mm_loadu_si128(bx.qs.as_ptr().cast()) };
+            qx[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
+            dmx[r] = f16x2_to_f32(bx.d, bx.m);
+        }
         for c in 0..C {
             let by = &ys[c][i];
             // SAFETY: `qs` is a 32-byte array.
             let qy = unsafe { load32(by.qs.as_ptr()) };
-            let sumi = dot_u8_i8(qx, qy);
-            let dm = _mm_mul_ps(dmx, f16x2_to_f32(by.d, by.s));
-            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), sumi, acc[c]);
-            acc_ms[c] = _mm_add_ps(acc_ms[c], dm);
+            let dsy = f16x2_to_f32(by.d, by.s);
+            for r in 0..R {
+                let sumi = dot_u8_i8(qx[r], qy);
+                let dm = _mm_mul_ps(dmx[r], dsy);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), sumi, acc[r][c]);
+                acc_ms[r][c] = _mm_add_ps(acc_ms[r][c], dm);
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        out[c] = hsum_f32x8(acc[c]) + _mm_cvtss_f32(_mm_movehdup_ps(acc_ms[c]));
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_f32x8(acc[r][c]) + _mm_cvtss_f32(_mm_movehdup_ps(acc_ms[r][c]));
+        }
     }
     out
 }
 
-/// Q4_1 weights against several Q8_1 columns; pairs with `vec_dot_q4_1_q8_1_avx2_bytes`.
-pub(crate) fn vec_dot_multi_q4_1_q8_1_avx2_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ4_1>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: as for `vec_dot_multi_q8_0_q8_0_avx2_bytes`.
-        |x, ys| unsafe { q4_1_q8_1_avx2(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q4_1_q8_1_avx2(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q4_1 rows against Q8_1 columns; pairs with `vec_dot_q4_1_q8_1_avx2_bytes`.
+    vec_dot_multi_q4_1_q8_1_avx2_bytes,
+    BlockQ4_1,
+    1,
+    q4_1_q8_1_avx2
+);
 
 // ---------------------------------------------------------------------------------------------
 // Q4_K · Q8_K, AVX2
 
-/// `C` columns of `vec_dot_q4_k_q8_k_avx2`: scales, minimums and nibbles unpacked once per
-/// block.
+/// `R` rows × `C` columns of `vec_dot_q4_k_q8_k_avx2`: scales, minimums and nibbles unpacked
+/// once per row and block, each column's quants loaded once per block.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k_q8_k_avx2<const C: usize>(
+unsafe fn q4_k_q8_k_avx2<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ4K],
+    xs: [&[BlockQ4K]; R],
     ys: [&[BlockQ8K]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
-    let mut acc = [_mm256_setzero_ps(); C];
-    let mut acc_min = [0f32; C];
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut acc_min = [[0f32; C]; R];
     for i in 0..nb {
-        let bx = &x[i];
-        let (scales, mins) = k4_scales_mins(&bx.scales);
-        let mut sumi = [_mm256_setzero_si256(); C];
+        let mut scales = [[0u8; 8]; R];
+        let mut mins = [[0u8; 8]; R];
+        for r in 0..R {
+            (scales[r], mins[r]) = k4_scales_mins(&xs[r][i].scales);
+        }
+        let mut sumi = [[_mm256_setzero_si256(); C]; R];
         for g in 0..QK_K / 64 {
-            // SAFETY: `32 * g + 32 <= 128`, the length of `qs`.
-            let q4 = unsafe { load32(bx.qs.as_ptr().add(32 * g).cast()) };
-            let lo = _mm256_and_si256(q4, low_nibbles);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q4), low_nibbles);
-            let s0 = _mm256_set1_epi16(i16::from(scales[2 * g]));
-            let s1 = _mm256_set1_epi16(i16::from(scales[2 * g + 1]));
+            let mut lo = [_mm256_setzero_si256(); R];
+            let mut hi = [_mm256_setzero_si256(); R];
+            let mut s0 = [_mm256_setzero_si256(); R];
+            let mut s1 = [_mm256_setzero_si256(); R];
+            for r in 0..R {
+                // SAFETY: `32 * g + 32 <= 128`, the length of `qs`.
+                let q4 = unsafe { load32(xs[r][i].qs.as_ptr().add(32 * g).cast()) };
+                lo[r] = _mm256_and_si256(q4, low_nibbles);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16::<4>(q4), low_nibbles);
+                s0[r] = _mm256_set1_epi16(i16::from(scales[r][2 * g]));
+                s1[r] = _mm256_set1_epi16(i16::from(scales[r][2 * g + 1]));
+            }
             for c in 0..C {
                 let yq = ys[c][i].qs.as_ptr();
                 // SAFETY: `64 * g + 64 <= 256`, the length of `qs`.
                 let (y0, y1) = unsafe { (load32(yq.add(64 * g)), load32(yq.add(64 * g + 32))) };
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
-                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
-                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(p0, p1));
+                for r in 0..R {
+                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], y0), s0[r]);
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], y1), s1[r]);
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(p0, p1));
+                }
             }
         }
-        let dx = f16x2_to_f32(bx.d, bx.dmin);
         for c in 0..C {
             let by = &ys[c][i];
-            let summin: i32 = (0..QK_K / 16)
-                .map(|j| i32::from(by.bsum(j)) * i32::from(mins[j / 2]))
-                .sum();
-            let d = _mm_mul_ps(dx, _mm_set1_ps(by.scale()));
-            acc[c] = _mm256_fmadd_ps(
-                _mm256_broadcastss_ps(d),
-                _mm256_cvtepi32_ps(sumi[c]),
-                acc[c],
-            );
-            acc_min[c] += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+            let dy = _mm_set1_ps(by.scale());
+            for r in 0..R {
+                let summin: i32 = (0..QK_K / 16)
+                    .map(|j| i32::from(by.bsum(j)) * i32::from(mins[r][j / 2]))
+                    .sum();
+                let d = _mm_mul_ps(f16x2_to_f32(xs[r][i].d, xs[r][i].dmin), dy);
+                acc[r][c] = _mm256_fmadd_ps(
+                    _mm256_broadcastss_ps(d),
+                    _mm256_cvtepi32_ps(sumi[r][c]),
+                    acc[r][c],
+                );
+                acc_min[r][c] += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        out[c] = hsum_f32x8(acc[c]) - acc_min[c];
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_f32x8(acc[r][c]) - acc_min[r][c];
+        }
     }
     out
 }
 
-/// Q4_K weights against several Q8_K columns; pairs with `vec_dot_q4_k_q8_k_avx2_bytes`.
-pub(crate) fn vec_dot_multi_q4_k_q8_k_avx2_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ4K>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: as for `vec_dot_multi_q8_0_q8_0_avx2_bytes`.
-        |x, ys| unsafe { q4_k_q8_k_avx2(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q4_k_q8_k_avx2(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q4_K rows against Q8_K columns; pairs with `vec_dot_q4_k_q8_k_avx2_bytes`.
+    vec_dot_multi_q4_k_q8_k_avx2_bytes,
+    BlockQ4K,
+    1,
+    q4_k_q8_k_avx2
+);
 
 // ---------------------------------------------------------------------------------------------
 // Q6_K · Q8_K, AVX2
 
-/// `C` columns of `vec_dot_q6_k_q8_k_avx2`: the 6-bit quants rebuilt once per block.
+/// `R` rows × `C` columns of `vec_dot_q6_k_q8_k_avx2`: the 6-bit quants rebuilt once per row
+/// and block, each column's quants loaded once per block.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q6_k_q8_k_avx2<const C: usize>(
+unsafe fn q6_k_q8_k_avx2<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ6K],
+    xs: [&[BlockQ6K]; R],
     ys: [&[BlockQ8K]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
     let m4 = _mm256_set1_epi8(0x0f);
     let m32 = _mm256_set1_epi8(32);
-    let mut acc = [_mm256_setzero_ps(); C];
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
     for i in 0..nb {
-        let bx = &x[i];
-        let mut sumi = [_mm256_setzero_si256(); C];
+        let mut sumi = [[_mm256_setzero_si256(); C]; R];
         for h in 0..2 {
-            // SAFETY: the offsets keep the loads inside `ql` (128 bytes) and `qh` (64 bytes).
-            let (ql0, ql1, qh) = unsafe {
-                (
-                    load32(bx.ql.as_ptr().add(64 * h).cast()),
-                    load32(bx.ql.as_ptr().add(64 * h + 32).cast()),
-                    load32(bx.qh.as_ptr().add(32 * h).cast()),
-                )
-            };
-            let qs = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(0x03))),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16::<2>(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c))),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                    _mm256_srli_epi16::<2>(_mm256_and_si256(qh, _mm256_set1_epi8(0xc0u8 as i8))),
-                ),
-            ];
-            let mut sc = [_mm256_setzero_si256(); 4];
-            for (k, s) in sc.iter_mut().enumerate() {
-                let c = 8 * h + 2 * k;
-                *s = _mm256_set_m128i(
-                    _mm_set1_epi16(i16::from(bx.scales[c + 1])),
-                    _mm_set1_epi16(i16::from(bx.scales[c])),
-                );
+            let mut qs = [[_mm256_setzero_si256(); 4]; R];
+            let mut sc = [[_mm256_setzero_si256(); 4]; R];
+            for r in 0..R {
+                let bx = &xs[r][i];
+                // SAFETY: the offsets keep the loads inside `ql` (128 bytes) and `qh` (64 bytes).
+                let (ql0, ql1, qh) = unsafe {
+                    (
+                        load32(bx.ql.as_ptr().add(64 * h).cast()),
+                        load32(bx.ql.as_ptr().add(64 * h + 32).cast()),
+                        load32(bx.qh.as_ptr().add(32 * h).cast()),
+                    )
+                };
+                qs[r] = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, m4),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(0x03))),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_slli_epi16::<2>(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c))),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                        _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                        _mm256_srli_epi16::<2>(_mm256_and_si256(
+                            qh,
+                            _mm256_set1_epi8(0xc0u8 as i8),
+                        )),
+                    ),
+                ];
+                for (k, s) in sc[r].iter_mut().enumerate() {
+                    let j = 8 * h + 2 * k;
+                    *s = _mm256_set_m128i(
+                        _mm_set1_epi16(i16::from(bx.scales[j + 1])),
+                        _mm_set1_epi16(i16::from(bx.scales[j])),
+                    );
+                }
             }
             for c in 0..C {
                 let yp = ys[c][i].qs.as_ptr();
                 for k in 0..4 {
                     // SAFETY: `128 * h + 32 * k + 32 <= 256`, the length of `qs`.
                     let yk = unsafe { load32(yp.add(128 * h + 32 * k)) };
-                    let pairs = _mm256_sub_epi16(
-                        _mm256_maddubs_epi16(qs[k], yk),
-                        _mm256_maddubs_epi16(m32, yk),
-                    );
-                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(pairs, sc[k]));
+                    let y32 = _mm256_maddubs_epi16(m32, yk);
+                    for r in 0..R {
+                        let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(qs[r][k], yk), y32);
+                        sumi[r][c] =
+                            _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(pairs, sc[r][k]));
+                    }
                 }
             }
         }
-        let dx = f16x2_to_f32(bx.d, [0; 2]);
         for c in 0..C {
-            let d = _mm_mul_ps(dx, _mm_set1_ps(ys[c][i].scale()));
-            acc[c] = _mm256_fmadd_ps(
-                _mm256_broadcastss_ps(d),
-                _mm256_cvtepi32_ps(sumi[c]),
-                acc[c],
-            );
+            let dy = _mm_set1_ps(ys[c][i].scale());
+            for r in 0..R {
+                let d = _mm_mul_ps(f16x2_to_f32(xs[r][i].d, [0; 2]), dy);
+                acc[r][c] = _mm256_fmadd_ps(
+                    _mm256_broadcastss_ps(d),
+                    _mm256_cvtepi32_ps(sumi[r][c]),
+                    acc[r][c],
+                );
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        out[c] = hsum_f32x8(acc[c]);
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = hsum_f32x8(acc[r][c]);
+        }
     }
     out
 }
 
-/// Q6_K weights against several Q8_K columns; pairs with `vec_dot_q6_k_q8_k_avx2_bytes`.
-pub(crate) fn vec_dot_multi_q6_k_q8_k_avx2_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ6K>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: as for `vec_dot_multi_q8_0_q8_0_avx2_bytes`.
-        |x, ys| unsafe { q6_k_q8_k_avx2(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q6_k_q8_k_avx2(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q6_K rows against Q8_K columns; pairs with `vec_dot_q6_k_q8_k_avx2_bytes`.
+    vec_dot_multi_q6_k_q8_k_avx2_bytes,
+    BlockQ6K,
+    1,
+    q6_k_q8_k_avx2
+);
 
 // ---------------------------------------------------------------------------------------------
 // Q5_0 · Q8_0, AVX2 integer sums, scalar f32 order
@@ -414,16 +483,30 @@ pub(crate) fn vec_dot_q5_0_q8_0_scalar_bytes(n: usize, x: &[u8], y: &[u8]) -> f3
     vec_dot_q5_0_q8_0_scalar(n, blocks::<BlockQ5_0>(x), blocks::<BlockQ8_0>(y))
 }
 
-/// Four columns of `vec_dot_q5_0_q8_0_scalar`: the block sums `Σ (q − 16)·q_y` are computed
-/// exactly with AVX2 (`maddubs(q, y) − maddubs(16, y)`, `q` in 0..=31, so no i16 pair sum can
-/// saturate for any `q_y`), four columns reduced together, and then accumulated in f32 lane by
-/// lane exactly as the scalar loop does: `sumf += (d_x·d_y)·sumi` per block, no FMA.
+/// `R` rows × four columns of `vec_dot_q5_0_q8_0_scalar`: the block sums `Σ (q − 16)·q_y` are
+/// computed exactly with AVX2 (`maddubs(q, y) − maddubs(16, y)`, `q` in 0..=31, so no i16 pair
+/// sum can saturate for any `q_y`), the four columns of a row reduced together, and then
+/// accumulated in f32 lane by lane exactly as the scalar loop does: `sumf += (d_x·d_y)·sumi` per
+/// block, no FMA. Fewer than four columns go through the scalar kernel itself.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_0_avx2_x4(n: usize, x: &[BlockQ5_0], ys: [&[BlockQ8_0]; GROUP]) -> [f32; GROUP] {
-    let (nb, x, ys) = check_all(n, x, ys);
+unsafe fn q5_0_q8_0_avx2<const R: usize, const C: usize>(
+    n: usize,
+    xs: [&[BlockQ5_0]; R],
+    ys: [&[BlockQ8_0]; C],
+) -> [[f32; C]; R] {
+    let mut out = [[0f32; C]; R];
+    if C != GROUP {
+        for r in 0..R {
+            for c in 0..C {
+                out[r][c] = vec_dot_q5_0_q8_0_scalar(n, xs[r], ys[c]);
+            }
+        }
+        return out;
+    }
+    let (nb, xs, ys) = check_all(n, xs, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let m16 = _mm256_set1_epi8(16);
     let ones = _mm256_set1_epi16(1);
@@ -433,69 +516,61 @@ unsafe fn q5_0_q8_0_avx2_x4(n: usize, x: &[BlockQ5_0], ys: [&[BlockQ8_0]; GROUP]
         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
     );
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let mut sumf = _mm_setzero_ps();
+    let mut sumf = [_mm_setzero_ps(); R];
     for i in 0..nb {
-        let bx = &x[i];
-        // SAFETY: `qs` is a 16-byte array; `loadu` has no alignment requirement.
-        let q4 = unsafe { _mm_loadu_si128(bx.qs.as_ptr().cast()) };
-        // Weights 0..16 are the low nibbles, 16..32 the high ones; bit j of `qh` is bit 4 of
-        // weight j.
-        let lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
-        let qh = _mm256_shuffle_epi8(_mm256_set1_epi32(i32::from_le_bytes(bx.qh)), spread);
-        let high = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-        let q = _mm256_or_si256(lo, _mm256_and_si256(high, m16));
-        let mut s = [_mm256_setzero_si256(); GROUP];
-        for c in 0..GROUP {
-            // SAFETY: `qs` is a 32-byte array.
-            let qy = unsafe { load32(ys[c][i].qs.as_ptr()) };
-            let pairs =
-                _mm256_sub_epi16(_mm256_maddubs_epi16(q, qy), _mm256_maddubs_epi16(m16, qy));
-            s[c] = _mm256_madd_epi16(pairs, ones);
+        let mut q = [_mm256_setzero_si256(); R];
+        for r in 0..R {
+            let bx = &xs[r][i];
+            // SAFETY: `qs` is a 16-byte array; `loadu` has no alignment requirement.
+            let q4 = unsafe { _mm_loadu_si128(bx.qs.as_ptr().cast()) };
+            // Weights 0..16 are the low nibbles, 16..32 the high ones; bit j of `qh` is bit 4
+            // of weight j.
+            let lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
+            let qh = _mm256_shuffle_epi8(_mm256_set1_epi32(i32::from_le_bytes(bx.qh)), spread);
+            let high = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+            q[r] = _mm256_or_si256(lo, _mm256_and_si256(high, m16));
         }
-        // [Σ s0, Σ s1, Σ s2, Σ s3] in i32 (wrapping adds of exact partial sums: exact).
-        let h01 = _mm256_hadd_epi32(s[0], s[1]);
-        let h23 = _mm256_hadd_epi32(s[2], s[3]);
-        let h = _mm256_hadd_epi32(h01, h23);
-        let sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-        let dy = _mm_cvtph_ps(_mm_setr_epi16(
-            i16::from_le_bytes(ys[0][i].d),
-            i16::from_le_bytes(ys[1][i].d),
-            i16::from_le_bytes(ys[2][i].d),
-            i16::from_le_bytes(ys[3][i].d),
-            0,
-            0,
-            0,
-            0,
-        ));
-        let dx = _mm_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes(bx.d)));
-        let term = _mm_mul_ps(_mm_mul_ps(dx, dy), _mm_cvtepi32_ps(sumi));
-        sumf = _mm_add_ps(sumf, term);
+        let mut s = [[_mm256_setzero_si256(); GROUP]; R];
+        let mut dyh = [0i16; GROUP];
+        for c in 0..GROUP {
+            let by = &ys[c % C][i];
+            // SAFETY: `qs` is a 32-byte array.
+            let qy = unsafe { load32(by.qs.as_ptr()) };
+            let y16 = _mm256_maddubs_epi16(m16, qy);
+            for r in 0..R {
+                let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], qy), y16);
+                s[r][c] = _mm256_madd_epi16(pairs, ones);
+            }
+            dyh[c] = i16::from_le_bytes(by.d);
+        }
+        let dy = _mm_cvtph_ps(_mm_setr_epi16(dyh[0], dyh[1], dyh[2], dyh[3], 0, 0, 0, 0));
+        for r in 0..R {
+            // [Σ s0, Σ s1, Σ s2, Σ s3] in i32 (wrapping adds of exact partial sums: exact).
+            let h01 = _mm256_hadd_epi32(s[r][0], s[r][1]);
+            let h23 = _mm256_hadd_epi32(s[r][2], s[r][3]);
+            let h = _mm256_hadd_epi32(h01, h23);
+            let sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            let dx = _mm_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes(xs[r][i].d)));
+            let term = _mm_mul_ps(_mm_mul_ps(dx, dy), _mm_cvtepi32_ps(sumi));
+            sumf[r] = _mm_add_ps(sumf[r], term);
+        }
     }
-    let mut out = [0f32; GROUP];
-    // SAFETY: `out` holds four f32 values; `storeu` has no alignment requirement.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sumf) };
+    for r in 0..R {
+        let mut lanes = [0f32; GROUP];
+        // SAFETY: `lanes` holds four f32 values; `storeu` has no alignment requirement.
+        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), sumf[r]) };
+        out[r].copy_from_slice(&lanes[..C]);
+    }
     out
 }
 
-/// Q5_0 weights against several Q8_0 columns; pairs with [`vec_dot_q5_0_q8_0_scalar_bytes`].
-pub(crate) fn vec_dot_multi_q5_0_q8_0_avx2_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ5_0>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: as for `vec_dot_multi_q8_0_q8_0_avx2_bytes`.
-        |x, ys| unsafe { q5_0_q8_0_avx2_x4(n, x, ys) },
-        |x, [y]| [vec_dot_q5_0_q8_0_scalar(n, x, y)],
-    );
-}
+tile_wrapper!(
+    /// Q5_0 rows against Q8_0 columns; pairs with [`vec_dot_q5_0_q8_0_scalar_bytes`].
+    vec_dot_multi_q5_0_q8_0_avx2_bytes,
+    BlockQ5_0,
+    2,
+    q5_0_q8_0_avx2
+);
 
 // ---------------------------------------------------------------------------------------------
 // AVX-512 VNNI
@@ -532,142 +607,141 @@ unsafe fn load_two(a: *const i8, b: *const i8) -> __m512i {
     }
 }
 
-/// `C` columns of `vec_dot_q8_0_q8_0_avx512`: two blocks per register, `|q_x|` and the sign
-/// mask once per pair, `vpdpbusd` per column, the odd last block through the AVX2 kernel.
+/// `R` rows × `C` columns of `vec_dot_q8_0_q8_0_avx512`: two blocks per register, `|q_x|`
+/// and the sign mask once per row and pair of blocks, `vpdpbusd` per row and column, the odd
+/// last block through the AVX2 kernel.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q8_0_q8_0_avx512<const C: usize>(
+unsafe fn q8_0_q8_0_avx512<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ8_0],
+    xs: [&[BlockQ8_0]; R],
     ys: [&[BlockQ8_0]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
-    let mut acc = [_mm512_setzero_ps(); C];
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
     for p in 0..nb / 2 {
-        let (b0, b1) = (&x[2 * p], &x[2 * p + 1]);
-        // SAFETY: every `qs` is a 32-byte array.
-        let qx = unsafe { load_two(b0.qs.as_ptr(), b1.qs.as_ptr()) };
-        let negative = _mm512_movepi8_mask(qx);
-        let ax = _mm512_abs_epi8(qx);
-        let dx = f16x4_to_f32(b0.d, b1.d, [0; 2], [0; 2]);
+        let mut negative = [0u64; R];
+        let mut ax = [_mm512_setzero_si512(); R];
+        let mut dx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            let (b0, b1) = (&xs[r][2 * p], &xs[r][2 * p + 1]);
+            // SAFETY: every `qs` is a 32-byte array.
+            let qx = unsafe { load_two(b0.qs.as_ptr(), b1.qs.as_ptr()) };
+            negative[r] = _mm512_movepi8_mask(qx);
+            ax[r] = _mm512_abs_epi8(qx);
+            dx[r] = f16x4_to_f32(b0.d, b1.d, [0; 2], [0; 2]);
+        }
         for c in 0..C {
             let (y0, y1) = (&ys[c][2 * p], &ys[c][2 * p + 1]);
             // SAFETY: every `qs` is a 32-byte array.
             let qy = unsafe { load_two(y0.qs.as_ptr(), y1.qs.as_ptr()) };
-            let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
-            let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, qy_signed);
-            let d = _mm_mul_ps(dx, f16x4_to_f32(y0.d, y1.d, [0; 2], [0; 2]));
-            acc[c] = _mm512_fmadd_ps(spread_two(d, 0, 1), _mm512_cvtepi32_ps(sumi), acc[c]);
+            let dy = f16x4_to_f32(y0.d, y1.d, [0; 2], [0; 2]);
+            for r in 0..R {
+                let qy_signed = _mm512_mask_sub_epi8(qy, negative[r], _mm512_setzero_si512(), qy);
+                let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax[r], qy_signed);
+                let d = _mm_mul_ps(dx[r], dy);
+                acc[r][c] =
+                    _mm512_fmadd_ps(spread_two(d, 0, 1), _mm512_cvtepi32_ps(sumi), acc[r][c]);
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        out[c] = _mm512_reduce_add_ps(acc[c]);
-        if nb % 2 == 1 {
-            let last = nb - 1;
-            // SAFETY: this function's preconditions include AVX2, FMA and F16C.
-            out[c] += unsafe { vec_dot_q8_0_q8_0_avx2(32, &x[last..nb], &ys[c][last..nb]) };
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+            if nb % 2 == 1 {
+                let last = nb - 1;
+                // SAFETY: this function's preconditions include AVX2, FMA and F16C.
+                out[r][c] +=
+                    unsafe { vec_dot_q8_0_q8_0_avx2(32, &xs[r][last..nb], &ys[c][last..nb]) };
+            }
         }
     }
     out
 }
 
-/// Q8_0 weights against several Q8_0 columns; pairs with `vec_dot_q8_0_q8_0_avx512_bytes`.
-pub(crate) fn vec_dot_multi_q8_0_q8_0_avx512_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ8_0>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: installed only in the AVX-512 dispatch table, which is handed out only after
-        // AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
-        |x, ys| unsafe { q8_0_q8_0_avx512(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q8_0_q8_0_avx512(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q8_0 rows against Q8_0 columns; pairs with `vec_dot_q8_0_q8_0_avx512_bytes`.
+    vec_dot_multi_q8_0_q8_0_avx512_bytes,
+    BlockQ8_0,
+    2,
+    q8_0_q8_0_avx512
+);
 
-/// `C` columns of `vec_dot_q4_1_q8_1_avx512`: two blocks of nibbles unpacked once per pair.
+/// `R` rows × `C` columns of `vec_dot_q4_1_q8_1_avx512`: two blocks of nibbles unpacked once
+/// per row and pair of blocks.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4_1_q8_1_avx512<const C: usize>(
+unsafe fn q4_1_q8_1_avx512<const R: usize, const C: usize>(
     n: usize,
-    x: &[BlockQ4_1],
+    xs: [&[BlockQ4_1]; R],
     ys: [&[BlockQ8_1]; C],
-) -> [f32; C] {
-    let (nb, x, ys) = check_all(n, x, ys);
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
     let low_nibbles = _mm512_set1_epi8(0x0f);
-    let mut acc = [_mm512_setzero_ps(); C];
-    let mut acc_ms = [_mm_setzero_ps(); C];
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    let mut acc_ms = [[_mm_setzero_ps(); C]; R];
     for p in 0..nb / 2 {
-        let (b0, b1) = (&x[2 * p], &x[2 * p + 1]);
-        // SAFETY: every `qs` of Q4_1 is a 16-byte array; `loadu` has no alignment requirement.
-        let (q0, q1) = unsafe {
-            (
-                _mm_loadu_si128(b0.qs.as_ptr().cast()),
-                _mm_loadu_si128(b1.qs.as_ptr().cast()),
-            )
-        };
-        let qx = _mm512_and_si512(
-            _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0)),
-                _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
-            ),
-            low_nibbles,
-        );
-        let dmx = f16x4_to_f32(b0.d, b0.m, b1.d, b1.m);
+        let mut qx = [_mm512_setzero_si512(); R];
+        let mut dmx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            let (b0, b1) = (&xs[r][2 * p], &xs[r][2 * p + 1]);
+            // SAFETY: every `qs` of Q4_1 is a 16-byte array; `loadu` has no alignment
+            // requirement.
+            let (q0, q1) = unsafe {
+                (
+                    _mm_loadu_si128(b0.qs.as_ptr().cast()),
+                    _mm_loadu_si128(b1.qs.as_ptr().cast()),
+                )
+            };
+            qx[r] = _mm512_and_si512(
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0)),
+                    _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
+                ),
+                low_nibbles,
+            );
+            dmx[r] = f16x4_to_f32(b0.d, b0.m, b1.d, b1.m);
+        }
         for c in 0..C {
             let (y0, y1) = (&ys[c][2 * p], &ys[c][2 * p + 1]);
             // SAFETY: every `qs` of Q8_1 is a 32-byte array.
             let qy = unsafe { load_two(y0.qs.as_ptr(), y1.qs.as_ptr()) };
-            let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
-            let dm = _mm_mul_ps(dmx, f16x4_to_f32(y0.d, y0.s, y1.d, y1.s));
-            acc[c] = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc[c]);
-            acc_ms[c] = _mm_add_ps(acc_ms[c], dm);
+            let dsy = f16x4_to_f32(y0.d, y0.s, y1.d, y1.s);
+            for r in 0..R {
+                let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx[r], qy);
+                let dm = _mm_mul_ps(dmx[r], dsy);
+                acc[r][c] =
+                    _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc[r][c]);
+                acc_ms[r][c] = _mm_add_ps(acc_ms[r][c], dm);
+            }
         }
     }
-    let mut out = [0f32; C];
-    for c in 0..C {
-        let odd = _mm_movehdup_ps(acc_ms[c]);
-        let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
-        out[c] = _mm512_reduce_add_ps(acc[c]) + _mm_cvtss_f32(ms);
-        if nb % 2 == 1 {
-            let last = nb - 1;
-            // SAFETY: this function's preconditions include AVX2, FMA and F16C.
-            out[c] += unsafe { vec_dot_q4_1_q8_1_avx2(32, &x[last..nb], &ys[c][last..nb]) };
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            let odd = _mm_movehdup_ps(acc_ms[r][c]);
+            let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
+            out[r][c] = _mm512_reduce_add_ps(acc[r][c]) + _mm_cvtss_f32(ms);
+            if nb % 2 == 1 {
+                let last = nb - 1;
+                // SAFETY: this function's preconditions include AVX2, FMA and F16C.
+                out[r][c] +=
+                    unsafe { vec_dot_q4_1_q8_1_avx2(32, &xs[r][last..nb], &ys[c][last..nb]) };
+            }
         }
     }
     out
 }
 
-/// Q4_1 weights against several Q8_1 columns; pairs with `vec_dot_q4_1_q8_1_avx512_bytes`.
-pub(crate) fn vec_dot_multi_q4_1_q8_1_avx512_bytes(
-    n: usize,
-    x: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    by_groups::<BlockQ4_1>(
-        n,
-        x,
-        ys,
-        y_stride,
-        out,
-        // SAFETY: as for `vec_dot_multi_q8_0_q8_0_avx512_bytes`.
-        |x, ys| unsafe { q4_1_q8_1_avx512(n, x, ys) },
-        // SAFETY: as above.
-        |x, ys| unsafe { q4_1_q8_1_avx512(n, x, ys) },
-    );
-}
+tile_wrapper!(
+    /// Q4_1 rows against Q8_1 columns; pairs with `vec_dot_q4_1_q8_1_avx512_bytes`.
+    vec_dot_multi_q4_1_q8_1_avx512_bytes,
+    BlockQ4_1,
+    1,
+    q4_1_q8_1_avx512
+);

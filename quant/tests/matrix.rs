@@ -178,12 +178,16 @@ fn matmat_equals_per_column_vec_dot_bit_for_bit() {
                             ys[j * stride..j * stride + ab]
                                 .copy_from_slice(&xq[j * ab..(j + 1) * ab]);
                         }
+                        // Every row at once, and rows 2..5 (a tile, then an odd row).
                         let rb = row_bytes(ty, cols).unwrap();
-                        for r in 0..c.rows {
-                            let mut out = vec![f32::NAN; n];
-                            multi(cols, &c.w[r * rb..(r + 1) * rb], &ys, stride, &mut out);
-                            let col: Vec<f32> = (0..n).map(|j| want[j * c.rows + r]).collect();
-                            assert_bits("vec_dot_multi", &c, tier, &out, &col);
+                        for (a, b) in [(0, c.rows), (2, 5)] {
+                            let mut out = vec![f32::NAN; (b - a) * n];
+                            multi(cols, &c.w[a * rb..b * rb], b - a, &ys, stride, &mut out);
+                            let tile: Vec<f32> = (a..b)
+                                .flat_map(|r| (0..n).map(move |j| (r, j)))
+                                .map(|(r, j)| want[j * c.rows + r])
+                                .collect();
+                            assert_bits("vec_dot_multi", &c, tier, &out, &tile);
                         }
                     }
                     checked += 1;
