@@ -295,3 +295,15 @@ fn wrong_lengths_are_errors() {
     ));
     assert!(m.scratch_bytes(usize::MAX).is_err());
 }
+
+/// Rows of no weights are empty sums, with and without a multi-column kernel.
+#[test]
+fn zero_columns_give_zero() {
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_1] {
+        let m = WeightMatrix::new(ty, &[], 3, 0).unwrap();
+        assert_eq!(m.scratch_bytes(5).unwrap(), 0);
+        let mut y = [f32::NAN; 15];
+        m.matmat(5, &[], &mut [], &mut y).unwrap();
+        assert!(y.iter().all(|v| *v == 0.0), "{ty}: {y:?}");
+    }
+}
