@@ -71,9 +71,9 @@ fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     w
 }
 
-/// The tiers worth measuring for `ty`: supported ones whose `vec_dot` or `vec_dot_multi` differs
-/// from the tier below (the others run the same code).
-fn tiers(ty: GgmlType) -> Vec<(Tier, &'static TypeTraits)> {
+/// The tiers worth measuring for `ty`: supported ones whose `vec_dot` (and, with `multi`,
+/// whose `vec_dot_multi`) differs from the tier below; the others run the same code.
+fn tiers(ty: GgmlType, multi: bool) -> Vec<(Tier, &'static TypeTraits)> {
     let mut out: Vec<(Tier, &'static TypeTraits)> = Vec::new();
     for tier in Tier::ALL {
         let Some(t) = type_traits_for(tier, ty) else {
@@ -81,11 +81,12 @@ fn tiers(ty: GgmlType) -> Vec<(Tier, &'static TypeTraits)> {
         };
         let same = out.last().is_some_and(|(_, p)| {
             std::ptr::fn_addr_eq(p.vec_dot, t.vec_dot)
-                && match (p.vec_dot_multi, t.vec_dot_multi) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
-                    _ => false,
-                }
+                && (!multi
+                    || match (p.vec_dot_multi, t.vec_dot_multi) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
+                        _ => false,
+                    })
         });
         if !same {
             out.push((tier, t));
@@ -108,7 +109,7 @@ fn bench_matvec(c: &mut Criterion) {
         let x = values(COLS, 7);
         let mut y = vec![0f32; rows];
         group.throughput(Throughput::Bytes(w.len() as u64));
-        for (tier, t) in tiers(ty) {
+        for (tier, t) in tiers(ty, false) {
             let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
             let mut scratch = vec![0u8; m.scratch_bytes(1).expect("scratch")];
             group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
@@ -130,7 +131,7 @@ fn bench_head(c: &mut Criterion) {
     let x = values(cols, 11);
     let mut y = vec![0f32; rows];
     group.throughput(Throughput::Bytes(w.len() as u64));
-    for (tier, t) in tiers(ty) {
+    for (tier, t) in tiers(ty, false) {
         let m = WeightMatrix::with_traits(t, &w, rows, cols).expect("matrix");
         let mut scratch = vec![0u8; m.scratch_bytes(1).expect("scratch")];
         group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
@@ -151,7 +152,10 @@ fn bench_matmat(c: &mut Criterion) {
         let rb = row_bytes(ty, COLS).expect("whole blocks");
         let rows = matrix_bytes() / rb;
         let w = weights(ty, rows, COLS);
-        for (tier, t) in tiers(ty).into_iter().filter(|(t, _)| *t != Tier::Scalar) {
+        for (tier, t) in tiers(ty, true)
+            .into_iter()
+            .filter(|(t, _)| *t != Tier::Scalar)
+        {
             let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
             for n in [4usize, 8, 32] {
                 let x = values(n * COLS, 13);
@@ -189,7 +193,10 @@ fn bench_matmat_small(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmat_small");
     let (ty, rows, cols, n) = (GgmlType::Q4_1, 1536, 576, 32);
     let w = weights(ty, rows, cols);
-    for (tier, t) in tiers(ty).into_iter().filter(|(t, _)| *t != Tier::Scalar) {
+    for (tier, t) in tiers(ty, true)
+        .into_iter()
+        .filter(|(t, _)| *t != Tier::Scalar)
+    {
         let m = WeightMatrix::with_traits(t, &w, rows, cols).expect("matrix");
         let x = values(n * cols, 17);
         let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
