@@ -276,20 +276,12 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     multi_column_avx512(r)
 };
 
-/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels (Q6_K:
-/// the AVX2 single-column kernel, with tiles compiled for AVX-512's 32 registers); Q4_K and
-/// Q5_0 keep the AVX2 pairs.
+/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels; Q4_K,
+/// Q6_K and Q5_0 keep the AVX2 pairs.
 #[cfg(target_arch = "x86_64")]
 const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES] {
-    use crate::x86_avx2 as k2;
     use crate::x86_avx512 as k;
     use crate::x86_matmat as m;
-    let r = with_vec_dot_pair(
-        r,
-        GgmlType::Q6_K,
-        k2::vec_dot_q6_k_q8_k_avx2_bytes,
-        m::vec_dot_multi_q6_k_q8_k_avx512_bytes,
-    );
     let r = with_vec_dot_pair(
         r,
         GgmlType::Q8_0,
