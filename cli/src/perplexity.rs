@@ -187,7 +187,7 @@ fn context(
     n_window: usize,
     n_batch: usize,
     kv: KvType,
-) -> Res<Context<&Model>> {
+) -> Res<Context<'static, &Model>> {
     Ok(Context::new(
         model,
         ContextParams {
@@ -208,8 +208,8 @@ fn parallel<'m>(
     threads: usize,
     jobs: usize,
     total_tokens: usize,
-    make: impl Fn() -> Res<Context<&'m Model>> + Sync,
-    job: impl Fn(&mut Context<&'m Model>, usize, &mut Nll) -> Res<usize> + Sync,
+    make: impl Fn() -> Res<Context<'static, &'m Model>> + Sync,
+    job: impl Fn(&mut Context<'static, &'m Model>, usize, &mut Nll) -> Res<usize> + Sync,
 ) -> Res<(Nll, usize)> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};

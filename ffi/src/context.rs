@@ -61,7 +61,7 @@ impl crate::boundary::ParamsStruct for eddy_context_params {
 // The context handle moves between threads with its user (one at a time).
 const _: () = {
     const fn send<T: Send>() {}
-    send::<Context<Arc<Model>>>();
+    send::<Context<'static, Arc<Model>>>();
 };
 
 /// Called before each batch of a decode; return true to stop (the call then returns
@@ -78,7 +78,7 @@ pub type eddy_abort_callback = Option<unsafe extern "C" fn(user_data: *mut c_voi
 #[derive(Debug)]
 pub struct eddy_context {
     pub(crate) model: Arc<Model>,
-    pub(crate) ctx: Context<Arc<Model>>,
+    pub(crate) ctx: Context<'static, Arc<Model>>,
     abort: eddy_abort_callback,
     abort_data: *mut c_void,
     n_threads: u32,

@@ -8,7 +8,7 @@
 
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
-use crate::error::{Result, tensor};
+use crate::memory::Carver;
 use crate::model::{Model, TensorRef};
 use crate::threads::{SharedOut, ThreadPool, split};
 
@@ -20,35 +20,27 @@ const PARTNERS: [GgmlType; 4] = [
     GgmlType::Q8_K,
 ];
 
-/// The current input vector and its converted copies, made on first request.
+/// The current input vector and its converted copies, made on first request: a view of the
+/// context's region.
 #[derive(Debug)]
-pub struct Activations {
-    x: Vec<f32>,
+pub(crate) struct Activations<'b> {
+    x: &'b mut [f32],
     len: usize,
     /// One buffer per entry of `PARTNERS`, sized for the longest vector.
-    converted: [Vec<u8>; 4],
+    converted: [&'b mut [u8]; 4],
     ready: [bool; 4],
 }
 
-impl Activations {
-    /// Bytes [`Activations::new`] allocates.
-    pub fn memory_required(max_len: usize) -> usize {
-        let padded = max_len.next_multiple_of(256);
-        let converted: usize = PARTNERS
-            .iter()
-            .map(|ty| ty.bytes_for(padded as u64).unwrap_or(0) as usize)
-            .sum();
-        max_len * std::mem::size_of::<f32>() + converted
-    }
-
-    /// Buffers for vectors of up to `max_len` elements (rounded up to whole 256-blocks).
-    pub fn new(max_len: usize) -> Self {
+impl<'b> Activations<'b> {
+    /// Buffers for vectors of up to `max_len` elements (rounded up to whole 256-blocks), taken
+    /// from `c`.
+    pub(crate) fn carve(c: &mut Carver<'b>, max_len: usize) -> Self {
         let padded = max_len.next_multiple_of(256);
         let bytes = |ty: GgmlType| ty.bytes_for(padded as u64).unwrap_or(0) as usize;
         Activations {
-            x: vec![0.0; max_len],
+            x: c.slice(max_len),
             len: 0,
-            converted: PARTNERS.map(|ty| vec![0u8; bytes(ty)]),
+            converted: PARTNERS.map(|ty| c.slice(bytes(ty))),
             ready: [false; 4],
         }
     }
@@ -84,7 +76,7 @@ fn traits(ty: GgmlType) -> &'static TypeTraits {
 pub fn matvec(
     model: &Model,
     w: &TensorRef,
-    act: &mut Activations,
+    act: &mut Activations<'_>,
     out: &mut [f32],
     pool: &ThreadPool,
 ) {
@@ -128,16 +120,4 @@ pub fn embedding_row(model: &Model, w: &TensorRef, row: usize, out: &mut [f32]) 
 /// Whether weights of this type can be used by [`matvec`] and [`embedding_row`].
 pub fn supported(ty: GgmlType) -> bool {
     type_traits(ty).is_some_and(|t| PARTNERS.contains(&t.vec_dot_type))
-}
-
-/// A 1-D F32 tensor (norm weights) copied out as f32 values.
-pub fn f32_vector(model: &Model, t: &TensorRef) -> Result<Vec<f32>> {
-    if t.ty != GgmlType::F32 {
-        return Err(tensor("norm", format!("type {} (expected F32)", t.ty)));
-    }
-    Ok(model
-        .data(t)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
 }
