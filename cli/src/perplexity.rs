@@ -156,6 +156,9 @@ pub fn run(a: PerplexityArgs) -> Res<()> {
         chunks(&model, &tokens, n_ctx, a.chunks, kv, a.threads.max(1))?
     } else if a.stream {
         let window = a.window.ok_or("--stream needs --window")?;
+        if window == 0 {
+            return Err("--window 0: the arena needs a window of at least 1 token".into());
+        }
         stream(&model, &tokens, a.sinks, window, kv, a.threads.max(1))?
     } else if a.recompute {
         let window = a.window.ok_or("--recompute needs --window")?;
