@@ -11,7 +11,8 @@
 //! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
 //! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one
 //! private module per instruction set (`x86_avx2`: Q8_0, Q4_1, Q4_K, Q6_K; `x86_avx512`: Q8_0,
-//! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
+//! Q4_1; `aarch64_neon` and `aarch64_dotprod`: every format) and are chosen once at run time by
+//! [`dispatch`]. The per-type table ([`type_traits`],
 //! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
 //! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
 //! panicking on wrong lengths or unsupported types.
@@ -24,6 +25,10 @@
 // `is_multiple_of` is stable only from Rust 1.87; the workspace's floor is 1.85.
 #![allow(clippy::manual_is_multiple_of)]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64_dotprod;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon;
 mod block;
 pub mod dispatch;
 mod error;
