@@ -157,3 +157,17 @@ dotprod_kernel!(
     BlockQ8K,
     BlockQ8K
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdot_is_exact() {
+        if !Tier::Dotprod.is_supported() {
+            return;
+        }
+        // SAFETY: FEAT_DotProd was detected just above.
+        unsafe { crate::aarch64_neon::tests::check_dot_exact::<Sdot>() }
+    }
+}

@@ -958,3 +958,55 @@ neon_kernel!(
     BlockQ8K,
     BlockQ8K
 );
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Checks that `D` sums the 16 products exactly onto the accumulator, for the extreme
+    /// quants (−128·−128 is the product that overflows i16 pair sums) and pseudo-random ones.
+    ///
+    /// # Safety
+    /// The CPU must support `D`'s instructions.
+    pub(crate) unsafe fn check_dot_exact<D: DotI8>() {
+        let mut cases: Vec<([i8; 16], [i8; 16])> = vec![
+            ([-128; 16], [-128; 16]),
+            ([127; 16], [-128; 16]),
+            ([-128; 16], [127; 16]),
+            ([127; 16], [127; 16]),
+        ];
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..64 {
+            let mut a = [0i8; 16];
+            let mut b = [0i8; 16];
+            for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (*x, *y) = (s as i8, (s >> 8) as i8);
+            }
+            cases.push((a, b));
+        }
+        for (a, b) in cases {
+            let want: i32 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                .sum();
+            let acc = [1, -2, 3, 1 << 20];
+            // SAFETY: the arrays are 16 bytes (4 × i32) long; the caller guarantees `D`.
+            let got = unsafe {
+                let acc = vld1q_s32(acc.as_ptr());
+                vaddvq_s32(D::dot(acc, vld1q_s8(a.as_ptr()), vld1q_s8(b.as_ptr())))
+            };
+            assert_eq!(got, want + 2 + (1 << 20), "{a:?} · {b:?}");
+        }
+    }
+
+    #[test]
+    fn widening_dot_is_exact() {
+        assert!(Tier::Neon.is_supported());
+        // SAFETY: NEON is present on every AArch64 CPU (asserted above).
+        unsafe { check_dot_exact::<Widening>() }
+    }
+}
