@@ -24,9 +24,7 @@ use crate::block::{block_bytes, check_dot};
 use crate::dispatch::Tier;
 use crate::float::{BlockBF16, BlockF16, BlockF32};
 use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL, xs_scale};
-use crate::kquants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins, q3k_scale,
-};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{bf16_to_f32, f16_to_f32};
 use crate::traits::blocks;
@@ -393,6 +391,53 @@ pub(crate) unsafe fn iq4_xs_q8_k<D: DotI8>(n: usize, x: &[BlockIQ4XS], y: &[Bloc
 // ---------------------------------------------------------------------------------------------
 // K-quants (256-weight super-blocks against Q8_K)
 
+/// The three little-endian words of a 12-byte packed scale field.
+#[inline]
+fn words12(q: &[u8; 12]) -> [u32; 3] {
+    let w = |i: usize| u32::from_le_bytes([q[i], q[i + 1], q[i + 2], q[i + 3]]);
+    [w(0), w(4), w(8)]
+}
+
+/// The eight scales and eight minimums of a Q4_K/Q5_K block (as `kquants::k4_scales_mins`),
+/// unpacked four at a time in 32-bit words: entries 0..4 are the low six bits of bytes 0..4
+/// (scales) and 4..8 (minimums); entries 4..8 take their low nibble from bytes 8..12 and their
+/// top two bits from bits 6..8 of bytes 0..4 (scales) or 4..8 (minimums).
+#[inline]
+fn k4_scales_mins_words(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const NIBBLE: u32 = 0x0f0f_0f0f;
+    const TOP2: u32 = 0x0303_0303;
+    let [w0, w1, w2] = words12(q);
+    let sc_hi = (w2 & NIBBLE) | (((w0 >> 6) & TOP2) << 4);
+    let m_hi = ((w2 >> 4) & NIBBLE) | (((w1 >> 6) & TOP2) << 4);
+    let join = |lo: u32, hi: u32| (u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes();
+    (join(w0 & LOW6, sc_hi), join(w1 & LOW6, m_hi))
+}
+
+/// The sixteen Q3_K scales with the bias removed (as `kquants::q3k_scale(j) − 32`), unpacked
+/// four at a time in 32-bit words: scale `j` has its low nibble in byte `j % 8` (low half for
+/// `j < 8`, high half otherwise) and its top two bits in byte `8 + j % 4` at bit `2·(j / 4)`.
+#[inline]
+fn q3k_scales_words(q: &[u8; 12]) -> [i32; 16] {
+    const NIBBLE: u32 = 0x0f0f_0f0f;
+    const TOP2: u32 = 0x0303_0303;
+    let [w0, w1, w2] = words12(q);
+    let low = [
+        w0 & NIBBLE,
+        w1 & NIBBLE,
+        (w0 >> 4) & NIBBLE,
+        (w1 >> 4) & NIBBLE,
+    ];
+    let mut out = [0i32; 16];
+    for (k, (o, lo)) in out.chunks_exact_mut(4).zip(low).enumerate() {
+        let word = lo | (((w2 >> (2 * k)) & TOP2) << 4);
+        for (v, b) in o.iter_mut().zip(word.to_le_bytes()) {
+            *v = i32::from(b) - 32;
+        }
+    }
+    out
+}
+
 /// `f16(d)·d_y` and `f16(dmin)·d_y` of a k-quant block.
 #[inline]
 #[target_feature(enable = "neon")]
@@ -485,10 +530,7 @@ pub(crate) unsafe fn q3_k_q8_k<D: DotI8>(n: usize, x: &[BlockQ3K], y: &[BlockQ8K
     let (three, one, four) = (vdupq_n_u8(3), vdupq_n_u8(1), vdupq_n_s8(4));
     let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
     two_blocks!(x, y, nb, acc0, acc1, |bx, by, acc| {
-        let mut sc = [0i32; QK_K / 16];
-        for (j, s) in sc.iter_mut().enumerate() {
-            *s = q3k_scale(&bx.scales, j) - 32;
-        }
+        let sc = q3k_scales_words(&bx.scales);
         let (mut hm0, mut hm1) = (ld_u8(&bx.hmask, 0), ld_u8(&bx.hmask, 16));
         let mut sumi = vdupq_n_s32(0);
         for h in 0..2 {
@@ -547,7 +589,7 @@ pub(crate) unsafe fn q4_k_q8_k<D: DotI8>(n: usize, x: &[BlockQ4K], y: &[BlockQ8K
     let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
     let mut sum_min = 0.0f32;
     two_blocks!(x, y, nb, acc0, acc1, |bx, by, acc| {
-        let (scales, mins) = k4_scales_mins(&bx.scales);
+        let (scales, mins) = k4_scales_mins_words(&bx.scales);
         let summin = k4_min_sum(by, mins);
         let mut sumi = vdupq_n_s32(0);
         for g in 0..QK_K / 64 {
@@ -587,7 +629,7 @@ pub(crate) unsafe fn q5_k_q8_k<D: DotI8>(n: usize, x: &[BlockQ5K], y: &[BlockQ8K
     let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
     let mut sum_min = 0.0f32;
     two_blocks!(x, y, nb, acc0, acc1, |bx, by, acc| {
-        let (scales, mins) = k4_scales_mins(&bx.scales);
+        let (scales, mins) = k4_scales_mins_words(&bx.scales);
         let summin = k4_min_sum(by, mins);
         let (mut qh0, mut qh1) = (ld_u8(&bx.qh, 0), ld_u8(&bx.qh, 16));
         let mut sumi = vdupq_n_s32(0);
@@ -1000,6 +1042,32 @@ pub(crate) mod tests {
                 vaddvq_s32(D::dot(acc, vld1q_s8(a.as_ptr()), vld1q_s8(b.as_ptr())))
             };
             assert_eq!(got, want + 2 + (1 << 20), "{a:?} · {b:?}");
+        }
+    }
+
+    /// The word-wise scale unpacking equals the scalar reference for every scale byte value
+    /// in every position (the fields are independent bit ranges, so this covers all bits).
+    #[test]
+    fn scale_unpacking_matches_the_reference() {
+        use crate::kquants::{k4_scales_mins, q3k_scale};
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..4096 {
+            let mut q = [0u8; 12];
+            for (i, b) in q.iter_mut().enumerate() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *b = if round < 256 {
+                    (round + 37 * i) as u8
+                } else {
+                    s as u8
+                };
+            }
+            assert_eq!(k4_scales_mins_words(&q), k4_scales_mins(&q), "{q:?}");
+            let sc = q3k_scales_words(&q);
+            for (j, &v) in sc.iter().enumerate() {
+                assert_eq!(v, q3k_scale(&q, j) - 32, "{q:?} scale {j}");
+            }
         }
     }
 
