@@ -14,7 +14,9 @@
 //! wrappers in [`crate::dispatch`]'s NEON and dotprod tables, which are handed out only after
 //! the features were detected. The legacy and k-quant loops take two blocks per iteration into
 //! two accumulators. The quantized formats hold whole blocks (`check_dot` rejects any other
-//! `n`), so they have no tail; the float kernels finish their last `n % 16` values one by one.
+//! `n`), so they have no tail; the float kernels finish their last `n % 8` values one by one.
+//! Multi-byte fields are read through byte vectors, so the kernels assume little-endian
+//! AArch64; [`crate::dispatch`] offers neither tier on big-endian targets.
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::*;

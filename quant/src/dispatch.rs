@@ -127,14 +127,15 @@ fn has_avx512() -> bool {
     false
 }
 
+// The AArch64 kernels read multi-byte fields through byte vectors: little-endian only.
 #[cfg(all(feature = "std", target_arch = "aarch64"))]
 fn has_neon() -> bool {
-    std::arch::is_aarch64_feature_detected!("neon")
+    cfg!(target_endian = "little") && std::arch::is_aarch64_feature_detected!("neon")
 }
 
 #[cfg(all(not(feature = "std"), target_arch = "aarch64"))]
 fn has_neon() -> bool {
-    cfg!(target_feature = "neon")
+    cfg!(all(target_endian = "little", target_feature = "neon"))
 }
 
 #[cfg(not(target_arch = "aarch64"))]
