@@ -1,19 +1,20 @@
 //! Run-time selection of the dot-product kernels.
 //!
-//! The CPU's features are read once (with `std`: `is_x86_feature_detected!` or
-//! `is_aarch64_feature_detected!`, cached in a `OnceLock`; without `std`: the
-//! `cfg(target_feature)` the crate was compiled for) and mapped to a [`Tier`]. Each tier has a
-//! table of [`TypeTraits`] rows, built at compile time from the scalar rows with `vec_dot`
-//! replaced wherever the tier has a faster kernel; [`crate::type_traits`] returns the rows of the
-//! active tier. The SIMD kernels are reachable only through these tables, and a tier's table is
-//! handed out only if the CPU supports the tier, so the `#[target_feature]` kernels never run on
-//! a CPU without those features.
+//! The CPU's features are read once (with `std`: `is_x86_feature_detected!`, cached in a
+//! `OnceLock`; without `std`: the `cfg(target_feature)` the crate was compiled for) and mapped to
+//! a [`Tier`]. Each tier has a table of [`TypeTraits`] rows, built at compile time from the scalar
+//! rows with `vec_dot` replaced wherever the tier has a faster kernel; [`crate::type_traits`]
+//! returns the rows of the active tier. The SIMD kernels are reachable only through these
+//! tables, and a tier's table is handed out only if the CPU supports the tier, so the
+//! `#[target_feature]` kernels never run on a CPU without those features.
 //!
-//! Tiers per architecture: x86-64 `avx2` and `avx512`; AArch64 `neon` (every AArch64 CPU) and
-//! `dotprod` (with `sdot`). With `std`, the environment variable
-//! `EDDY_QUANT_TIER=scalar|avx2|avx512|neon|dotprod` picks a lower tier (for comparisons and
-//! tests); a tier the CPU lacks is ignored in favour of the best supported one. Tests that want
-//! every tier use [`type_traits_for`] directly. AMX is never used.
+//! With `std`, the environment variable `EDDY_QUANT_TIER=scalar|avx2|avx512` picks a lower tier
+//! (for comparisons and tests); a tier the CPU lacks is ignored in favour of the best supported
+//! one. Tests that want every tier use [`type_traits_for`] directly. AMX is never used.
+//!
+//! On AArch64 the tiers are `neon` (every little-endian AArch64 CPU) and `dotprod` (NEON with
+//! `sdot`), detected with `is_aarch64_feature_detected!` and selectable with
+//! `EDDY_QUANT_TIER=neon|dotprod`; no CPU supports the tiers of both architectures.
 
 use crate::GgmlType;
 use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn};

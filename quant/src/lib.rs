@@ -11,11 +11,13 @@
 //! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
 //! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one
 //! private module per instruction set (`x86_avx2`: Q8_0, Q4_1, Q4_K, Q6_K; `x86_avx512`: Q8_0,
-//! Q4_1; `aarch64_neon` and `aarch64_dotprod`: every format) and are chosen once at run time by
-//! [`dispatch`]. The per-type table ([`type_traits`],
+//! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
 //! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
 //! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
 //! panicking on wrong lengths or unsupported types.
+//!
+//! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
+//! every format.
 //!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
