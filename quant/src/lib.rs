@@ -16,6 +16,9 @@
 //! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
 //! panicking on wrong lengths or unsupported types.
 //!
+//! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
+//! every format.
+//!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -24,6 +27,10 @@
 // `is_multiple_of` is stable only from Rust 1.87; the workspace's floor is 1.85.
 #![allow(clippy::manual_is_multiple_of)]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64_dotprod;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon;
 mod block;
 pub mod dispatch;
 mod error;
