@@ -102,11 +102,11 @@ impl Shape {
 struct Bufs<'b> {
     /// Residual stream, `[n_ubatch][n_embd]`.
     x: &'b mut [f32],
-    /// Normed input of a sub-layer, `[n_embd]`.
+    /// Normed input of a sub-layer, `[n_ubatch][n_embd]`.
     xb: &'b mut [f32],
     /// Queries, `[n_ubatch][n_head * head_dim]`.
     q: &'b mut [f32],
-    /// One token's keys and values before they enter the cache.
+    /// Keys and values of the micro-batch before they enter the cache, `[n_ubatch][row]`.
     k: &'b mut [f32],
     v: &'b mut [f32],
     /// Attention output, `[n_ubatch][n_head * head_dim_v]`.
@@ -118,9 +118,9 @@ struct Bufs<'b> {
     /// RoPE angles of the extra rotation of the query for the sinks.
     cos_sink: &'b mut [f32],
     sin_sink: &'b mut [f32],
-    /// Output of a projection back to the residual width, `[n_embd]`.
+    /// Output of a projection back to the residual width, `[n_ubatch][n_embd]`.
     proj: &'b mut [f32],
-    /// FFN gate and up, `[n_ff]` each.
+    /// FFN gate and up, `[n_ubatch][n_ff]` each.
     gate: &'b mut [f32],
     up: &'b mut [f32],
     /// RoPE angles of one position.
@@ -153,21 +153,21 @@ impl<'b> Bufs<'b> {
         let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);
         let bufs = Bufs {
             x: c.slice(ub * sh.n_embd),
-            xb: c.slice(sh.n_embd),
+            xb: c.slice(ub * sh.n_embd),
             q: c.slice(ub * sh.q_width),
-            k: c.slice(sh.k_row),
-            v: c.slice(sh.v_row),
+            k: c.slice(ub * sh.k_row),
+            v: c.slice(ub * sh.v_row),
             att: c.slice(ub * sh.att_width),
             scores: c.slice(sh.n_slots),
             q_sink: c.slice(sh.head_dim),
             cos_sink: c.slice(sh.half_rot),
             sin_sink: c.slice(sh.half_rot),
-            proj: c.slice(sh.n_embd),
-            gate: c.slice(sh.n_ff),
-            up: c.slice(sh.n_ff),
+            proj: c.slice(ub * sh.n_embd),
+            gate: c.slice(ub * sh.n_ff),
+            up: c.slice(ub * sh.n_ff),
             cos: c.slice(sh.half_rot),
             sin: c.slice(sh.half_rot),
-            act: Activations::carve(c, widest),
+            act: Activations::carve(c, widest, ub),
             kv,
             logits,
         };
@@ -569,21 +569,34 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
 
         for (l, lw) in w.layers.iter().enumerate() {
             let norms = &norms_all.layers[l];
-            // Attention: norm, Q/K/V, per-head norms, RoPE, store K/V.
+            // Attention: norm, Q/K/V for the whole micro-batch (one pass over the three
+            // weights), per-head norms, RoPE, store K/V.
+            let (kr, vr) = (s.kv.k_row(), s.kv.v_row());
+            for t in 0..n {
+                let xb = &mut s.xb[t * d..(t + 1) * d];
+                ops::rms_norm(xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
+            }
+            s.act.set(&s.xb[..n * d], d);
+            linalg::matmul(
+                model,
+                [
+                    (&lw.wq, &mut s.q[..n * q_width]),
+                    (&lw.wk, &mut s.k[..n * kr]),
+                    (&lw.wv, &mut s.v[..n * vr]),
+                ],
+                &mut s.act,
+                pool,
+            );
             for t in 0..n {
                 let pos = self.n_seen + t as u64;
-                ops::rms_norm(s.xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
-                s.act.set(s.xb);
                 let q = &mut s.q[t * q_width..(t + 1) * q_width];
-                linalg::matvec(model, &lw.wq, &mut s.act, q, pool);
-                linalg::matvec(model, &lw.wk, &mut s.act, s.k, pool);
-                linalg::matvec(model, &lw.wv, &mut s.act, s.v, pool);
+                let k = &mut s.k[t * kr..(t + 1) * kr];
                 if let Some(qn) = &norms.q {
                     q.chunks_exact_mut(hp.head_dim)
                         .for_each(|h| ops::rms_norm_inplace(h, qn, hp.rms_eps));
                 }
                 if let Some(kn) = &norms.k {
-                    s.k.chunks_exact_mut(hp.head_dim)
+                    k.chunks_exact_mut(hp.head_dim)
                         .for_each(|h| ops::rms_norm_inplace(h, kn, hp.rms_eps));
                 }
                 ops::rope_angles(
@@ -598,10 +611,11 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                 for h in q.chunks_exact_mut(hp.head_dim) {
                     ops::rope_apply(h, s.cos, s.sin, adjacent);
                 }
-                for h in s.k.chunks_exact_mut(hp.head_dim) {
+                for h in k.chunks_exact_mut(hp.head_dim) {
                     ops::rope_apply(h, s.cos, s.sin, adjacent);
                 }
-                s.kv.write(l, self.layout.slot_of(pos), s.k, s.v);
+                let v = &s.v[t * vr..(t + 1) * vr];
+                s.kv.write(l, self.layout.slot_of(pos), k, v);
             }
             // Attention over the arena: the sinks (at their cache positions) and the window.
             // Layers with their own sliding window (Gemma 3) see only keys within that text
@@ -676,56 +690,74 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     }
                 }
             }
-            // Output projection and residual; then the FFN and its residual.
+            // Output projection and residual; then the FFN (gate and up in one pass) and its
+            // residual.
+            s.act.set(&s.att[..n * att_width], att_width);
+            linalg::matmul(model, [(&lw.wo, &mut s.proj[..n * d])], &mut s.act, pool);
             for t in 0..n {
-                s.act.set(&s.att[t * att_width..(t + 1) * att_width]);
-                linalg::matvec(model, &lw.wo, &mut s.act, s.proj, pool);
+                let proj = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(pn) = &norms.post_attn {
-                    ops::rms_norm_inplace(s.proj, pn, hp.rms_eps);
+                    ops::rms_norm_inplace(proj, pn, hp.rms_eps);
                 }
                 let x = &mut s.x[t * d..(t + 1) * d];
-                x.iter_mut().zip(s.proj.iter()).for_each(|(a, b)| *a += b);
-
-                ops::rms_norm(s.xb, x, &norms.ffn, hp.rms_eps);
-                s.act.set(s.xb);
-                linalg::matvec(model, &lw.w_gate, &mut s.act, s.gate, pool);
-                linalg::matvec(model, &lw.w_up, &mut s.act, s.up, pool);
-                match hp.activation {
-                    Activation::Silu => s
-                        .gate
-                        .iter_mut()
-                        .zip(s.up.iter())
-                        .for_each(|(g, u)| *g = ops::silu(*g) * u),
-                    Activation::GeluTanh => s
-                        .gate
-                        .iter_mut()
-                        .zip(s.up.iter())
-                        .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
-                }
-                s.act.set(s.gate);
-                linalg::matvec(model, &lw.w_down, &mut s.act, s.proj, pool);
+                x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
+                ops::rms_norm(&mut s.xb[t * d..(t + 1) * d], x, &norms.ffn, hp.rms_eps);
+            }
+            let f = hp.n_ff;
+            s.act.set(&s.xb[..n * d], d);
+            linalg::matmul(
+                model,
+                [
+                    (&lw.w_gate, &mut s.gate[..n * f]),
+                    (&lw.w_up, &mut s.up[..n * f]),
+                ],
+                &mut s.act,
+                pool,
+            );
+            let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
+            match hp.activation {
+                Activation::Silu => gate
+                    .iter_mut()
+                    .zip(up)
+                    .for_each(|(g, u)| *g = ops::silu(*g) * u),
+                Activation::GeluTanh => gate
+                    .iter_mut()
+                    .zip(up)
+                    .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
+            }
+            s.act.set(gate, f);
+            linalg::matmul(
+                model,
+                [(&lw.w_down, &mut s.proj[..n * d])],
+                &mut s.act,
+                pool,
+            );
+            for t in 0..n {
+                let proj = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(pn) = &norms.post_ffn {
-                    ops::rms_norm_inplace(s.proj, pn, hp.rms_eps);
+                    ops::rms_norm_inplace(proj, pn, hp.rms_eps);
                 }
                 let x = &mut s.x[t * d..(t + 1) * d];
-                x.iter_mut().zip(s.proj.iter()).for_each(|(a, b)| *a += b);
+                x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
             }
         }
 
         // Final norm and logits: for every token, or only the last of the micro-batch.
         let first = if self.params.logits_all { 0 } else { n - 1 };
         for t in first..n {
-            let row = if self.params.logits_all { row0 + t } else { 0 };
-            ops::rms_norm(
-                s.xb,
-                &s.x[t * d..(t + 1) * d],
-                &norms_all.output,
-                hp.rms_eps,
-            );
-            s.act.set(s.xb);
-            let out = &mut s.logits[row * hp.n_vocab..(row + 1) * hp.n_vocab];
-            linalg::matvec(model, &w.output, &mut s.act, out, pool);
+            let xb = &mut s.xb[(t - first) * d..(t - first + 1) * d];
+            ops::rms_norm(xb, &s.x[t * d..(t + 1) * d], &norms_all.output, hp.rms_eps);
         }
+        let m = n - first;
+        let row = if self.params.logits_all { row0 } else { 0 };
+        let nv = hp.n_vocab;
+        s.act.set(&s.xb[..m * d], d);
+        linalg::matmul(
+            model,
+            [(&w.output, &mut s.logits[row * nv..(row + m) * nv])],
+            &mut s.act,
+            pool,
+        );
     }
 }
 
