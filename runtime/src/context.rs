@@ -16,7 +16,7 @@ use crate::linalg::{self, Activations};
 use crate::memory::{Carver, Region};
 use crate::model::{Activation, Model, RopeStyle};
 use crate::ops;
-use crate::threads::ThreadPool;
+use crate::threads::{SharedOut, ThreadPool, split};
 
 /// Parameters of a context.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +72,7 @@ struct Shape {
     kv_type: KvType,
     logit_rows: usize,
     n_vocab: usize,
+    n_threads: usize,
 }
 
 impl Shape {
@@ -93,6 +94,7 @@ impl Shape {
             kv_type: p.kv_type,
             logit_rows: if p.logits_all { p.n_batch } else { 1 },
             n_vocab: hp.n_vocab,
+            n_threads: p.n_threads,
         }
     }
 }
@@ -111,11 +113,11 @@ struct Bufs<'b> {
     v: &'b mut [f32],
     /// Attention output, `[n_ubatch][n_head * head_dim_v]`.
     att: &'b mut [f32],
-    /// Attention scores of one head, `[n_slots]`.
+    /// Attention scores of one head, `[n_threads][n_slots]` (one row per worker).
     scores: &'b mut [f32],
-    /// One query head rotated to its cache position, for the sink keys.
+    /// One query head rotated to its cache position, for the sink keys (per worker).
     q_sink: &'b mut [f32],
-    /// RoPE angles of the extra rotation of the query for the sinks.
+    /// RoPE angles of the extra rotation of the query for the sinks (per worker).
     cos_sink: &'b mut [f32],
     sin_sink: &'b mut [f32],
     /// Output of a projection back to the residual width, `[n_ubatch][n_embd]`.
@@ -158,10 +160,10 @@ impl<'b> Bufs<'b> {
             k: c.slice(ub * sh.k_row),
             v: c.slice(ub * sh.v_row),
             att: c.slice(ub * sh.att_width),
-            scores: c.slice(sh.n_slots),
-            q_sink: c.slice(sh.head_dim),
-            cos_sink: c.slice(sh.half_rot),
-            sin_sink: c.slice(sh.half_rot),
+            scores: c.slice(sh.n_threads * sh.n_slots),
+            q_sink: c.slice(sh.n_threads * sh.head_dim),
+            cos_sink: c.slice(sh.n_threads * sh.half_rot),
+            sin_sink: c.slice(sh.n_threads * sh.half_rot),
             proj: c.slice(ub * sh.n_embd),
             gate: c.slice(ub * sh.n_ff),
             up: c.slice(ub * sh.n_ff),
@@ -619,76 +621,119 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             }
             // Attention over the arena: the sinks (at their cache positions) and the window.
             // Layers with their own sliding window (Gemma 3) see only keys within that text
-            // distance, all at true distances.
+            // distance, all at true distances. The (token, head) pairs are split over the pool
+            // in fixed ranges; each pair is computed the same way whatever the split.
             let keys = s.kv.keys(l);
             let values = s.kv.values(l);
             let (k_row, v_row) = (s.kv.k_row(), s.kv.v_row());
             let layout = self.layout;
-            for t in 0..n {
-                let pos = self.n_seen + t as u64;
-                let view = layout.view(pos);
-                let (n_sinks, first, shift) = match lw.sliding_window {
-                    None => (
-                        view.n_sink_visible,
-                        view.window_first,
-                        view.query_pos != pos,
-                    ),
-                    Some(sw) => {
-                        let oldest = (pos + 1).saturating_sub(sw as u64);
-                        let sinks = (oldest..view.n_sink_visible as u64).count();
-                        (
-                            sinks.min(view.n_sink_visible),
-                            view.window_first.max(oldest),
-                            false,
-                        )
-                    }
+            let n_seen = self.n_seen;
+            let n_slots = self.shape.n_slots;
+            let half_rot = self.shape.half_rot;
+            let (hd, hdv) = (hp.head_dim, hp.head_dim_v);
+            let adjacent = hp.rope_style == RopeStyle::Adjacent;
+            let q_all = &*s.q;
+            let att_out = SharedOut::new(&mut s.att[..n * att_width]);
+            let scratch = [
+                SharedOut::new(s.scores),
+                SharedOut::new(s.q_sink),
+                SharedOut::new(s.cos_sink),
+                SharedOut::new(s.sin_sink),
+            ];
+            let n_items = n * hp.n_head;
+            let attend = |worker: usize, parts: usize| {
+                #[allow(unsafe_code)]
+                // SAFETY: each scratch buffer holds one row per worker of the pool (see
+                // `Bufs::carve`) and worker `worker` takes only its own row; the buffers outlive
+                // the region.
+                let (scores_buf, q_sink, cos_sink, sin_sink) = unsafe {
+                    (
+                        scratch[0].range(worker * n_slots..(worker + 1) * n_slots),
+                        scratch[1].range(worker * hd..(worker + 1) * hd),
+                        scratch[2].range(worker * half_rot..(worker + 1) * half_rot),
+                        scratch[3].range(worker * half_rot..(worker + 1) * half_rot),
+                    )
                 };
-                // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
-                let sink_start = view.n_sink_visible - n_sinks;
-                if shift {
-                    ops::rope_angles(
-                        s.cos_sink,
-                        s.sin_sink,
-                        view.query_pos as f64 - pos as f64,
-                        lw.rope_base,
-                        hp.rope_freq_scale,
-                        norms_all.rope_factors.as_deref(),
-                    );
-                }
-                let span = n_sinks + (pos + 1 - first) as usize;
-                let out = &mut s.att[t * att_width..(t + 1) * att_width];
-                out.fill(0.0);
-                for h in 0..hp.n_head {
+                let mut angles_for = None;
+                for item in split(n_items, parts, worker) {
+                    let (t, h) = (item / hp.n_head, item % hp.n_head);
+                    let pos = n_seen + t as u64;
+                    let view = layout.view(pos);
+                    let (n_sinks, first, shift) = match lw.sliding_window {
+                        None => (
+                            view.n_sink_visible,
+                            view.window_first,
+                            view.query_pos != pos,
+                        ),
+                        Some(sw) => {
+                            let oldest = (pos + 1).saturating_sub(sw as u64);
+                            let sinks = (oldest..view.n_sink_visible as u64).count();
+                            (
+                                sinks.min(view.n_sink_visible),
+                                view.window_first.max(oldest),
+                                false,
+                            )
+                        }
+                    };
+                    // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
+                    let sink_start = view.n_sink_visible - n_sinks;
+                    if shift && n_sinks > 0 && angles_for != Some(t) {
+                        ops::rope_angles(
+                            cos_sink,
+                            sin_sink,
+                            view.query_pos as f64 - pos as f64,
+                            lw.rope_base,
+                            hp.rope_freq_scale,
+                            norms_all.rope_factors.as_deref(),
+                        );
+                        angles_for = Some(t);
+                    }
+                    let span = n_sinks + (pos + 1 - first) as usize;
                     let kvh = h / group;
-                    let qh = &s.q[t * q_width + h * hp.head_dim..][..hp.head_dim];
+                    let qh = &q_all[t * q_width + h * hd..][..hd];
                     let q_for_sinks: &[f32] = if shift && n_sinks > 0 {
-                        s.q_sink.copy_from_slice(qh);
-                        let adjacent = hp.rope_style == RopeStyle::Adjacent;
-                        ops::rope_apply(s.q_sink, s.cos_sink, s.sin_sink, adjacent);
-                        s.q_sink
+                        q_sink.copy_from_slice(qh);
+                        ops::rope_apply(q_sink, cos_sink, sin_sink, adjacent);
+                        q_sink
                     } else {
                         qh
                     };
-                    let scores = &mut s.scores[..span];
+                    let scores = &mut scores_buf[..span];
                     for (i, sc) in scores[..n_sinks].iter_mut().enumerate() {
-                        let at = (sink_start + i) * k_row + kvh * hp.head_dim;
+                        let at = (sink_start + i) * k_row + kvh * hd;
                         *sc = keys.dot(at, q_for_sinks) * hp.attn_scale;
                     }
                     for (i, sc) in scores[n_sinks..].iter_mut().enumerate() {
-                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hp.head_dim;
+                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hd;
                         *sc = keys.dot(at, qh) * hp.attn_scale;
                     }
                     ops::softmax(scores);
-                    let oh = &mut out[h * hp.head_dim_v..(h + 1) * hp.head_dim_v];
+                    #[allow(unsafe_code)]
+                    // SAFETY: head `h` of token `t` is one item, owned by exactly one worker;
+                    // its output range lies inside `att_out` (n tokens × att_width), which
+                    // outlives the region.
+                    let oh = unsafe {
+                        att_out.range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
+                    };
+                    oh.fill(0.0);
                     for (i, &p) in scores.iter().enumerate() {
                         let slot = if i < n_sinks {
                             sink_start + i
                         } else {
                             layout.slot_of(first + (i - n_sinks) as u64)
                         };
-                        values.axpy(slot * v_row + kvh * hp.head_dim_v, p, oh);
+                        values.axpy(slot * v_row + kvh * hdv, p, oh);
                     }
                 }
+            };
+            // Worth a region only when the spans are long or the batch is large.
+            let last_span = layout.n_sink + layout.n_window;
+            let work = n_items * (last_span.min((n_seen as usize) + n)) * hd;
+            let nt = pool.n_threads();
+            if nt == 1 || work < 1 << 17 {
+                attend(0, 1);
+            } else {
+                pool.run(&|i| attend(i, nt));
             }
             // Output projection and residual; then the FFN (gate and up in one pass) and its
             // residual.
