@@ -606,7 +606,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     s.sin,
                     pos as f64,
                     lw.rope_base,
-                    hp.rope_freq_scale,
+                    lw.rope_freq_scale,
                     norms_all.rope_factors.as_deref(),
                 );
                 let adjacent = hp.rope_style == RopeStyle::Adjacent;
@@ -683,7 +683,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                             sin_sink,
                             view.query_pos as f64 - pos as f64,
                             lw.rope_base,
-                            hp.rope_freq_scale,
+                            lw.rope_freq_scale,
                             norms_all.rope_factors.as_deref(),
                         );
                         angles_for = Some(t);

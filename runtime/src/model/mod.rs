@@ -121,6 +121,8 @@ pub struct LayerWeights {
     pub post_ffn_norm: Option<TensorRef>,
     /// RoPE base frequency of this layer.
     pub rope_base: f32,
+    /// RoPE position scale of this layer (linear scaling; 1 = none).
+    pub rope_freq_scale: f32,
     /// Sliding-window size if this layer attends locally only (Gemma 3 local layers).
     pub sliding_window: Option<usize>,
 }
