@@ -4,15 +4,27 @@
 //! [`crate::legacy`] or [`crate::kquants`] and differs from it only in the order of the f32 accumulation. The kernels
 //! are `unsafe fn`s with `#[target_feature]`; the only way to reach them is the safe `_bytes`
 //! wrappers installed in [`crate::dispatch`]'s AVX2 and AVX-512 tables, which are handed out
-//! only after `avx2`, `fma` and `f16c` were detected. No kernel has a tail: the formats hold
-//! whole blocks (32 or 256 weights) and `check_dot` rejects any other `n`.
+//! only after `avx2`, `fma` and `f16c` were detected. The block kernels have no tail: the
+//! formats hold whole blocks (32 or 256 weights) and `check_dot` rejects any other `n`; the
+//! float kernels (F32, F16, BF16: blocks of one value) finish a row's last `n % 8` values in
+//! scalar code.
+//!
+//! Integer block sums are exact: every `maddubs` pair sum stays below 2^15 in magnitude for the
+//! quant ranges of the format (argued at each kernel), and the i32 sums cannot overflow for
+//! 256-weight blocks. The sign trick ([`dot_i8_i8`]) is exact unless a quant is −128, which
+//! neither ggml's quantizers nor this crate's `from_float` write.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
-use crate::kquants::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins};
-use crate::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use crate::float::{BlockBF16, BlockF16, BlockF32};
+use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL, xs_scale};
+use crate::kquants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins, q3k_scale,
+};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
+use crate::num::{bf16_to_f32, f16_to_f32};
 use crate::traits::blocks;
 
 /// Whether the features of this module's kernels were detected (for debug assertions).
@@ -269,3 +281,608 @@ pub(crate) fn vec_dot_q6_k_q8_k_avx2_bytes(n: usize, x: &[u8], y: &[u8]) -> f32 
     // SAFETY: as for `vec_dot_q8_0_q8_0_avx2_bytes`.
     unsafe { vec_dot_q6_k_q8_k_avx2(n, x, y) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the kernels below
+
+/// 32 bytes from the start of `s` (which must hold at least 32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn ld256(s: &[u8]) -> __m256i {
+    let a: &[u8; 32] = s.first_chunk().expect("32 bytes");
+    // SAFETY: `a` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+}
+
+/// 32 signed quants from the start of `s` (which must hold at least 32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn ld256_i8(s: &[i8]) -> __m256i {
+    let a: &[i8; 32] = s.first_chunk().expect("32 quants");
+    // SAFETY: `a` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+}
+
+/// 16 bytes from the start of `s` (which must hold at least 16).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn ld128(s: &[u8]) -> __m128i {
+    let a: &[u8; 16] = s.first_chunk().expect("16 bytes");
+    // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
+}
+
+/// Sum of the eight i32 lanes (wrapping, as the lanes are exact partial sums of an i32 total).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_i32x8(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Sum of the four f64 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_f64x4(v: __m256d) -> f64 {
+    let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+    _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+}
+
+/// One f16 widened to f32 (broadcast to all four lanes is not needed: lane 0 only).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_lane0(a: [u8; 2]) -> __m128 {
+    f16x2_to_f32(a, [0; 2])
+}
+
+/// The 32 products of two signed byte vectors summed in groups of four into eight i32 lanes,
+/// through `maddubs(|x|, y·sign(x))`. Exact when no `x` is −128 and no `y` is −128 where `x`
+/// is negative (a pair sum is at most 2·128·127 < 2^15 in magnitude otherwise).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+    let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+/// The 32 quants of a legacy 16-byte nibble field in weight order: low nibbles (weights
+/// 0..16) in the low half, high nibbles (16..32) in the high half, each 0..=15.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles_32(qs: &[u8]) -> __m256i {
+    let q = ld128(qs);
+    _mm256_and_si256(
+        _mm256_set_m128i(_mm_srli_epi16::<4>(q), q),
+        _mm256_set1_epi8(0x0f),
+    )
+}
+
+/// Byte `j` is 0xff where bit `j` of `bits` is set and 0 elsewhere (the Q5 fifth-bit masks).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bits_to_bytes(bits: u32) -> __m256i {
+    // Byte j of the spread holds byte j/8 of `bits`; the probe keeps bit j%8 of it.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_setr_epi64x(
+            0,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        ),
+    );
+    let probe = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, probe), probe)
+}
+
+/// Byte `l` is `value` where bit `bit` of byte `l` of `mask` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bit_select(mask: __m256i, bit: u32, value: i8) -> __m256i {
+    let b = _mm256_set1_epi8((1u8 << bit) as i8);
+    _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(mask, b), b),
+        _mm256_set1_epi8(value),
+    )
+}
+
+/// The 16 level values of the IQ4 formats in both 128-bit lanes (a `pshufb` table).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_table() -> __m256i {
+    let bytes = KVALUES_IQ4NL.map(|v| v as u8);
+    _mm256_broadcastsi128_si256(ld128(&bytes))
+}
+
+/// Σ_j bsum_j · m_{j/2} over the 16 group sums of a Q8_K block and the 8 minimums of a
+/// Q4_K/Q5_K block (each minimum covers two groups of 16).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k4_min_sum(mins: [u8; 8], by: &BlockQ8K) -> i32 {
+    let m = _mm_cvtsi64_si128(i64::from_le_bytes(mins));
+    let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+    let bsums = ld256(by.bsums.as_flattened());
+    hsum_i32x8(_mm256_madd_epi16(m16, bsums))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy 32-weight formats
+
+/// Q4_0 · Q8_0 with AVX2: the nibbles minus 8 (−8..=7) against the signed Q8_0 quants through
+/// the sign trick (pair sums ≤ 2·8·127).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(n: usize, x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let eight = _mm256_set1_epi8(8);
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let qx = _mm256_sub_epi8(nibbles_32(&bx.qs), eight);
+        let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
+        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// Q5_0 · Q8_0 with AVX2: the quant minus 16 is the nibble where the fifth bit is set and the
+/// nibble with 0xf0 or-ed in (nibble − 16 as i8) where it is clear; then the sign trick (pair
+/// sums ≤ 2·16·127).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let high = _mm256_set1_epi8(0xf0u8 as i8);
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let set = bits_to_bytes(u32::from_le_bytes(bx.qh));
+        let qx = _mm256_or_si256(nibbles_32(&bx.qs), _mm256_andnot_si256(set, high));
+        let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
+        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// Q5_1 · Q8_1 with AVX2: unsigned 5-bit quants (nibble or 16) times the signed Q8_1 quants by
+/// `maddubs` (pair sums ≤ 2·31·127), plus `m_x·s_y` per block.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx2(n: usize, x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let sixteen = _mm256_set1_epi8(0x10);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_ms = _mm_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let set = bits_to_bytes(u32::from_le_bytes(bx.qh));
+        let qx = _mm256_or_si256(nibbles_32(&bx.qs), _mm256_and_si256(set, sixteen));
+        let sumi = dot_u8_i8(qx, ld256_i8(&by.qs));
+        // [d_x·d_y, m_x·s_y, 0, 0]
+        let dm = _mm_mul_ps(f16x2_to_f32(bx.d, bx.m), f16x2_to_f32(by.d, by.s));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), sumi, acc);
+        acc_ms = _mm_add_ps(acc_ms, dm);
+    }
+    hsum_f32x8(acc) + _mm_cvtss_f32(_mm_movehdup_ps(acc_ms))
+}
+
+/// Q8_1 · Q8_1 with AVX2 (ggml has no such kernel; Q8_1 is an activation format): as Q8_0.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q8_1_q8_1_avx2(n: usize, x: &[BlockQ8_1], y: &[BlockQ8_1]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sumi = dot_i8_i8(ld256_i8(&bx.qs), ld256_i8(&by.qs));
+        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// IQ4_NL · Q8_0 with AVX2: the nibbles index the level table with `pshufb`; levels
+/// (−127..=113) times Q8_0 quants through the sign trick (pair sums ≤ 2·127·127 < 2^15).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx2(n: usize, x: &[BlockIQ4NL], y: &[BlockQ8_0]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let table = iq4_table();
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let qx = _mm256_shuffle_epi8(table, nibbles_32(&bx.qs));
+        let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
+        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 256-weight formats against Q8_K
+
+/// Q2_K · Q8_K with AVX2: the 2-bit quants (0..=3, pair sums ≤ 2·3·127) times Q8_K by
+/// `maddubs`, weighted by the 4-bit scales in i32; the minimum term from Q8_K's group sums.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let m3 = _mm256_set1_epi8(3);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc = ld128(&bx.scales);
+        let mins =
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
+        let summs = hsum_i32x8(_mm256_madd_epi16(mins, ld256(by.bsums.as_flattened())));
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q2 = ld256(&bx.qs[32 * h..]);
+            for s in 0..4 {
+                // Chunk c holds weights 32c..32c+32 with scales 2c and 2c+1.
+                let c = 4 * h + s;
+                let q = _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * s as i32)), m3);
+                let pairs = _mm256_maddubs_epi16(q, ld256_i8(&by.qs[32 * c..]));
+                let scales = scales_16x2(
+                    i16::from(bx.scales[2 * c] & 0x0f),
+                    i16::from(bx.scales[2 * c + 1] & 0x0f),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scales));
+            }
+        }
+        let d = _mm_mul_ps(f16x2_to_f32(bx.d, bx.dmin), _mm_set1_ps(by.scale()));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summs as f32;
+    }
+    hsum_f32x8(acc) - acc_min
+}
+
+/// Q3_K · Q8_K with AVX2: the quant plus 4 (0..=7: the two low bits, and 4 where the `hmask`
+/// bit is set) times Q8_K by `maddubs`, minus `maddubs(4, y)` (pair sums ≤ 2·7·127), weighted
+/// by the signed 6-bit scales in i32.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let m3 = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let scales: [i16; 16] = core::array::from_fn(|j| (q3k_scale(&bx.scales, j) - 32) as i16);
+        let hm = ld256(&bx.hmask);
+        let mut sumi = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q2 = ld256(&bx.qs[32 * h..]);
+            for s in 0..4 {
+                // Chunk c holds weights 32c..32c+32, scales 2c and 2c+1, `hmask` bit c.
+                let c = 4 * h + s;
+                let low =
+                    _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * s as i32)), m3);
+                let q = _mm256_or_si256(low, bit_select(hm, c as u32, 4));
+                let yc = ld256_i8(&by.qs[32 * c..]);
+                let pairs =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, yc), _mm256_maddubs_epi16(four, yc));
+                let sc = scales_16x2(scales[2 * c], scales[2 * c + 1]);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
+            }
+        }
+        let d = _mm_mul_ps(f16_lane0(bx.d), _mm_set1_ps(by.scale()));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// Q5_K · Q8_K with AVX2: as Q4_K with the fifth bit (16) or-ed into each nibble from `qh`
+/// (quants 0..=31, pair sums ≤ 2·31·127).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx2(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let low_nibbles = _mm256_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let (scales, mins) = k4_scales_mins(&bx.scales);
+        let summin = k4_min_sum(mins, by);
+        let qh = ld256(&bx.qh);
+        let mut sumi = _mm256_setzero_si256();
+        for g in 0..QK_K / 64 {
+            let q4 = ld256(&bx.qs[32 * g..]);
+            // Weights 64g..64g+32: low nibbles and `qh` bit 2g; the next 32: high nibbles and
+            // bit 2g+1.
+            let lo = _mm256_or_si256(
+                _mm256_and_si256(q4, low_nibbles),
+                bit_select(qh, 2 * g as u32, 16),
+            );
+            let hi = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q4), low_nibbles),
+                bit_select(qh, 2 * g as u32 + 1, 16),
+            );
+            let s0 = _mm256_set1_epi16(i16::from(scales[2 * g]));
+            let s1 = _mm256_set1_epi16(i16::from(scales[2 * g + 1]));
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256_i8(&by.qs[64 * g..])), s0);
+            let p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(hi, ld256_i8(&by.qs[64 * g + 32..])),
+                s1,
+            );
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        let d = _mm_mul_ps(f16x2_to_f32(bx.d, bx.dmin), _mm_set1_ps(by.scale()));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+    }
+    hsum_f32x8(acc) - acc_min
+}
+
+/// Q8_K · Q8_K with AVX2 (ggml has no such kernel; Q8_K is an activation format): the sign
+/// trick over eight 32-quant chunks, `d_x·d_y` per block.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q8_k_q8_k_avx2(n: usize, x: &[BlockQ8K], y: &[BlockQ8K]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..QK_K / 32 {
+            let p = dot_i8_i8(ld256_i8(&bx.qs[32 * c..]), ld256_i8(&by.qs[32 * c..]));
+            sumi = _mm256_add_epi32(sumi, p);
+        }
+        let d = _mm256_set1_ps(bx.scale() * by.scale());
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+/// IQ4_XS · Q8_K with AVX2: per 32-weight sub-block the levels (looked up with `pshufb`) times
+/// Q8_K through the sign trick, weighted by the signed 6-bit scale in i32 (|sum| ≤
+/// 8·32·32·127·127 < 2^31).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_iq4_xs_q8_k_avx2(n: usize, x: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
+    debug_assert!(features_present());
+    let nb = check_dot(n, x, y);
+    let table = iq4_table();
+    let mut acc = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let mut sumi = _mm256_setzero_si256();
+        for ib in 0..QK_K / 32 {
+            let qx = _mm256_shuffle_epi8(table, nibbles_32(&bx.qs[16 * ib..]));
+            let yc = ld256_i8(&by.qs[32 * ib..]);
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(yc, qx));
+            let sc = _mm256_set1_epi16((xs_scale(bx, ib) - 32) as i16);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
+        }
+        let d = _mm_mul_ps(f16_lane0(bx.d), _mm_set1_ps(by.scale()));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_f32x8(acc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float formats
+
+/// Eight F32 values from the start of `s` (which must hold at least eight).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load8_f32(s: &[BlockF32]) -> __m256 {
+    let a: &[BlockF32; 8] = s.first_chunk().expect("8 values");
+    // SAFETY: `a` is 32 readable bytes (BlockF32 is 4 bytes, alignment 1); `loadu` has no
+    // alignment requirement.
+    unsafe { _mm256_loadu_ps(a.as_ptr().cast()) }
+}
+
+/// Eight F16 values from the start of `s`, widened (exactly) by F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load8_f16(s: &[BlockF16]) -> __m256 {
+    let a: &[BlockF16; 8] = s.first_chunk().expect("8 values");
+    // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(a.as_ptr().cast()) })
+}
+
+/// Eight BF16 values from the start of `s`, widened (exactly) by a 16-bit shift.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load8_bf16(s: &[BlockBF16]) -> __m256 {
+    let a: &[BlockBF16; 8] = s.first_chunk().expect("8 values");
+    // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+    let h = unsafe { _mm_loadu_si128(a.as_ptr().cast()) };
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+}
+
+/// Values per f32 partial sum of the float kernels: short enough that the f32 rounding of the
+/// four 8-lane accumulators (at most 8 additions per lane) stays near 2^-21 relative before
+/// each partial sum is added in f64, as the scalar kernel does for every product.
+const FLOAT_CHUNK: usize = 256;
+
+macro_rules! float_dot_kernel {
+    ($(#[$doc:meta])* $name:ident, $block:ty, $load:ident, $widen:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(n: usize, x: &[$block], y: &[$block]) -> f32 {
+            debug_assert!(features_present());
+            check_dot(n, x, y);
+            let widen = $widen;
+            let mut wide = _mm256_setzero_pd();
+            let mut tail = 0.0f64;
+            for (xc, yc) in x[..n].chunks(FLOAT_CHUNK).zip(y[..n].chunks(FLOAT_CHUNK)) {
+                let (mut a0, mut a1, mut a2, mut a3) = (
+                    _mm256_setzero_ps(),
+                    _mm256_setzero_ps(),
+                    _mm256_setzero_ps(),
+                    _mm256_setzero_ps(),
+                );
+                let mut k = 0;
+                while k + 32 <= xc.len() {
+                    a0 = _mm256_fmadd_ps($load(&xc[k..]), $load(&yc[k..]), a0);
+                    a1 = _mm256_fmadd_ps($load(&xc[k + 8..]), $load(&yc[k + 8..]), a1);
+                    a2 = _mm256_fmadd_ps($load(&xc[k + 16..]), $load(&yc[k + 16..]), a2);
+                    a3 = _mm256_fmadd_ps($load(&xc[k + 24..]), $load(&yc[k + 24..]), a3);
+                    k += 32;
+                }
+                while k + 8 <= xc.len() {
+                    a0 = _mm256_fmadd_ps($load(&xc[k..]), $load(&yc[k..]), a0);
+                    k += 8;
+                }
+                for (a, b) in xc[k..].iter().zip(&yc[k..]) {
+                    tail += f64::from(widen(a.v) * widen(b.v));
+                }
+                let s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+                let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(s));
+                let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(s));
+                wide = _mm256_add_pd(wide, _mm256_add_pd(lo, hi));
+            }
+            (hsum_f64x4(wide) + tail) as f32
+        }
+    };
+}
+
+float_dot_kernel!(
+    /// F32 · F32 with AVX2: products fused into four 8-lane f32 accumulators per
+    /// [`FLOAT_CHUNK`] values, the partial sums added in f64.
+    vec_dot_f32_f32_avx2,
+    BlockF32,
+    load8_f32,
+    f32::from_le_bytes
+);
+float_dot_kernel!(
+    /// F16 · F16 with AVX2: widened by F16C, then as [`vec_dot_f32_f32_avx2`].
+    vec_dot_f16_f16_avx2,
+    BlockF16,
+    load8_f16,
+    f16_to_f32
+);
+float_dot_kernel!(
+    /// BF16 · BF16 with AVX2: widened by a shift, then as [`vec_dot_f32_f32_avx2`].
+    vec_dot_bf16_bf16_avx2,
+    BlockBF16,
+    load8_bf16,
+    bf16_to_f32
+);
+
+// ---------------------------------------------------------------------------------------------
+// Byte wrappers for the dispatch tables
+
+macro_rules! bytes_wrapper {
+    ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
+        #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch tables.")]
+        pub(crate) fn $name(n: usize, x: &[u8], y: &[u8]) -> f32 {
+            let (x, y) = (blocks::<$bx>(x), blocks::<$by>(y));
+            // SAFETY: this function is installed only in the dispatch tables of tiers that
+            // require AVX2, FMA and F16C, and those tables are handed out only after detecting
+            // them.
+            unsafe { $kernel(n, x, y) }
+        }
+    };
+}
+
+bytes_wrapper!(
+    vec_dot_q4_0_q8_0_avx2_bytes,
+    vec_dot_q4_0_q8_0_avx2,
+    BlockQ4_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q5_0_q8_0_avx2_bytes,
+    vec_dot_q5_0_q8_0_avx2,
+    BlockQ5_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q5_1_q8_1_avx2_bytes,
+    vec_dot_q5_1_q8_1_avx2,
+    BlockQ5_1,
+    BlockQ8_1
+);
+bytes_wrapper!(
+    vec_dot_q8_1_q8_1_avx2_bytes,
+    vec_dot_q8_1_q8_1_avx2,
+    BlockQ8_1,
+    BlockQ8_1
+);
+bytes_wrapper!(
+    vec_dot_iq4_nl_q8_0_avx2_bytes,
+    vec_dot_iq4_nl_q8_0_avx2,
+    BlockIQ4NL,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q2_k_q8_k_avx2_bytes,
+    vec_dot_q2_k_q8_k_avx2,
+    BlockQ2K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q3_k_q8_k_avx2_bytes,
+    vec_dot_q3_k_q8_k_avx2,
+    BlockQ3K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q5_k_q8_k_avx2_bytes,
+    vec_dot_q5_k_q8_k_avx2,
+    BlockQ5K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q8_k_q8_k_avx2_bytes,
+    vec_dot_q8_k_q8_k_avx2,
+    BlockQ8K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_iq4_xs_q8_k_avx2_bytes,
+    vec_dot_iq4_xs_q8_k_avx2,
+    BlockIQ4XS,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_f32_f32_avx2_bytes,
+    vec_dot_f32_f32_avx2,
+    BlockF32,
+    BlockF32
+);
+bytes_wrapper!(
+    vec_dot_f16_f16_avx2_bytes,
+    vec_dot_f16_f16_avx2,
+    BlockF16,
+    BlockF16
+);
+bytes_wrapper!(
+    vec_dot_bf16_bf16_avx2_bytes,
+    vec_dot_bf16_bf16_avx2,
+    BlockBF16,
+    BlockBF16
+);

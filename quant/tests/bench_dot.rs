@@ -50,8 +50,22 @@ fn bench(ty: GgmlType, rows: usize, cols: usize) {
 #[test]
 #[ignore = "benchmark; run with --release -- --ignored --nocapture"]
 fn bench_dot_per_tier() {
-    bench(GgmlType::Q4_1, 1536, 576);
-    bench(GgmlType::Q8_0, 1536, 576);
-    bench(GgmlType::Q4_K, 576, 1536);
-    bench(GgmlType::Q6_K, 576, 1536);
+    // `EDDY_BENCH_TYPES=Q4_0,Q5_K` restricts the run to those formats.
+    let only = std::env::var("EDDY_BENCH_TYPES").ok();
+    let wanted = |ty: GgmlType| {
+        only.as_deref().is_none_or(|l| {
+            l.split(',')
+                .any(|n| n.trim().eq_ignore_ascii_case(ty.name()))
+        })
+    };
+    for ty in eddy_quant::supported_types() {
+        if !wanted(ty) {
+            continue;
+        }
+        if ty.block_size() == 256 {
+            bench(ty, 576, 1536);
+        } else {
+            bench(ty, 1536, 576);
+        }
+    }
 }
