@@ -20,9 +20,7 @@ use core::arch::x86_64::*;
 use crate::block::check_dot;
 use crate::float::{BlockBF16, BlockF16, BlockF32};
 use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL, xs_scale};
-use crate::kquants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins, q3k_scale,
-};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{bf16_to_f32, f16_to_f32};
 use crate::traits::blocks;
@@ -169,10 +167,8 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[Block
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = 0.0f32;
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let (scales, mins) = k4_scales_mins(&bx.scales);
-        let summin: i32 = (0..QK_K / 16)
-            .map(|j| i32::from(by.bsum(j)) * i32::from(mins[j / 2]))
-            .sum();
+        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
+        let summin = k4_min_sum(mins, by);
         let mut sumi = _mm256_setzero_si256();
         for g in 0..QK_K / 64 {
             // SAFETY: the offsets keep every 32-byte load inside `bx.qs` (128 bytes) and
@@ -315,7 +311,7 @@ fn ld128(s: &[u8]) -> __m128i {
 /// Sum of the eight i32 lanes (wrapping, as the lanes are exact partial sums of an i32 total).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_i32x8(v: __m256i) -> i32 {
+pub(crate) fn hsum_i32x8(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
@@ -396,11 +392,59 @@ fn iq4_table() -> __m256i {
     _mm256_broadcastsi128_si256(ld128(&bytes))
 }
 
+/// The eight 6-bit scales and eight 6-bit minimums of a Q4_K/Q5_K block (the same values as
+/// [`k4_scales_mins`]), unpacked with four 32-bit masks and shifts: entries 0..4 are the low
+/// six bits of bytes 0..4 (scales) and 4..8 (minimums); entries 4..8 take their low four bits
+/// from the nibbles of bytes 8..12 and their top two bits from the top of bytes 0..8.
+#[inline]
+pub(crate) fn k4_scales_mins_fast(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let word =
+        |i: usize| u32::from_le_bytes([packed[i], packed[i + 1], packed[i + 2], packed[i + 3]]);
+    let (a, b, c) = (word(0), word(4), word(8));
+    let low6 = 0x3f3f_3f3f;
+    let nib = 0x0f0f_0f0f;
+    let top2 = 0x3030_3030;
+    let scales_hi = (c & nib) | ((a >> 2) & top2);
+    let mins_hi = ((c >> 4) & nib) | ((b >> 2) & top2);
+    let scales = (u64::from(a & low6) | (u64::from(scales_hi) << 32)).to_le_bytes();
+    let mins = (u64::from(b & low6) | (u64::from(mins_hi) << 32)).to_le_bytes();
+    (scales, mins)
+}
+
+/// The sixteen Q3_K sub-block scales minus 32 (−32..=31) as signed bytes: low nibbles from
+/// bytes 0..8 (scales 0..8 low, 8..16 high nibble), top two bits from bytes 8..12, bit pair
+/// `j / 4` of byte `8 + j % 4` (the same values as `q3k_scale(j) − 32`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q3k_scales_i8(packed: &[u8; 12]) -> __m128i {
+    let word =
+        |i: usize| u32::from_le_bytes([packed[i], packed[i + 1], packed[i + 2], packed[i + 3]]);
+    let (a0, a1, a2) = (word(0), word(4), word(8));
+    let nib = 0x0f0f_0f0f;
+    let two = 0x0303_0303;
+    let s0 = (a0 & nib) | ((a2 & two) << 4);
+    let s1 = (a1 & nib) | (((a2 >> 2) & two) << 4);
+    let s2 = ((a0 >> 4) & nib) | (((a2 >> 4) & two) << 4);
+    let s3 = ((a1 >> 4) & nib) | (((a2 >> 6) & two) << 4);
+    let v = _mm_setr_epi32(s0 as i32, s1 as i32, s2 as i32, s3 as i32);
+    _mm_sub_epi8(v, _mm_set1_epi8(32))
+}
+
+/// From sixteen signed byte scales, the 16 × i16 vector with scale `2c` in lanes 0..8 and
+/// `2c + 1` in lanes 8..16 (lined up with the pair sums of `maddubs` over chunk `c`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair_i16(s8: __m128i, c: usize) -> __m256i {
+    let lo = 0x0101_0101_0101_0101u64.wrapping_mul(2 * c as u64);
+    let hi = 0x0101_0101_0101_0101u64.wrapping_mul(2 * c as u64 + 1);
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, _mm_set_epi64x(hi as i64, lo as i64)))
+}
+
 /// Σ_j bsum_j · m_{j/2} over the 16 group sums of a Q8_K block and the 8 minimums of a
 /// Q4_K/Q5_K block (each minimum covers two groups of 16).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn k4_min_sum(mins: [u8; 8], by: &BlockQ8K) -> i32 {
+pub(crate) fn k4_min_sum(mins: [u8; 8], by: &BlockQ8K) -> i32 {
     let m = _mm_cvtsi64_si128(i64::from_le_bytes(mins));
     let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
     let bsums = ld256(by.bsums.as_flattened());
@@ -533,6 +577,7 @@ pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[Block
         let mins =
             _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
         let summs = hsum_i32x8(_mm256_madd_epi16(mins, ld256(by.bsums.as_flattened())));
+        let scales = _mm_and_si128(sc, _mm_set1_epi8(0x0f));
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
             let q2 = ld256(&bx.qs[32 * h..]);
@@ -541,11 +586,8 @@ pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[Block
                 let c = 4 * h + s;
                 let q = _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * s as i32)), m3);
                 let pairs = _mm256_maddubs_epi16(q, ld256_i8(&by.qs[32 * c..]));
-                let scales = scales_16x2(
-                    i16::from(bx.scales[2 * c] & 0x0f),
-                    i16::from(bx.scales[2 * c + 1] & 0x0f),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scales));
+                let sc = scale_pair_i16(scales, c);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
             }
         }
         let d = _mm_mul_ps(f16x2_to_f32(bx.d, bx.dmin), _mm_set1_ps(by.scale()));
@@ -569,7 +611,7 @@ pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[Block
     let four = _mm256_set1_epi8(4);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let scales: [i16; 16] = core::array::from_fn(|j| (q3k_scale(&bx.scales, j) - 32) as i16);
+        let scales = q3k_scales_i8(&bx.scales);
         let hm = ld256(&bx.hmask);
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
@@ -583,7 +625,7 @@ pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[Block
                 let yc = ld256_i8(&by.qs[32 * c..]);
                 let pairs =
                     _mm256_sub_epi16(_mm256_maddubs_epi16(q, yc), _mm256_maddubs_epi16(four, yc));
-                let sc = scales_16x2(scales[2 * c], scales[2 * c + 1]);
+                let sc = scale_pair_i16(scales, c);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
             }
         }
@@ -606,7 +648,7 @@ pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx2(n: usize, x: &[BlockQ5K], y: &[Block
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = 0.0f32;
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let (scales, mins) = k4_scales_mins(&bx.scales);
+        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
         let summin = k4_min_sum(mins, by);
         let qh = ld256(&bx.qh);
         let mut sumi = _mm256_setzero_si256();
@@ -886,3 +928,48 @@ bytes_wrapper!(
     BlockBF16,
     BlockBF16
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kquants::{k4_scales_mins, q3k_scale};
+
+    /// A small xorshift, so the sweep is reproducible.
+    fn bytes12(state: &mut u64) -> [u8; 12] {
+        core::array::from_fn(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            (*state >> 24) as u8
+        })
+    }
+
+    #[test]
+    fn fast_scale_unpacking_matches_the_reference() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for i in 0..20_000 {
+            let p = if i == 0 {
+                [0xff; 12]
+            } else {
+                bytes12(&mut state)
+            };
+            assert_eq!(k4_scales_mins_fast(&p), k4_scales_mins(&p), "{p:?}");
+            if features_present() {
+                // SAFETY: AVX2, FMA and F16C were just detected.
+                let v = unsafe { q3k_scales_i8_checked(&p) };
+                let want: [i8; 16] = core::array::from_fn(|j| (q3k_scale(&p, j) - 32) as i8);
+                assert_eq!(v, want, "{p:?}");
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q3k_scales_i8_checked(p: &[u8; 12]) -> [i8; 16] {
+        let mut out = [0i8; 16];
+        // SAFETY: `out` is 16 writable bytes; `storeu` has no alignment requirement.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), q3k_scales_i8(p)) };
+        out
+    }
+}

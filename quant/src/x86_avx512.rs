@@ -1,20 +1,32 @@
 //! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64.
 //!
+//! Legacy formats (Q4_0, Q4_1, Q5_0, Q8_0, IQ4_NL):
 //! Two 32-weight blocks per 512-bit register: `vpdpbusd` (unsigned × signed bytes, summed in
 //! groups of four into i32 without saturation) gives eight i32 lanes per block, which are scaled
 //! by that block's `d_x·d_y` and accumulated with FMA. The integer block sums are those of the
 //! scalar references in [`crate::legacy`]; only the order of the f32 accumulation differs. An
 //! odd last block goes through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C
-//! too). Reached only through the safe `_bytes` wrappers of [`crate::dispatch`]'s AVX-512 table,
+//! too).
+//!
+//! k-quants (Q4_K, Q5_K, Q6_K): 64 weights per 512-bit register; `maddubs` pair sums (exact,
+//! as argued in the AVX2 kernels) are multiplied by the sub-block scales and accumulated in
+//! i32 by `vpdpwssd`, which fuses the AVX2 kernels' `madd` and `add`.
+//!
+//! Reached only through the safe `_bytes` wrappers of [`crate::dispatch`]'s AVX-512 table,
 //! which is handed out only after all those features were detected.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
-use crate::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
+use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
-use crate::x86_avx2::{vec_dot_q4_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2};
+use crate::x86_avx2::{
+    hsum_i32x8, k4_min_sum, k4_scales_mins_fast, vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2,
+    vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
+};
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
 #[inline]
@@ -156,3 +168,402 @@ pub(crate) fn vec_dot_q4_1_q8_1_avx512_bytes(n: usize, x: &[u8], y: &[u8]) -> f3
     // SAFETY: as for `vec_dot_q8_0_q8_0_avx512_bytes`.
     unsafe { vec_dot_q4_1_q8_1_avx512(n, x, y) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// 64 bytes from the start of `s` (which must hold at least 64).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512(s: &[u8]) -> __m512i {
+    let a: &[u8; 64] = s.first_chunk().expect("64 bytes");
+    // SAFETY: `a` is 64 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+}
+
+/// 64 signed quants from the start of `s` (which must hold at least 64).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512_i8(s: &[i8]) -> __m512i {
+    let a: &[i8; 64] = s.first_chunk().expect("64 quants");
+    // SAFETY: `a` is 64 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+}
+
+/// 32 bytes from the start of `s` (which must hold at least 32).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld256(s: &[u8]) -> __m256i {
+    let a: &[u8; 32] = s.first_chunk().expect("32 bytes");
+    // SAFETY: `a` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+}
+
+/// 16 bytes from the start of `s` (which must hold at least 16).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld128(s: &[u8]) -> __m128i {
+    let a: &[u8; 16] = s.first_chunk().expect("16 bytes");
+    // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
+}
+
+/// The 32-byte quants of two Q8_0 blocks in one register.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q8_0_pair(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
+    let bytes = |q: &[i8; 32]| q.map(|v| v as u8);
+    join(ld256(&bytes(&a.qs)), ld256(&bytes(&b.qs)))
+}
+
+/// The 64 nibbles of two 16-byte legacy nibble fields in weight order, each 0..=15.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn nibbles_64(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+    let (q0, q1) = (ld128(a), ld128(b));
+    _mm512_and_si512(
+        join(
+            _mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0),
+            _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
+        ),
+        _mm512_set1_epi8(0x0f),
+    )
+}
+
+/// `[d_a·d_b of pair 0, of pair 1, 0, 0]` from four f16 scales.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scale_pair(xa: [u8; 2], xb: [u8; 2], ya: [u8; 2], yb: [u8; 2]) -> __m512 {
+    let d = _mm_mul_ps(
+        f16x4_to_f32(xa, xb, [0; 2], [0; 2]),
+        f16x4_to_f32(ya, yb, [0; 2], [0; 2]),
+    );
+    spread_two(d, 0, 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy formats
+
+/// Q4_0 · Q8_0 with AVX-512 VNNI: `Σ (q − 8)·y = Σ q·y − Σ 8·y`, both by `vpdpbusd` (unsigned
+/// nibbles and the constant 8 against the signed Q8_0 quants; no saturation).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx512(n: usize, x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let eight = _mm512_set1_epi8(8);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qy = q8_0_pair(&by[0], &by[1]);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, eight, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q4_0_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+/// Q5_0 · Q8_0 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
+/// to the nibbles; `Σ (q − 16)·y = Σ q·y − Σ 16·y` by `vpdpbusd`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx512(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let sixteen = _mm512_set1_epi8(16);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
+            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
+        let qy = q8_0_pair(&by[0], &by[1]);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, sixteen, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q5_0_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+/// IQ4_NL · Q8_0 with AVX-512 VNNI: the levels plus 128 (1..=241, unsigned) are looked up with
+/// `pshufb`; `Σ level·y = Σ (level + 128)·y − Σ 128·y` by `vpdpbusd`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx512(
+    n: usize,
+    x: &[BlockIQ4NL],
+    y: &[BlockQ8_0],
+) -> f32 {
+    let nb = check_dot(n, x, y);
+    let biased = KVALUES_IQ4NL.map(|v| (i16::from(v) + 128) as u8);
+    let table = _mm512_broadcast_i32x4(ld128(&biased));
+    let bias = _mm512_set1_epi8(-128);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let qx = _mm512_shuffle_epi8(table, nibbles_64(&bx[0].qs, &bx[1].qs));
+        let qy = q8_0_pair(&by[0], &by[1]);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, bias, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_iq4_nl_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-quants
+
+/// Broadcasts i16 lane `lo` of `v` to i16 lanes 0..16 of the result and lane `lo + 1` to lanes
+/// 16..32 (the scales of two 32-weight sub-blocks).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scales_2x16(v: __m512i, lo: i16) -> __m512i {
+    let idx = _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_set1_epi16(lo)),
+        _mm256_set1_epi16(lo + 1),
+    );
+    _mm512_permutexvar_epi16(idx, v)
+}
+
+/// Broadcasts i16 lanes `first..first + 4` of `v` to the four 128-bit lanes of the result (the
+/// scales of four 16-weight sub-blocks).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scales_4x8(v: __m512i, first: i16) -> __m512i {
+    let idx = _mm512_add_epi16(
+        _mm512_set_epi64(
+            0x0003_0003_0003_0003,
+            0x0003_0003_0003_0003,
+            0x0002_0002_0002_0002,
+            0x0002_0002_0002_0002,
+            0x0001_0001_0001_0001,
+            0x0001_0001_0001_0001,
+            0,
+            0,
+        ),
+        _mm512_set1_epi16(first),
+    );
+    _mm512_permutexvar_epi16(idx, v)
+}
+
+/// Shared body of Q4_K and Q5_K: 64 weights per step, `x_g` (unsigned, ≤ 31) the quants of
+/// weights 64g..64g+64.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn k4_block_sum(scales: [u8; 8], xs: [__m512i; 4], by: &BlockQ8K) -> __m512i {
+    let sc = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128(
+        i64::from_le_bytes(scales),
+    )));
+    let mut sumi = _mm512_setzero_si512();
+    for (g, xg) in xs.into_iter().enumerate() {
+        let pairs = _mm512_maddubs_epi16(xg, ld512_i8(&by.qs[64 * g..]));
+        sumi = _mm512_dpwssd_epi32(sumi, pairs, scales_2x16(sc, 2 * g as i16));
+    }
+    sumi
+}
+
+/// Q4_K · Q8_K with AVX-512: 64 nibbles per register (low then high nibbles of 32 bytes, which
+/// is weight order), `maddubs` against Q8_K and `vpdpwssd` with the per-32 scales; the minimum
+/// term from Q8_K's group sums as in the scalar kernel.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let mut acc = _mm512_setzero_ps();
+    let mut acc_min = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
+        let summin = k4_min_sum(mins, by);
+        let xs: [__m512i; 4] = core::array::from_fn(|g| {
+            let q = ld256(&bx.qs[32 * g..]);
+            _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles)
+        });
+        let sumi = k4_block_sum(scales, xs, by);
+        let d = _mm_mul_ps(
+            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
+            _mm_set1_ps(by.scale()),
+        );
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+    }
+    _mm512_reduce_add_ps(acc) - acc_min
+}
+
+/// Q5_K · Q8_K with AVX-512: as Q4_K, with the fifth bits of `qh` (bit 2g for weights
+/// 64g..64g+32, bit 2g+1 for the next 32) turned into a byte mask that adds 16.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx512(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let sixteen = _mm512_set1_epi8(16);
+    let mut acc = _mm512_setzero_ps();
+    let mut acc_min = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
+        let summin = k4_min_sum(mins, by);
+        let qh = ld256(&bx.qh);
+        let qh2 = join(qh, qh);
+        let xs: [__m512i; 4] = core::array::from_fn(|g| {
+            let q = ld256(&bx.qs[32 * g..]);
+            let nib = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles);
+            // Bit 2g in the low half, bit 2g+1 in the high half.
+            let probe = join(
+                _mm256_set1_epi8((1u8 << (2 * g)) as i8),
+                _mm256_set1_epi8((2u8 << (2 * g)) as i8),
+            );
+            let set = _mm512_test_epi8_mask(qh2, probe);
+            _mm512_mask_add_epi8(nib, set, nib, sixteen)
+        });
+        let sumi = k4_block_sum(scales, xs, by);
+        let d = _mm_mul_ps(
+            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
+            _mm_set1_ps(by.scale()),
+        );
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+    }
+    _mm512_reduce_add_ps(acc) - acc_min
+}
+
+/// Q6_K · Q8_K with AVX-512: the unsigned 6-bit quants (0..=63) of 64 weights per register,
+/// `maddubs` against Q8_K (pair sums ≤ 2·63·128) and `vpdpwssd` with the signed per-16 scales;
+/// the offset 32 is removed once per block as `32·Σ_j sc_j·bsum_j` from Q8_K's group sums
+/// (exact, and equal to the scalar kernel's sum because `bsums` are the sums of the quants).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let m30 = _mm512_set1_epi8(0x30);
+    let mut sumf = 0.0f32;
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc16 = _mm256_cvtepi8_epi16(ld128(&bx.scales.map(|v| v as u8)));
+        let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
+        let sc = _mm512_castsi256_si512(sc16);
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            let ql = ld512(&bx.ql[64 * h..]);
+            let qh = ld256(&bx.qh[32 * h..]);
+            // Weights 128h..128h+64: low nibbles of `ql` with `qh` bits 0-1 (first 32) and 2-3
+            // (next 32) as bits 4-5; weights 128h+64..128h+128: high nibbles with bits 4-5 and
+            // 6-7. Each 16-bit shift is masked to bits 4-5 of the same byte.
+            let h01 = _mm512_and_si512(
+                join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh)),
+                m30,
+            );
+            let h23 = _mm512_and_si512(join(qh, _mm256_srli_epi16::<2>(qh)), m30);
+            let x01 = _mm512_or_si512(_mm512_and_si512(ql, m4), h01);
+            let x23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), h23);
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(sc, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(sc, 8 * h as i16 + 4));
+        }
+        let isum = _mm512_reduce_add_epi32(sumi) - 32 * hsum_i32x8(offset);
+        let d = crate::num::f16_to_f32(bx.d) * by.scale();
+        sumf += d * isum as f32;
+    }
+    sumf
+}
+
+macro_rules! bytes_wrapper {
+    ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
+        #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]
+        pub(crate) fn $name(n: usize, x: &[u8], y: &[u8]) -> f32 {
+            let (x, y) = (blocks::<$bx>(x), blocks::<$by>(y));
+            // SAFETY: installed only in the AVX-512 dispatch table, which is handed out only
+            // after AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
+            unsafe { $kernel(n, x, y) }
+        }
+    };
+}
+
+bytes_wrapper!(
+    vec_dot_q4_0_q8_0_avx512_bytes,
+    vec_dot_q4_0_q8_0_avx512,
+    BlockQ4_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q5_0_q8_0_avx512_bytes,
+    vec_dot_q5_0_q8_0_avx512,
+    BlockQ5_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_iq4_nl_q8_0_avx512_bytes,
+    vec_dot_iq4_nl_q8_0_avx512,
+    BlockIQ4NL,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q4_k_q8_k_avx512_bytes,
+    vec_dot_q4_k_q8_k_avx512,
+    BlockQ4K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q5_k_q8_k_avx512_bytes,
+    vec_dot_q5_k_q8_k_avx512,
+    BlockQ5K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q6_k_q8_k_avx512_bytes,
+    vec_dot_q6_k_q8_k_avx512,
+    BlockQ6K,
+    BlockQ8K
+);
