@@ -929,6 +929,308 @@ bytes_wrapper!(
     BlockBF16
 );
 
+// ---------------------------------------------------------------------------------------------
+// f32 helpers of `crate::f32ops`
+
+/// Eight f32 from the start of `s` (which must hold at least eight).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn ld8(s: &[f32]) -> __m256 {
+    let a: &[f32; 8] = s.first_chunk().expect("8 values");
+    // SAFETY: `a` is 8 readable f32; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_ps(a.as_ptr()) }
+}
+
+/// Stores eight f32 at the start of `s` (which must hold at least eight).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn st8(s: &mut [f32], v: __m256) {
+    let a: &mut [f32; 8] = s.first_chunk_mut().expect("8 values");
+    // SAFETY: `a` is 8 writable f32; `storeu` has no alignment requirement.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) }
+}
+
+/// Adds the eight lanes of `v` to `wide` in f64.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn add_wide(wide: __m256d, v: __m256) -> __m256d {
+    let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v));
+    _mm256_add_pd(wide, _mm256_add_pd(lo, hi))
+}
+
+/// `e^x` on eight lanes, the algorithm of [`crate::f32ops::exp`] with fused multiply-adds.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn exp_f32x8(x: __m256) -> __m256 {
+    use crate::f32ops::{EXP_MAX_ARG, EXP_MIN_ARG, EXP_POLY, LN2_HI, LN2_LO, LOG2E};
+    // `max`/`min` return their second operand when either is NaN, so NaN passes through.
+    let x = _mm256_min_ps(
+        _mm256_set1_ps(EXP_MAX_ARG),
+        _mm256_max_ps(_mm256_set1_ps(EXP_MIN_ARG), x),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(LOG2E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[5]);
+    for &c in EXP_POLY[..5].iter().rev() {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let one = _mm256_set1_ps(1.0);
+    let p = _mm256_fmadd_ps(_mm256_fmadd_ps(p, r, one), r, one);
+    let ni = _mm256_cvtps_epi32(n);
+    let n1 = _mm256_srai_epi32::<1>(ni);
+    let n2 = _mm256_sub_epi32(ni, n1);
+    let bias = _mm256_set1_epi32(127);
+    let p1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1, bias)));
+    let p2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n2, bias)));
+    _mm256_mul_ps(_mm256_mul_ps(p, p1), p2)
+}
+
+/// `Σ a_i·b_i` as the f32ops contract says: four 8-lane f32 accumulators per
+/// [`crate::f32ops::CHUNK`] values, partial sums in f64.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_dot_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: slices differ in length");
+    let mut wide = _mm256_setzero_pd();
+    let mut tail = 0.0f64;
+    for (ac, bc) in a
+        .chunks(crate::f32ops::CHUNK)
+        .zip(b.chunks(crate::f32ops::CHUNK))
+    {
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
+        let mut k = 0;
+        while k + 32 <= ac.len() {
+            s0 = _mm256_fmadd_ps(ld8(&ac[k..]), ld8(&bc[k..]), s0);
+            s1 = _mm256_fmadd_ps(ld8(&ac[k + 8..]), ld8(&bc[k + 8..]), s1);
+            s2 = _mm256_fmadd_ps(ld8(&ac[k + 16..]), ld8(&bc[k + 16..]), s2);
+            s3 = _mm256_fmadd_ps(ld8(&ac[k + 24..]), ld8(&bc[k + 24..]), s3);
+            k += 32;
+        }
+        while k + 8 <= ac.len() {
+            s0 = _mm256_fmadd_ps(ld8(&ac[k..]), ld8(&bc[k..]), s0);
+            k += 8;
+        }
+        for (&x, &y) in ac[k..].iter().zip(&bc[k..]) {
+            tail += f64::from(x * y);
+        }
+        wide = add_wide(
+            wide,
+            _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)),
+        );
+    }
+    (hsum_f64x4(wide) + tail) as f32
+}
+
+/// `max` of the lanes and the elements of `x`, NaNs ignored.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_max_avx2_impl(x: &[f32]) -> f32 {
+    let mut m0 = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut m1 = m0;
+    let mut k = 0;
+    // `max(v, m)` returns `m` when `v` is NaN: NaNs never enter the accumulators.
+    while k + 16 <= x.len() {
+        m0 = _mm256_max_ps(ld8(&x[k..]), m0);
+        m1 = _mm256_max_ps(ld8(&x[k + 8..]), m1);
+        k += 16;
+    }
+    if k + 8 <= x.len() {
+        m0 = _mm256_max_ps(ld8(&x[k..]), m0);
+        k += 8;
+    }
+    let m = _mm256_max_ps(m0, m1);
+    let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    x[k..].iter().fold(_mm_cvtss_f32(h), |a, &b| a.max(b))
+}
+
+/// `y += a·x` with FMA.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_axpy_avx2_impl(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: slices differ in length");
+    let av = _mm256_set1_ps(a);
+    let mut k = 0;
+    while k + 8 <= x.len() {
+        let v = _mm256_fmadd_ps(av, ld8(&x[k..]), ld8(&y[k..]));
+        st8(&mut y[k..], v);
+        k += 8;
+    }
+    for (yi, &xi) in y[k..].iter_mut().zip(&x[k..]) {
+        *yi += a * xi;
+    }
+}
+
+/// `x *= s`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_scale_avx2_impl(x: &mut [f32], s: f32) {
+    let sv = _mm256_set1_ps(s);
+    let mut k = 0;
+    while k + 8 <= x.len() {
+        let v = _mm256_mul_ps(ld8(&x[k..]), sv);
+        st8(&mut x[k..], v);
+        k += 8;
+    }
+    for v in &mut x[k..] {
+        *v *= s;
+    }
+}
+
+/// Softmax in place: max, then `exp(x − max)` stored and summed per chunk in f32 lanes and
+/// across chunks in f64, then one multiplication by the reciprocal of the sum.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_softmax_avx2_impl(x: &mut [f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    // SAFETY: this function's preconditions are those of the callee.
+    let m = unsafe { f32_max_avx2_impl(x) };
+    let mv = _mm256_set1_ps(m);
+    let mut wide = _mm256_setzero_pd();
+    let mut tail = 0.0f64;
+    for c in x.chunks_mut(crate::f32ops::CHUNK) {
+        let mut s = _mm256_setzero_ps();
+        let mut k = 0;
+        while k + 8 <= c.len() {
+            let e = exp_f32x8(_mm256_sub_ps(ld8(&c[k..]), mv));
+            st8(&mut c[k..], e);
+            s = _mm256_add_ps(s, e);
+            k += 8;
+        }
+        for v in &mut c[k..] {
+            *v = crate::f32ops::exp(*v - m);
+            tail += f64::from(*v);
+        }
+        wide = add_wide(wide, s);
+    }
+    let total = hsum_f64x4(wide) + tail;
+    // SAFETY: this function's preconditions are those of the callee.
+    unsafe { f32_scale_avx2_impl(x, (1.0 / total) as f32) };
+    total as f32
+}
+
+/// `x = exp(x)`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_exp_avx2_impl(x: &mut [f32]) {
+    let mut k = 0;
+    while k + 8 <= x.len() {
+        let e = exp_f32x8(ld8(&x[k..]));
+        st8(&mut x[k..], e);
+        k += 8;
+    }
+    for v in &mut x[k..] {
+        *v = crate::f32ops::exp(*v);
+    }
+}
+
+/// `gate = gate/(1 + exp(−gate))·up`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_silu_mul_avx2_impl(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "silu_mul: slices differ in length");
+    let one = _mm256_set1_ps(1.0);
+    let sign = _mm256_set1_ps(-0.0);
+    let mut k = 0;
+    while k + 8 <= gate.len() {
+        let g = ld8(&gate[k..]);
+        let e = exp_f32x8(_mm256_xor_ps(g, sign));
+        let v = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), ld8(&up[k..]));
+        st8(&mut gate[k..], v);
+        k += 8;
+    }
+    crate::f32ops::silu_mul_tail(&mut gate[k..], &up[k..]);
+}
+
+/// Halves to f32 with F16C (exact).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_to_f32_avx2_impl(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "f16_to_f32: slices differ in length");
+    let mut k = 0;
+    while k + 8 <= src.len() {
+        let a: &[u16; 8] = src[k..].first_chunk().expect("8 values");
+        // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+        let h = unsafe { _mm_loadu_si128(a.as_ptr().cast()) };
+        st8(&mut dst[k..], _mm256_cvtph_ps(h));
+        k += 8;
+    }
+    crate::f32ops::f16_to_f32_tail(&src[k..], &mut dst[k..]);
+}
+
+/// f32 to halves with F16C, rounding to nearest-even.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_to_f16_avx2_impl(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "f32_to_f16: slices differ in length");
+    let mut k = 0;
+    while k + 8 <= src.len() {
+        let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(ld8(&src[k..]));
+        let a: &mut [u16; 8] = dst[k..].first_chunk_mut().expect("8 values");
+        // SAFETY: `a` is 16 writable bytes; `storeu` has no alignment requirement.
+        unsafe { _mm_storeu_si128(a.as_mut_ptr().cast(), h) };
+        k += 8;
+    }
+    crate::f32ops::f32_to_f16_tail(&src[k..], &mut dst[k..]);
+}
+
+macro_rules! f32ops_wrapper {
+    ($name:ident, $kernel:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        #[doc = concat!("[`", stringify!($kernel), "`] for the f32ops table of the AVX2 and AVX-512 tiers.")]
+        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: installed only in the f32ops tables of tiers that require AVX2, FMA and
+            // F16C, which are handed out only after detecting them.
+            unsafe { $kernel($($arg),*) }
+        }
+    };
+}
+
+f32ops_wrapper!(f32_dot_avx2, f32_dot_avx2_impl, (a: &[f32], b: &[f32]) -> f32);
+f32ops_wrapper!(f32_max_avx2, f32_max_avx2_impl, (x: &[f32]) -> f32);
+f32ops_wrapper!(f32_axpy_avx2, f32_axpy_avx2_impl, (a: f32, x: &[f32], y: &mut [f32]));
+f32ops_wrapper!(f32_exp_avx2, f32_exp_avx2_impl, (x: &mut [f32]));
+f32ops_wrapper!(f32_scale_avx2, f32_scale_avx2_impl, (x: &mut [f32], s: f32));
+f32ops_wrapper!(f32_softmax_avx2, f32_softmax_avx2_impl, (x: &mut [f32]) -> f32);
+f32ops_wrapper!(f32_silu_mul_avx2, f32_silu_mul_avx2_impl, (gate: &mut [f32], up: &[f32]));
+f32ops_wrapper!(f16_to_f32_avx2, f16_to_f32_avx2_impl, (src: &[u16], dst: &mut [f32]));
+f32ops_wrapper!(f32_to_f16_avx2, f32_to_f16_avx2_impl, (src: &[f32], dst: &mut [u16]));
+
+/// `Σ x_i²` (the dot product of `x` with itself).
+pub(crate) fn f32_sum_squares_avx2(x: &[f32]) -> f32 {
+    f32_dot_avx2(x, x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

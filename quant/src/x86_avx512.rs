@@ -567,3 +567,72 @@ bytes_wrapper!(
     BlockQ6K,
     BlockQ8K
 );
+
+// ---------------------------------------------------------------------------------------------
+// f32 helpers of `crate::f32ops`
+
+/// Sixteen f32 from the start of `s` (which must hold at least sixteen).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld16(s: &[f32]) -> __m512 {
+    let a: &[f32; 16] = s.first_chunk().expect("16 values");
+    // SAFETY: `a` is 16 readable f32; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_ps(a.as_ptr()) }
+}
+
+/// `Σ a_i·b_i` with four 16-lane f32 accumulators per [`crate::f32ops::CHUNK`] values (at most
+/// four additions per lane), partial sums in f64; a tail under 16 values in scalar f64.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_dot_avx512_impl(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: slices differ in length");
+    let mut wide = _mm512_setzero_pd();
+    let mut tail = 0.0f64;
+    for (ac, bc) in a
+        .chunks(crate::f32ops::CHUNK)
+        .zip(b.chunks(crate::f32ops::CHUNK))
+    {
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
+        let mut k = 0;
+        while k + 64 <= ac.len() {
+            s0 = _mm512_fmadd_ps(ld16(&ac[k..]), ld16(&bc[k..]), s0);
+            s1 = _mm512_fmadd_ps(ld16(&ac[k + 16..]), ld16(&bc[k + 16..]), s1);
+            s2 = _mm512_fmadd_ps(ld16(&ac[k + 32..]), ld16(&bc[k + 32..]), s2);
+            s3 = _mm512_fmadd_ps(ld16(&ac[k + 48..]), ld16(&bc[k + 48..]), s3);
+            k += 64;
+        }
+        while k + 16 <= ac.len() {
+            s0 = _mm512_fmadd_ps(ld16(&ac[k..]), ld16(&bc[k..]), s0);
+            k += 16;
+        }
+        for (&x, &y) in ac[k..].iter().zip(&bc[k..]) {
+            tail += f64::from(x * y);
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(s),
+        )));
+        wide = _mm512_add_pd(wide, _mm512_add_pd(lo, hi));
+    }
+    (_mm512_reduce_add_pd(wide) + tail) as f32
+}
+
+/// [`f32_dot_avx512_impl`] for the f32ops table of the AVX-512 tier.
+pub(crate) fn f32_dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: installed only in the AVX-512 f32ops table, which is handed out only after
+    // AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
+    unsafe { f32_dot_avx512_impl(a, b) }
+}
+
+/// `Σ x_i²` with AVX-512.
+pub(crate) fn f32_sum_squares_avx512(x: &[f32]) -> f32 {
+    f32_dot_avx512(x, x)
+}

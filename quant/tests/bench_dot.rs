@@ -75,3 +75,66 @@ fn bench_dot_per_tier() {
         }
     }
 }
+
+/// Times one f32ops function on every tier: `f` runs once per call over vectors of `n`.
+fn bench_f32(
+    name: &str,
+    n: usize,
+    mut f: impl FnMut(&eddy_quant::f32ops::F32Ops, &mut [f32], &[f32]),
+) {
+    let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+    let calls = (20_000_000 / n).max(1);
+    let mut base = 0.0;
+    for tier in Tier::ALL {
+        let Some(ops) = eddy_quant::f32ops::ops_for(tier) else {
+            continue;
+        };
+        let mut secs = f64::INFINITY;
+        for _ in 0..ROUNDS {
+            let mut x = a.clone();
+            let start = Instant::now();
+            for _ in 0..calls {
+                f(ops, black_box(&mut x), black_box(&b));
+                // Keep softmax/exp inputs in range: restore from `a` cheaply every call.
+                x.copy_from_slice(&a);
+            }
+            secs = secs.min(start.elapsed().as_secs_f64());
+        }
+        let ns = secs / calls as f64 * 1e9;
+        if tier == Tier::Scalar {
+            base = ns;
+        }
+        eprintln!(
+            "{name:>12} n={n:5} {tier:>6}: {ns:9.1} ns per call (incl. a copy), {:5.2}× scalar",
+            base / ns
+        );
+    }
+}
+
+#[test]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+fn bench_f32ops_per_tier() {
+    for n in [64, 576, 1536, 4096] {
+        bench_f32("dot", n, |o, x, b| {
+            black_box((o.dot)(x, b));
+        });
+        bench_f32("sum_squares", n, |o, x, _| {
+            black_box((o.sum_squares)(x));
+        });
+        bench_f32("axpy", n, |o, x, b| (o.axpy)(0.5, b, x));
+        bench_f32("scale", n, |o, x, _| (o.scale)(x, 1.0001));
+        bench_f32("max", n, |o, x, _| {
+            black_box((o.max)(x));
+        });
+        bench_f32("exp", n, |o, x, _| (o.exp_in_place)(x));
+        bench_f32("softmax", n, |o, x, _| {
+            black_box((o.softmax_in_place)(x));
+        });
+        bench_f32("silu_mul", n, |o, x, b| (o.silu_mul)(x, b));
+        let h: Vec<u16> = (0..n).map(|i| (i * 37 % 0x7bff) as u16).collect();
+        bench_f32("f16_to_f32", n, |o, x, _| (o.f16_to_f32)(&h, x));
+        let mut out = vec![0u16; n];
+        bench_f32("f32_to_f16", n, |o, x, _| (o.f32_to_f16)(x, &mut out));
+    }
+}
