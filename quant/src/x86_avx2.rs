@@ -165,10 +165,10 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[Block
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
-    let mut acc_min = 0.0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
-        let summin = k4_min_sum(mins, by);
+        let summin = k4_min_lanes(mins, by);
         let mut sumi = _mm256_setzero_si256();
         for g in 0..QK_K / 64 {
             // SAFETY: the offsets keep every 32-byte load inside `bx.qs` (128 bytes) and
@@ -193,9 +193,13 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[Block
         let d = f16x2_to_f32(bx.d, bx.dmin);
         let d = _mm_mul_ps(d, _mm_set1_ps(dy));
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summin),
+            acc_min,
+        );
     }
-    hsum_f32x8(acc) - acc_min
+    hsum_f32x8(_mm256_sub_ps(acc, acc_min))
 }
 
 /// Q6_K · Q8_K with AVX2: the 6-bit quants are rebuilt unsigned (0..=63) from `ql` and `qh`,
@@ -308,16 +312,6 @@ fn ld128(s: &[u8]) -> __m128i {
     unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
 }
 
-/// Sum of the eight i32 lanes (wrapping, as the lanes are exact partial sums of an i32 total).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn hsum_i32x8(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
 /// Sum of the four f64 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -331,6 +325,14 @@ fn hsum_f64x4(v: __m256d) -> f64 {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn f16_lane0(a: [u8; 2]) -> __m128 {
     f16x2_to_f32(a, [0; 2])
+}
+
+/// `a·b` of two halves in lane 0 (one conversion for both).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_product(a: [u8; 2], b: [u8; 2]) -> __m128 {
+    let v = f16x2_to_f32(a, b);
+    _mm_mul_ss(v, _mm_movehdup_ps(v))
 }
 
 /// The 32 products of two signed byte vectors summed in groups of four into eight i32 lanes,
@@ -441,14 +443,14 @@ fn scale_pair_i16(s8: __m128i, c: usize) -> __m256i {
 }
 
 /// Σ_j bsum_j · m_{j/2} over the 16 group sums of a Q8_K block and the 8 minimums of a
-/// Q4_K/Q5_K block (each minimum covers two groups of 16).
+/// Q4_K/Q5_K block (each minimum covers two groups of 16), as eight i32 partial sums.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn k4_min_sum(mins: [u8; 8], by: &BlockQ8K) -> i32 {
+pub(crate) fn k4_min_lanes(mins: [u8; 8], by: &BlockQ8K) -> __m256i {
     let m = _mm_cvtsi64_si128(i64::from_le_bytes(mins));
     let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
     let bsums = ld256(by.bsums.as_flattened());
-    hsum_i32x8(_mm256_madd_epi16(m16, bsums))
+    _mm256_madd_epi16(m16, bsums)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,7 +470,7 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(n: usize, x: &[BlockQ4_0], y: &[Bloc
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let qx = _mm256_sub_epi8(nibbles_32(&bx.qs), eight);
         let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
-        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc)
@@ -490,7 +492,7 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(n: usize, x: &[BlockQ5_0], y: &[Bloc
         let set = bits_to_bytes(u32::from_le_bytes(bx.qh));
         let qx = _mm256_or_si256(nibbles_32(&bx.qs), _mm256_andnot_si256(set, high));
         let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
-        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc)
@@ -531,7 +533,7 @@ pub(crate) unsafe fn vec_dot_q8_1_q8_1_avx2(n: usize, x: &[BlockQ8_1], y: &[Bloc
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let sumi = dot_i8_i8(ld256_i8(&bx.qs), ld256_i8(&by.qs));
-        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc)
@@ -551,7 +553,7 @@ pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx2(n: usize, x: &[BlockIQ4NL], y: &[B
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let qx = _mm256_shuffle_epi8(table, nibbles_32(&bx.qs));
         let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
-        let d = _mm_mul_ps(f16_lane0(bx.d), f16_lane0(by.d));
+        let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc)
@@ -571,12 +573,12 @@ pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[Block
     let nb = check_dot(n, x, y);
     let m3 = _mm256_set1_epi8(3);
     let mut acc = _mm256_setzero_ps();
-    let mut acc_min = 0.0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let sc = ld128(&bx.scales);
         let mins =
             _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
-        let summs = hsum_i32x8(_mm256_madd_epi16(mins, ld256(by.bsums.as_flattened())));
+        let summs = _mm256_madd_epi16(mins, ld256(by.bsums.as_flattened()));
         let scales = _mm_and_si128(sc, _mm_set1_epi8(0x0f));
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
@@ -592,9 +594,13 @@ pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[Block
         }
         let d = _mm_mul_ps(f16x2_to_f32(bx.d, bx.dmin), _mm_set1_ps(by.scale()));
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summs as f32;
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summs),
+            acc_min,
+        );
     }
-    hsum_f32x8(acc) - acc_min
+    hsum_f32x8(_mm256_sub_ps(acc, acc_min))
 }
 
 /// Q3_K · Q8_K with AVX2: the quant plus 4 (0..=7: the two low bits, and 4 where the `hmask`
@@ -646,10 +652,10 @@ pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx2(n: usize, x: &[BlockQ5K], y: &[Block
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
-    let mut acc_min = 0.0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
-        let summin = k4_min_sum(mins, by);
+        let summin = k4_min_lanes(mins, by);
         let qh = ld256(&bx.qh);
         let mut sumi = _mm256_setzero_si256();
         for g in 0..QK_K / 64 {
@@ -675,9 +681,13 @@ pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx2(n: usize, x: &[BlockQ5K], y: &[Block
         }
         let d = _mm_mul_ps(f16x2_to_f32(bx.d, bx.dmin), _mm_set1_ps(by.scale()));
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summin),
+            acc_min,
+        );
     }
-    hsum_f32x8(acc) - acc_min
+    hsum_f32x8(_mm256_sub_ps(acc, acc_min))
 }
 
 /// Q8_K · Q8_K with AVX2 (ggml has no such kernel; Q8_K is an activation format): the sign

@@ -24,8 +24,8 @@ use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
-    hsum_i32x8, k4_min_sum, k4_scales_mins_fast, vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2,
-    vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
+    hsum_f32x8, k4_min_lanes, k4_scales_mins_fast, vec_dot_iq4_nl_q8_0_avx2,
+    vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
 };
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
@@ -418,10 +418,10 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[Blo
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm512_set1_epi8(0x0f);
     let mut acc = _mm512_setzero_ps();
-    let mut acc_min = 0.0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
-        let summin = k4_min_sum(mins, by);
+        let summin = k4_min_lanes(mins, by);
         let xs: [__m512i; 4] = core::array::from_fn(|g| {
             let q = ld256(&bx.qs[32 * g..]);
             _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles)
@@ -432,9 +432,13 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[Blo
             _mm_set1_ps(by.scale()),
         );
         acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summin),
+            acc_min,
+        );
     }
-    _mm512_reduce_add_ps(acc) - acc_min
+    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
 }
 
 /// Q5_K · Q8_K with AVX-512: as Q4_K, with the fifth bits of `qh` (bit 2g for weights
@@ -448,10 +452,10 @@ pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx512(n: usize, x: &[BlockQ5K], y: &[Blo
     let low_nibbles = _mm512_set1_epi8(0x0f);
     let sixteen = _mm512_set1_epi8(16);
     let mut acc = _mm512_setzero_ps();
-    let mut acc_min = 0.0f32;
+    let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
-        let summin = k4_min_sum(mins, by);
+        let summin = k4_min_lanes(mins, by);
         let qh = ld256(&bx.qh);
         let qh2 = join(qh, qh);
         let xs: [__m512i; 4] = core::array::from_fn(|g| {
@@ -471,9 +475,13 @@ pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx512(n: usize, x: &[BlockQ5K], y: &[Blo
             _mm_set1_ps(by.scale()),
         );
         acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        acc_min += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summin),
+            acc_min,
+        );
     }
-    _mm512_reduce_add_ps(acc) - acc_min
+    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
 }
 
 /// Q6_K · Q8_K with AVX-512: the unsigned 6-bit quants (0..=63) of 64 weights per register,
@@ -488,7 +496,7 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[Blo
     let nb = check_dot(n, x, y);
     let m4 = _mm512_set1_epi8(0x0f);
     let m30 = _mm512_set1_epi8(0x30);
-    let mut sumf = 0.0f32;
+    let mut acc = _mm512_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let sc16 = _mm256_cvtepi8_epi16(ld128(&bx.scales.map(|v| v as u8)));
         let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
@@ -512,11 +520,12 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[Blo
             sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(sc, 8 * h as i16));
             sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(sc, 8 * h as i16 + 4));
         }
-        let isum = _mm512_reduce_add_epi32(sumi) - 32 * hsum_i32x8(offset);
+        // Σ sc·q·y − 32·Σ sc·bsum, lane by lane (|32·offset| < 2^25).
+        let total = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(offset)));
         let d = crate::num::f16_to_f32(bx.d) * by.scale();
-        sumf += d * isum as f32;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(total), acc);
     }
-    sumf
+    _mm512_reduce_add_ps(acc)
 }
 
 macro_rules! bytes_wrapper {
