@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 
 use crate::block::check_dot;
 use crate::float::{BlockBF16, BlockF16, BlockF32};
-use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL, xs_scale};
+use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{bf16_to_f32, f16_to_f32};
@@ -418,7 +418,7 @@ pub(crate) fn k4_scales_mins_fast(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 /// `j / 4` of byte `8 + j % 4` (the same values as `q3k_scale(j) − 32`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q3k_scales_i8(packed: &[u8; 12]) -> __m128i {
+pub(crate) fn q3k_scales_i8(packed: &[u8; 12]) -> __m128i {
     let word =
         |i: usize| u32::from_le_bytes([packed[i], packed[i + 1], packed[i + 2], packed[i + 3]]);
     let (a0, a1, a2) = (word(0), word(4), word(8));
@@ -429,6 +429,26 @@ fn q3k_scales_i8(packed: &[u8; 12]) -> __m128i {
     let s2 = ((a0 >> 4) & nib) | (((a2 >> 4) & two) << 4);
     let s3 = ((a1 >> 4) & nib) | (((a2 >> 6) & two) << 4);
     let v = _mm_setr_epi32(s0 as i32, s1 as i32, s2 as i32, s3 as i32);
+    _mm_sub_epi8(v, _mm_set1_epi8(32))
+}
+
+/// The eight IQ4_XS sub-block scales minus 32 (−32..=31) as signed bytes 0..8 (the same values
+/// as `xs_scale(ib) − 32`): the nibbles of `scales_l` and the bit pairs of `scales_h` spread to
+/// one byte each by shift-and-mask steps.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn iq4xs_scales_i8(b: &BlockIQ4XS) -> __m128i {
+    // Nibble i of `scales_l` to byte i.
+    let mut lo = u64::from(u32::from_le_bytes(b.scales_l));
+    lo = (lo | (lo << 16)) & 0x0000_ffff_0000_ffff;
+    lo = (lo | (lo << 8)) & 0x00ff_00ff_00ff_00ff;
+    lo = (lo | (lo << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    // Bit pair i of `scales_h` to byte i.
+    let mut hi = u64::from(u16::from_le_bytes(b.scales_h));
+    hi = (hi | (hi << 24)) & 0x0000_00ff_0000_00ff;
+    hi = (hi | (hi << 12)) & 0x000f_000f_000f_000f;
+    hi = (hi | (hi << 6)) & 0x0303_0303_0303_0303;
+    let v = _mm_cvtsi64_si128((lo | (hi << 4)) as i64);
     _mm_sub_epi8(v, _mm_set1_epi8(32))
 }
 
@@ -725,12 +745,13 @@ pub(crate) unsafe fn vec_dot_iq4_xs_q8_k_avx2(n: usize, x: &[BlockIQ4XS], y: &[B
     let table = iq4_table();
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let scales = iq4xs_scales_i8(bx);
         let mut sumi = _mm256_setzero_si256();
         for ib in 0..QK_K / 32 {
             let qx = _mm256_shuffle_epi8(table, nibbles_32(&bx.qs[16 * ib..]));
             let yc = ld256_i8(&by.qs[32 * ib..]);
             let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(yc, qx));
-            let sc = _mm256_set1_epi16((xs_scale(bx, ib) - 32) as i16);
+            let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, _mm_set1_epi8(ib as i8)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
         }
         let d = _mm_mul_ps(f16_lane0(bx.d), _mm_set1_ps(by.scale()));
@@ -1244,6 +1265,7 @@ pub(crate) fn f32_sum_squares_avx2(x: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iquants::xs_scale;
     use crate::kquants::{k4_scales_mins, q3k_scale};
 
     /// A small xorshift, so the sweep is reproducible.
@@ -1271,8 +1293,27 @@ mod tests {
                 let v = unsafe { q3k_scales_i8_checked(&p) };
                 let want: [i8; 16] = core::array::from_fn(|j| (q3k_scale(&p, j) - 32) as i8);
                 assert_eq!(v, want, "{p:?}");
+                let b = BlockIQ4XS {
+                    d: [0; 2],
+                    scales_h: [p[0], p[1]],
+                    scales_l: [p[2], p[3], p[4], p[5]],
+                    qs: [0; 128],
+                };
+                // SAFETY: AVX2, FMA and F16C were just detected.
+                let v = unsafe { iq4xs_scales_checked(&b) };
+                let want: [i8; 8] = core::array::from_fn(|ib| (xs_scale(&b, ib) - 32) as i8);
+                assert_eq!(v, want, "{p:?}");
             }
         }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn iq4xs_scales_checked(b: &BlockIQ4XS) -> [i8; 8] {
+        (_mm_cvtsi128_si64(iq4xs_scales_i8(b)) as u64)
+            .to_le_bytes()
+            .map(|v| v as i8)
     }
 
     /// # Safety

@@ -19,13 +19,14 @@
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
-use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
-use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K};
+use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
-    hsum_f32x8, k4_min_lanes, k4_scales_mins_fast, vec_dot_iq4_nl_q8_0_avx2,
-    vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
+    hsum_f32x8, iq4xs_scales_i8, k4_min_lanes, k4_scales_mins_fast, q3k_scales_i8,
+    vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2,
+    vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
 };
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
@@ -528,6 +529,169 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[Blo
     _mm512_reduce_add_ps(acc)
 }
 
+/// Q2_K · Q8_K with AVX-512: the 2-bit quants of 64 weights per register (two shifts of one
+/// 32-byte row), `maddubs` against Q8_K (pair sums ≤ 2·3·127) and `vpdpwssd` with the 4-bit
+/// per-16 scales; the minimum term from Q8_K's group sums.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx512(n: usize, x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m3 = _mm512_set1_epi8(3);
+    let mut acc = _mm512_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc = ld128(&bx.scales);
+        let nib = _mm_set1_epi8(0x0f);
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), nib));
+        let summs = _mm256_madd_epi16(mins, ld256(by.bsums.as_flattened()));
+        let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, nib)));
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            // Weights 128h + 32s .. +32 are bits 2s..2s+2 of the 32 bytes of this half.
+            let q2 = ld256(&bx.qs[32 * h..]);
+            let x01 = _mm512_and_si512(join(q2, _mm256_srli_epi16::<2>(q2)), m3);
+            let x23 = _mm512_and_si512(
+                join(_mm256_srli_epi16::<4>(q2), _mm256_srli_epi16::<6>(q2)),
+                m3,
+            );
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(scales, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(scales, 8 * h as i16 + 4));
+        }
+        let d = _mm_mul_ps(
+            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
+            _mm_set1_ps(by.scale()),
+        );
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summs),
+            acc_min,
+        );
+    }
+    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
+}
+
+/// Q3_K · Q8_K with AVX-512: the quant plus 4 (0..=7: two low bits, plus 4 where the `hmask`
+/// bit is set) of 64 weights per register, `maddubs` against Q8_K and `vpdpwssd` with the
+/// signed per-16 scales; the offset 4 is removed once per block as `4·Σ_j sc_j·bsum_j` from
+/// Q8_K's group sums (exact, and equal to the scalar sum because `bsums` are the quant sums).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx512(n: usize, x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m3 = _mm512_set1_epi8(3);
+    let four = _mm512_set1_epi8(4);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc16 = _mm256_cvtepi8_epi16(q3k_scales_i8(&bx.scales));
+        let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
+        let scales = _mm512_castsi256_si512(sc16);
+        let hm = ld256(&bx.hmask);
+        let hm2 = join(hm, hm);
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            let q2 = ld256(&bx.qs[32 * h..]);
+            let low01 = _mm512_and_si512(join(q2, _mm256_srli_epi16::<2>(q2)), m3);
+            let low23 = _mm512_and_si512(
+                join(_mm256_srli_epi16::<4>(q2), _mm256_srli_epi16::<6>(q2)),
+                m3,
+            );
+            // Chunk c = 4h + s uses `hmask` bit c.
+            let probe = |c: usize| {
+                join(
+                    _mm256_set1_epi8((1u8 << c) as i8),
+                    _mm256_set1_epi8((1u8 << (c + 1)) as i8),
+                )
+            };
+            let x01 =
+                _mm512_mask_add_epi8(low01, _mm512_test_epi8_mask(hm2, probe(4 * h)), low01, four);
+            let x23 = _mm512_mask_add_epi8(
+                low23,
+                _mm512_test_epi8_mask(hm2, probe(4 * h + 2)),
+                low23,
+                four,
+            );
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(scales, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(scales, 8 * h as i16 + 4));
+        }
+        // Σ sc·(q + 4)·y − 4·Σ sc·bsum, lane by lane (|4·offset| < 2^22).
+        let total = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32::<2>(offset)));
+        let d = crate::num::f16_to_f32(bx.d) * by.scale();
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(total), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// Q8_K · Q8_K with AVX-512 VNNI: `|q_x| · (q_y with q_x's sign)` through `vpdpbusd`, 64
+/// quants per step (exact unless a quant is −128).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q8_k_q8_k_avx512(n: usize, x: &[BlockQ8K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let mut sumi = _mm512_setzero_si512();
+        for c in 0..QK_K / 64 {
+            let qx = ld512_i8(&bx.qs[64 * c..]);
+            let qy = ld512_i8(&by.qs[64 * c..]);
+            let negative = _mm512_movepi8_mask(qx);
+            let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
+            sumi = _mm512_dpbusd_epi32(sumi, _mm512_abs_epi8(qx), qy_signed);
+        }
+        let d = _mm512_set1_ps(bx.scale() * by.scale());
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// IQ4_XS · Q8_K with AVX-512: two 32-weight sub-blocks per register (their nibbles put in
+/// weight order by one 128-bit lane shuffle), the levels looked up with `pshufb`, multiplied
+/// through the sign trick by `maddubs` (pair sums ≤ 2·127·127) and weighted by the signed
+/// 6-bit scales with `vpdpwssd`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_iq4_xs_q8_k_avx512(n: usize, x: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let levels = KVALUES_IQ4NL.map(|v| v as u8);
+    let table = _mm512_broadcast_i32x4(ld128(&levels));
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(iq4xs_scales_i8(bx)));
+        let mut sumi = _mm512_setzero_si512();
+        for p in 0..QK_K / 64 {
+            // Bytes 0..16 are sub-block 2p, 16..32 sub-block 2p+1; each sub-block's weights
+            // are its low nibbles, then its high nibbles.
+            let q = ld256(&bx.qs[32 * p..]);
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            // [lo 2p, lo 2p+1, hi 2p, hi 2p+1] → [lo 2p, hi 2p, lo 2p+1, hi 2p+1]
+            let idx = _mm512_shuffle_i64x2::<0b11_01_10_00>(join(lo, hi), join(lo, hi));
+            let qx = _mm512_shuffle_epi8(table, idx);
+            let qy = ld512_i8(&by.qs[64 * p..]);
+            let negative = _mm512_movepi8_mask(qx);
+            let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
+            let pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(qx), qy_signed);
+            sumi = _mm512_dpwssd_epi32(sumi, pairs, scales_2x16(sc, 2 * p as i16));
+        }
+        let d = crate::num::f16_to_f32(bx.d) * by.scale();
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
 macro_rules! bytes_wrapper {
     ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
         #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]
@@ -574,5 +738,29 @@ bytes_wrapper!(
     vec_dot_q6_k_q8_k_avx512_bytes,
     vec_dot_q6_k_q8_k_avx512,
     BlockQ6K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q2_k_q8_k_avx512_bytes,
+    vec_dot_q2_k_q8_k_avx512,
+    BlockQ2K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q3_k_q8_k_avx512_bytes,
+    vec_dot_q3_k_q8_k_avx512,
+    BlockQ3K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q8_k_q8_k_avx512_bytes,
+    vec_dot_q8_k_q8_k_avx512,
+    BlockQ8K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_iq4_xs_q8_k_avx512_bytes,
+    vec_dot_iq4_xs_q8_k_avx512,
+    BlockIQ4XS,
     BlockQ8K
 );

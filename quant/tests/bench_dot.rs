@@ -3,9 +3,9 @@
 //! `cargo test --release -p eddy-quant --test bench_dot -- --ignored --nocapture`
 //!
 //! Multiplies a 1536 × 576 weight matrix (SmolLM2's FFN up shape; 576 × 1536, FFN down, for the
-//! k-quants, whose 256-weight blocks do not divide 576) by one activation vector 200 times per
-//! round, five rounds per tier, and prints the weight bytes streamed per second in the fastest
-//! round. `EDDY_BENCH_TYPES=Q4_0,Q5_K` limits the formats.
+//! k-quants, whose 256-weight blocks do not divide 576) by one activation vector 20 times per
+//! round, 50 rounds per tier, and prints the weight bytes streamed per second in the fastest
+//! round: on a shared machine short rounds are the likeliest to run undisturbed. `EDDY_BENCH_TYPES=Q4_0,Q5_K` limits the formats.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -13,8 +13,8 @@ use std::time::Instant;
 use eddy_quant::dispatch::{Tier, type_traits_for};
 use eddy_quant::{GgmlType, from_float, quantize, row_bytes};
 
-const REPEATS: usize = 200;
-const ROUNDS: usize = 5;
+const REPEATS: usize = 20;
+const ROUNDS: usize = 50;
 
 fn bench(ty: GgmlType, rows: usize, cols: usize) {
     let weights: Vec<f32> = (0..rows * cols)
