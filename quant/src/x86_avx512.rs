@@ -8,7 +8,7 @@
 //! odd last block goes through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C
 //! too).
 //!
-//! k-quants (Q4_K, Q5_K, Q6_K): 64 weights per 512-bit register; `maddubs` pair sums (exact,
+//! k-quants (Q2_K, Q3_K, Q4_K, Q6_K; Q8_K against itself): 64 weights per 512-bit register; `maddubs` pair sums (exact,
 //! as argued in the AVX2 kernels) are multiplied by the sub-block scales and accumulated in
 //! i32 by `vpdpwssd`, which fuses the AVX2 kernels' `madd` and `add`.
 //!
@@ -20,7 +20,7 @@ use core::arch::x86_64::*;
 
 use crate::block::check_dot;
 use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
-use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
@@ -65,19 +65,8 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        // SAFETY: every `qs` is a 32-byte array and `loadu` has no alignment requirement.
-        let (qx, qy) = unsafe {
-            (
-                join(
-                    _mm256_loadu_si256(bx[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(bx[1].qs.as_ptr().cast()),
-                ),
-                join(
-                    _mm256_loadu_si256(by[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(by[1].qs.as_ptr().cast()),
-                ),
-            )
-        };
+        let qx = q8_pair(&bx[0].qs, &bx[1].qs);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let negative = _mm512_movepi8_mask(qx);
         let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
         let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(qx), qy_signed);
@@ -105,7 +94,6 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     let nb = check_dot(n, x, y);
-    let low_nibbles = _mm512_set1_epi8(0x0f);
     let mut acc = _mm512_setzero_ps();
     // Lanes 1 and 3 collect Σ m_x·s_y.
     let mut acc_ms = _mm_setzero_ps();
@@ -114,26 +102,9 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        // SAFETY: every `qs` of Q4_1 is a 16-byte array, of Q8_1 a 32-byte one; `loadu` has no
-        // alignment requirement.
-        let (q0, q1, qy) = unsafe {
-            (
-                _mm_loadu_si128(bx[0].qs.as_ptr().cast()),
-                _mm_loadu_si128(bx[1].qs.as_ptr().cast()),
-                join(
-                    _mm256_loadu_si256(by[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(by[1].qs.as_ptr().cast()),
-                ),
-            )
-        };
         // Per block: weights 0..16 are the low nibbles, 16..32 the high ones.
-        let qx = _mm512_and_si512(
-            join(
-                _mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0),
-                _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
-            ),
-            low_nibbles,
-        );
+        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
         // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
         let dm = _mm_mul_ps(
@@ -209,26 +180,39 @@ fn ld128(s: &[u8]) -> __m128i {
     unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
 }
 
-/// The 32-byte quants of two Q8_0 blocks in one register.
+/// The 32-byte quants of two Q8_0 or Q8_1 blocks in one register: each row broadcast from memory (a
+/// plain load) and the halves blended, which keeps the shuffle port free.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn q8_0_pair(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
-    let bytes = |q: &[i8; 32]| q.map(|v| v as u8);
-    join(ld256(&bytes(&a.qs)), ld256(&bytes(&b.qs)))
+fn q8_pair(a: &[i8; 32], b: &[i8; 32]) -> __m512i {
+    // SAFETY: `a` and `b` are 32 readable bytes; the broadcast load has no alignment
+    // requirement.
+    let (qa, qb) = unsafe {
+        (
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(a.as_ptr().cast())),
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(b.as_ptr().cast())),
+        )
+    };
+    _mm512_mask_blend_epi64(0xf0, qa, qb)
 }
 
-/// The 64 nibbles of two 16-byte legacy nibble fields in weight order, each 0..=15.
+/// The 64 nibbles of two 16-byte legacy nibble fields in weight order, each 0..=15: each field
+/// broadcast to four 128-bit lanes (a plain load), two lanes of each kept by a blend, and the
+/// second and fourth lanes shifted right by 4 (high nibbles).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn nibbles_64(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
-    let (q0, q1) = (ld128(a), ld128(b));
-    _mm512_and_si512(
-        join(
-            _mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0),
-            _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
-        ),
-        _mm512_set1_epi8(0x0f),
-    )
+    // SAFETY: `a` and `b` are 16 readable bytes; the broadcast load has no alignment
+    // requirement.
+    let (qa, qb) = unsafe {
+        (
+            _mm512_broadcast_i32x4(_mm_loadu_si128(a.as_ptr().cast())),
+            _mm512_broadcast_i32x4(_mm_loadu_si128(b.as_ptr().cast())),
+        )
+    };
+    let q = _mm512_mask_blend_epi64(0xf0, qa, qb);
+    let shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    _mm512_and_si512(_mm512_srlv_epi64(q, shifts), _mm512_set1_epi8(0x0f))
 }
 
 /// `[d_a·d_b of pair 0, of pair 1, 0, 0]` from four f16 scales.
@@ -261,7 +245,7 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx512(n: usize, x: &[BlockQ4_0], y: &[Bl
         .zip(y[..2 * pairs].chunks_exact(2))
     {
         let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
-        let qy = q8_0_pair(&by[0], &by[1]);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let zero = _mm512_setzero_si512();
         let sumi = _mm512_sub_epi32(
             _mm512_dpbusd_epi32(zero, qx, qy),
@@ -298,7 +282,7 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx512(n: usize, x: &[BlockQ5_0], y: &[Bl
             | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
         let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
         let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
-        let qy = q8_0_pair(&by[0], &by[1]);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let zero = _mm512_setzero_si512();
         let sumi = _mm512_sub_epi32(
             _mm512_dpbusd_epi32(zero, qx, qy),
@@ -338,7 +322,7 @@ pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx512(
         .zip(y[..2 * pairs].chunks_exact(2))
     {
         let qx = _mm512_shuffle_epi8(table, nibbles_64(&bx[0].qs, &bx[1].qs));
-        let qy = q8_0_pair(&by[0], &by[1]);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let zero = _mm512_setzero_si512();
         let sumi = _mm512_sub_epi32(
             _mm512_dpbusd_epi32(zero, qx, qy),
@@ -392,7 +376,7 @@ fn scales_4x8(v: __m512i, first: i16) -> __m512i {
     _mm512_permutexvar_epi16(idx, v)
 }
 
-/// Shared body of Q4_K and Q5_K: 64 weights per step, `x_g` (unsigned, ≤ 31) the quants of
+/// The body of Q4_K: 64 weights per step, `x_g` (unsigned, ≤ 31) the quants of
 /// weights 64g..64g+64.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -426,49 +410,6 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[Blo
         let xs: [__m512i; 4] = core::array::from_fn(|g| {
             let q = ld256(&bx.qs[32 * g..]);
             _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles)
-        });
-        let sumi = k4_block_sum(scales, xs, by);
-        let d = _mm_mul_ps(
-            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
-            _mm_set1_ps(by.scale()),
-        );
-        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        acc_min = _mm256_fmadd_ps(
-            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
-            _mm256_cvtepi32_ps(summin),
-            acc_min,
-        );
-    }
-    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
-}
-
-/// Q5_K · Q8_K with AVX-512: as Q4_K, with the fifth bits of `qh` (bit 2g for weights
-/// 64g..64g+32, bit 2g+1 for the next 32) turned into a byte mask that adds 16.
-///
-/// # Safety
-/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx512(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
-    let nb = check_dot(n, x, y);
-    let low_nibbles = _mm512_set1_epi8(0x0f);
-    let sixteen = _mm512_set1_epi8(16);
-    let mut acc = _mm512_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
-    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
-        let summin = k4_min_lanes(mins, by);
-        let qh = ld256(&bx.qh);
-        let qh2 = join(qh, qh);
-        let xs: [__m512i; 4] = core::array::from_fn(|g| {
-            let q = ld256(&bx.qs[32 * g..]);
-            let nib = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles);
-            // Bit 2g in the low half, bit 2g+1 in the high half.
-            let probe = join(
-                _mm256_set1_epi8((1u8 << (2 * g)) as i8),
-                _mm256_set1_epi8((2u8 << (2 * g)) as i8),
-            );
-            let set = _mm512_test_epi8_mask(qh2, probe);
-            _mm512_mask_add_epi8(nib, set, nib, sixteen)
         });
         let sumi = k4_block_sum(scales, xs, by);
         let d = _mm_mul_ps(
@@ -726,12 +667,6 @@ bytes_wrapper!(
     vec_dot_q4_k_q8_k_avx512_bytes,
     vec_dot_q4_k_q8_k_avx512,
     BlockQ4K,
-    BlockQ8K
-);
-bytes_wrapper!(
-    vec_dot_q5_k_q8_k_avx512_bytes,
-    vec_dot_q5_k_q8_k_avx512,
-    BlockQ5K,
     BlockQ8K
 );
 bytes_wrapper!(
