@@ -106,21 +106,13 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(n: usize, x: &[BlockQ8_0], y: &[Bloc
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx2(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
-    let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     // Lane 1 collects Σ m_x·s_y (lane 0 holds the d products and is ignored).
     let mut acc_ms = _mm_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        // SAFETY: `bx.qs` is a 16-byte array, `by.qs` a 32-byte one; `loadu` has no alignment
-        // requirement.
-        let (q4, qy) = unsafe {
-            (
-                _mm_loadu_si128(bx.qs.as_ptr().cast()),
-                _mm256_loadu_si256(by.qs.as_ptr().cast()),
-            )
-        };
         // Weights 0..16 are the low nibbles, 16..32 the high ones.
-        let qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
+        let qx = nibbles_32(&bx.qs);
+        let qy = ld256_i8(&by.qs);
         let sumi = dot_u8_i8(qx, qy);
         // [d_x·d_y, m_x·s_y, 0, 0]
         let dm = _mm_mul_ps(f16x2_to_f32(bx.d, bx.m), f16x2_to_f32(by.d, by.s));
@@ -346,13 +338,17 @@ pub(crate) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
 }
 
 /// The 32 quants of a legacy 16-byte nibble field in weight order: low nibbles (weights
-/// 0..16) in the low half, high nibbles (16..32) in the high half, each 0..=15.
+/// 0..16) in the low half, high nibbles (16..32) in the high half, each 0..=15. The field is
+/// broadcast to both halves by the load itself and the high half shifted by 4, which keeps
+/// the shuffle port free.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn nibbles_32(qs: &[u8]) -> __m256i {
-    let q = ld128(qs);
+    let a: &[u8; 16] = qs.first_chunk().expect("16 bytes");
+    // SAFETY: `a` is 16 readable bytes; the broadcast load has no alignment requirement.
+    let q = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().cast())) };
     _mm256_and_si256(
-        _mm256_set_m128i(_mm_srli_epi16::<4>(q), q),
+        _mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)),
         _mm256_set1_epi8(0x0f),
     )
 }
@@ -437,7 +433,7 @@ pub(crate) fn q3k_scales_i8(packed: &[u8; 12]) -> __m128i {
 /// one byte each by shift-and-mask steps.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn iq4xs_scales_i8(b: &BlockIQ4XS) -> __m128i {
+fn iq4xs_scales_i8(b: &BlockIQ4XS) -> __m128i {
     // Nibble i of `scales_l` to byte i.
     let mut lo = u64::from(u32::from_le_bytes(b.scales_l));
     lo = (lo | (lo << 16)) & 0x0000_ffff_0000_ffff;
@@ -476,8 +472,8 @@ pub(crate) fn k4_min_lanes(mins: [u8; 8], by: &BlockQ8K) -> __m256i {
 // ---------------------------------------------------------------------------------------------
 // Legacy 32-weight formats
 
-/// Q4_0 · Q8_0 with AVX2: the nibbles minus 8 (−8..=7) against the signed Q8_0 quants through
-/// the sign trick (pair sums ≤ 2·8·127).
+/// Q4_0 · Q8_0 with AVX2: `Σ (q − 8)·y` as `maddubs(q, y) − maddubs(8, y)` per pair (the
+/// unsigned nibbles against the signed Q8_0 quants; each pair sum ≤ 2·15·127).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -488,8 +484,13 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(n: usize, x: &[BlockQ4_0], y: &[Bloc
     let eight = _mm256_set1_epi8(8);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let qx = _mm256_sub_epi8(nibbles_32(&bx.qs), eight);
-        let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
+        let qy = ld256_i8(&by.qs);
+        // Σ (q − 8)·y per pair as maddubs(q, y) − maddubs(8, y): each term ≤ 2·15·127.
+        let pairs = _mm256_sub_epi16(
+            _mm256_maddubs_epi16(nibbles_32(&bx.qs), qy),
+            _mm256_maddubs_epi16(eight, qy),
+        );
+        let sumi = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
         let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }

@@ -19,14 +19,13 @@
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
-use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
+use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
-    hsum_f32x8, iq4xs_scales_i8, k4_min_lanes, k4_scales_mins_fast, q3k_scales_i8,
-    vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2,
-    vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
+    hsum_f32x8, k4_min_lanes, k4_scales_mins_fast, q3k_scales_i8, vec_dot_iq4_nl_q8_0_avx2,
+    vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
 };
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
@@ -595,44 +594,6 @@ pub(crate) unsafe fn vec_dot_q8_k_q8_k_avx512(n: usize, x: &[BlockQ8K], y: &[Blo
     _mm512_reduce_add_ps(acc)
 }
 
-/// IQ4_XS · Q8_K with AVX-512: two 32-weight sub-blocks per register (their nibbles put in
-/// weight order by one 128-bit lane shuffle), the levels looked up with `pshufb`, multiplied
-/// through the sign trick by `maddubs` (pair sums ≤ 2·127·127) and weighted by the signed
-/// 6-bit scales with `vpdpwssd`.
-///
-/// # Safety
-/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot_iq4_xs_q8_k_avx512(n: usize, x: &[BlockIQ4XS], y: &[BlockQ8K]) -> f32 {
-    let nb = check_dot(n, x, y);
-    let levels = KVALUES_IQ4NL.map(|v| v as u8);
-    let table = _mm512_broadcast_i32x4(ld128(&levels));
-    let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm512_setzero_ps();
-    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
-        let sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(iq4xs_scales_i8(bx)));
-        let mut sumi = _mm512_setzero_si512();
-        for p in 0..QK_K / 64 {
-            // Bytes 0..16 are sub-block 2p, 16..32 sub-block 2p+1; each sub-block's weights
-            // are its low nibbles, then its high nibbles.
-            let q = ld256(&bx.qs[32 * p..]);
-            let lo = _mm256_and_si256(q, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-            // [lo 2p, lo 2p+1, hi 2p, hi 2p+1] → [lo 2p, hi 2p, lo 2p+1, hi 2p+1]
-            let idx = _mm512_shuffle_i64x2::<0b11_01_10_00>(join(lo, hi), join(lo, hi));
-            let qx = _mm512_shuffle_epi8(table, idx);
-            let qy = ld512_i8(&by.qs[64 * p..]);
-            let negative = _mm512_movepi8_mask(qx);
-            let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
-            let pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(qx), qy_signed);
-            sumi = _mm512_dpwssd_epi32(sumi, pairs, scales_2x16(sc, 2 * p as i16));
-        }
-        let d = crate::num::f16_to_f32(bx.d) * by.scale();
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-    }
-    _mm512_reduce_add_ps(acc)
-}
-
 macro_rules! bytes_wrapper {
     ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
         #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]
@@ -691,11 +652,5 @@ bytes_wrapper!(
     vec_dot_q8_k_q8_k_avx512_bytes,
     vec_dot_q8_k_q8_k_avx512,
     BlockQ8K,
-    BlockQ8K
-);
-bytes_wrapper!(
-    vec_dot_iq4_xs_q8_k_avx512_bytes,
-    vec_dot_iq4_xs_q8_k_avx512,
-    BlockIQ4XS,
     BlockQ8K
 );
