@@ -401,14 +401,16 @@ fn k4_block_sum(scales: [u8; 8], xs: [__m512i; 4], by: &BlockQ8K) -> __m512i {
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm512_set1_epi8(0x0f);
+    let high_half_by_4 = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
     let mut acc = _mm512_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
         let summin = k4_min_lanes(mins, by);
         let xs: [__m512i; 4] = core::array::from_fn(|g| {
-            let q = ld256(&bx.qs[32 * g..]);
-            _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), low_nibbles)
+            // Both halves loaded by one broadcast; the high half shifted to its high nibbles.
+            let q = _mm512_broadcast_i64x4(ld256(&bx.qs[32 * g..]));
+            _mm512_and_si512(_mm512_srlv_epi64(q, high_half_by_4), low_nibbles)
         });
         let sumi = k4_block_sum(scales, xs, by);
         let d = _mm_mul_ps(
