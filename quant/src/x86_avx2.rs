@@ -1,7 +1,9 @@
 //! AVX2 (+FMA, F16C) dot-product kernels for x86-64.
 //!
-//! Each kernel computes the same integer block sums as its scalar reference in
-//! [`crate::legacy`] or [`crate::kquants`] and differs from it only in the order of the f32 accumulation. The kernels
+//! One kernel per format of the table (every one of them), plus the AVX2 paths of
+//! [`crate::f32ops`]. Each dot kernel computes the same integer block sums as its scalar
+//! reference in [`crate::legacy`], [`crate::kquants`] or [`crate::iquants`] and differs from it
+//! only in the order of the f32 accumulation. The kernels
 //! are `unsafe fn`s with `#[target_feature]`; the only way to reach them is the safe `_bytes`
 //! wrappers installed in [`crate::dispatch`]'s AVX2 and AVX-512 tables, which are handed out
 //! only after `avx2`, `fma` and `f16c` were detected. The block kernels have no tail: the
@@ -11,8 +13,9 @@
 //!
 //! Integer block sums are exact: every `maddubs` pair sum stays below 2^15 in magnitude for the
 //! quant ranges of the format (argued at each kernel), and the i32 sums cannot overflow for
-//! 256-weight blocks. The sign trick ([`dot_i8_i8`]) is exact unless a quant is −128, which
-//! neither ggml's quantizers nor this crate's `from_float` write.
+//! 256-weight blocks. The sign trick ([`dot_i8_i8`]; Q8_0, Q8_1, Q8_K, Q5_0, IQ4_NL, IQ4_XS)
+//! is exact unless a quant is −128, which neither ggml's quantizers nor this crate's
+//! `from_float` write (only a NaN activation would).
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -391,7 +394,7 @@ fn iq4_table() -> __m256i {
 }
 
 /// The eight 6-bit scales and eight 6-bit minimums of a Q4_K/Q5_K block (the same values as
-/// [`k4_scales_mins`]), unpacked with four 32-bit masks and shifts: entries 0..4 are the low
+/// [`crate::kquants::k4_scales_mins`]), unpacked with four 32-bit masks and shifts: entries 0..4 are the low
 /// six bits of bytes 0..4 (scales) and 4..8 (minimums); entries 4..8 take their low four bits
 /// from the nibbles of bytes 8..12 and their top two bits from the top of bytes 0..8.
 #[inline]

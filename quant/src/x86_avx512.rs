@@ -1,16 +1,20 @@
-//! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64.
+//! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64. A format gets a kernel here only
+//! where it measured faster than its AVX2 kernel (`tests/bench_dot.rs`); the others (Q5_1,
+//! Q8_1, Q5_K, IQ4_XS and the float formats) run their AVX2 kernels in the AVX-512 tier.
 //!
-//! Legacy formats (Q4_0, Q4_1, Q5_0, Q8_0, IQ4_NL):
-//! Two 32-weight blocks per 512-bit register: `vpdpbusd` (unsigned × signed bytes, summed in
-//! groups of four into i32 without saturation) gives eight i32 lanes per block, which are scaled
-//! by that block's `d_x·d_y` and accumulated with FMA. The integer block sums are those of the
-//! scalar references in [`crate::legacy`]; only the order of the f32 accumulation differs. An
-//! odd last block goes through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C
-//! too).
+//! Legacy formats (Q4_0, Q4_1, Q5_0, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit register,
+//! loaded by broadcast and blend (plain loads, no shuffle-port work): `vpdpbusd` (unsigned ×
+//! signed bytes, summed in groups of four into i32 without saturation) gives eight i32 lanes
+//! per block, which are scaled by that block's `d_x·d_y` and accumulated with FMA. The integer
+//! block sums are those of the scalar references in [`crate::legacy`] and [`crate::iquants`];
+//! only the order of the f32 accumulation differs. An odd last block goes through the AVX2
+//! kernel (the AVX-512 tier requires AVX2, FMA and F16C too).
 //!
-//! k-quants (Q2_K, Q3_K, Q4_K, Q6_K; Q8_K against itself): 64 weights per 512-bit register; `maddubs` pair sums (exact,
-//! as argued in the AVX2 kernels) are multiplied by the sub-block scales and accumulated in
-//! i32 by `vpdpwssd`, which fuses the AVX2 kernels' `madd` and `add`.
+//! k-quants (Q2_K, Q3_K, Q4_K, Q6_K; Q8_K against itself): 64 weights per 512-bit register;
+//! `maddubs` pair sums (exact, as argued in the AVX2 kernels) are multiplied by the sub-block
+//! scales and accumulated in i32 by `vpdpwssd`, which fuses the AVX2 kernels' `madd` and `add`.
+//! Q3_K and Q6_K remove their quant offset (4, 32) once per block through Q8_K's group sums,
+//! which equals the scalar kernels' sum because `bsums` are the sums of the quants.
 //!
 //! Reached only through the safe `_bytes` wrappers of [`crate::dispatch`]'s AVX-512 table,
 //! which is handed out only after all those features were detected.
