@@ -229,6 +229,7 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx512_bytes);
     with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes)
 };
 

@@ -799,7 +799,7 @@ fn load8_bf16(s: &[BlockBF16]) -> __m256 {
 /// Values per f32 partial sum of the float kernels: short enough that the f32 rounding of the
 /// four 8-lane accumulators (at most 8 additions per lane) stays near 2^-21 relative before
 /// each partial sum is added in f64, as the scalar kernel does for every product.
-const FLOAT_CHUNK: usize = 256;
+pub(crate) const FLOAT_CHUNK: usize = 256;
 
 macro_rules! float_dot_kernel {
     ($(#[$doc:meta])* $name:ident, $block:ty, $load:ident, $widen:expr) => {
