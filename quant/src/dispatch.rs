@@ -223,6 +223,7 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx512_bytes);

@@ -1,8 +1,8 @@
 //! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64. A format gets a kernel here only
-//! where it measured faster than its AVX2 kernel (`tests/bench_dot.rs`); the others (Q5_1,
-//! Q8_1, Q5_K, IQ4_XS, F32 and F16) run their AVX2 kernels in the AVX-512 tier.
+//! where it measured faster than its AVX2 kernel (`tests/bench_dot.rs`); the others (Q8_1,
+//! Q5_K, IQ4_XS, F32 and F16) run their AVX2 kernels in the AVX-512 tier.
 //!
-//! Legacy formats (Q4_0, Q4_1, Q5_0, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit register,
+//! Legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit register,
 //! loaded by broadcast and blend (plain loads, no shuffle-port work): `vpdpbusd` (unsigned ×
 //! signed bytes, summed in groups of four into i32 without saturation) gives eight i32 lanes
 //! per block, which are scaled by that block's `d_x·d_y` and accumulated with FMA. The integer
@@ -26,12 +26,12 @@ use crate::block::check_dot;
 use crate::float::BlockBF16;
 use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
-use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
     FLOAT_CHUNK, hsum_f32x8, k4_min_lanes, k4_scales_mins_fast, q3k_scales_i8,
     vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2,
-    vec_dot_q5_0_q8_0_avx2, vec_dot_q8_0_q8_0_avx2,
+    vec_dot_q5_0_q8_0_avx2, vec_dot_q5_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2,
 };
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
@@ -127,6 +127,48 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
         let last = nb - 1;
         // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
         sum += unsafe { vec_dot_q4_1_q8_1_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+/// Q5_1 · Q8_1 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
+/// to the nibbles; unsigned quants × signed Q8_1 quants through `vpdpbusd`, plus `m_x·s_y`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx512(n: usize, x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let sixteen = _mm512_set1_epi8(16);
+    let mut acc = _mm512_setzero_ps();
+    // Lanes 1 and 3 collect Σ m_x·s_y.
+    let mut acc_ms = _mm_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
+            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
+        let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
+        // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
+        let dm = _mm_mul_ps(
+            f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m),
+            f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s),
+        );
+        acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
+        acc_ms = _mm_add_ps(acc_ms, dm);
+    }
+    let odd = _mm_movehdup_ps(acc_ms);
+    let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
+    let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q5_1_q8_1_avx2(32, &x[last..nb], &y[last..nb]) };
     }
     sum
 }
@@ -730,4 +772,10 @@ bytes_wrapper!(
     vec_dot_bf16_bf16_avx512,
     BlockBF16,
     BlockBF16
+);
+bytes_wrapper!(
+    vec_dot_q5_1_q8_1_avx512_bytes,
+    vec_dot_q5_1_q8_1_avx512,
+    BlockQ5_1,
+    BlockQ8_1
 );
