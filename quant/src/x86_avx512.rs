@@ -2,13 +2,13 @@
 //! where it measured faster than its AVX2 kernel (`tests/bench_dot.rs`); the others (Q8_1,
 //! Q5_K, IQ4_XS, F32 and F16) run their AVX2 kernels in the AVX-512 tier.
 //!
-//! Legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit register,
-//! loaded by broadcast and blend (plain loads, no shuffle-port work): `vpdpbusd` (unsigned ×
-//! signed bytes, summed in groups of four into i32 without saturation) gives eight i32 lanes
-//! per block, which are scaled by that block's `d_x·d_y` and accumulated with FMA. The integer
-//! block sums are those of the scalar references in [`crate::legacy`] and [`crate::iquants`];
-//! only the order of the f32 accumulation differs. An odd last block goes through the AVX2
-//! kernel (the AVX-512 tier requires AVX2, FMA and F16C too).
+//! Legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit
+//! register, loaded by broadcast and blend (plain loads, no shuffle-port work): `vpdpbusd`
+//! (unsigned × signed bytes, summed in groups of four into i32 without saturation) gives eight i32
+//! lanes per block, which are scaled by that block's `d_x·d_y` and accumulated with FMA. The
+//! integer block sums are those of the scalar references in [`crate::legacy`] and
+//! [`crate::iquants`]; only the order of the f32 accumulation differs. An odd last block goes
+//! through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C too).
 //!
 //! k-quants (Q2_K, Q3_K, Q4_K, Q6_K; Q8_K against itself): 64 weights per 512-bit register;
 //! `maddubs` pair sums (exact, as argued in the AVX2 kernels) are multiplied by the sub-block
