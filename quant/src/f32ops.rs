@@ -5,9 +5,9 @@
 //! runs on [`Tier::Scalar`] and on other architectures: it keeps eight independent f32 lanes, and
 //! the release assembly for aarch64 shows LLVM turning its loops into 4-wide NEON code, all but the
 //! f32 → f16 rounding, which stays `half`'s scalar software conversion) and, on x86-64, an
-//! AVX2+FMA+F16C version, which the AVX-512 tier uses too. The set used is chosen once, by the same tier choice as the
-//! dot-product kernels ([`crate::dispatch`], so `EDDY_QUANT_TIER` governs it too); [`ops_for`]
-//! gives the set of any supported tier for comparisons.
+//! AVX2+FMA+F16C version, which the AVX-512 tier uses too. The set used is chosen once, by the same
+//! tier choice as the dot-product kernels ([`crate::dispatch`], so `EDDY_QUANT_TIER` governs it
+//! too); [`ops_for`] gives the set of any supported tier for comparisons.
 //!
 //! Accuracy contract, shared by every tier:
 //! - [`dot`] and [`sum_squares`] add at most 8 products per lane in f32 and then add those

@@ -394,9 +394,9 @@ fn iq4_table() -> __m256i {
 }
 
 /// The eight 6-bit scales and eight 6-bit minimums of a Q4_K/Q5_K block (the same values as
-/// [`crate::kquants::k4_scales_mins`]), unpacked with four 32-bit masks and shifts: entries 0..4 are the low
-/// six bits of bytes 0..4 (scales) and 4..8 (minimums); entries 4..8 take their low four bits
-/// from the nibbles of bytes 8..12 and their top two bits from the top of bytes 0..8.
+/// [`crate::kquants::k4_scales_mins`]), unpacked with four 32-bit masks and shifts: entries 0..4
+/// are the low six bits of bytes 0..4 (scales) and 4..8 (minimums); entries 4..8 take their low
+/// four bits from the nibbles of bytes 8..12 and their top two bits from the top of bytes 0..8.
 #[inline]
 pub(crate) fn k4_scales_mins_fast(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     let word =
@@ -1242,7 +1242,7 @@ unsafe fn f32_to_f16_avx2_impl(src: &[f32], dst: &mut [u16]) {
 
 macro_rules! f32ops_wrapper {
     ($name:ident, $kernel:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
-        #[doc = concat!("[`", stringify!($kernel), "`] for the f32ops table of the AVX2 and AVX-512 tiers.")]
+        #[doc = concat!("[`", stringify!($kernel), "`] for the f32ops tables.")]
         pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
             // SAFETY: installed only in the f32ops tables of tiers that require AVX2, FMA and
             // F16C, which are handed out only after detecting them.

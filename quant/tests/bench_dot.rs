@@ -4,8 +4,10 @@
 //!
 //! Multiplies a 1536 × 576 weight matrix (SmolLM2's FFN up shape; 576 × 1536, FFN down, for the
 //! k-quants, whose 256-weight blocks do not divide 576) by one activation vector 20 times per
-//! round, 50 rounds per tier, and prints the weight bytes streamed per second in the fastest
-//! round: on a shared machine short rounds are the likeliest to run undisturbed. `EDDY_BENCH_TYPES=Q4_0,Q5_K` limits the formats.
+//! round, 50 rounds per tier, and prints the weight bytes streamed per second in the fastest round:
+//! on a shared machine short rounds are the likeliest to run undisturbed.
+//! `EDDY_BENCH_TYPES=Q4_0,Q5_K` limits the formats. The second ignored test,
+//! `bench_f32ops_per_tier`, times every `f32ops` helper per tier at a few lengths.
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -61,8 +61,8 @@ fn tiers() -> Vec<&'static F32Ops> {
     t
 }
 
-/// Vectors of every kind: plain, large (products near 1e34, sums of 4099 of them still finite), tiny (products subnormal), mixed
-/// magnitudes, zeros.
+/// Vectors of every kind: plain, large (products near 1e34, sums of 4099 of them still finite),
+/// tiny (products subnormal), mixed magnitudes, zeros.
 fn samples(r: &mut Rng, n: usize) -> Vec<Vec<f32>> {
     let mut mixed = r.vec(n, 1.0);
     for (i, v) in mixed.iter_mut().enumerate() {
