@@ -252,14 +252,19 @@ pub fn exp(x: f32) -> f32 {
 
 /// Independent f32 accumulators of the portable code (a multiple of every SIMD width here).
 const LANES: usize = 8;
-/// Values per f32 partial sum before it is added in f64 (see the module's accuracy contract).
+/// Values per f32 partial sum of the SIMD kernels before it is added in f64 (see the module's
+/// accuracy contract): with 32 f32 lanes, 8 additions per lane.
 pub(crate) const CHUNK: usize = 256;
 
-/// `Σ f(a_i, b_i)` with [`LANES`] f32 lanes per [`CHUNK`] values and f64 across chunks.
+/// Values per f32 partial sum of the portable code: [`LANES`] lanes of 8 additions each.
+const PORTABLE_CHUNK: usize = 8 * LANES;
+
+/// `Σ f(a_i, b_i)` with [`LANES`] f32 lanes per [`PORTABLE_CHUNK`] values (8 additions per
+/// lane) and f64 across chunks.
 #[inline]
 fn chunked_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut total = 0.0f64;
-    for (ac, bc) in a.chunks(CHUNK).zip(b.chunks(CHUNK)) {
+    for (ac, bc) in a.chunks(PORTABLE_CHUNK).zip(b.chunks(PORTABLE_CHUNK)) {
         let mut lanes = [0.0f32; LANES];
         let (ai, ar) = ac.as_chunks::<LANES>();
         let (bi, br) = bc.as_chunks::<LANES>();
@@ -330,17 +335,12 @@ fn softmax_scalar(x: &mut [f32]) -> f32 {
         return 0.0;
     }
     let m = max_scalar(x);
-    let mut total = 0.0f64;
-    for c in x.chunks_mut(CHUNK) {
-        let mut s = 0.0f32;
-        for v in c.iter_mut() {
-            *v = exp(*v - m);
-            s += *v;
-        }
-        total += f64::from(s);
+    for v in x.iter_mut() {
+        *v = exp(*v - m);
     }
-    scale_scalar(x, (1.0 / total) as f32);
-    total as f32
+    let total = chunked_sum(x, x, |e, _| e);
+    scale_scalar(x, 1.0 / total);
+    total
 }
 
 /// `silu(g)·u`.

@@ -1147,19 +1147,43 @@ unsafe fn f32_softmax_avx2_impl(x: &mut [f32]) -> f32 {
     let mut wide = _mm256_setzero_pd();
     let mut tail = 0.0f64;
     for c in x.chunks_mut(crate::f32ops::CHUNK) {
-        let mut s = _mm256_setzero_ps();
+        // Four accumulators: 8 additions per lane in a whole chunk.
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let mut k = 0;
+        while k + 32 <= c.len() {
+            let e0 = exp_f32x8(_mm256_sub_ps(ld8(&c[k..]), mv));
+            let e1 = exp_f32x8(_mm256_sub_ps(ld8(&c[k + 8..]), mv));
+            let e2 = exp_f32x8(_mm256_sub_ps(ld8(&c[k + 16..]), mv));
+            let e3 = exp_f32x8(_mm256_sub_ps(ld8(&c[k + 24..]), mv));
+            st8(&mut c[k..], e0);
+            st8(&mut c[k + 8..], e1);
+            st8(&mut c[k + 16..], e2);
+            st8(&mut c[k + 24..], e3);
+            s0 = _mm256_add_ps(s0, e0);
+            s1 = _mm256_add_ps(s1, e1);
+            s2 = _mm256_add_ps(s2, e2);
+            s3 = _mm256_add_ps(s3, e3);
+            k += 32;
+        }
         while k + 8 <= c.len() {
             let e = exp_f32x8(_mm256_sub_ps(ld8(&c[k..]), mv));
             st8(&mut c[k..], e);
-            s = _mm256_add_ps(s, e);
+            s0 = _mm256_add_ps(s0, e);
             k += 8;
         }
         for v in &mut c[k..] {
             *v = crate::f32ops::exp(*v - m);
             tail += f64::from(*v);
         }
-        wide = add_wide(wide, s);
+        wide = add_wide(
+            wide,
+            _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)),
+        );
     }
     let total = hsum_f64x4(wide) + tail;
     // SAFETY: this function's preconditions are those of the callee.
