@@ -5,13 +5,14 @@
 //! runs on [`Tier::Scalar`] and on other architectures: it keeps eight independent f32 lanes, and
 //! the release assembly for aarch64 shows LLVM turning its loops into 4-wide NEON code, all but the
 //! f32 → f16 rounding, which stays `half`'s scalar software conversion) and, on x86-64, an
-//! AVX2+FMA+F16C version, which the AVX-512 tier uses too. The set used is chosen once, by the same
-//! tier choice as the dot-product kernels ([`crate::dispatch`], so `EDDY_QUANT_TIER` governs it
-//! too); [`ops_for`] gives the set of any supported tier for comparisons.
+//! AVX2+FMA+F16C version, and AVX-512 versions of the helpers built on `exp`. The set used is
+//! chosen once, by the same tier choice as the dot-product kernels ([`crate::dispatch`], so
+//! `EDDY_QUANT_TIER` governs it too); [`ops_for`] gives the set of any supported tier for
+//! comparisons.
 //!
 //! Accuracy contract, shared by every tier:
 //! - [`dot`] and [`sum_squares`] add at most 8 products per lane in f32 and then add those
-//!   partial sums (one per 256 values) in f64, so the error is at most about 2^-21 of
+//!   partial sums (one per 64 or 256 values) in f64, so the error is at most about 2^-21 of
 //!   `Σ|a_i·b_i|` plus the final rounding to f32, for any length.
 //! - [`axpy`], [`scale`], [`max`] and the conversions are elementwise; [`axpy`] may fuse the
 //!   multiply-add (one rounding instead of two).
@@ -97,13 +98,19 @@ static AVX2_OPS: F32Ops = {
     }
 };
 
-/// Only handed out when [`Tier::Avx512`] is supported. It holds the AVX2 kernels: 512-bit
-/// versions of `dot` and `sum_squares` measured no faster (these loops are bound by loads and
-/// the f64 partial sums, not by the width of the multiply-adds).
+/// Only handed out when [`Tier::Avx512`] is supported. 16-lane `exp` (in [`exp_in_place`],
+/// [`softmax_in_place`] and [`silu_mul`]); the AVX2 kernels for the rest, where 512-bit
+/// versions measured no faster (loops bound by loads, or by the f64 partial sums).
 #[cfg(target_arch = "x86_64")]
-static AVX512_OPS: F32Ops = F32Ops {
-    tier: Tier::Avx512,
-    ..AVX2_OPS
+static AVX512_OPS: F32Ops = {
+    use crate::x86_avx512 as k;
+    F32Ops {
+        tier: Tier::Avx512,
+        exp_in_place: k::f32_exp_avx512,
+        softmax_in_place: k::f32_softmax_avx512,
+        silu_mul: k::f32_silu_mul_avx512,
+        ..AVX2_OPS
+    }
 };
 
 /// The kernels of `tier`, or `None` if this CPU does not support it.

@@ -707,6 +707,156 @@ float_dot_kernel!(
     crate::num::bf16_to_f32
 );
 
+// ---------------------------------------------------------------------------------------------
+// f32 helpers of `crate::f32ops`
+
+/// Sixteen f32 from the start of `s` (which must hold at least sixteen).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld16(s: &[f32]) -> __m512 {
+    let a: &[f32; 16] = s.first_chunk().expect("16 values");
+    // SAFETY: `a` is 16 readable f32; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_ps(a.as_ptr()) }
+}
+
+/// Stores sixteen f32 at the start of `s` (which must hold at least sixteen).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn st16(s: &mut [f32], v: __m512) {
+    let a: &mut [f32; 16] = s.first_chunk_mut().expect("16 values");
+    // SAFETY: `a` is 16 writable f32; `storeu` has no alignment requirement.
+    unsafe { _mm512_storeu_ps(a.as_mut_ptr(), v) }
+}
+
+/// `e^x` on sixteen lanes: the algorithm of [`crate::f32ops::exp`], with `vscalefps` applying
+/// `2^n` (exact, overflowing to +∞ and underflowing through the subnormals as IEEE says).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn exp_f32x16(x: __m512) -> __m512 {
+    use crate::f32ops::{EXP_MAX_ARG, EXP_MIN_ARG, EXP_POLY, LN2_HI, LN2_LO, LOG2E};
+    // `max`/`min` return their second operand when either is NaN, so NaN passes through.
+    let x = _mm512_min_ps(
+        _mm512_set1_ps(EXP_MAX_ARG),
+        _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP_POLY[5]);
+    for &c in EXP_POLY[..5].iter().rev() {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let one = _mm512_set1_ps(1.0);
+    let p = _mm512_fmadd_ps(_mm512_fmadd_ps(p, r, one), r, one);
+    _mm512_scalef_ps(p, n)
+}
+
+/// `x = exp(x)`, sixteen at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_exp_avx512_impl(x: &mut [f32]) {
+    let mut k = 0;
+    while k + 16 <= x.len() {
+        let e = exp_f32x16(ld16(&x[k..]));
+        st16(&mut x[k..], e);
+        k += 16;
+    }
+    for v in &mut x[k..] {
+        *v = crate::f32ops::exp(*v);
+    }
+}
+
+/// Softmax in place, sixteen at a time: the maximum (AVX2), then `exp(x − max)` stored and
+/// summed in two 16-lane f32 accumulators per [`crate::f32ops::CHUNK`] values (8 additions per
+/// lane) and across chunks in f64, then one multiplication by the reciprocal of the sum.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_softmax_avx512_impl(x: &mut [f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    let m = crate::x86_avx2::f32_max_avx2(x);
+    let mv = _mm512_set1_ps(m);
+    let mut wide = _mm512_setzero_pd();
+    let mut tail = 0.0f64;
+    for c in x.chunks_mut(crate::f32ops::CHUNK) {
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut k = 0;
+        while k + 32 <= c.len() {
+            let e0 = exp_f32x16(_mm512_sub_ps(ld16(&c[k..]), mv));
+            let e1 = exp_f32x16(_mm512_sub_ps(ld16(&c[k + 16..]), mv));
+            st16(&mut c[k..], e0);
+            st16(&mut c[k + 16..], e1);
+            s0 = _mm512_add_ps(s0, e0);
+            s1 = _mm512_add_ps(s1, e1);
+            k += 32;
+        }
+        while k + 16 <= c.len() {
+            let e = exp_f32x16(_mm512_sub_ps(ld16(&c[k..]), mv));
+            st16(&mut c[k..], e);
+            s0 = _mm512_add_ps(s0, e);
+            k += 16;
+        }
+        for v in &mut c[k..] {
+            *v = crate::f32ops::exp(*v - m);
+            tail += f64::from(*v);
+        }
+        let s = _mm512_add_ps(s0, s1);
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(s),
+        )));
+        wide = _mm512_add_pd(wide, _mm512_add_pd(lo, hi));
+    }
+    let total = _mm512_reduce_add_pd(wide) + tail;
+    crate::x86_avx2::f32_scale_avx2(x, (1.0 / total) as f32);
+    total as f32
+}
+
+/// `gate = gate/(1 + exp(−gate))·up`, sixteen at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_silu_mul_avx512_impl(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "silu_mul: slices differ in length");
+    let one = _mm512_set1_ps(1.0);
+    let mut k = 0;
+    while k + 16 <= gate.len() {
+        let g = ld16(&gate[k..]);
+        let e = exp_f32x16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        let v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), ld16(&up[k..]));
+        st16(&mut gate[k..], v);
+        k += 16;
+    }
+    crate::f32ops::silu_mul_tail(&mut gate[k..], &up[k..]);
+}
+
+/// [`f32_exp_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_exp_avx512(x: &mut [f32]) {
+    // SAFETY: installed only in the AVX-512 f32ops table, which is handed out only after
+    // AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
+    unsafe { f32_exp_avx512_impl(x) }
+}
+
+/// [`f32_softmax_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_softmax_avx512(x: &mut [f32]) -> f32 {
+    // SAFETY: as for `f32_exp_avx512`.
+    unsafe { f32_softmax_avx512_impl(x) }
+}
+
+/// [`f32_silu_mul_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: as for `f32_exp_avx512`.
+    unsafe { f32_silu_mul_avx512_impl(gate, up) }
+}
+
 macro_rules! bytes_wrapper {
     ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
         #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]

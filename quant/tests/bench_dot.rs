@@ -89,7 +89,7 @@ fn bench_f32(
 ) {
     let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
     let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-    let calls = (20_000_000 / n).max(1);
+    let calls = (2_000_000 / n).max(1);
     let mut base = 0.0;
     for tier in Tier::ALL {
         let Some(ops) = eddy_quant::f32ops::ops_for(tier) else {
