@@ -261,6 +261,7 @@ pub fn exp(x: f32) -> f32 {
 const LANES: usize = 8;
 /// Values per f32 partial sum of the SIMD kernels before it is added in f64 (see the module's
 /// accuracy contract): with 32 f32 lanes, 8 additions per lane.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const CHUNK: usize = 256;
 
 /// Values per f32 partial sum of the portable code: [`LANES`] lanes of 8 additions each.
