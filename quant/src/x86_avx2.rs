@@ -140,14 +140,6 @@ pub(crate) fn vec_dot_q4_1_q8_1_avx2_bytes(n: usize, x: &[u8], y: &[u8]) -> f32 
     unsafe { vec_dot_q4_1_q8_1_avx2(n, x, y) }
 }
 
-/// A 16 × i16 vector with `lo` in lanes 0..8 and `hi` in lanes 8..16: the per-16-weight scales
-/// of one 32-weight chunk, lined up with the pair sums of `maddubs`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn scales_16x2(lo: i16, hi: i16) -> __m256i {
-    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
-}
-
 /// Q4_K · Q8_K with AVX2: per 32-weight sub-block `sc·Σ q_x q_y` in i32 (nibbles unsigned, so
 /// `maddubs` applies directly), scaled by `d·d_y`; the minimum term `dmin·d_y·Σ m·bsum` uses
 /// Q8_K's group sums as the scalar kernel does.
@@ -198,8 +190,10 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[Block
 }
 
 /// Q6_K · Q8_K with AVX2: the 6-bit quants are rebuilt unsigned (0..=63) from `ql` and `qh`,
-/// `Σ (q − 32)·q_y` is formed as `maddubs(q, y) − maddubs(32, y)` per pair, then weighted by the
-/// signed per-16 scales in i32 and scaled by `d·d_y`.
+/// multiplied with Q8_K by `maddubs` (pair sums ≤ 2·63·128) and weighted by the signed per-16
+/// scales in i32; the offset 32 is removed once per block as `32·Σ_j sc_j·bsum_j` from Q8_K's
+/// group sums (equal to the scalar kernel's sum because `bsums` are the sums of the quants),
+/// then scaled by `d·d_y`.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -208,9 +202,11 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(n: usize, x: &[BlockQ6K], y: &[Block
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
     let m4 = _mm256_set1_epi8(0x0f);
-    let m32 = _mm256_set1_epi8(32);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let scales = ld128(&bx.scales.map(|v| v as u8));
+        let offset =
+            _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), ld256(by.bsums.as_flattened()));
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
             // SAFETY: the offsets keep the loads inside `bx.ql` (128 bytes), `bx.qh` (64 bytes)
@@ -250,13 +246,14 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(n: usize, x: &[BlockQ6K], y: &[Block
                 ),
             ];
             for (k, (q, yk)) in qs.into_iter().zip(ys).enumerate() {
-                let c = 8 * h + 2 * k;
-                let pairs =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, yk), _mm256_maddubs_epi16(m32, yk));
-                let sc = scales_16x2(i16::from(bx.scales[c]), i16::from(bx.scales[c + 1]));
+                // Chunk 4h + k: scales 8h + 2k and 8h + 2k + 1.
+                let pairs = _mm256_maddubs_epi16(q, yk);
+                let sc = scale_pair_i16(scales, 4 * h + k);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
             }
         }
+        // Σ sc·q·y − 32·Σ sc·bsum, lane by lane (|32·offset| < 2^25).
+        let sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<5>(offset));
         let d = _mm_mul_ps(f16x2_to_f32(bx.d, [0; 2]), _mm_set1_ps(by.scale()));
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
