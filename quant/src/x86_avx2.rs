@@ -625,8 +625,9 @@ pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx2(n: usize, x: &[BlockQ2K], y: &[Block
 }
 
 /// Q3_K · Q8_K with AVX2: the quant plus 4 (0..=7: the two low bits, and 4 where the `hmask`
-/// bit is set) times Q8_K by `maddubs`, minus `maddubs(4, y)` (pair sums ≤ 2·7·127), weighted
-/// by the signed 6-bit scales in i32.
+/// bit is set) times Q8_K by `maddubs` (pair sums ≤ 2·7·128), weighted by the signed 6-bit
+/// scales in i32; the offset 4 is removed once per block as `4·Σ_j sc_j·bsum_j` from Q8_K's
+/// group sums (equal to the scalar kernel's sum because `bsums` are the sums of the quants).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -635,10 +636,11 @@ pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[Block
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
     let m3 = _mm256_set1_epi8(3);
-    let four = _mm256_set1_epi8(4);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let scales = q3k_scales_i8(&bx.scales);
+        let offset =
+            _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), ld256(by.bsums.as_flattened()));
         let hm = ld256(&bx.hmask);
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {
@@ -650,12 +652,13 @@ pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[Block
                     _mm256_and_si256(_mm256_srl_epi16(q2, _mm_cvtsi32_si128(2 * s as i32)), m3);
                 let q = _mm256_or_si256(low, bit_select(hm, c as u32, 4));
                 let yc = ld256_i8(&by.qs[32 * c..]);
-                let pairs =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, yc), _mm256_maddubs_epi16(four, yc));
+                let pairs = _mm256_maddubs_epi16(q, yc);
                 let sc = scale_pair_i16(scales, c);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, sc));
             }
         }
+        // Σ sc·(q + 4)·y − 4·Σ sc·bsum, lane by lane (|4·offset| < 2^22).
+        let sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32::<2>(offset));
         let d = _mm_mul_ps(f16_lane0(bx.d), _mm_set1_ps(by.scale()));
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
