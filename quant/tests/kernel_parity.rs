@@ -560,3 +560,26 @@ fn every_block_format_with_extreme_fields() {
         }
     }
 }
+
+/// The float formats have blocks of one value, so rows of any length are valid: every length
+/// up to 70 (all tails of the 8-, 16- and 32-value loops) and a few long odd ones, against the
+/// scalar kernel, with the magnitude bound of the other tests (Σ|x_i·y_i|).
+#[test]
+fn float_formats_with_odd_lengths() {
+    let mut r = Rng(0xf10a_7000_0000_0001);
+    let lengths: Vec<usize> = (0..=70).chain([255, 257, 511, 1000, 4097]).collect();
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for &n in &lengths {
+            let xf: Vec<f32> = (0..n).map(|_| (r.byte() as f32 - 127.5) / 16.0).collect();
+            let yf: Vec<f32> = (0..n).map(|_| (r.byte() as f32 - 127.5) / 32.0).collect();
+            let size = ty.type_size() as usize;
+            let mut x = vec![0u8; n * size];
+            let mut y = vec![0u8; n * size];
+            eddy_quant::quantize(ty, &xf, &mut x).expect("quantize");
+            eddy_quant::quantize(ty, &yf, &mut y).expect("quantize");
+            let (xd, yd) = (dequant(ty, &x, n), dequant(ty, &y, n));
+            let mag: f64 = xd.iter().zip(&yd).map(|(a, b)| (a * b).abs()).sum();
+            check_all_tiers(ty, n, &x, &y, mag, "odd length");
+        }
+    }
+}
