@@ -41,7 +41,8 @@ pub const EXP_MAX_REL_ERR: f32 = 1.2e-7;
 /// The kernels of one tier. Each function panics if its slices differ in length.
 #[derive(Clone, Copy, Debug)]
 pub struct F32Ops {
-    /// The tier these kernels belong to.
+    /// The tier whose kernels these are ([`Tier::Scalar`] for the portable set, which tiers
+    /// without f32 kernels of their own use too).
     pub tier: Tier,
     /// See [`dot`].
     pub dot: fn(&[f32], &[f32]) -> f32,
@@ -113,18 +114,19 @@ static AVX512_OPS: F32Ops = {
     }
 };
 
-/// The kernels of `tier`, or `None` if this CPU does not support it.
+/// The kernels of `tier`, or `None` if this CPU does not support it. A supported tier without
+/// f32 kernels of its own gets the portable set.
 pub fn ops_for(tier: Tier) -> Option<&'static F32Ops> {
     if !tier.is_supported() {
         return None;
     }
     Some(match tier {
-        Tier::Scalar => &SCALAR_OPS,
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 => &AVX2_OPS,
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512 => &AVX512_OPS,
-        #[cfg(not(target_arch = "x86_64"))]
+        // The scalar tier, and tiers without f32 kernels of their own (the portable code
+        // vectorises well wherever LLVM has SIMD).
         _ => &SCALAR_OPS,
     })
 }
