@@ -251,6 +251,19 @@ const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_1, k::vec_dot_q8_1_q8_1_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_K, k::vec_dot_q5_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_XS, k::vec_dot_iq4_xs_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::F32, k::vec_dot_f32_f32_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::F16, k::vec_dot_f16_f16_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx2_bytes);
     with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes)
 };
 
@@ -264,6 +277,16 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     use crate::x86_avx512 as k;
     let r = AVX2_ROWS;
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx512_bytes);
     with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes)
 };
 

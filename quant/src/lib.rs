@@ -9,12 +9,14 @@
 //! arithmetic so that results are comparable with llama.cpp.
 //!
 //! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
-//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one
-//! private module per instruction set (`x86_avx2`: Q8_0, Q4_1, Q4_K, Q6_K; `x86_avx512`: Q8_0,
-//! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
-//! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
-//! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
-//! panicking on wrong lengths or unsupported types.
+//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one private
+//! module per instruction set (`x86_avx2`: every format; `x86_avx512`: Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q6_K, Q8_K, BF16, the rest through AVX2) and are chosen once at
+//! run time by [`dispatch`]. [`f32ops`] has the vectorised f32 helpers of the forward pass (dot,
+//! axpy, softmax, SiLU, f16 conversion …), dispatched the same way. The per-type table
+//! ([`type_traits`], dispatched; [`type_traits_scalar`], the reference) and the checked entry
+//! points ([`dequantize`], [`quantize`], [`from_float`], [`vec_dot`]) work on raw bytes and return
+//! a [`QuantError`] instead of panicking on wrong lengths or unsupported types.
 //!
 //! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
 //! every format.
@@ -34,6 +36,7 @@ mod aarch64_neon;
 mod block;
 pub mod dispatch;
 mod error;
+pub mod f32ops;
 pub mod float;
 pub mod iquants;
 pub mod kquants;
