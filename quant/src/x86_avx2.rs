@@ -13,7 +13,7 @@
 //!
 //! Integer block sums are exact: every `maddubs` pair sum stays below 2^15 in magnitude for the
 //! quant ranges of the format (argued at each kernel), and the i32 sums cannot overflow for
-//! 256-weight blocks. The sign trick ([`dot_i8_i8`]; Q8_0, Q8_1, Q8_K, Q5_0, IQ4_NL, IQ4_XS)
+//! 256-weight blocks. The sign trick ([`dot_i8_i8`]; Q8_0, Q8_1, Q8_K, IQ4_NL, IQ4_XS)
 //! is exact unless a quant is −128, which neither ggml's quantizers nor this crate's
 //! `from_float` write (only a NaN activation would).
 #![allow(unsafe_code)]
@@ -497,9 +497,9 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(n: usize, x: &[BlockQ4_0], y: &[Bloc
     hsum_f32x8(acc)
 }
 
-/// Q5_0 · Q8_0 with AVX2: the quant minus 16 is the nibble where the fifth bit is set and the
-/// nibble with 0xf0 or-ed in (nibble − 16 as i8) where it is clear; then the sign trick (pair
-/// sums ≤ 2·16·127).
+/// Q5_0 · Q8_0 with AVX2: the unsigned quant (the nibble, plus 16 where the fifth bit is set)
+/// against the signed Q8_0 quants, `Σ (q − 16)·y` as `maddubs(q, y) − maddubs(16, y)` per pair
+/// (each term ≤ 2·31·128, so exact for every activation byte).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -507,12 +507,17 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(n: usize, x: &[BlockQ4_0], y: &[Bloc
 pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
-    let high = _mm256_set1_epi8(0xf0u8 as i8);
+    let sixteen = _mm256_set1_epi8(16);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
         let set = bits_to_bytes(u32::from_le_bytes(bx.qh));
-        let qx = _mm256_or_si256(nibbles_32(&bx.qs), _mm256_andnot_si256(set, high));
-        let sumi = dot_i8_i8(qx, ld256_i8(&by.qs));
+        let qx = _mm256_or_si256(nibbles_32(&bx.qs), _mm256_and_si256(set, sixteen));
+        let qy = ld256_i8(&by.qs);
+        let pairs = _mm256_sub_epi16(
+            _mm256_maddubs_epi16(qx, qy),
+            _mm256_maddubs_epi16(sixteen, qy),
+        );
+        let sumi = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
         let d = f16_product(bx.d, by.d);
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
