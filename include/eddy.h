@@ -49,6 +49,11 @@
 #define EDDY_ABI_VERSION 0
 
 /**
+ * Alignment (bytes) that memory handed to eddy_context_new_in must have.
+ */
+#define EDDY_CONTEXT_ALIGN 64
+
+/**
  * Status returned by every fallible function.
  *
  * The numeric values are part of the ABI: they are never renumbered and never reused. On any
@@ -118,6 +123,20 @@ typedef enum eddy_status {
      * Any other runtime error; the message says what.
      */
     EDDY_STATUS_RUNTIME_ERROR = 13,
+    /**
+     * Memory handed in by the caller does not start on the required boundary
+     * (EDDY_CONTEXT_ALIGN bytes for eddy_context_new_in).
+     */
+    EDDY_STATUS_MISALIGNED = 14,
+    /**
+     * A saved context state does not fit the context (other model, other arena geometry) or
+     * is damaged (checksum, length); the context is unchanged.
+     */
+    EDDY_STATUS_INVALID_STATE = 15,
+    /**
+     * The system allocator refused memory.
+     */
+    EDDY_STATUS_OUT_OF_MEMORY = 16,
 } eddy_status;
 
 /**
@@ -421,6 +440,22 @@ enum eddy_status eddy_model_load_from_buffer(const uint8_t *data,
                                              struct eddy_model **out_model);
 
 /**
+ * Loads a model from a GGUF file held in memory without copying it: the weights are read
+ * from data for as long as the model (and every context made from it) lives. For models in
+ * flash, linked into the program, or mapped by the embedder.
+ *
+ * Returns as eddy_model_load_from_buffer. The bytes are validated as untrusted input, as
+ * from a file.
+ *
+ * # Safety
+ * data is NULL or points to len readable bytes that stay valid and unchanged until the model
+ * and every context created from it are freed; out_model is NULL or writable.
+ */
+enum eddy_status eddy_model_load_from_buffer_nocopy(const uint8_t *data,
+                                                    size_t len,
+                                                    struct eddy_model **out_model);
+
+/**
  * Frees a model. NULL is a no-op. Contexts created from the model stay valid (they hold
  * their own reference); the memory is released when the last of them is freed.
  *
@@ -624,13 +659,15 @@ struct eddy_context_params eddy_context_default_params(void);
 /**
  * Creates a context over model; params may be NULL for the defaults.
  *
- * Allocates the K/V cache and every buffer now; decoding allocates nothing more. The context
- * holds a reference to the model, so the model may be freed before the context.
+ * Allocates, in one block, exactly eddy_context_memory_required() bytes: the handle, the K/V
+ * arena and every buffer; decoding allocates nothing more (n_threads > 1 also starts worker
+ * threads). The context holds a reference to the model, so the model may be freed before the
+ * context.
  *
  * On EDDY_STATUS_OK, *out_context receives the new context (free it with eddy_context_free);
  * on failure it is untouched. Returns EDDY_STATUS_NULL_POINTER (model or out_context NULL),
  * EDDY_STATUS_INVALID_ARGUMENT (params->size is not sizeof(eddy_context_params), unknown
- * kv_type, n_batch or n_ubatch 0, an arena too large).
+ * kv_type, n_batch or n_ubatch 0, an arena too large), EDDY_STATUS_OUT_OF_MEMORY.
  *
  * # Safety
  * model is NULL or a live model; params is NULL or points to an eddy_context_params whose
@@ -641,9 +678,36 @@ enum eddy_status eddy_context_new(const struct eddy_model *model,
                                   struct eddy_context **out_context);
 
 /**
- * Bytes eddy_context_new would allocate for a context over model with params (NULL: the
- * defaults): the K/V arena, activation buffers, norm copies, logits and the handle itself.
- * Nothing is allocated by this call. Lets an embedder check the memory budget up front.
+ * Creates a context over model inside memory the caller provides: mem points to mem_len
+ * bytes aligned to EDDY_CONTEXT_ALIGN, of which eddy_context_memory_required() are used (the
+ * handle itself, the K/V arena and every buffer); the library allocates nothing for the
+ * context (except worker threads when n_threads > 1). The memory is zeroed first.
+ *
+ * The returned handle points into mem. Free it with eddy_context_free (which releases the
+ * model reference and threads, not mem) before reusing or freeing mem.
+ *
+ * On EDDY_STATUS_OK, *out_context receives the context; on failure it is untouched and mem is
+ * not written. Returns EDDY_STATUS_NULL_POINTER (model, mem or out_context NULL),
+ * EDDY_STATUS_BUFFER_TOO_SMALL (mem_len < the size needed, which the message states),
+ * EDDY_STATUS_MISALIGNED (mem not aligned to EDDY_CONTEXT_ALIGN), EDDY_STATUS_INVALID_ARGUMENT
+ * (as eddy_context_new).
+ *
+ * # Safety
+ * model is NULL or a live model; params is NULL or points to an eddy_context_params whose
+ * size field is set; mem is NULL or points to mem_len writable bytes that nothing else reads
+ * or writes until the context is freed; out_context is NULL or writable.
+ */
+enum eddy_status eddy_context_new_in(const struct eddy_model *model,
+                                     const struct eddy_context_params *params,
+                                     void *mem,
+                                     size_t mem_len,
+                                     struct eddy_context **out_context);
+
+/**
+ * Bytes a context over model with params (NULL: the defaults) takes: what eddy_context_new
+ * allocates (in one block) and what eddy_context_new_in needs; the handle, the K/V arena,
+ * activation buffers and logits. Nothing is allocated by this call. Lets an embedder check
+ * the memory budget up front.
  *
  * On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
  * EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_context_new).
@@ -657,13 +721,57 @@ enum eddy_status eddy_context_memory_required(const struct eddy_model *model,
                                               size_t *out_bytes);
 
 /**
- * Frees a context (and its reference to the model). NULL is a no-op.
+ * Frees a context (its reference to the model, its threads, and its memory if
+ * eddy_context_new allocated it; memory given to eddy_context_new_in is the caller's again
+ * afterwards). NULL is a no-op.
  *
  * # Safety
- * context is NULL or a pointer returned by eddy_context_new, not freed before, and not in use
- * by another thread.
+ * context is NULL or a pointer returned by eddy_context_new or eddy_context_new_in, not freed
+ * before, and not in use by another thread.
  */
 void eddy_context_free(struct eddy_context *context);
+
+/**
+ * Bytes eddy_context_state_save writes for the context's current state (position, the K/V of
+ * the tokens in the arena, the last logits). 0 if context is NULL.
+ *
+ * # Safety
+ * context is NULL or a live context.
+ */
+size_t eddy_context_state_size(const struct eddy_context *context);
+
+/**
+ * Saves the context's stream into buf (buf_len bytes) so that a context of the same model and
+ * arena parameters (n_sink, n_window, n_ubatch, kv_type, logits_all/n_batch) can continue it
+ * with eddy_context_state_load. Allocates nothing.
+ *
+ * On EDDY_STATUS_OK, *out_len receives the bytes written; on EDDY_STATUS_BUFFER_TOO_SMALL the
+ * bytes needed (buf untouched; buf may be NULL with buf_len 0 to ask). EDDY_STATUS_NULL_POINTER
+ * if context or out_len is NULL.
+ *
+ * # Safety
+ * context is NULL or a live context not used by another thread during the call; buf is NULL
+ * or holds buf_len writable bytes; out_len is NULL or writable.
+ */
+enum eddy_status eddy_context_state_save(const struct eddy_context *context,
+                                         uint8_t *buf,
+                                         size_t buf_len,
+                                         size_t *out_len);
+
+/**
+ * Continues the stream saved by eddy_context_state_save (data: len bytes). The bytes are
+ * treated as untrusted: another model, other arena parameters, a wrong length or damaged
+ * data give EDDY_STATUS_INVALID_STATE (the message says which) and leave the context
+ * unchanged. Allocates nothing. Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER,
+ * EDDY_STATUS_INVALID_STATE.
+ *
+ * # Safety
+ * context is NULL or a live context not used by another thread during the call; data is NULL
+ * or holds len readable bytes.
+ */
+enum eddy_status eddy_context_state_load(struct eddy_context *context,
+                                         const uint8_t *data,
+                                         size_t len);
 
 /**
  * Tokens streamed through the context since it was created or reset (the absolute position of

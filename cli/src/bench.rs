@@ -34,6 +34,18 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Streaming mode: instead of pp/tg, measure tg after the stream has already seen each of
+    /// these token counts (comma-separated, e.g. 100,2000), through a sinks + window arena.
+    /// Depths are measured interleaved within every repetition, so drift of the machine hits
+    /// all of them alike.
+    #[arg(long, value_delimiter = ',')]
+    stream: Vec<u64>,
+    /// Attention sinks in streaming mode.
+    #[arg(long, default_value_t = 4)]
+    sinks: usize,
+    /// Window in streaming mode.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
 }
 
 fn peak_rss_bytes() -> Option<u64> {
@@ -47,6 +59,9 @@ pub fn run(a: BenchArgs) -> Res<()> {
         return Err("-p, -n and -r must be at least 1".into());
     }
     let model = Model::load(&a.model)?;
+    if !a.stream.is_empty() {
+        return stream(&a, &model);
+    }
     let n_vocab = model.hparams().n_vocab;
     // A fixed, ordinary-looking prompt: token ids spread over the vocabulary.
     let prompt: Vec<u32> = (0..a.prompt)
@@ -107,6 +122,87 @@ pub fn run(a: BenchArgs) -> Res<()> {
         println!("|---|---|---|---|");
         println!("| {name} | {} | pp{} | {pp_rate:.1} |", a.threads, a.prompt);
         println!("| {name} | {} | tg{} | {tg_rate:.1} |", a.threads, a.n_gen);
+    }
+    Ok(())
+}
+
+/// tg at several stream depths through a sinks + window arena (the cost per token must not grow
+/// with the length of the stream).
+fn stream(a: &BenchArgs, model: &Model) -> Res<()> {
+    if a.window == 0 {
+        return Err("--window must be at least 1".into());
+    }
+    let n_vocab = model.hparams().n_vocab;
+    let params = ContextParams {
+        n_sink: a.sinks,
+        n_window: a.window,
+        n_batch: 256,
+        n_threads: a.threads,
+        ..Default::default()
+    };
+    let mut ctx = Context::new(model, params)?;
+    let mut sampler = Sampler::new(n_vocab, SamplerParams::default());
+    let filler: Vec<u32> = (0..256)
+        .map(|i| ((i * 7919 + 17) % n_vocab.min(30000)) as u32)
+        .collect();
+    // times[d][rep]: seconds for n_gen tokens after depth d.
+    let mut times = vec![Vec::with_capacity(a.reps); a.stream.len()];
+    for rep in 0..=a.reps {
+        for (d, &depth) in a.stream.iter().enumerate() {
+            ctx.reset();
+            let mut fed = 0u64;
+            while fed < depth {
+                let n = (depth - fed).min(filler.len() as u64) as usize;
+                ctx.decode(&filler[..n])?;
+                fed += n as u64;
+            }
+            let t = Instant::now();
+            for _ in 0..a.n_gen {
+                let next = sampler.sample(ctx.logits());
+                ctx.decode(&[next])?;
+            }
+            if rep > 0 {
+                times[d].push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let rate = |secs: f64| a.n_gen as f64 / secs;
+    let stats: Vec<(f64, f64)> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            (rate(t[0]), rate(t[t.len() / 2]))
+        })
+        .collect();
+    let first = stats[0];
+    if a.json {
+        let rows: Vec<_> = a
+            .stream
+            .iter()
+            .zip(&stats)
+            .map(|(depth, (best, median))| {
+                json!({"depth": depth, "best_tokens_per_s": best, "median_tokens_per_s": median,
+                       "best_vs_first": best / first.0, "median_vs_first": median / first.1})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"threads": a.threads, "sinks": a.sinks, "window": a.window,
+                   "tg_tokens": a.n_gen, "reps": a.reps, "depths": rows})
+        );
+    } else {
+        println!(
+            "| depth | tg{} best t/s | median t/s | best vs first | median vs first |",
+            a.n_gen
+        );
+        println!("|---|---|---|---|---|");
+        for (depth, (best, median)) in a.stream.iter().zip(&stats) {
+            println!(
+                "| {depth} | {best:.1} | {median:.1} | {:+.1} % | {:+.1} % |",
+                100.0 * (best / first.0 - 1.0),
+                100.0 * (median / first.1 - 1.0)
+            );
+        }
     }
     Ok(())
 }

@@ -156,6 +156,9 @@ pub fn run(a: PerplexityArgs) -> Res<()> {
         chunks(&model, &tokens, n_ctx, a.chunks, kv, a.threads.max(1))?
     } else if a.stream {
         let window = a.window.ok_or("--stream needs --window")?;
+        if window == 0 {
+            return Err("--window 0: the arena needs a window of at least 1 token".into());
+        }
         stream(&model, &tokens, a.sinks, window, kv, a.threads.max(1))?
     } else if a.recompute {
         let window = a.window.ok_or("--recompute needs --window")?;
@@ -187,7 +190,7 @@ fn context(
     n_window: usize,
     n_batch: usize,
     kv: KvType,
-) -> Res<Context<&Model>> {
+) -> Res<Context<'static, &Model>> {
     Ok(Context::new(
         model,
         ContextParams {
@@ -208,8 +211,8 @@ fn parallel<'m>(
     threads: usize,
     jobs: usize,
     total_tokens: usize,
-    make: impl Fn() -> Res<Context<&'m Model>> + Sync,
-    job: impl Fn(&mut Context<&'m Model>, usize, &mut Nll) -> Res<usize> + Sync,
+    make: impl Fn() -> Res<Context<'static, &'m Model>> + Sync,
+    job: impl Fn(&mut Context<'static, &'m Model>, usize, &mut Nll) -> Res<usize> + Sync,
 ) -> Res<(Nll, usize)> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -119,4 +119,11 @@ fn stream_mode_scores_every_token() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stride"));
+    let zero = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["perplexity", "-m", &m, "-f", hamlet.to_str().unwrap()])
+        .args(["--stream", "--sinks", "4", "--window", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("window of at least 1"));
 }

@@ -189,3 +189,31 @@ fn generate_streams_far_past_the_window() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("window of at least 1"));
 }
+
+/// `eddy bench` reports what llama-bench does, and its streaming mode measures every depth.
+/// (Only the shape of the report is checked: speed is measured by running the command, never
+/// asserted by a test.)
+#[test]
+fn bench_reports_pp_tg_and_stream_depths() {
+    let Some(m) = smollm2() else { return };
+    let j = ok_json(eddy(&[
+        "bench", "-m", &m, "-p", "8", "-n", "4", "-r", "1", "--json",
+    ]));
+    assert!(j["pp_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["tg_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
+    assert_eq!(j["threads"], 1);
+    let j = ok_json(eddy(&[
+        "bench", "-m", &m, "--stream", "5,300", "--window", "16", "-n", "3", "-r", "2", "--json",
+    ]));
+    let depths = j["depths"].as_array().unwrap();
+    assert_eq!(depths.len(), 2, "{j}");
+    assert_eq!(depths[1]["depth"], 300);
+    assert!(
+        depths[1]["best_tokens_per_s"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+    assert_eq!(depths[0]["best_vs_first"], 1.0);
+    let bad = eddy(&["bench", "-m", &m, "--stream", "5", "--window", "0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--window"));
+}

@@ -286,6 +286,78 @@ static void test_with_model(const char *model_path) {
     EXPECT(eddy_context_logits_ith(ctx, 1, &logits, &n_logits), EDDY_STATUS_NO_LOGITS);
     EXPECT(eddy_context_logits(ctx, NULL, &n_logits), EDDY_STATUS_NULL_POINTER);
 
+    /* Caller memory: NULL, too small (the message states the size), misaligned; nothing
+     * written on failure. */
+    {
+        size_t need = 0;
+        EXPECT(eddy_context_memory_required(model, &p, &need), EDDY_STATUS_OK);
+        unsigned char *raw = malloc(need + 2 * EDDY_CONTEXT_ALIGN);
+        CHECK(raw != NULL);
+        if (raw != NULL) {
+            unsigned char *mem = raw + (EDDY_CONTEXT_ALIGN - (uintptr_t)raw % EDDY_CONTEXT_ALIGN);
+            memset(raw, 0x5a, need + 2 * EDDY_CONTEXT_ALIGN);
+            eddy_context *c2 = NULL;
+            EXPECT(eddy_context_new_in(model, &p, NULL, need, &c2), EDDY_STATUS_NULL_POINTER);
+            EXPECT(eddy_context_new_in(model, &p, mem, need - 1, &c2),
+                   EDDY_STATUS_BUFFER_TOO_SMALL);
+            EXPECT(eddy_context_new_in(model, &p, mem + 8, need, &c2), EDDY_STATUS_MISALIGNED);
+            EXPECT(eddy_context_new_in(model, &p, mem, need, NULL), EDDY_STATUS_NULL_POINTER);
+            EXPECT(eddy_context_new_in(NULL, &p, mem, need, &c2), EDDY_STATUS_NULL_POINTER);
+            CHECK(c2 == NULL && mem[0] == 0x5a && mem[need - 1] == 0x5a);
+            EXPECT(eddy_context_new_in(model, &p, mem, need, &c2), EDDY_STATUS_OK);
+            CHECK(c2 != NULL && (unsigned char *)c2 == mem && mem[need] == 0x5a);
+
+            /* State: size query, too small, NULLs, garbage, another geometry. */
+            size_t st_len = 0;
+            EXPECT(eddy_context_state_save(ctx, NULL, 0, &st_len), EDDY_STATUS_BUFFER_TOO_SMALL);
+            CHECK(st_len == eddy_context_state_size(ctx) && st_len > 0);
+            EXPECT(eddy_context_state_save(NULL, NULL, 0, &st_len), EDDY_STATUS_NULL_POINTER);
+            EXPECT(eddy_context_state_save(ctx, NULL, 0, NULL), EDDY_STATUS_NULL_POINTER);
+            CHECK(eddy_context_state_size(NULL) == 0);
+            unsigned char *st = malloc(st_len);
+            CHECK(st != NULL);
+            if (st != NULL) {
+                size_t wrote = 0;
+                EXPECT(eddy_context_state_save(ctx, st, st_len, &wrote), EDDY_STATUS_OK);
+                CHECK(wrote == st_len);
+                EXPECT(eddy_context_state_load(c2, st, st_len), EDDY_STATUS_OK);
+                CHECK(eddy_context_n_seen(c2) == eddy_context_n_seen(ctx));
+                EXPECT(eddy_context_state_load(c2, st, st_len - 1), EDDY_STATUS_INVALID_STATE);
+                EXPECT(eddy_context_state_load(c2, NULL, st_len), EDDY_STATUS_NULL_POINTER);
+                EXPECT(eddy_context_state_load(NULL, st, st_len), EDDY_STATUS_NULL_POINTER);
+                st[st_len / 2] ^= 0x40;
+                EXPECT(eddy_context_state_load(c2, st, st_len), EDDY_STATUS_INVALID_STATE);
+                memset(st, 0xab, st_len);
+                EXPECT(eddy_context_state_load(c2, st, st_len), EDDY_STATUS_INVALID_STATE);
+                CHECK(eddy_context_n_seen(c2) == eddy_context_n_seen(ctx));
+                free(st);
+            }
+            eddy_context_free(c2);
+            /* Another window: the state of ctx does not fit. */
+            eddy_context_params q = p;
+            q.n_window = 33;
+            eddy_context *c3 = NULL;
+            EXPECT(eddy_context_new(model, &q, &c3), EDDY_STATUS_OK);
+            size_t n3 = eddy_context_state_size(ctx);
+            unsigned char *st3 = malloc(n3);
+            if (c3 != NULL && st3 != NULL) {
+                size_t w3 = 0;
+                EXPECT(eddy_context_state_save(ctx, st3, n3, &w3), EDDY_STATUS_OK);
+                EXPECT(eddy_context_state_load(c3, st3, w3), EDDY_STATUS_INVALID_STATE);
+                CHECK(eddy_context_n_seen(c3) == 0);
+            }
+            free(st3);
+            eddy_context_free(c3);
+            free(raw);
+        }
+        static const unsigned char junk[12] = {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0xff, 0xff, 0, 0};
+        eddy_model *m3 = SENTINEL_MODEL;
+        EXPECT(eddy_model_load_from_buffer_nocopy(NULL, 10, &m3), EDDY_STATUS_NULL_POINTER);
+        EXPECT(eddy_model_load_from_buffer_nocopy(junk, sizeof junk, &m3),
+               EDDY_STATUS_INVALID_MODEL);
+        CHECK(m3 == SENTINEL_MODEL);
+    }
+
     /* Sampler: bad params, bad ids, wrong logits length. */
     eddy_sampler *smp = NULL;
     eddy_sampler_params sp = eddy_sampler_default_params();

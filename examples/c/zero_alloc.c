@@ -19,54 +19,7 @@
 
 #include "eddy.h"
 
-static int counting = 0;
-static long n_allocs = 0;
-static long n_frees = 0;
-static size_t n_bytes = 0; /* bytes requested while counting */
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void __real_free(void *p);
-int __real_posix_memalign(void **p, size_t align, size_t size);
-void *__real_aligned_alloc(size_t align, size_t size);
-
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-void __wrap_free(void *p);
-int __wrap_posix_memalign(void **p, size_t align, size_t size);
-void *__wrap_aligned_alloc(size_t align, size_t size);
-
-void *__wrap_malloc(size_t size) {
-    n_allocs += counting;
-    n_bytes += counting ? size : 0;
-    return __real_malloc(size);
-}
-void *__wrap_calloc(size_t n, size_t size) {
-    n_allocs += counting;
-    n_bytes += counting ? n * size : 0;
-    return __real_calloc(n, size);
-}
-void *__wrap_realloc(void *p, size_t size) {
-    n_allocs += counting;
-    n_bytes += counting ? size : 0;
-    return __real_realloc(p, size);
-}
-void __wrap_free(void *p) {
-    n_frees += counting && p != NULL;
-    __real_free(p);
-}
-int __wrap_posix_memalign(void **p, size_t align, size_t size) {
-    n_allocs += counting;
-    n_bytes += counting ? size : 0;
-    return __real_posix_memalign(p, align, size);
-}
-void *__wrap_aligned_alloc(size_t align, size_t size) {
-    n_allocs += counting;
-    n_bytes += counting ? size : 0;
-    return __real_aligned_alloc(align, size);
-}
+#include "alloc_count.h"
 
 static int fail(const char *what, eddy_status st) {
     fprintf(stderr, "zero_alloc: %s failed (status %d): %s\n", what, (int)st, eddy_last_error());

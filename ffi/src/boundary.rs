@@ -50,6 +50,14 @@ pub enum eddy_status {
     EDDY_STATUS_NO_LOGITS = 12,
     /// Any other runtime error; the message says what.
     EDDY_STATUS_RUNTIME_ERROR = 13,
+    /// Memory handed in by the caller does not start on the required boundary
+    /// (EDDY_CONTEXT_ALIGN bytes for eddy_context_new_in).
+    EDDY_STATUS_MISALIGNED = 14,
+    /// A saved context state does not fit the context (other model, other arena geometry) or
+    /// is damaged (checksum, length); the context is unchanged.
+    EDDY_STATUS_INVALID_STATE = 15,
+    /// The system allocator refused memory.
+    EDDY_STATUS_OUT_OF_MEMORY = 16,
 }
 
 use eddy_status::*;
@@ -94,6 +102,10 @@ impl From<eddy::Error> for Failure {
             | E::Tokenizer(_) => EDDY_STATUS_INVALID_MODEL,
             E::InvalidParam(_) | E::BatchSize { .. } => EDDY_STATUS_INVALID_ARGUMENT,
             E::InvalidToken { .. } => EDDY_STATUS_INVALID_TOKEN,
+            E::BufferTooSmall { .. } => EDDY_STATUS_BUFFER_TOO_SMALL,
+            E::Misaligned { .. } => EDDY_STATUS_MISALIGNED,
+            E::State(_) => EDDY_STATUS_INVALID_STATE,
+            E::OutOfMemory { .. } => EDDY_STATUS_OUT_OF_MEMORY,
             _ => EDDY_STATUS_RUNTIME_ERROR,
         };
         Failure::new(status, e.to_string())

@@ -61,7 +61,7 @@ impl crate::boundary::ParamsStruct for eddy_context_params {
 // The context handle moves between threads with its user (one at a time).
 const _: () = {
     const fn send<T: Send>() {}
-    send::<Context<Arc<Model>>>();
+    send::<Context<'static, Arc<Model>>>();
 };
 
 /// Called before each batch of a decode; return true to stop (the call then returns
@@ -78,12 +78,15 @@ pub type eddy_abort_callback = Option<unsafe extern "C" fn(user_data: *mut c_voi
 #[derive(Debug)]
 pub struct eddy_context {
     pub(crate) model: Arc<Model>,
-    pub(crate) ctx: Context<Arc<Model>>,
+    pub(crate) ctx: Context<'static, Arc<Model>>,
     abort: eddy_abort_callback,
     abort_data: *mut c_void,
     n_threads: u32,
-    /// Buffer for one NUL-terminated streamed piece (eddy_generate), allocated once.
-    pub(crate) piece: Vec<u8>,
+    /// Buffer for one NUL-terminated streamed piece (eddy_generate), in the context's memory.
+    pub(crate) piece: &'static mut [u8],
+    /// The block eddy_context_new allocated (handle first), freed with the handle; None when
+    /// the caller provided the memory (eddy_context_new_in).
+    allocation: Option<std::alloc::Layout>,
 }
 
 /// The default context parameters (size set, n_sink 4, n_window 0 = the model's context,
@@ -125,15 +128,101 @@ fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
     })
 }
 
+/// Alignment (bytes) that memory handed to eddy_context_new_in must have.
+pub const EDDY_CONTEXT_ALIGN: usize = 64;
+
+const _: () = assert!(EDDY_CONTEXT_ALIGN == eddy::context::ALIGN);
+const _: () = assert!(std::mem::align_of::<eddy_context>() <= EDDY_CONTEXT_ALIGN);
+
+/// How a context's memory is laid out: the handle, the piece buffer of eddy_generate, then the
+/// runtime's region (each on an EDDY_CONTEXT_ALIGN boundary).
+struct Placement {
+    piece_at: usize,
+    piece_len: usize,
+    region_at: usize,
+    total: usize,
+}
+
+fn placement(model: &Model, params: &ContextParams) -> FfiResult<Placement> {
+    let a = EDDY_CONTEXT_ALIGN;
+    let runtime = Context::memory_required(model, params)?;
+    let piece_at = std::mem::size_of::<eddy_context>().next_multiple_of(a);
+    let piece_len = piece_capacity(model).next_multiple_of(a);
+    let region_at = piece_at + piece_len;
+    Ok(Placement {
+        piece_at,
+        piece_len,
+        region_at,
+        total: region_at + runtime,
+    })
+}
+
+fn piece_capacity(model: &Model) -> usize {
+    model.tokenizer().max_token_len() + 8
+}
+
+/// Builds a context in `mem` (EDDY_CONTEXT_ALIGN-aligned, at least `place.total` bytes) and
+/// returns the handle, which sits at the start of `mem`.
+///
+/// # Safety
+/// `mem` is not used by anyone else until the handle is freed, and outlives it.
+unsafe fn place(
+    model: &Arc<Model>,
+    p: &eddy_context_params,
+    params: ContextParams,
+    place: &Placement,
+    mem: &'static mut [u8],
+    allocation: Option<std::alloc::Layout>,
+) -> FfiResult<*mut eddy_context> {
+    let (head, rest) = mem.split_at_mut(place.piece_at);
+    let (piece, region) = rest.split_at_mut(place.region_at - place.piece_at);
+    let ctx = Context::new_in(Arc::clone(model), params, region)?;
+    let handle = head.as_mut_ptr().cast::<eddy_context>();
+    // SAFETY: `head` is the first `size_of::<eddy_context>()` (rounded up) bytes of `mem`, which
+    // starts on an EDDY_CONTEXT_ALIGN boundary, at least eddy_context's alignment (asserted
+    // above); nothing else refers to those bytes.
+    unsafe {
+        handle.write(eddy_context {
+            model: Arc::clone(model),
+            ctx,
+            abort: None,
+            abort_data: std::ptr::null_mut(),
+            n_threads: p.n_threads,
+            piece: &mut piece[..place.piece_len],
+            allocation,
+        })
+    };
+    Ok(handle)
+}
+
+/// Checked arguments of eddy_context_new / eddy_context_new_in / eddy_context_memory_required.
+///
+/// # Safety
+/// As those functions' contracts.
+unsafe fn context_args<'m>(
+    model: *const eddy_model,
+    params: *const eddy_context_params,
+) -> FfiResult<(&'m eddy_model, eddy_context_params, ContextParams)> {
+    // SAFETY: the caller promises model is NULL or live.
+    let m = unsafe { arg_ref(model, "model") }?;
+    // SAFETY: the caller promises params is NULL or a struct with its size field set.
+    let p =
+        unsafe { read_params(params, "params") }?.unwrap_or_else(|| eddy_context_default_params());
+    let cp = context_params(&p)?;
+    Ok((m, p, cp))
+}
+
 /// Creates a context over model; params may be NULL for the defaults.
 ///
-/// Allocates the K/V cache and every buffer now; decoding allocates nothing more. The context
-/// holds a reference to the model, so the model may be freed before the context.
+/// Allocates, in one block, exactly eddy_context_memory_required() bytes: the handle, the K/V
+/// arena and every buffer; decoding allocates nothing more (n_threads > 1 also starts worker
+/// threads). The context holds a reference to the model, so the model may be freed before the
+/// context.
 ///
 /// On EDDY_STATUS_OK, *out_context receives the new context (free it with eddy_context_free);
 /// on failure it is untouched. Returns EDDY_STATUS_NULL_POINTER (model or out_context NULL),
 /// EDDY_STATUS_INVALID_ARGUMENT (params->size is not sizeof(eddy_context_params), unknown
-/// kv_type, n_batch or n_ubatch 0, an arena too large).
+/// kv_type, n_batch or n_ubatch 0, an arena too large), EDDY_STATUS_OUT_OF_MEMORY.
 ///
 /// # Safety
 /// model is NULL or a live model; params is NULL or points to an eddy_context_params whose
@@ -145,30 +234,108 @@ pub unsafe extern "C" fn eddy_context_new(
     out_context: *mut *mut eddy_context,
 ) -> eddy_status {
     guard(|| {
-        // SAFETY: the caller promises model is NULL or live.
-        let m = unsafe { arg_ref(model, "model") }?;
-        // SAFETY: the caller promises params is NULL or a struct with its size field set.
-        let p = unsafe { read_params(params, "params") }?
-            .unwrap_or_else(|| eddy_context_default_params());
+        // SAFETY: forwarded contract.
+        let (m, p, cp) = unsafe { context_args(model, params) }?;
         // SAFETY: the caller promises out_context is NULL or writable.
         let out = unsafe { arg_mut(out_context, "out_context") }?;
-        let ctx = Context::new(Arc::clone(&m.model), context_params(&p)?)?;
-        let piece = Vec::with_capacity(piece_capacity(&m.model));
-        *out = Box::into_raw(Box::new(eddy_context {
-            model: Arc::clone(&m.model),
-            ctx,
-            abort: None,
-            abort_data: std::ptr::null_mut(),
-            n_threads: p.n_threads,
-            piece,
-        }));
+        let pl = placement(&m.model, &cp)?;
+        let layout = std::alloc::Layout::from_size_align(pl.total, EDDY_CONTEXT_ALIGN)
+            .map_err(|_| Failure::invalid(format!("a context of {} bytes", pl.total)))?;
+        // SAFETY: `layout` has a non-zero size (it holds at least the handle).
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        if ptr.is_null() {
+            return Err(Failure::new(
+                EDDY_STATUS_OUT_OF_MEMORY,
+                format!("cannot allocate {} bytes for a context", pl.total),
+            ));
+        }
+        // SAFETY: `ptr` is a fresh allocation of `layout.size()` bytes, owned by the handle made
+        // below (which frees it in eddy_context_free) or freed right here on failure.
+        let mem: &'static mut [u8] = unsafe {
+            ptr.write_bytes(0, pl.total);
+            std::slice::from_raw_parts_mut(ptr, pl.total)
+        };
+        // SAFETY: `mem` is ours alone and lives until eddy_context_free.
+        match unsafe { place(&m.model, &p, cp, &pl, mem, Some(layout)) } {
+            Ok(h) => {
+                *out = h;
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: allocated above with `layout`; nothing refers to it any more.
+                unsafe { std::alloc::dealloc(ptr, layout) };
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Creates a context over model inside memory the caller provides: mem points to mem_len
+/// bytes aligned to EDDY_CONTEXT_ALIGN, of which eddy_context_memory_required() are used (the
+/// handle itself, the K/V arena and every buffer); the library allocates nothing for the
+/// context (except worker threads when n_threads > 1). The memory is zeroed first.
+///
+/// The returned handle points into mem. Free it with eddy_context_free (which releases the
+/// model reference and threads, not mem) before reusing or freeing mem.
+///
+/// On EDDY_STATUS_OK, *out_context receives the context; on failure it is untouched and mem is
+/// not written. Returns EDDY_STATUS_NULL_POINTER (model, mem or out_context NULL),
+/// EDDY_STATUS_BUFFER_TOO_SMALL (mem_len < the size needed, which the message states),
+/// EDDY_STATUS_MISALIGNED (mem not aligned to EDDY_CONTEXT_ALIGN), EDDY_STATUS_INVALID_ARGUMENT
+/// (as eddy_context_new).
+///
+/// # Safety
+/// model is NULL or a live model; params is NULL or points to an eddy_context_params whose
+/// size field is set; mem is NULL or points to mem_len writable bytes that nothing else reads
+/// or writes until the context is freed; out_context is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_new_in(
+    model: *const eddy_model,
+    params: *const eddy_context_params,
+    mem: *mut c_void,
+    mem_len: usize,
+    out_context: *mut *mut eddy_context,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (m, p, cp) = unsafe { context_args(model, params) }?;
+        if mem.is_null() {
+            return Err(Failure::null("mem"));
+        }
+        // SAFETY: the caller promises out_context is NULL or writable.
+        let out = unsafe { arg_mut(out_context, "out_context") }?;
+        let pl = placement(&m.model, &cp)?;
+        if mem_len < pl.total {
+            return Err(Failure::new(
+                EDDY_STATUS_BUFFER_TOO_SMALL,
+                format!(
+                    "mem holds {mem_len} bytes, but this context needs {}",
+                    pl.total
+                ),
+            ));
+        }
+        if !(mem as usize).is_multiple_of(EDDY_CONTEXT_ALIGN) {
+            return Err(Failure::new(
+                EDDY_STATUS_MISALIGNED,
+                format!(
+                    "mem at {mem:p} is not aligned to {EDDY_CONTEXT_ALIGN} bytes (EDDY_CONTEXT_ALIGN)"
+                ),
+            ));
+        }
+        // SAFETY: the caller promises mem_len writable bytes at mem, used by no one else until
+        // the context is freed (which is as long as the handle uses them).
+        let mem: &'static mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(mem.cast::<u8>(), pl.total) };
+        // SAFETY: as just argued.
+        *out = unsafe { place(&m.model, &p, cp, &pl, mem, None) }?;
         Ok(())
     })
 }
 
-/// Bytes eddy_context_new would allocate for a context over model with params (NULL: the
-/// defaults): the K/V arena, activation buffers, norm copies, logits and the handle itself.
-/// Nothing is allocated by this call. Lets an embedder check the memory budget up front.
+/// Bytes a context over model with params (NULL: the defaults) takes: what eddy_context_new
+/// allocates (in one block) and what eddy_context_new_in needs; the handle, the K/V arena,
+/// activation buffers and logits. Nothing is allocated by this call. Lets an embedder check
+/// the memory budget up front.
 ///
 /// On EDDY_STATUS_OK, *out_bytes receives the size; on failure it is untouched. Returns
 /// EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_ARGUMENT (as eddy_context_new).
@@ -183,40 +350,114 @@ pub unsafe extern "C" fn eddy_context_memory_required(
     out_bytes: *mut usize,
 ) -> eddy_status {
     guard(|| {
-        // SAFETY: the caller promises model is NULL or live.
-        let m = unsafe { arg_ref(model, "model") }?;
-        // SAFETY: the caller promises params is NULL or a struct with its size field set.
-        let p = unsafe { read_params(params, "params") }?
-            .unwrap_or_else(|| eddy_context_default_params());
+        // SAFETY: forwarded contract.
+        let (m, _, cp) = unsafe { context_args(model, params) }?;
         // SAFETY: the caller promises out_bytes is NULL or writable.
         let out = unsafe { arg_mut(out_bytes, "out_bytes") }?;
-        let runtime = Context::<&Model>::memory_required(&m.model, &context_params(&p)?)?;
-        *out = runtime + handle_bytes(&m.model);
+        *out = placement(&m.model, &cp)?.total;
         Ok(())
     })
 }
 
-/// What the handle adds to the runtime's context: itself and the piece buffer.
-fn handle_bytes(model: &Model) -> usize {
-    std::mem::size_of::<eddy_context>() + piece_capacity(model)
-}
-
-fn piece_capacity(model: &Model) -> usize {
-    model.tokenizer().max_token_len() + 8
-}
-
-/// Frees a context (and its reference to the model). NULL is a no-op.
+/// Frees a context (its reference to the model, its threads, and its memory if
+/// eddy_context_new allocated it; memory given to eddy_context_new_in is the caller's again
+/// afterwards). NULL is a no-op.
 ///
 /// # Safety
-/// context is NULL or a pointer returned by eddy_context_new, not freed before, and not in use
-/// by another thread.
+/// context is NULL or a pointer returned by eddy_context_new or eddy_context_new_in, not freed
+/// before, and not in use by another thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn eddy_context_free(context: *mut eddy_context) {
     guard_value((), || {
-        if !context.is_null() {
-            // SAFETY: made by Box::into_raw in eddy_context_new; freed once (caller's contract).
-            drop(unsafe { Box::from_raw(context) });
+        if context.is_null() {
+            return;
         }
+        // SAFETY: `context` was written by `place` and is dropped once (caller's contract).
+        let allocation = unsafe { (*context).allocation };
+        // SAFETY: as above; after this the bytes are plain memory again.
+        unsafe { std::ptr::drop_in_place(context) };
+        if let Some(layout) = allocation {
+            // SAFETY: eddy_context_new allocated the block that starts at the handle with
+            // `layout`; the handle (the only user of the block) was just dropped.
+            unsafe { std::alloc::dealloc(context.cast::<u8>(), layout) };
+        }
+    })
+}
+
+/// Bytes eddy_context_state_save writes for the context's current state (position, the K/V of
+/// the tokens in the arena, the last logits). 0 if context is NULL.
+///
+/// # Safety
+/// context is NULL or a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_state_size(context: *const eddy_context) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { getter(context, 0, |c| c.ctx.state_size()) }
+}
+
+/// Saves the context's stream into buf (buf_len bytes) so that a context of the same model and
+/// arena parameters (n_sink, n_window, n_ubatch, kv_type, logits_all/n_batch) can continue it
+/// with eddy_context_state_load. Allocates nothing.
+///
+/// On EDDY_STATUS_OK, *out_len receives the bytes written; on EDDY_STATUS_BUFFER_TOO_SMALL the
+/// bytes needed (buf untouched; buf may be NULL with buf_len 0 to ask). EDDY_STATUS_NULL_POINTER
+/// if context or out_len is NULL.
+///
+/// # Safety
+/// context is NULL or a live context not used by another thread during the call; buf is NULL
+/// or holds buf_len writable bytes; out_len is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_state_save(
+    context: *const eddy_context,
+    buf: *mut u8,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live.
+        let c = unsafe { arg_ref(context, "context") }?;
+        // SAFETY: the caller promises out_len is NULL or writable.
+        let out = unsafe { arg_mut(out_len, "out_len") }?;
+        let need = c.ctx.state_size();
+        if buf_len < need || buf.is_null() {
+            *out = need;
+            return Err(Failure::new(
+                EDDY_STATUS_BUFFER_TOO_SMALL,
+                format!("the state takes {need} bytes, buf holds {buf_len}"),
+            ));
+        }
+        // SAFETY: the caller promises buf_len writable bytes at buf (not NULL, checked).
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf, buf_len) };
+        *out = c.ctx.save_state(dst)?;
+        Ok(())
+    })
+}
+
+/// Continues the stream saved by eddy_context_state_save (data: len bytes). The bytes are
+/// treated as untrusted: another model, other arena parameters, a wrong length or damaged
+/// data give EDDY_STATUS_INVALID_STATE (the message says which) and leave the context
+/// unchanged. Allocates nothing. Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER,
+/// EDDY_STATUS_INVALID_STATE.
+///
+/// # Safety
+/// context is NULL or a live context not used by another thread during the call; data is NULL
+/// or holds len readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_context_state_load(
+    context: *mut eddy_context,
+    data: *const u8,
+    len: usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises context is NULL or live and not shared during the call.
+        let c = unsafe { arg_mut(context, "context") }?;
+        if data.is_null() {
+            return Err(Failure::null("data"));
+        }
+        // SAFETY: the caller promises len readable bytes at data (not NULL, checked).
+        let src = unsafe { std::slice::from_raw_parts(data, len) };
+        c.ctx.load_state(src)?;
+        Ok(())
     })
 }
 
@@ -385,12 +626,13 @@ impl eddy_context {
         (done, Ok(()))
     }
 
-    /// Polls the abort callback between generated tokens.
-    pub(crate) fn check_abort(&self, what: &str) -> FfiResult {
+    /// Polls the abort callback between generated tokens (the message is built only when it
+    /// is needed: this runs once per token and must not allocate).
+    pub(crate) fn check_abort(&self, what: impl FnOnce() -> String) -> FfiResult {
         if self.aborted() {
             return Err(Failure::new(
                 EDDY_STATUS_ABORTED,
-                format!("aborted by the abort callback {what}"),
+                format!("aborted by the abort callback {}", what()),
             ));
         }
         Ok(())

@@ -19,15 +19,31 @@ use crate::sampler::eddy_sampler;
 pub type eddy_piece_callback =
     Option<unsafe extern "C" fn(piece: *const c_char, len: usize, user_data: *mut c_void) -> bool>;
 
-/// Hands one piece to the callback (NUL-terminated in `buf`); false if it asks to stop.
-fn emit(buf: &mut Vec<u8>, cb: eddy_piece_callback, user_data: *mut c_void, piece: &str) -> bool {
+/// Hands one piece to the callback, NUL-terminated in `buf` (in parts that end on character
+/// boundaries if it is longer than `buf` holds); false if the callback asks to stop.
+fn emit(buf: &mut [u8], cb: eddy_piece_callback, user_data: *mut c_void, piece: &str) -> bool {
     let Some(cb) = cb else { return true };
-    buf.clear();
-    buf.extend_from_slice(piece.as_bytes());
-    buf.push(0);
-    // SAFETY: the callback was passed to eddy_generate with this user_data, whose contract
-    // allows this call; the piece is NUL-terminated and outlives the call.
-    unsafe { cb(buf.as_ptr().cast(), piece.len(), user_data) }
+    let mut rest = piece;
+    while !rest.is_empty() {
+        let mut n = rest.len().min(buf.len().saturating_sub(1));
+        while !rest.is_char_boundary(n) {
+            n -= 1;
+        }
+        if n == 0 {
+            // `buf` holds at least 8 bytes plus the longest token (see `piece_capacity`).
+            return false;
+        }
+        let (part, tail) = rest.split_at(n);
+        buf[..n].copy_from_slice(part.as_bytes());
+        buf[n] = 0;
+        // SAFETY: the callback was passed to eddy_generate with this user_data, whose contract
+        // allows this call; the part is NUL-terminated and outlives the call.
+        if !unsafe { cb(buf.as_ptr().cast(), n, user_data) } {
+            return false;
+        }
+        rest = tail;
+    }
+    true
 }
 
 /// Generates a continuation of prompt and streams it to on_piece, in one call.
@@ -119,7 +135,7 @@ pub unsafe extern "C" fn eddy_generate(
                 break Ok(());
             }
             if n_gen > 0
-                && let Err(e) = c.check_abort(&format!("after {n_gen} generated tokens"))
+                && let Err(e) = c.check_abort(|| format!("after {n_gen} generated tokens"))
             {
                 break Err(e);
             }
@@ -127,7 +143,7 @@ pub unsafe extern "C" fn eddy_generate(
             s.accept(next);
             let eog = tok.is_eog(next);
             if !eog {
-                let piece_buf = &mut c.piece;
+                let piece_buf = &mut *c.piece;
                 decoder.push(next, |piece| {
                     if !stopped {
                         stopped = !emit(piece_buf, on_piece, user_data, piece);
@@ -143,7 +159,7 @@ pub unsafe extern "C" fn eddy_generate(
             }
         };
         if !stopped {
-            let piece_buf = &mut c.piece;
+            let piece_buf = &mut *c.piece;
             decoder.finish(|piece| {
                 if !stopped {
                     stopped = !emit(piece_buf, on_piece, user_data, piece);

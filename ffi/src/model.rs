@@ -132,6 +132,34 @@ pub unsafe extern "C" fn eddy_model_load_from_buffer(
     })
 }
 
+/// Loads a model from a GGUF file held in memory without copying it: the weights are read
+/// from data for as long as the model (and every context made from it) lives. For models in
+/// flash, linked into the program, or mapped by the embedder.
+///
+/// Returns as eddy_model_load_from_buffer. The bytes are validated as untrusted input, as
+/// from a file.
+///
+/// # Safety
+/// data is NULL or points to len readable bytes that stay valid and unchanged until the model
+/// and every context created from it are freed; out_model is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_model_load_from_buffer_nocopy(
+    data: *const u8,
+    len: usize,
+    out_model: *mut *mut eddy_model,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises len readable bytes at data (or NULL), unchanged for the
+        // model's whole life, which is what the 'static borrow stands for here.
+        let bytes: &'static [u8] = unsafe { arg_slice(data, len, "data") }?;
+        // SAFETY: the caller promises out_model is NULL or writable.
+        let out = unsafe { arg_mut(out_model, "out_model") }?;
+        let model = Model::from_static(bytes)?;
+        *out = Box::into_raw(Box::new(eddy_model::new(model)));
+        Ok(())
+    })
+}
+
 /// Frees a model. NULL is a no-op. Contexts created from the model stay valid (they hold
 /// their own reference); the memory is released when the last of them is freed.
 ///

@@ -11,6 +11,10 @@
 //! With `std`, the environment variable `EDDY_QUANT_TIER=scalar|avx2|avx512` picks a lower tier
 //! (for comparisons and tests); a tier the CPU lacks is ignored in favour of the best supported
 //! one. Tests that want every tier use [`type_traits_for`] directly. AMX is never used.
+//!
+//! On AArch64 the tiers are `neon` (every little-endian AArch64 CPU) and `dotprod` (NEON with
+//! `sdot`), detected with `is_aarch64_feature_detected!` and selectable with
+//! `EDDY_QUANT_TIER=neon|dotprod`; no CPU supports the tiers of both architectures.
 
 use crate::GgmlType;
 use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
@@ -24,11 +28,23 @@ pub enum Tier {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL with VNNI (plus AVX2, FMA and F16C for the kernels it lacks).
     Avx512,
+    /// AArch64 Advanced SIMD without the dot-product extension (e.g. Cortex-A72, Raspberry Pi 4):
+    /// int8 products widened with `smull` and pairwise-added.
+    Neon,
+    /// AArch64 Advanced SIMD with `sdot` (FEAT_DotProd: Cortex-A76/Raspberry Pi 5, Apple M1+).
+    Dotprod,
 }
 
 impl Tier {
-    /// Every tier, lowest first.
-    pub const ALL: [Tier; 3] = [Tier::Scalar, Tier::Avx2, Tier::Avx512];
+    /// Every tier, lowest first within each architecture (a CPU supports the tiers of one
+    /// architecture only).
+    pub const ALL: [Tier; 5] = [
+        Tier::Scalar,
+        Tier::Avx2,
+        Tier::Avx512,
+        Tier::Neon,
+        Tier::Dotprod,
+    ];
 
     /// The name used by `EDDY_QUANT_TIER`.
     pub const fn name(self) -> &'static str {
@@ -36,6 +52,8 @@ impl Tier {
             Tier::Scalar => "scalar",
             Tier::Avx2 => "avx2",
             Tier::Avx512 => "avx512",
+            Tier::Neon => "neon",
+            Tier::Dotprod => "dotprod",
         }
     }
 
@@ -52,6 +70,8 @@ impl Tier {
             Tier::Scalar => true,
             Tier::Avx2 => has_avx2(),
             Tier::Avx512 => has_avx512(),
+            Tier::Neon => has_neon(),
+            Tier::Dotprod => has_dotprod(),
         }
     }
 }
@@ -105,6 +125,37 @@ fn has_avx512() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn has_avx512() -> bool {
+    false
+}
+
+// The AArch64 kernels read multi-byte fields through byte vectors: little-endian only.
+#[cfg(all(feature = "std", target_arch = "aarch64"))]
+fn has_neon() -> bool {
+    cfg!(target_endian = "little") && std::arch::is_aarch64_feature_detected!("neon")
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "aarch64"))]
+fn has_neon() -> bool {
+    cfg!(all(target_endian = "little", target_feature = "neon"))
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn has_neon() -> bool {
+    false
+}
+
+#[cfg(all(feature = "std", target_arch = "aarch64"))]
+fn has_dotprod() -> bool {
+    has_neon() && std::arch::is_aarch64_feature_detected!("dotprod")
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "aarch64"))]
+fn has_dotprod() -> bool {
+    has_neon() && cfg!(target_feature = "dotprod")
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn has_dotprod() -> bool {
     false
 }
 
@@ -163,15 +214,20 @@ fn table(tier: Tier) -> &'static [TypeTraits; NUM_TYPES] {
         Tier::Avx2 => &AVX2_TABLE,
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512 => &AVX512_TABLE,
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => &NEON_TABLE,
+        #[cfg(target_arch = "aarch64")]
+        Tier::Dotprod => &DOTPROD_TABLE,
         _ => &SCALAR_TABLE,
     }
 }
 
 /// `rows` with the `vec_dot` of `ty` replaced by `f`. Any multi-column kernel of `ty` is
 /// dropped, since it was written to match the `vec_dot` being replaced.
-// Only the x86 tiers replace kernels so far; aarch64 runs the scalar table.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 const fn with_vec_dot(
     mut rows: [TypeTraits; NUM_TYPES],
     ty: GgmlType,
@@ -219,6 +275,19 @@ const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_1, k::vec_dot_q8_1_q8_1_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_K, k::vec_dot_q5_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_XS, k::vec_dot_iq4_xs_q8_k_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::F32, k::vec_dot_f32_f32_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::F16, k::vec_dot_f16_f16_avx2_bytes);
+    let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes);
     multi_column_avx2(r)
 };
@@ -257,7 +326,7 @@ const fn multi_column_avx2(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES
     with_vec_dot_pair(
         r,
         Q5_0,
-        m::vec_dot_q5_0_q8_0_scalar_bytes,
+        k::vec_dot_q5_0_q8_0_avx2_bytes,
         m::vec_dot_multi_q5_0_q8_0_avx2_bytes,
     )
 }
@@ -272,12 +341,23 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     use crate::x86_avx512 as k;
     let r = AVX2_ROWS;
     let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx512_bytes);
+    let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes);
     multi_column_avx512(r)
 };
 
-/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels; Q4_K,
-/// Q6_K and Q5_0 keep the AVX2 pairs.
+/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels. Q4_K,
+/// Q6_K and Q5_0 have AVX-512 `vec_dot`s of their own, which drop the AVX2 pairs (see
+/// [`with_vec_dot`]): their products loop that `vec_dot` until tile kernels mirror it.
 #[cfg(target_arch = "x86_64")]
 const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES] {
     use crate::x86_avx512 as k;
@@ -296,6 +376,55 @@ const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYP
     )
 }
 
+/// The NEON tier's kernels; the float ones are shared with the dotprod tier.
+#[cfg(target_arch = "aarch64")]
+const NEON_ROWS: [TypeTraits; NUM_TYPES] = {
+    use crate::aarch64_neon as k;
+    let r = SCALAR_ROWS;
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_1, k::vec_dot_q8_1_q8_1_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_K, k::vec_dot_q5_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_XS, k::vec_dot_iq4_xs_q8_k_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::F32, k::vec_dot_f32_f32_neon_bytes);
+    let r = with_vec_dot(r, GgmlType::F16, k::vec_dot_f16_f16_neon_bytes);
+    with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_neon_bytes)
+};
+
+/// Only handed out when [`Tier::Neon`] is supported.
+#[cfg(target_arch = "aarch64")]
+static NEON_TABLE: [TypeTraits; NUM_TYPES] = NEON_ROWS;
+
+/// Only handed out when [`Tier::Dotprod`] is supported.
+#[cfg(target_arch = "aarch64")]
+static DOTPROD_TABLE: [TypeTraits; NUM_TYPES] = {
+    use crate::aarch64_dotprod as k;
+    let r = NEON_ROWS;
+    let r = with_vec_dot(r, GgmlType::Q4_0, k::vec_dot_q4_0_q8_0_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_0, k::vec_dot_q5_0_q8_0_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_1, k::vec_dot_q5_1_q8_1_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_0, k::vec_dot_q8_0_q8_0_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_1, k::vec_dot_q8_1_q8_1_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q2_K, k::vec_dot_q2_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q3_K, k::vec_dot_q3_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q4_K, k::vec_dot_q4_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q5_K, k::vec_dot_q5_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q6_K, k::vec_dot_q6_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_dotprod_bytes);
+    let r = with_vec_dot(r, GgmlType::IQ4_NL, k::vec_dot_iq4_nl_q8_0_dotprod_bytes);
+    with_vec_dot(r, GgmlType::IQ4_XS, k::vec_dot_iq4_xs_q8_k_dotprod_bytes)
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +435,8 @@ mod tests {
             assert_eq!(Tier::parse(t.name()), Some(t));
         }
         assert_eq!(Tier::parse("AVX2"), Some(Tier::Avx2));
+        assert_eq!(Tier::parse("NEON"), Some(Tier::Neon));
+        assert_eq!(Tier::parse("dotprod"), Some(Tier::Dotprod));
         assert_eq!(Tier::parse("amx"), None);
     }
 

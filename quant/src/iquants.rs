@@ -184,7 +184,7 @@ pub fn vec_dot_iq4_nl_q8_0_scalar(n: usize, x: &[BlockIQ4NL], y: &[BlockQ8_0]) -
 
 /// Sub-block scale `ib` (0..8) of an IQ4_XS block, bias 32 not removed.
 #[inline]
-fn xs_scale(b: &BlockIQ4XS, ib: usize) -> i32 {
+pub(crate) fn xs_scale(b: &BlockIQ4XS, ib: usize) -> i32 {
     let h = u16::from_le_bytes(b.scales_h);
     let low = (b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f;
     let high = ((h >> (2 * ib)) & 3) as u8;

@@ -371,7 +371,7 @@ fn set_scale_min_k4(j: usize, ls: u8, lm: u8, q: &mut [u8; 12]) {
 
 /// Sub-block scale `j` (0..16) of Q3_K, as stored (0..=63, bias 32 not yet removed).
 #[inline]
-fn q3k_scale(scales: &[u8; 12], j: usize) -> i32 {
+pub(crate) fn q3k_scale(scales: &[u8; 12], j: usize) -> i32 {
     let low = if j < 8 {
         scales[j] & 0x0f
     } else {

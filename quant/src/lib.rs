@@ -9,14 +9,20 @@
 //! arithmetic so that results are comparable with llama.cpp.
 //!
 //! Formats, one module per family: [`float`] (F32, F16, BF16), [`legacy`] (Q4_0 … Q8_1),
-//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one
-//! private module per instruction set (`x86_avx2`: Q8_0, Q4_1, Q4_K, Q6_K; `x86_avx512`: Q8_0,
-//! Q4_1) and are chosen once at run time by [`dispatch`]. The per-type table ([`type_traits`],
-//! dispatched; [`type_traits_scalar`], the reference) and the checked entry points ([`dequantize`], [`quantize`],
-//! [`from_float`], [`vec_dot`]) work on raw bytes and return a [`QuantError`] instead of
-//! panicking on wrong lengths or unsupported types. On top of them, [`matrix`] multiplies a
-//! weight matrix by one activation vector ([`matvec`]) or by several at once ([`matmat`], with
-//! multi-column kernels in the private `x86_matmat` module), bit-identical per column.
+//! [`kquants`] (Q2_K … Q8_K), [`iquants`] (IQ4_NL, IQ4_XS). SIMD dot products live in one private
+//! module per instruction set (`x86_avx2`: every format; `x86_avx512`: Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q6_K, Q8_K, BF16, the rest through AVX2) and are chosen once at
+//! run time by [`dispatch`]. [`f32ops`] has the vectorised f32 helpers of the forward pass (dot,
+//! axpy, softmax, SiLU, f16 conversion …), dispatched the same way. The per-type table
+//! ([`type_traits`], dispatched; [`type_traits_scalar`], the reference) and the checked entry
+//! points ([`dequantize`], [`quantize`], [`from_float`], [`vec_dot`]) work on raw bytes and return
+//! a [`QuantError`] instead of panicking on wrong lengths or unsupported types. On top of them,
+//! [`matrix`] multiplies a weight matrix by one activation vector ([`matvec`]) or by several at
+//! once ([`matmat`], with multi-column kernels in the private `x86_matmat` module),
+//! bit-identical per column.
+//!
+//! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
+//! every format.
 //!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
@@ -26,9 +32,14 @@
 // `is_multiple_of` is stable only from Rust 1.87; the workspace's floor is 1.85.
 #![allow(clippy::manual_is_multiple_of)]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64_dotprod;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_neon;
 mod block;
 pub mod dispatch;
 mod error;
+pub mod f32ops;
 pub mod float;
 pub mod iquants;
 pub mod kquants;

@@ -1,20 +1,38 @@
-//! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64.
+//! AVX-512 (F, BW, VL, VNNI) dot-product kernels for x86-64. A format gets a kernel here only
+//! where it measured faster than its AVX2 kernel (`tests/bench_dot.rs`); the others (Q8_1,
+//! Q5_K, IQ4_XS, F32 and F16) run their AVX2 kernels in the AVX-512 tier.
 //!
-//! Two 32-weight blocks per 512-bit register: `vpdpbusd` (unsigned × signed bytes, summed in
-//! groups of four into i32 without saturation) gives eight i32 lanes per block, which are scaled
-//! by that block's `d_x·d_y` and accumulated with FMA. The integer block sums are those of the
-//! scalar references in [`crate::legacy`]; only the order of the f32 accumulation differs. An
-//! odd last block goes through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C
-//! too). Reached only through the safe `_bytes` wrappers of [`crate::dispatch`]'s AVX-512 table,
+//! Legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): two 32-weight blocks per 512-bit
+//! register, loaded by broadcast and blend (plain loads, no shuffle-port work): `vpdpbusd`
+//! (unsigned × signed bytes, summed in groups of four into i32 without saturation) gives eight i32
+//! lanes per block, which are scaled by that block's `d_x·d_y` and accumulated with FMA. The
+//! integer block sums are those of the scalar references in [`crate::legacy`] and
+//! [`crate::iquants`]; only the order of the f32 accumulation differs. An odd last block goes
+//! through the AVX2 kernel (the AVX-512 tier requires AVX2, FMA and F16C too).
+//!
+//! k-quants (Q2_K, Q3_K, Q4_K, Q6_K; Q8_K against itself): 64 weights per 512-bit register;
+//! `maddubs` pair sums (exact, as argued in the AVX2 kernels) are multiplied by the sub-block
+//! scales and accumulated in i32 by `vpdpwssd`, which fuses the AVX2 kernels' `madd` and `add`.
+//! Q3_K and Q6_K remove their quant offset (4, 32) once per block through Q8_K's group sums,
+//! which equals the scalar kernels' sum because `bsums` are the sums of the quants.
+//!
+//! Reached only through the safe `_bytes` wrappers of [`crate::dispatch`]'s AVX-512 table,
 //! which is handed out only after all those features were detected.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
-use crate::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use crate::float::BlockBF16;
+use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
+use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
-use crate::x86_avx2::{vec_dot_q4_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2};
+use crate::x86_avx2::{
+    FLOAT_CHUNK, hsum_f32x8, k4_min_lanes, k4_scales_mins_fast, q3k_scales_i8,
+    vec_dot_iq4_nl_q8_0_avx2, vec_dot_q4_0_q8_0_avx2, vec_dot_q4_1_q8_1_avx2,
+    vec_dot_q5_0_q8_0_avx2, vec_dot_q5_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2,
+};
 
 /// Four little-endian halves `[a, b, c, e]` (8 bytes) widened to f32.
 #[inline]
@@ -52,19 +70,8 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        // SAFETY: every `qs` is a 32-byte array and `loadu` has no alignment requirement.
-        let (qx, qy) = unsafe {
-            (
-                join(
-                    _mm256_loadu_si256(bx[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(bx[1].qs.as_ptr().cast()),
-                ),
-                join(
-                    _mm256_loadu_si256(by[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(by[1].qs.as_ptr().cast()),
-                ),
-            )
-        };
+        let qx = q8_pair(&bx[0].qs, &bx[1].qs);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let negative = _mm512_movepi8_mask(qx);
         let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
         let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(qx), qy_signed);
@@ -92,7 +99,6 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     let nb = check_dot(n, x, y);
-    let low_nibbles = _mm512_set1_epi8(0x0f);
     let mut acc = _mm512_setzero_ps();
     // Lanes 1 and 3 collect Σ m_x·s_y.
     let mut acc_ms = _mm_setzero_ps();
@@ -101,26 +107,9 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        // SAFETY: every `qs` of Q4_1 is a 16-byte array, of Q8_1 a 32-byte one; `loadu` has no
-        // alignment requirement.
-        let (q0, q1, qy) = unsafe {
-            (
-                _mm_loadu_si128(bx[0].qs.as_ptr().cast()),
-                _mm_loadu_si128(bx[1].qs.as_ptr().cast()),
-                join(
-                    _mm256_loadu_si256(by[0].qs.as_ptr().cast()),
-                    _mm256_loadu_si256(by[1].qs.as_ptr().cast()),
-                ),
-            )
-        };
         // Per block: weights 0..16 are the low nibbles, 16..32 the high ones.
-        let qx = _mm512_and_si512(
-            join(
-                _mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0),
-                _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
-            ),
-            low_nibbles,
-        );
+        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
         let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
         // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
         let dm = _mm_mul_ps(
@@ -142,6 +131,48 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
     sum
 }
 
+/// Q5_1 · Q8_1 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
+/// to the nibbles; unsigned quants × signed Q8_1 quants through `vpdpbusd`, plus `m_x·s_y`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx512(n: usize, x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let sixteen = _mm512_set1_epi8(16);
+    let mut acc = _mm512_setzero_ps();
+    // Lanes 1 and 3 collect Σ m_x·s_y.
+    let mut acc_ms = _mm_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
+            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
+        let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
+        // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
+        let dm = _mm_mul_ps(
+            f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m),
+            f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s),
+        );
+        acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
+        acc_ms = _mm_add_ps(acc_ms, dm);
+    }
+    let odd = _mm_movehdup_ps(acc_ms);
+    let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
+    let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q5_1_q8_1_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
 /// [`vec_dot_q8_0_q8_0_avx512`] on raw bytes, for the dispatch table.
 pub(crate) fn vec_dot_q8_0_q8_0_avx512_bytes(n: usize, x: &[u8], y: &[u8]) -> f32 {
     let (x, y) = (blocks::<BlockQ8_0>(x), blocks::<BlockQ8_0>(y));
@@ -156,3 +187,745 @@ pub(crate) fn vec_dot_q4_1_q8_1_avx512_bytes(n: usize, x: &[u8], y: &[u8]) -> f3
     // SAFETY: as for `vec_dot_q8_0_q8_0_avx512_bytes`.
     unsafe { vec_dot_q4_1_q8_1_avx512(n, x, y) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// 64 bytes from the start of `s` (which must hold at least 64).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512(s: &[u8]) -> __m512i {
+    let a: &[u8; 64] = s.first_chunk().expect("64 bytes");
+    // SAFETY: `a` is 64 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+}
+
+/// 64 signed quants from the start of `s` (which must hold at least 64).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512_i8(s: &[i8]) -> __m512i {
+    let a: &[i8; 64] = s.first_chunk().expect("64 quants");
+    // SAFETY: `a` is 64 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+}
+
+/// 32 bytes from the start of `s` (which must hold at least 32).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld256(s: &[u8]) -> __m256i {
+    let a: &[u8; 32] = s.first_chunk().expect("32 bytes");
+    // SAFETY: `a` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+}
+
+/// 16 bytes from the start of `s` (which must hold at least 16).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld128(s: &[u8]) -> __m128i {
+    let a: &[u8; 16] = s.first_chunk().expect("16 bytes");
+    // SAFETY: `a` is 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
+}
+
+/// The 32-byte quants of two Q8_0 or Q8_1 blocks in one register: each row broadcast from memory (a
+/// plain load) and the halves blended, which keeps the shuffle port free.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q8_pair(a: &[i8; 32], b: &[i8; 32]) -> __m512i {
+    // SAFETY: `a` and `b` are 32 readable bytes; the broadcast load has no alignment
+    // requirement.
+    let (qa, qb) = unsafe {
+        (
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(a.as_ptr().cast())),
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(b.as_ptr().cast())),
+        )
+    };
+    _mm512_mask_blend_epi64(0xf0, qa, qb)
+}
+
+/// The 64 nibbles of two 16-byte legacy nibble fields in weight order, each 0..=15: each field
+/// broadcast to four 128-bit lanes (a plain load), two lanes of each kept by a blend, and the
+/// second and fourth lanes shifted right by 4 (high nibbles).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn nibbles_64(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+    // SAFETY: `a` and `b` are 16 readable bytes; the broadcast load has no alignment
+    // requirement.
+    let (qa, qb) = unsafe {
+        (
+            _mm512_broadcast_i32x4(_mm_loadu_si128(a.as_ptr().cast())),
+            _mm512_broadcast_i32x4(_mm_loadu_si128(b.as_ptr().cast())),
+        )
+    };
+    let q = _mm512_mask_blend_epi64(0xf0, qa, qb);
+    let shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    _mm512_and_si512(_mm512_srlv_epi64(q, shifts), _mm512_set1_epi8(0x0f))
+}
+
+/// `[d_a·d_b of pair 0, of pair 1, 0, 0]` from four f16 scales.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scale_pair(xa: [u8; 2], xb: [u8; 2], ya: [u8; 2], yb: [u8; 2]) -> __m512 {
+    let d = _mm_mul_ps(
+        f16x4_to_f32(xa, xb, [0; 2], [0; 2]),
+        f16x4_to_f32(ya, yb, [0; 2], [0; 2]),
+    );
+    spread_two(d, 0, 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy formats
+
+/// Q4_0 · Q8_0 with AVX-512 VNNI: `Σ (q − 8)·y = Σ q·y − Σ 8·y`, both by `vpdpbusd` (unsigned
+/// nibbles and the constant 8 against the signed Q8_0 quants; no saturation).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx512(n: usize, x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let eight = _mm512_set1_epi8(8);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, eight, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q4_0_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+/// Q5_0 · Q8_0 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
+/// to the nibbles; `Σ (q − 16)·y = Σ q·y − Σ 16·y` by `vpdpbusd`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx512(n: usize, x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let sixteen = _mm512_set1_epi8(16);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
+            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, sixteen, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_q5_0_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+/// IQ4_NL · Q8_0 with AVX-512 VNNI: the levels plus 128 (1..=241, unsigned) are looked up with
+/// `pshufb`; `Σ level·y = Σ (level + 128)·y − Σ 128·y` by `vpdpbusd`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx512(
+    n: usize,
+    x: &[BlockIQ4NL],
+    y: &[BlockQ8_0],
+) -> f32 {
+    let nb = check_dot(n, x, y);
+    let biased = KVALUES_IQ4NL.map(|v| (i16::from(v) + 128) as u8);
+    let table = _mm512_broadcast_i32x4(ld128(&biased));
+    let bias = _mm512_set1_epi8(-128);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = nb / 2;
+    for (bx, by) in x[..2 * pairs]
+        .chunks_exact(2)
+        .zip(y[..2 * pairs].chunks_exact(2))
+    {
+        let qx = _mm512_shuffle_epi8(table, nibbles_64(&bx[0].qs, &bx[1].qs));
+        let qy = q8_pair(&by[0].qs, &by[1].qs);
+        let zero = _mm512_setzero_si512();
+        let sumi = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, qx, qy),
+            _mm512_dpbusd_epi32(zero, bias, qy),
+        );
+        let d = scale_pair(bx[0].d, bx[1].d, by[0].d, by[1].d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if nb % 2 == 1 {
+        let last = nb - 1;
+        // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+        sum += unsafe { vec_dot_iq4_nl_q8_0_avx2(32, &x[last..nb], &y[last..nb]) };
+    }
+    sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// k-quants
+
+/// Broadcasts i16 lane `lo` of `v` to i16 lanes 0..16 of the result and lane `lo + 1` to lanes
+/// 16..32 (the scales of two 32-weight sub-blocks).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scales_2x16(v: __m512i, lo: i16) -> __m512i {
+    let idx = _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_set1_epi16(lo)),
+        _mm256_set1_epi16(lo + 1),
+    );
+    _mm512_permutexvar_epi16(idx, v)
+}
+
+/// Broadcasts i16 lanes `first..first + 4` of `v` to the four 128-bit lanes of the result (the
+/// scales of four 16-weight sub-blocks).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scales_4x8(v: __m512i, first: i16) -> __m512i {
+    let idx = _mm512_add_epi16(
+        _mm512_set_epi64(
+            0x0003_0003_0003_0003,
+            0x0003_0003_0003_0003,
+            0x0002_0002_0002_0002,
+            0x0002_0002_0002_0002,
+            0x0001_0001_0001_0001,
+            0x0001_0001_0001_0001,
+            0,
+            0,
+        ),
+        _mm512_set1_epi16(first),
+    );
+    _mm512_permutexvar_epi16(idx, v)
+}
+
+/// The body of Q4_K: 64 weights per step, `x_g` (unsigned, ≤ 31) the quants of
+/// weights 64g..64g+64.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn k4_block_sum(scales: [u8; 8], xs: [__m512i; 4], by: &BlockQ8K) -> __m512i {
+    let sc = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128(
+        i64::from_le_bytes(scales),
+    )));
+    let mut sumi = _mm512_setzero_si512();
+    for (g, xg) in xs.into_iter().enumerate() {
+        let pairs = _mm512_maddubs_epi16(xg, ld512_i8(&by.qs[64 * g..]));
+        sumi = _mm512_dpwssd_epi32(sumi, pairs, scales_2x16(sc, 2 * g as i16));
+    }
+    sumi
+}
+
+/// Q4_K · Q8_K with AVX-512: 64 nibbles per register (low then high nibbles of 32 bytes, which
+/// is weight order), `maddubs` against Q8_K and `vpdpwssd` with the per-32 scales; the minimum
+/// term from Q8_K's group sums as in the scalar kernel.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let high_half_by_4 = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let mut acc = _mm512_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let (scales, mins) = k4_scales_mins_fast(&bx.scales);
+        let summin = k4_min_lanes(mins, by);
+        let xs: [__m512i; 4] = core::array::from_fn(|g| {
+            // Both halves loaded by one broadcast; the high half shifted to its high nibbles.
+            let q = _mm512_broadcast_i64x4(ld256(&bx.qs[32 * g..]));
+            _mm512_and_si512(_mm512_srlv_epi64(q, high_half_by_4), low_nibbles)
+        });
+        let sumi = k4_block_sum(scales, xs, by);
+        let d = _mm_mul_ps(
+            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
+            _mm_set1_ps(by.scale()),
+        );
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summin),
+            acc_min,
+        );
+    }
+    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
+}
+
+/// Q6_K · Q8_K with AVX-512: the unsigned 6-bit quants (0..=63) of 64 weights per register,
+/// `maddubs` against Q8_K (pair sums ≤ 2·63·128) and `vpdpwssd` with the signed per-16 scales;
+/// the offset 32 is removed once per block as `32·Σ_j sc_j·bsum_j` from Q8_K's group sums
+/// (exact, and equal to the scalar kernel's sum because `bsums` are the sums of the quants).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let m30 = _mm512_set1_epi8(0x30);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc16 = _mm256_cvtepi8_epi16(ld128(&bx.scales.map(|v| v as u8)));
+        let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
+        let sc = _mm512_castsi256_si512(sc16);
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            let ql = ld512(&bx.ql[64 * h..]);
+            let qh = ld256(&bx.qh[32 * h..]);
+            // Weights 128h..128h+64: low nibbles of `ql` with `qh` bits 0-1 (first 32) and 2-3
+            // (next 32) as bits 4-5; weights 128h+64..128h+128: high nibbles with bits 4-5 and
+            // 6-7. Each 16-bit shift is masked to bits 4-5 of the same byte.
+            let h01 = _mm512_and_si512(
+                join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh)),
+                m30,
+            );
+            let h23 = _mm512_and_si512(join(qh, _mm256_srli_epi16::<2>(qh)), m30);
+            let x01 = _mm512_or_si512(_mm512_and_si512(ql, m4), h01);
+            let x23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), h23);
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(sc, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(sc, 8 * h as i16 + 4));
+        }
+        // Σ sc·q·y − 32·Σ sc·bsum, lane by lane (|32·offset| < 2^25).
+        let total = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(offset)));
+        let d = crate::num::f16_to_f32(bx.d) * by.scale();
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(total), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// Q2_K · Q8_K with AVX-512: the 2-bit quants of 64 weights per register (two shifts of one
+/// 32-byte row), `maddubs` against Q8_K (pair sums ≤ 2·3·127) and `vpdpwssd` with the 4-bit
+/// per-16 scales; the minimum term from Q8_K's group sums.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q2_k_q8_k_avx512(n: usize, x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m3 = _mm512_set1_epi8(3);
+    let mut acc = _mm512_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc = ld128(&bx.scales);
+        let nib = _mm_set1_epi8(0x0f);
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), nib));
+        let summs = _mm256_madd_epi16(mins, ld256(by.bsums.as_flattened()));
+        let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, nib)));
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            // Weights 128h + 32s .. +32 are bits 2s..2s+2 of the 32 bytes of this half.
+            let q2 = ld256(&bx.qs[32 * h..]);
+            let x01 = _mm512_and_si512(join(q2, _mm256_srli_epi16::<2>(q2)), m3);
+            let x23 = _mm512_and_si512(
+                join(_mm256_srli_epi16::<4>(q2), _mm256_srli_epi16::<6>(q2)),
+                m3,
+            );
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(scales, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(scales, 8 * h as i16 + 4));
+        }
+        let d = _mm_mul_ps(
+            f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]),
+            _mm_set1_ps(by.scale()),
+        );
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_min = _mm256_fmadd_ps(
+            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+            _mm256_cvtepi32_ps(summs),
+            acc_min,
+        );
+    }
+    _mm512_reduce_add_ps(acc) - hsum_f32x8(acc_min)
+}
+
+/// Q3_K · Q8_K with AVX-512: the quant plus 4 (0..=7: two low bits, plus 4 where the `hmask`
+/// bit is set) of 64 weights per register, `maddubs` against Q8_K and `vpdpwssd` with the
+/// signed per-16 scales; the offset 4 is removed once per block as `4·Σ_j sc_j·bsum_j` from
+/// Q8_K's group sums (exact, and equal to the scalar sum because `bsums` are the quant sums).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx512(n: usize, x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let m3 = _mm512_set1_epi8(3);
+    let four = _mm512_set1_epi8(4);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let sc16 = _mm256_cvtepi8_epi16(q3k_scales_i8(&bx.scales));
+        let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
+        let scales = _mm512_castsi256_si512(sc16);
+        let hm = ld256(&bx.hmask);
+        let hm2 = join(hm, hm);
+        let mut sumi = _mm512_setzero_si512();
+        for h in 0..2 {
+            let q2 = ld256(&bx.qs[32 * h..]);
+            let low01 = _mm512_and_si512(join(q2, _mm256_srli_epi16::<2>(q2)), m3);
+            let low23 = _mm512_and_si512(
+                join(_mm256_srli_epi16::<4>(q2), _mm256_srli_epi16::<6>(q2)),
+                m3,
+            );
+            // Chunk c = 4h + s uses `hmask` bit c.
+            let probe = |c: usize| {
+                join(
+                    _mm256_set1_epi8((1u8 << c) as i8),
+                    _mm256_set1_epi8((1u8 << (c + 1)) as i8),
+                )
+            };
+            let x01 =
+                _mm512_mask_add_epi8(low01, _mm512_test_epi8_mask(hm2, probe(4 * h)), low01, four);
+            let x23 = _mm512_mask_add_epi8(
+                low23,
+                _mm512_test_epi8_mask(hm2, probe(4 * h + 2)),
+                low23,
+                four,
+            );
+            let p01 = _mm512_maddubs_epi16(x01, ld512_i8(&by.qs[128 * h..]));
+            let p23 = _mm512_maddubs_epi16(x23, ld512_i8(&by.qs[128 * h + 64..]));
+            sumi = _mm512_dpwssd_epi32(sumi, p01, scales_4x8(scales, 8 * h as i16));
+            sumi = _mm512_dpwssd_epi32(sumi, p23, scales_4x8(scales, 8 * h as i16 + 4));
+        }
+        // Σ sc·(q + 4)·y − 4·Σ sc·bsum, lane by lane (|4·offset| < 2^22).
+        let total = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32::<2>(offset)));
+        let d = crate::num::f16_to_f32(bx.d) * by.scale();
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(total), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// Q8_K · Q8_K with AVX-512 VNNI: `|q_x| · (q_y with q_x's sign)` through `vpdpbusd`, 64
+/// quants per step (exact unless a quant is −128).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q8_k_q8_k_avx512(n: usize, x: &[BlockQ8K], y: &[BlockQ8K]) -> f32 {
+    let nb = check_dot(n, x, y);
+    let mut acc = _mm512_setzero_ps();
+    for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        let mut sumi = _mm512_setzero_si512();
+        for c in 0..QK_K / 64 {
+            let qx = ld512_i8(&bx.qs[64 * c..]);
+            let qy = ld512_i8(&by.qs[64 * c..]);
+            let negative = _mm512_movepi8_mask(qx);
+            let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
+            sumi = _mm512_dpbusd_epi32(sumi, _mm512_abs_epi8(qx), qy_signed);
+        }
+        let d = _mm512_set1_ps(bx.scale() * by.scale());
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float formats
+
+/// Sixteen BF16 values from the start of `s`, widened (exactly) by a 16-bit shift.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn load16_bf16(s: &[BlockBF16]) -> __m512 {
+    let a: &[BlockBF16; 16] = s.first_chunk().expect("16 values");
+    // SAFETY: `a` is 32 readable bytes; `loadu` has no alignment requirement.
+    let h = unsafe { _mm256_loadu_si256(a.as_ptr().cast()) };
+    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+}
+
+macro_rules! float_dot_kernel {
+    ($(#[$doc:meta])* $name:ident, $block:ty, $load:ident, $widen:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(n: usize, x: &[$block], y: &[$block]) -> f32 {
+            check_dot(n, x, y);
+            let widen = $widen;
+            let mut wide = _mm512_setzero_pd();
+            let mut tail = 0.0f64;
+            for (xc, yc) in x[..n].chunks(FLOAT_CHUNK).zip(y[..n].chunks(FLOAT_CHUNK)) {
+                let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                let mut k = 0;
+                while k + 32 <= xc.len() {
+                    a0 = _mm512_fmadd_ps($load(&xc[k..]), $load(&yc[k..]), a0);
+                    a1 = _mm512_fmadd_ps($load(&xc[k + 16..]), $load(&yc[k + 16..]), a1);
+                    k += 32;
+                }
+                while k + 16 <= xc.len() {
+                    a0 = _mm512_fmadd_ps($load(&xc[k..]), $load(&yc[k..]), a0);
+                    k += 16;
+                }
+                for (a, b) in xc[k..].iter().zip(&yc[k..]) {
+                    tail += f64::from(widen(a.v) * widen(b.v));
+                }
+                let s = _mm512_add_ps(a0, a1);
+                let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+                let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(s),
+                )));
+                wide = _mm512_add_pd(wide, _mm512_add_pd(lo, hi));
+            }
+            (_mm512_reduce_add_pd(wide) + tail) as f32
+        }
+    };
+}
+
+float_dot_kernel!(
+    /// BF16 · BF16 with AVX-512: widened 16 at a time by a shift, products fused into two
+    /// 16-lane accumulators per [`FLOAT_CHUNK`] values (at most 8 additions per lane), partial
+    /// sums in f64, as the AVX2 kernel. (512-bit F32 and F16 kernels measured slower than AVX2:
+    /// F32 is bound by memory, and the 512-bit F16 conversion costs two micro-ops.)
+    vec_dot_bf16_bf16_avx512,
+    BlockBF16,
+    load16_bf16,
+    crate::num::bf16_to_f32
+);
+
+// ---------------------------------------------------------------------------------------------
+// f32 helpers of `crate::f32ops`
+
+/// Sixteen f32 from the start of `s` (which must hold at least sixteen).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld16(s: &[f32]) -> __m512 {
+    let a: &[f32; 16] = s.first_chunk().expect("16 values");
+    // SAFETY: `a` is 16 readable f32; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_ps(a.as_ptr()) }
+}
+
+/// Stores sixteen f32 at the start of `s` (which must hold at least sixteen).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn st16(s: &mut [f32], v: __m512) {
+    let a: &mut [f32; 16] = s.first_chunk_mut().expect("16 values");
+    // SAFETY: `a` is 16 writable f32; `storeu` has no alignment requirement.
+    unsafe { _mm512_storeu_ps(a.as_mut_ptr(), v) }
+}
+
+/// `e^x` on sixteen lanes: the algorithm of [`crate::f32ops::exp`], with `vscalefps` applying
+/// `2^n` (exact, overflowing to +∞ and underflowing through the subnormals as IEEE says).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn exp_f32x16(x: __m512) -> __m512 {
+    use crate::f32ops::{EXP_MAX_ARG, EXP_MIN_ARG, EXP_POLY, LN2_HI, LN2_LO, LOG2E};
+    // `max`/`min` return their second operand when either is NaN, so NaN passes through.
+    let x = _mm512_min_ps(
+        _mm512_set1_ps(EXP_MAX_ARG),
+        _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP_POLY[5]);
+    for &c in EXP_POLY[..5].iter().rev() {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let one = _mm512_set1_ps(1.0);
+    let p = _mm512_fmadd_ps(_mm512_fmadd_ps(p, r, one), r, one);
+    _mm512_scalef_ps(p, n)
+}
+
+/// `x = exp(x)`, sixteen at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_exp_avx512_impl(x: &mut [f32]) {
+    let mut k = 0;
+    while k + 16 <= x.len() {
+        let e = exp_f32x16(ld16(&x[k..]));
+        st16(&mut x[k..], e);
+        k += 16;
+    }
+    for v in &mut x[k..] {
+        *v = crate::f32ops::exp(*v);
+    }
+}
+
+/// Softmax in place, sixteen at a time: the maximum (AVX2), then `exp(x − max)` stored and
+/// summed in two 16-lane f32 accumulators per [`crate::f32ops::CHUNK`] values (8 additions per
+/// lane) and across chunks in f64, then one multiplication by the reciprocal of the sum.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_softmax_avx512_impl(x: &mut [f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    let m = crate::x86_avx2::f32_max_avx2(x);
+    let mv = _mm512_set1_ps(m);
+    let mut wide = _mm512_setzero_pd();
+    let mut tail = 0.0f64;
+    for c in x.chunks_mut(crate::f32ops::CHUNK) {
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut k = 0;
+        while k + 32 <= c.len() {
+            let e0 = exp_f32x16(_mm512_sub_ps(ld16(&c[k..]), mv));
+            let e1 = exp_f32x16(_mm512_sub_ps(ld16(&c[k + 16..]), mv));
+            st16(&mut c[k..], e0);
+            st16(&mut c[k + 16..], e1);
+            s0 = _mm512_add_ps(s0, e0);
+            s1 = _mm512_add_ps(s1, e1);
+            k += 32;
+        }
+        while k + 16 <= c.len() {
+            let e = exp_f32x16(_mm512_sub_ps(ld16(&c[k..]), mv));
+            st16(&mut c[k..], e);
+            s0 = _mm512_add_ps(s0, e);
+            k += 16;
+        }
+        for v in &mut c[k..] {
+            *v = crate::f32ops::exp(*v - m);
+            tail += f64::from(*v);
+        }
+        let s = _mm512_add_ps(s0, s1);
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(s),
+        )));
+        wide = _mm512_add_pd(wide, _mm512_add_pd(lo, hi));
+    }
+    let total = _mm512_reduce_add_pd(wide) + tail;
+    crate::x86_avx2::f32_scale_avx2(x, (1.0 / total) as f32);
+    total as f32
+}
+
+/// `gate = gate/(1 + exp(−gate))·up`, sixteen at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f32_silu_mul_avx512_impl(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "silu_mul: slices differ in length");
+    let one = _mm512_set1_ps(1.0);
+    let mut k = 0;
+    while k + 16 <= gate.len() {
+        let g = ld16(&gate[k..]);
+        let e = exp_f32x16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        let v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), ld16(&up[k..]));
+        st16(&mut gate[k..], v);
+        k += 16;
+    }
+    crate::f32ops::silu_mul_tail(&mut gate[k..], &up[k..]);
+}
+
+/// [`f32_exp_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_exp_avx512(x: &mut [f32]) {
+    // SAFETY: installed only in the AVX-512 f32ops table, which is handed out only after
+    // AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
+    unsafe { f32_exp_avx512_impl(x) }
+}
+
+/// [`f32_softmax_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_softmax_avx512(x: &mut [f32]) -> f32 {
+    // SAFETY: as for `f32_exp_avx512`.
+    unsafe { f32_softmax_avx512_impl(x) }
+}
+
+/// [`f32_silu_mul_avx512_impl`] for the AVX-512 f32ops table.
+pub(crate) fn f32_silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
+    // SAFETY: as for `f32_exp_avx512`.
+    unsafe { f32_silu_mul_avx512_impl(gate, up) }
+}
+
+macro_rules! bytes_wrapper {
+    ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
+        #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]
+        pub(crate) fn $name(n: usize, x: &[u8], y: &[u8]) -> f32 {
+            let (x, y) = (blocks::<$bx>(x), blocks::<$by>(y));
+            // SAFETY: installed only in the AVX-512 dispatch table, which is handed out only
+            // after AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C were detected.
+            unsafe { $kernel(n, x, y) }
+        }
+    };
+}
+
+bytes_wrapper!(
+    vec_dot_q4_0_q8_0_avx512_bytes,
+    vec_dot_q4_0_q8_0_avx512,
+    BlockQ4_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q5_0_q8_0_avx512_bytes,
+    vec_dot_q5_0_q8_0_avx512,
+    BlockQ5_0,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_iq4_nl_q8_0_avx512_bytes,
+    vec_dot_iq4_nl_q8_0_avx512,
+    BlockIQ4NL,
+    BlockQ8_0
+);
+bytes_wrapper!(
+    vec_dot_q4_k_q8_k_avx512_bytes,
+    vec_dot_q4_k_q8_k_avx512,
+    BlockQ4K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q6_k_q8_k_avx512_bytes,
+    vec_dot_q6_k_q8_k_avx512,
+    BlockQ6K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q2_k_q8_k_avx512_bytes,
+    vec_dot_q2_k_q8_k_avx512,
+    BlockQ2K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q3_k_q8_k_avx512_bytes,
+    vec_dot_q3_k_q8_k_avx512,
+    BlockQ3K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_q8_k_q8_k_avx512_bytes,
+    vec_dot_q8_k_q8_k_avx512,
+    BlockQ8K,
+    BlockQ8K
+);
+bytes_wrapper!(
+    vec_dot_bf16_bf16_avx512_bytes,
+    vec_dot_bf16_bf16_avx512,
+    BlockBF16,
+    BlockBF16
+);
+bytes_wrapper!(
+    vec_dot_q5_1_q8_1_avx512_bytes,
+    vec_dot_q5_1_q8_1_avx512,
+    BlockQ5_1,
+    BlockQ8_1
+);

@@ -13,9 +13,9 @@
 //! |--------|--------------------------------|----------------------------------|
 //! | Q8_0   | `x86_avx2` Q8_0 kernel         | `x86_avx512` Q8_0 kernel (VNNI)  |
 //! | Q4_1   | `x86_avx2` Q4_1 kernel         | `x86_avx512` Q4_1 kernel (VNNI)  |
-//! | Q4_K   | `x86_avx2` Q4_K kernel         | same as AVX2                     |
-//! | Q6_K   | `x86_avx2` Q6_K kernel         | same as AVX2                     |
-//! | Q5_0   | the scalar reference (AVX2 integer sums, ggml's scalar f32 order) | same as AVX2 |
+//! | Q4_K   | `x86_avx2` Q4_K kernel         | none (the tier has its own `vec_dot`) |
+//! | Q6_K   | `x86_avx2` Q6_K kernel         | none (the tier has its own `vec_dot`) |
+//! | Q5_0   | `x86_avx2` Q5_0 kernel         | none (the tier has its own `vec_dot`) |
 //!
 //! Like the single-column kernels, these are `unsafe fn`s with `#[target_feature]`, reached only
 //! through the safe `_bytes` wrappers installed in the dispatch tables of tiers that require
@@ -29,7 +29,7 @@ use core::arch::x86_64::*;
 
 use crate::block::{GgmlBlock, check_dot};
 use crate::kquants::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins};
-use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, vec_dot_q5_0_q8_0_scalar};
+use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{f16x2_to_f32, hsum_f32x8, vec_dot_q4_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2};
 
@@ -162,16 +162,6 @@ fn check_all<'a, X: GgmlBlock, const R: usize, const C: usize>(
 fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256 {
     let pairs = _mm256_maddubs_epi16(x, y);
     _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-}
-
-/// Sum of the eight i32 lanes (wrapping; exact for the sums here).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_i32x8(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
-    _mm_cvtsi128_si32(s)
 }
 
 /// # Safety
@@ -318,7 +308,7 @@ macro_rules! q4_k_tile {
             let (nb, xs, ys) = check_all(n, xs, ys);
             let low_nibbles = _mm256_set1_epi8(0x0f);
             let mut acc = [[_mm256_setzero_ps(); C]; R];
-            let mut acc_min = [[0f32; C]; R];
+            let mut acc_min = [[_mm256_setzero_ps(); C]; R];
             for i in 0..nb {
                 let mut scales = [[0u8; 8]; R];
                 // Each 32-weight minimum twice, as i16: one per 16-quant group sum of Q8_K.
@@ -364,22 +354,26 @@ macro_rules! q4_k_tile {
                     // SAFETY: `bsums` is 16 two-byte values (32 bytes).
                     let bsums = unsafe { load32(by.bsums.as_ptr().cast()) };
                     for r in 0..R {
-                        // Σ_j bsum_j·min_(j/2), the integer the scalar sum gives (exact in i32).
-                        let summin = hsum_i32x8(_mm256_madd_epi16(bsums, mins[r]));
+                        // Σ_j bsum_j·min_(j/2) as the single-column kernel's eight i32 lanes.
+                        let summin = _mm256_madd_epi16(mins[r], bsums);
                         let d = _mm_mul_ps(f16x2_to_f32(xs[r][i].d, xs[r][i].dmin), dy);
                         acc[r][c] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(d),
                             _mm256_cvtepi32_ps(sumi[r][c]),
                             acc[r][c],
                         );
-                        acc_min[r][c] += _mm_cvtss_f32(_mm_movehdup_ps(d)) * summin as f32;
+                        acc_min[r][c] = _mm256_fmadd_ps(
+                            _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+                            _mm256_cvtepi32_ps(summin),
+                            acc_min[r][c],
+                        );
                     }
                 }
             }
             let mut out = [[0f32; C]; R];
             for r in 0..R {
                 for c in 0..C {
-                    out[r][c] = hsum_f32x8(acc[r][c]) - acc_min[r][c];
+                    out[r][c] = hsum_f32x8(_mm256_sub_ps(acc[r][c], acc_min[r][c]));
                 }
             }
             out
@@ -418,9 +412,15 @@ macro_rules! q6_k_tile {
         ) -> [[f32; C]; R] {
             let (nb, xs, ys) = check_all(n, xs, ys);
             let m4 = _mm256_set1_epi8(0x0f);
-            let m32 = _mm256_set1_epi8(32);
             let mut acc = [[_mm256_setzero_ps(); C]; R];
             for i in 0..nb {
+                // The sixteen signed scales of each row as i16, for the offset term.
+                let mut sc16 = [_mm256_setzero_si256(); R];
+                for r in 0..R {
+                    // SAFETY: `scales` is a 16-byte array.
+                    let s8 = unsafe { _mm_loadu_si128(xs[r][i].scales.as_ptr().cast()) };
+                    sc16[r] = _mm256_cvtepi8_epi16(s8);
+                }
                 let mut sumi = [[_mm256_setzero_si256(); C]; R];
                 for h in 0..2 {
                     let mut qs = [[_mm256_setzero_si256(); 4]; R];
@@ -475,10 +475,8 @@ macro_rules! q6_k_tile {
                         for k in 0..4 {
                             // SAFETY: `128 * h + 32 * k + 32 <= 256`, the length of `qs`.
                             let yk = unsafe { load32(yp.add(128 * h + 32 * k)) };
-                            let y32 = _mm256_maddubs_epi16(m32, yk);
                             for r in 0..R {
-                                let pairs =
-                                    _mm256_sub_epi16(_mm256_maddubs_epi16(qs[r][k], yk), y32);
+                                let pairs = _mm256_maddubs_epi16(qs[r][k], yk);
                                 sumi[r][c] = _mm256_add_epi32(
                                     sumi[r][c],
                                     _mm256_madd_epi16(pairs, sc[r][k]),
@@ -488,8 +486,14 @@ macro_rules! q6_k_tile {
                     }
                 }
                 for c in 0..C {
-                    let dy = _mm_set1_ps(ys[c][i].scale());
+                    let by = &ys[c][i];
+                    let dy = _mm_set1_ps(by.scale());
+                    // SAFETY: `bsums` is 16 two-byte values (32 bytes).
+                    let bsums = unsafe { load32(by.bsums.as_ptr().cast()) };
                     for r in 0..R {
+                        // Σ sc·q·y − 32·Σ sc·bsum, lane by lane, as the single-column kernel.
+                        let offset = _mm256_madd_epi16(sc16[r], bsums);
+                        sumi[r][c] = _mm256_sub_epi32(sumi[r][c], _mm256_slli_epi32::<5>(offset));
                         let d = _mm_mul_ps(f16x2_to_f32(xs[r][i].d, [0; 2]), dy);
                         acc[r][c] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(d),
@@ -521,19 +525,12 @@ tile_wrapper!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Q5_0 · Q8_0, AVX2 integer sums, scalar f32 order
+// Q5_0 · Q8_0, AVX2
 
-/// The scalar reference on raw bytes: the single-column kernel that
-/// [`vec_dot_multi_q5_0_q8_0_avx2_bytes`] reproduces, installed with it as a pair.
-pub(crate) fn vec_dot_q5_0_q8_0_scalar_bytes(n: usize, x: &[u8], y: &[u8]) -> f32 {
-    vec_dot_q5_0_q8_0_scalar(n, blocks::<BlockQ5_0>(x), blocks::<BlockQ8_0>(y))
-}
-
-/// `R` rows × four columns of `vec_dot_q5_0_q8_0_scalar`: the block sums `Σ (q − 16)·q_y` are
-/// computed exactly with AVX2 (`maddubs(q, y) − maddubs(16, y)`, `q` in 0..=31, so no i16 pair
-/// sum can saturate for any `q_y`), the four columns of a row reduced together, and then
-/// accumulated in f32 lane by lane exactly as the scalar loop does: `sumf += (d_x·d_y)·sumi` per
-/// block, no FMA. Fewer than four columns go through the scalar kernel itself.
+/// `R` rows × `C` columns of `vec_dot_q5_0_q8_0_avx2`: the unsigned 5-bit quants (nibble, plus
+/// 16 where the fifth bit is set) rebuilt once per row and block, `maddubs(16, y)` once per
+/// column and block, `maddubs(q, y) − maddubs(16, y)` per pair (exact for every activation
+/// byte), `d_x·d_y` per pair and one 8-lane FMA accumulator per pair.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -543,18 +540,9 @@ unsafe fn q5_0_q8_0_avx2<const R: usize, const C: usize>(
     xs: [&[BlockQ5_0]; R],
     ys: [&[BlockQ8_0]; C],
 ) -> [[f32; C]; R] {
-    let mut out = [[0f32; C]; R];
-    if C != GROUP {
-        for r in 0..R {
-            for c in 0..C {
-                out[r][c] = vec_dot_q5_0_q8_0_scalar(n, xs[r], ys[c]);
-            }
-        }
-        return out;
-    }
     let (nb, xs, ys) = check_all(n, xs, ys);
     let low_nibbles = _mm256_set1_epi8(0x0f);
-    let m16 = _mm256_set1_epi8(16);
+    let sixteen = _mm256_set1_epi8(16);
     let ones = _mm256_set1_epi16(1);
     // Byte i of a vector picks byte i / 8 of `qh`, then tests bit i % 8.
     let spread = _mm256_setr_epi8(
@@ -562,9 +550,10 @@ unsafe fn q5_0_q8_0_avx2<const R: usize, const C: usize>(
         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
     );
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let mut sumf = [_mm_setzero_ps(); R];
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
     for i in 0..nb {
         let mut q = [_mm256_setzero_si256(); R];
+        let mut dx = [_mm_setzero_ps(); R];
         for r in 0..R {
             let bx = &xs[r][i];
             // SAFETY: `qs` is a 16-byte array; `loadu` has no alignment requirement.
@@ -574,44 +563,38 @@ unsafe fn q5_0_q8_0_avx2<const R: usize, const C: usize>(
             let lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q4), q4), low_nibbles);
             let qh = _mm256_shuffle_epi8(_mm256_set1_epi32(i32::from_le_bytes(bx.qh)), spread);
             let high = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-            q[r] = _mm256_or_si256(lo, _mm256_and_si256(high, m16));
+            q[r] = _mm256_or_si256(lo, _mm256_and_si256(high, sixteen));
+            dx[r] = f16x2_to_f32(bx.d, [0; 2]);
         }
-        let mut s = [[_mm256_setzero_si256(); GROUP]; R];
-        let mut dyh = [0i16; GROUP];
-        for c in 0..GROUP {
-            let by = &ys[c % C][i];
+        for c in 0..C {
+            let by = &ys[c][i];
             // SAFETY: `qs` is a 32-byte array.
             let qy = unsafe { load32(by.qs.as_ptr()) };
-            let y16 = _mm256_maddubs_epi16(m16, qy);
+            let y16 = _mm256_maddubs_epi16(sixteen, qy);
+            let dy = f16x2_to_f32(by.d, [0; 2]);
             for r in 0..R {
                 let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], qy), y16);
-                s[r][c] = _mm256_madd_epi16(pairs, ones);
+                let sumi = _mm256_madd_epi16(pairs, ones);
+                let d = _mm_mul_ps(dx[r], dy);
+                acc[r][c] = _mm256_fmadd_ps(
+                    _mm256_broadcastss_ps(d),
+                    _mm256_cvtepi32_ps(sumi),
+                    acc[r][c],
+                );
             }
-            dyh[c] = i16::from_le_bytes(by.d);
-        }
-        let dy = _mm_cvtph_ps(_mm_setr_epi16(dyh[0], dyh[1], dyh[2], dyh[3], 0, 0, 0, 0));
-        for r in 0..R {
-            // [Σ s0, Σ s1, Σ s2, Σ s3] in i32 (wrapping adds of exact partial sums: exact).
-            let h01 = _mm256_hadd_epi32(s[r][0], s[r][1]);
-            let h23 = _mm256_hadd_epi32(s[r][2], s[r][3]);
-            let h = _mm256_hadd_epi32(h01, h23);
-            let sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-            let dx = _mm_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes(xs[r][i].d)));
-            let term = _mm_mul_ps(_mm_mul_ps(dx, dy), _mm_cvtepi32_ps(sumi));
-            sumf[r] = _mm_add_ps(sumf[r], term);
         }
     }
+    let mut out = [[0f32; C]; R];
     for r in 0..R {
-        let mut lanes = [0f32; GROUP];
-        // SAFETY: `lanes` holds four f32 values; `storeu` has no alignment requirement.
-        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), sumf[r]) };
-        out[r].copy_from_slice(&lanes[..C]);
+        for c in 0..C {
+            out[r][c] = hsum_f32x8(acc[r][c]);
+        }
     }
     out
 }
 
 tile_wrapper!(
-    /// Q5_0 rows against Q8_0 columns; pairs with [`vec_dot_q5_0_q8_0_scalar_bytes`].
+    /// Q5_0 rows against Q8_0 columns; pairs with `vec_dot_q5_0_q8_0_avx2_bytes`.
     vec_dot_multi_q5_0_q8_0_avx2_bytes,
     BlockQ5_0,
     2,

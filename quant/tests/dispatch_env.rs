@@ -64,3 +64,16 @@ fn env_override_selects_the_tier() {
         "an unknown tier name selects the best supported tier"
     );
 }
+
+/// With `EDDY_REQUIRE_TIER=<name>` (set by CI for its emulated runs) the named tier must be the
+/// active one: a CPU model or detection that silently falls back to a lower tier fails here
+/// instead of leaving that tier's kernels untested.
+#[test]
+fn required_tier_is_active() {
+    let Ok(want) = std::env::var("EDDY_REQUIRE_TIER") else {
+        return;
+    };
+    let want = Tier::parse(&want).unwrap_or_else(|| panic!("unknown tier {want:?}"));
+    assert!(want.is_supported(), "{want} is not supported by this CPU");
+    assert_eq!(active_tier(), want, "EDDY_QUANT_TIER should select {want}");
+}

@@ -386,3 +386,200 @@ fn k_quants_extreme_blocks() {
     let zy = random_q8_k(&mut r, Some(0));
     check_q4_k(&[zero4; 2], &[zy; 2], "all zero");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every block format at the edges of its fields
+
+/// Where a format keeps its f16 scale fields (byte offsets in a block) and which of them is a
+/// block minimum (summed separately, so it needs its own term in the magnitude bound).
+struct Fields {
+    ty: GgmlType,
+    scales: &'static [usize],
+    min: Option<usize>,
+    /// Whether an all-0x80 pattern makes quants of −128, which the sign-trick kernels of the
+    /// 8-bit formats do not support (ggml's quantizers never write them).
+    has_i8_quants: bool,
+}
+
+const FIELDS: [Fields; 13] = [
+    Fields {
+        ty: GgmlType::Q4_0,
+        scales: &[0],
+        min: None,
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q4_1,
+        scales: &[0],
+        min: Some(2),
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q5_0,
+        scales: &[0],
+        min: None,
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q5_1,
+        scales: &[0],
+        min: Some(2),
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q8_0,
+        scales: &[0],
+        min: None,
+        has_i8_quants: true,
+    },
+    // Q8_1's `s` (offset 2) is not read by Q8_1 · Q8_1; it is left as quantized.
+    Fields {
+        ty: GgmlType::Q8_1,
+        scales: &[0, 2],
+        min: None,
+        has_i8_quants: true,
+    },
+    Fields {
+        ty: GgmlType::Q2_K,
+        scales: &[80],
+        min: Some(82),
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q3_K,
+        scales: &[108],
+        min: None,
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q4_K,
+        scales: &[0],
+        min: Some(2),
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q5_K,
+        scales: &[0],
+        min: Some(2),
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::Q6_K,
+        scales: &[208],
+        min: None,
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::IQ4_NL,
+        scales: &[0],
+        min: None,
+        has_i8_quants: false,
+    },
+    Fields {
+        ty: GgmlType::IQ4_XS,
+        scales: &[0],
+        min: None,
+        has_i8_quants: false,
+    },
+];
+
+/// Every byte of every block outside the scale fields set to `pattern` (quants, sub-block
+/// scales and minimums, high bits: all at their extremes for 0x00 and 0xff), the scale fields
+/// set to `scale` and the minimum to `min`, against activations whose quants are all ±127 or
+/// alternate in sign, or come from a normal row; every tier against the scalar kernel.
+#[test]
+fn every_block_format_with_extreme_fields() {
+    let mut r = Rng(0xfeed_beef_0000_0001);
+    for f in &FIELDS {
+        let ty = f.ty;
+        let scalar = type_traits_scalar(ty).expect("supported");
+        let yt = scalar.vec_dot_type;
+        let n = 768;
+        let bs = ty.type_size() as usize;
+        let mut base = vec![0u8; n / ty.block_size() as usize * bs];
+        let w: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+            .collect();
+        eddy_quant::quantize(ty, &w, &mut base).expect("quantize");
+        let patterns: &[u8] = if f.has_i8_quants {
+            &[0x00, 0xff, 0x55, 0xaa, 0x7f, 0x81]
+        } else {
+            &[0x00, 0xff, 0x55, 0xaa, 0x7f, 0x80, 0x81]
+        };
+        let scale_values = [F16_MAX, F16_NEG_MAX, [0x00, 0x3c], [0; 2]];
+        let activations: Vec<Vec<f32>> = vec![
+            vec![1.0; n],
+            vec![-300.0; n],
+            (0..n)
+                .map(|i| if i % 2 == 0 { 2.0 } else { -2.0 })
+                .collect(),
+            (0..n).map(|_| (r.byte() as f32 - 127.5) / 64.0).collect(),
+        ];
+        for &pattern in patterns {
+            for (si, &scale) in scale_values.iter().enumerate() {
+                let min = scale_values[(si + 1) % scale_values.len()];
+                let mut x = base.clone();
+                for blk in x.chunks_mut(bs) {
+                    let keep =
+                        |i: usize| f.scales.iter().chain(&f.min).any(|&o| i == o || i == o + 1);
+                    for (i, b) in blk.iter_mut().enumerate() {
+                        if !keep(i) {
+                            *b = pattern;
+                        }
+                    }
+                    for &o in f.scales {
+                        if !(ty == GgmlType::Q8_1 && o == 2) {
+                            blk[o..o + 2].copy_from_slice(&scale);
+                        }
+                    }
+                    if let Some(o) = f.min {
+                        blk[o..o + 2].copy_from_slice(&min);
+                    }
+                }
+                // The two parts of each weight, for the magnitude bound.
+                let zero_fields = |which: &[usize]| {
+                    let mut v = x.clone();
+                    for blk in v.chunks_mut(bs) {
+                        for &o in which {
+                            blk[o..o + 2].copy_from_slice(&[0; 2]);
+                        }
+                    }
+                    dequant(ty, &v, n)
+                };
+                let mins: Vec<usize> = f.min.into_iter().collect();
+                let terms = [zero_fields(&mins), zero_fields(f.scales)];
+                for a in &activations {
+                    let mut y = vec![0u8; eddy_quant::row_bytes(yt, n).unwrap()];
+                    eddy_quant::from_float(yt, a, &mut y).expect("from_float");
+                    let yd = dequant(yt, &y, n);
+                    let mag = magnitude_of(&terms, &yd);
+                    let what = format!("pattern {pattern:#04x}, scale {scale:?}, min {min:?}");
+                    check_all_tiers(ty, n, &x, &y, mag, &what);
+                }
+            }
+        }
+    }
+}
+
+/// The float formats have blocks of one value, so rows of any length are valid: every length
+/// up to 70 (all tails of the 8-, 16- and 32-value loops) and a few long odd ones, against the
+/// scalar kernel, with the magnitude bound of the other tests (Σ|x_i·y_i|).
+#[test]
+fn float_formats_with_odd_lengths() {
+    let mut r = Rng(0xf10a_7000_0000_0001);
+    let lengths: Vec<usize> = (0..=70).chain([255, 257, 511, 1000, 4097]).collect();
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for &n in &lengths {
+            let xf: Vec<f32> = (0..n).map(|_| (r.byte() as f32 - 127.5) / 16.0).collect();
+            let yf: Vec<f32> = (0..n).map(|_| (r.byte() as f32 - 127.5) / 32.0).collect();
+            let size = ty.type_size() as usize;
+            let mut x = vec![0u8; n * size];
+            let mut y = vec![0u8; n * size];
+            eddy_quant::quantize(ty, &xf, &mut x).expect("quantize");
+            eddy_quant::quantize(ty, &yf, &mut y).expect("quantize");
+            let (xd, yd) = (dequant(ty, &x, n), dequant(ty, &y, n));
+            let mag: f64 = xd.iter().zip(&yd).map(|(a, b)| (a * b).abs()).sum();
+            check_all_tiers(ty, n, &x, &y, mag, "odd length");
+        }
+    }
+}

@@ -121,6 +121,12 @@ fn magnitude(ty: GgmlType, w: &[f32], a: &[f32]) -> f64 {
 fn every_format_every_tier_matches_scalar() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0usize;
+    let supported: Vec<Tier> = Tier::ALL.into_iter().filter(|t| t.is_supported()).collect();
+    eprintln!(
+        "parity_all: supported tiers {supported:?}, best {}, active {}",
+        eddy_quant::dispatch::best_supported(),
+        eddy_quant::dispatch::active_tier()
+    );
     for ty in supported_types() {
         let scalar = type_traits_for(Tier::Scalar, ty).expect("scalar row");
         let yt = scalar.vec_dot_type;

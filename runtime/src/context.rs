@@ -7,15 +7,16 @@
 //! token's arithmetic is exactly what it would be if the tokens came one at a time, so batched
 //! prefill and token-by-token decoding give bit-identical logits.
 
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 
 use crate::arena::ArenaLayout;
 use crate::error::{Error, Result};
 use crate::kv::{KvStore, KvType};
 use crate::linalg::{self, Activations};
+use crate::memory::{Carver, Region};
 use crate::model::{Activation, Model, RopeStyle};
 use crate::ops;
-use crate::threads::ThreadPool;
+use crate::threads::{SharedOut, ThreadPool, split};
 
 /// Parameters of a context.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,136 +55,231 @@ impl Default for ContextParams {
     }
 }
 
-/// Activation buffers, sized for `n_batch` tokens.
-#[derive(Debug)]
-struct Scratch {
-    /// Residual stream, `[n_batch][n_embd]`.
-    x: Vec<f32>,
-    /// Normed input of a sub-layer, `[n_embd]`.
-    xb: Vec<f32>,
-    /// Queries, `[n_batch][n_head * head_dim]`.
-    q: Vec<f32>,
-    /// One token's keys and values before they enter the cache.
-    k: Vec<f32>,
-    v: Vec<f32>,
-    /// Attention output, `[n_batch][n_head * head_dim_v]`.
-    att: Vec<f32>,
-    /// Attention scores of one head, `[n_sink + n_window]`.
-    scores: Vec<f32>,
-    /// One query head rotated to its cache position, for the sink keys.
-    q_sink: Vec<f32>,
-    /// RoPE angles of the extra rotation of the query for the sinks.
-    cos_sink: Vec<f32>,
-    sin_sink: Vec<f32>,
-    /// Output of a projection back to the residual width, `[n_embd]`.
-    proj: Vec<f32>,
-    /// FFN gate and up, `[n_ff]` each.
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    /// RoPE angles of one position.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-    /// RoPE frequency factors (`rope_freqs.weight`), if the model has them.
-    rope_factors: Option<Vec<f32>>,
-    /// Norm weights as f32, per layer: attn, ffn, (q, k, post-attn, post-ffn when present).
-    norms: Vec<LayerNorms>,
-    output_norm: Vec<f32>,
-    /// Quantized copies of the current input vector, one per activation format.
-    act: Activations,
+/// Sizes of every buffer, from the model and the resolved parameters.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    n_embd: usize,
+    n_ubatch: usize,
+    q_width: usize,
+    att_width: usize,
+    head_dim: usize,
+    half_rot: usize,
+    n_ff: usize,
+    n_layer: usize,
+    n_slots: usize,
+    k_row: usize,
+    v_row: usize,
+    kv_type: KvType,
+    logit_rows: usize,
+    n_vocab: usize,
+    n_threads: usize,
 }
 
-#[derive(Debug)]
-struct LayerNorms {
-    attn: Vec<f32>,
-    ffn: Vec<f32>,
-    q: Option<Vec<f32>>,
-    k: Option<Vec<f32>>,
-    post_attn: Option<Vec<f32>>,
-    post_ffn: Option<Vec<f32>>,
+impl Shape {
+    fn new(model: &Model, p: &ContextParams) -> Shape {
+        let hp = model.hparams();
+        let layout = ArenaLayout::new(p.n_sink, p.n_window, p.n_ubatch);
+        Shape {
+            n_embd: hp.n_embd,
+            n_ubatch: p.n_ubatch,
+            q_width: hp.n_head * hp.head_dim,
+            att_width: hp.n_head * hp.head_dim_v,
+            head_dim: hp.head_dim,
+            half_rot: hp.rope_dim / 2,
+            n_ff: hp.n_ff,
+            n_layer: hp.n_layer,
+            n_slots: layout.n_slots(),
+            k_row: hp.n_head_kv * hp.head_dim,
+            v_row: hp.n_head_kv * hp.head_dim_v,
+            kv_type: p.kv_type,
+            logit_rows: if p.logits_all { p.n_batch } else { 1 },
+            n_vocab: hp.n_vocab,
+            n_threads: p.n_threads,
+        }
+    }
 }
+
+/// The buffers of one decode call: views of the context's region, laid out by [`Bufs::carve`].
+#[derive(Debug)]
+struct Bufs<'b> {
+    /// Residual stream, `[n_ubatch][n_embd]`.
+    x: &'b mut [f32],
+    /// Normed input of a sub-layer, `[n_ubatch][n_embd]`.
+    xb: &'b mut [f32],
+    /// Queries, `[n_ubatch][n_head * head_dim]`.
+    q: &'b mut [f32],
+    /// Keys and values of the micro-batch before they enter the cache, `[n_ubatch][row]`.
+    k: &'b mut [f32],
+    v: &'b mut [f32],
+    /// Attention output, `[n_ubatch][n_head * head_dim_v]`.
+    att: &'b mut [f32],
+    /// Attention scores of one head, `[n_threads][n_slots]` (one row per worker).
+    scores: &'b mut [f32],
+    /// One query head rotated to its cache position, for the sink keys (per worker).
+    q_sink: &'b mut [f32],
+    /// RoPE angles of the extra rotation of the query for the sinks (per worker).
+    cos_sink: &'b mut [f32],
+    sin_sink: &'b mut [f32],
+    /// Output of a projection back to the residual width, `[n_ubatch][n_embd]`.
+    proj: &'b mut [f32],
+    /// FFN gate and up, `[n_ubatch][n_ff]` each.
+    gate: &'b mut [f32],
+    up: &'b mut [f32],
+    /// RoPE angles of one position.
+    cos: &'b mut [f32],
+    sin: &'b mut [f32],
+    /// Quantized copies of the current input vector, one per activation format.
+    act: Activations<'b>,
+    /// The arena's keys and values.
+    kv: KvStore<'b>,
+    /// `[logit_rows][n_vocab]`.
+    logits: &'b mut [f32],
+}
+
+/// Where the buffers that outlive a decode call sit in the region, and its size.
+#[derive(Clone, Debug)]
+struct Marks {
+    k: Range<usize>,
+    v: Range<usize>,
+    logits: Range<usize>,
+    total: usize,
+}
+
+impl<'b> Bufs<'b> {
+    /// The one layout of a context's region (see [`crate::memory`]).
+    fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 3]) {
+        let ub = sh.n_ubatch;
+        let widest = sh.n_embd.max(sh.n_ff).max(sh.att_width);
+        let (kv, k_range, v_range) =
+            KvStore::carve(c, sh.kv_type, sh.n_layer, sh.n_slots, sh.k_row, sh.v_row);
+        let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);
+        let bufs = Bufs {
+            x: c.slice(ub * sh.n_embd),
+            xb: c.slice(ub * sh.n_embd),
+            q: c.slice(ub * sh.q_width),
+            k: c.slice(ub * sh.k_row),
+            v: c.slice(ub * sh.v_row),
+            att: c.slice(ub * sh.att_width),
+            scores: c.slice(sh.n_threads * sh.n_slots),
+            q_sink: c.slice(sh.n_threads * sh.head_dim),
+            cos_sink: c.slice(sh.n_threads * sh.half_rot),
+            sin_sink: c.slice(sh.n_threads * sh.half_rot),
+            proj: c.slice(ub * sh.n_embd),
+            gate: c.slice(ub * sh.n_ff),
+            up: c.slice(ub * sh.n_ff),
+            cos: c.slice(sh.half_rot),
+            sin: c.slice(sh.half_rot),
+            act: Activations::carve(c, widest, ub),
+            kv,
+            logits,
+        };
+        (bufs, [k_range, v_range, logits_range])
+    }
+
+    /// The layout measured, without memory.
+    fn plan(sh: &Shape) -> Marks {
+        let mut c = Carver::measure();
+        let (_, [k, v, logits]) = Bufs::carve(sh, &mut c);
+        Marks {
+            k,
+            v,
+            logits,
+            total: c.used(),
+        }
+    }
+}
+
+const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
+const STATE_VERSION: u32 = 1;
+/// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
+/// checksum.
+const STATE_HEADER: usize = 72;
+
+/// A 64-bit checksum of the state's data (FNV-1a over 8-byte words): catches truncation and
+/// damage, not deliberate forgery (a state is as trusted as the memory it came from).
+fn checksum(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ data.len() as u64
+}
+
+/// Alignment the memory given to [`Context::new_in`] must have.
+pub const ALIGN: usize = crate::memory::ALIGN;
 
 /// One stream of tokens through a model. `M` is how the context holds the model: `&Model` or
-/// `Arc<Model>`.
+/// `Arc<Model>`; `'a` is the lifetime of the memory it lives in (`'static` when it allocated
+/// that memory itself).
 #[derive(Debug)]
-pub struct Context<M: Deref<Target = Model>> {
+pub struct Context<'a, M: Deref<Target = Model>> {
     model: M,
     params: ContextParams,
-    kv: KvStore,
-    /// Sink + ring geometry of `kv`.
+    shape: Shape,
+    marks: Marks,
+    /// Every buffer: the KV arena, activations, logits.
+    region: Region<'a>,
+    /// Sink + ring geometry of the KV arena.
     layout: ArenaLayout,
     /// Tokens streamed so far (the next token's absolute position).
     n_seen: u64,
-    scratch: Scratch,
-    logits: Vec<f32>,
-    /// Rows of `logits` written by the last decode.
+    /// Rows of the logits written by the last decode.
     n_logits: usize,
     /// Worker threads for the matrix products.
     pool: ThreadPool,
 }
 
-impl<M: Deref<Target = Model>> Context<M> {
-    /// A context over `model`, with every buffer allocated now.
+impl<M: Deref<Target = Model>> Context<'static, M> {
+    /// A context over `model`, with every buffer allocated now
+    /// ([`Context::memory_required`] bytes, plus the worker threads if `n_threads > 1`).
     pub fn new(model: M, params: ContextParams) -> Result<Self> {
         let params = resolve(&model, params)?;
-        let hp = model.hparams().clone();
-        let w = model.weights();
-        let n_batch = params.n_batch;
-        let ub = params.n_ubatch;
-        let f32_of = |t: &crate::model::TensorRef| linalg::f32_vector(&model, t);
-        let mut norms = Vec::with_capacity(hp.n_layer);
-        for l in &w.layers {
-            norms.push(LayerNorms {
-                attn: f32_of(&l.attn_norm)?,
-                ffn: f32_of(&l.ffn_norm)?,
-                q: l.q_norm.as_ref().map(f32_of).transpose()?,
-                k: l.k_norm.as_ref().map(f32_of).transpose()?,
-                post_attn: l.post_attn_norm.as_ref().map(f32_of).transpose()?,
-                post_ffn: l.post_ffn_norm.as_ref().map(f32_of).transpose()?,
-            });
-        }
-        let q_width = hp.n_head * hp.head_dim;
-        let att_width = hp.n_head * hp.head_dim_v;
-        let widest = hp.n_embd.max(hp.n_ff).max(att_width);
-        let scratch = Scratch {
-            x: vec![0.0; ub * hp.n_embd],
-            xb: vec![0.0; hp.n_embd],
-            q: vec![0.0; ub * q_width],
-            k: vec![0.0; hp.n_head_kv * hp.head_dim],
-            v: vec![0.0; hp.n_head_kv * hp.head_dim_v],
-            att: vec![0.0; ub * att_width],
-            scores: vec![0.0; params.n_sink + params.n_window],
-            q_sink: vec![0.0; hp.head_dim],
-            cos_sink: vec![0.0; hp.rope_dim / 2],
-            sin_sink: vec![0.0; hp.rope_dim / 2],
-            proj: vec![0.0; hp.n_embd],
-            gate: vec![0.0; hp.n_ff],
-            up: vec![0.0; hp.n_ff],
-            cos: vec![0.0; hp.rope_dim / 2],
-            sin: vec![0.0; hp.rope_dim / 2],
-            rope_factors: w.rope_freqs.as_ref().map(f32_of).transpose()?,
-            norms,
-            output_norm: f32_of(&w.output_norm)?,
-            act: Activations::new(widest),
-        };
-        let layout = ArenaLayout::new(params.n_sink, params.n_window, params.n_ubatch);
-        let kv = KvStore::new(
-            params.kv_type,
-            hp.n_layer,
-            layout.n_slots(),
-            hp.n_head_kv * hp.head_dim,
-            hp.n_head_kv * hp.head_dim_v,
-        );
-        let logit_rows = if params.logits_all { n_batch } else { 1 };
+        let shape = Shape::new(&model, &params);
+        let marks = Bufs::plan(&shape);
+        let region = Region::owned(marks.total)?;
+        Self::build(model, params, shape, marks, region)
+    }
+}
+
+impl<'a, M: Deref<Target = Model>> Context<'a, M> {
+    /// A context over `model` whose buffers all live in `mem`, which must hold
+    /// [`Context::memory_required`] bytes and start on an [`ALIGN`]-byte boundary (bytes past
+    /// that are not touched). Nothing else is allocated, except the worker threads and their
+    /// control block when `n_threads > 1`. The memory is zeroed first.
+    ///
+    /// Errors ([`Error::BufferTooSmall`], [`Error::Misaligned`], invalid parameters) are
+    /// reported before `mem` is written.
+    pub fn new_in(model: M, params: ContextParams, mem: &'a mut [u8]) -> Result<Self> {
+        let params = resolve(&model, params)?;
+        let shape = Shape::new(&model, &params);
+        let marks = Bufs::plan(&shape);
+        let mut region = Region::borrowed(mem, marks.total)?;
+        region.bytes_mut().fill(0);
+        Self::build(model, params, shape, marks, region)
+    }
+
+    fn build(
+        model: M,
+        params: ContextParams,
+        shape: Shape,
+        marks: Marks,
+        region: Region<'a>,
+    ) -> Result<Self> {
         let pool = ThreadPool::new(params.n_threads)
             .map_err(|e| Error::InvalidParam(format!("cannot start threads: {e}")))?;
         Ok(Context {
-            logits: vec![0.0; logit_rows * hp.n_vocab],
+            layout: ArenaLayout::new(params.n_sink, params.n_window, params.n_ubatch),
             model,
             params,
-            kv,
-            layout,
+            shape,
+            marks,
+            region,
             n_seen: 0,
-            scratch,
             n_logits: 0,
             pool,
         })
@@ -217,9 +313,13 @@ impl<M: Deref<Target = Model>> Context<M> {
 
     /// Logits of the last token of the last batch (`n_vocab` values).
     pub fn logits(&self) -> &[f32] {
-        let n = self.model.hparams().n_vocab;
+        let n = self.shape.n_vocab;
         let row = self.n_logits.saturating_sub(1);
-        &self.logits[row * n..(row + 1) * n]
+        &self.all_logits()[row * n..(row + 1) * n]
+    }
+
+    fn all_logits(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.region.bytes()[self.marks.logits.clone()])
     }
 
     /// Logits of token `i` of the last batch; only with `logits_all` (else only the last).
@@ -228,7 +328,192 @@ impl<M: Deref<Target = Model>> Context<M> {
         if i >= self.n_logits {
             return None;
         }
-        Some(&self.logits[i * n..(i + 1) * n])
+        Some(&self.all_logits()[i * n..(i + 1) * n])
+    }
+
+    /// Bytes [`Context::save_state`] writes for the current state: a header, the K and V of
+    /// the slots in use, and the logits of the last decode.
+    pub fn state_size(&self) -> usize {
+        STATE_HEADER + self.state_payload()
+    }
+
+    fn slots_in_use(&self) -> usize {
+        self.n_seen.min(self.shape.n_slots as u64) as usize
+    }
+
+    fn state_payload(&self) -> usize {
+        let sh = &self.shape;
+        let used = self.slots_in_use();
+        sh.n_layer * used * (sh.k_row + sh.v_row) * sh.kv_type.size()
+            + self.n_logits * sh.n_vocab * size_of::<f32>()
+    }
+
+    /// Writes the stream's state (position, K/V arena, last logits) into `out`, which must hold
+    /// [`Context::state_size`] bytes; returns the bytes written. A context of the same model and
+    /// the same arena geometry can continue the stream from it with [`Context::load_state`].
+    /// Allocates nothing.
+    pub fn save_state(&self, out: &mut [u8]) -> Result<usize> {
+        let need = self.state_size();
+        if out.len() < need {
+            return Err(Error::BufferTooSmall {
+                needed: need,
+                got: out.len(),
+            });
+        }
+        let (head, body) = out[..need].split_at_mut(STATE_HEADER);
+        let mut at = 0;
+        for chunk in self.state_chunks() {
+            body[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        }
+        let h = self.state_header(checksum(body));
+        head.copy_from_slice(&h);
+        Ok(need)
+    }
+
+    /// Continues the stream saved by [`Context::save_state`]. The bytes are untrusted: the
+    /// header must match this context (model fingerprint, arena geometry, K/V type, logit rows),
+    /// the length must be exact and the checksum must agree; otherwise [`Error::State`] says
+    /// what differs and the context is unchanged. Allocates nothing.
+    pub fn load_state(&mut self, data: &[u8]) -> Result<()> {
+        let bad = |what: String| Err(Error::State(what));
+        if data.len() < STATE_HEADER {
+            return bad(format!(
+                "{} bytes is shorter than the {STATE_HEADER}-byte header",
+                data.len()
+            ));
+        }
+        let (head, body) = data.split_at(STATE_HEADER);
+        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().unwrap_or_default());
+        let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().unwrap_or_default());
+        if head[..8] != STATE_MAGIC {
+            return bad("not an Eddy context state (bad magic)".into());
+        }
+        if u32_at(8) != STATE_VERSION {
+            return bad(format!(
+                "format version {} (this build reads {STATE_VERSION})",
+                u32_at(8)
+            ));
+        }
+        let n_seen = u64_at(48);
+        let n_logits = u32_at(56) as usize;
+        // Compare the header with the one this context would write for the same position.
+        let (saved_seen, saved_logits) = (self.n_seen, self.n_logits);
+        self.n_seen = n_seen;
+        self.n_logits = n_logits;
+        let want = self.state_header(u64_at(STATE_HEADER - 8));
+        let payload = self.state_payload();
+        self.n_seen = saved_seen;
+        self.n_logits = saved_logits;
+        let names = [
+            (12, "K/V type"),
+            (16, "model fingerprint"),
+            (24, "layer count"),
+            (28, "sink count"),
+            (32, "window"),
+            (36, "ring size"),
+            (40, "K row"),
+            (44, "V row"),
+            (60, "vocabulary size"),
+        ];
+        for (at, name) in names {
+            let len = if at == 16 { 8 } else { 4 };
+            if head[at..at + len] != want[at..at + len] {
+                return bad(format!(
+                    "{name} differs from this context's (saved {:?}, here {:?})",
+                    &head[at..at + len],
+                    &want[at..at + len]
+                ));
+            }
+        }
+        let max_rows = self.shape.logit_rows as u64;
+        if n_logits as u64 > max_rows.min(n_seen) {
+            return bad(format!(
+                "{n_logits} rows of logits after {n_seen} tokens (this context keeps at most {max_rows})"
+            ));
+        }
+        if body.len() != payload {
+            return bad(format!(
+                "{} bytes of data, expected {payload} for {n_seen} tokens",
+                body.len()
+            ));
+        }
+        if checksum(body) != u64_at(STATE_HEADER - 8) {
+            return bad("checksum mismatch: the data is damaged".into());
+        }
+        self.n_seen = n_seen;
+        self.n_logits = n_logits;
+        let mut at = 0;
+        for chunk in self.state_chunks_mut() {
+            chunk.copy_from_slice(&body[at..at + chunk.len()]);
+            at += chunk.len();
+        }
+        Ok(())
+    }
+
+    fn state_header(&self, sum: u64) -> [u8; STATE_HEADER] {
+        let sh = &self.shape;
+        let mut h = [0u8; STATE_HEADER];
+        let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+        put(0, &STATE_MAGIC);
+        put(8, &STATE_VERSION.to_le_bytes());
+        put(12, &(sh.kv_type as u32).to_le_bytes());
+        put(16, &self.model.fingerprint().to_le_bytes());
+        let geometry = [
+            sh.n_layer,
+            self.layout.n_sink,
+            self.layout.n_window,
+            self.layout.n_ring,
+            sh.k_row,
+            sh.v_row,
+        ];
+        for (i, g) in geometry.into_iter().enumerate() {
+            put(24 + 4 * i, &(g as u32).to_le_bytes());
+        }
+        put(48, &self.n_seen.to_le_bytes());
+        put(56, &(self.n_logits as u32).to_le_bytes());
+        put(60, &(sh.n_vocab as u32).to_le_bytes());
+        put(64, &sum.to_le_bytes());
+        h
+    }
+
+    /// Byte ranges of the region that make up the state, in order: for each layer the K rows of
+    /// the slots in use, then the same for V, then the logits rows.
+    fn state_ranges(&self) -> impl Iterator<Item = Range<usize>> + use<'a, M> {
+        let sh = self.shape;
+        let used = self.slots_in_use();
+        let es = sh.kv_type.size();
+        let (k0, v0) = (self.marks.k.start, self.marks.v.start);
+        let lay = |base: usize, row: usize| {
+            (0..sh.n_layer).map(move |l| {
+                let s = base + l * sh.n_slots * row * es;
+                s..s + used * row * es
+            })
+        };
+        let logits = self.marks.logits.start;
+        let logit_bytes = self.n_logits * sh.n_vocab * size_of::<f32>();
+        lay(k0, sh.k_row)
+            .chain(lay(v0, sh.v_row))
+            .chain(std::iter::once(logits..logits + logit_bytes))
+    }
+
+    fn state_chunks(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = self.region.bytes();
+        self.state_ranges().map(move |r| &bytes[r])
+    }
+
+    fn state_chunks_mut(&mut self) -> impl Iterator<Item = &mut [u8]> {
+        let ranges = self.state_ranges();
+        let mut rest: &mut [u8] = self.region.bytes_mut();
+        let mut base = 0;
+        ranges.map(move |r| {
+            let tail = std::mem::take(&mut rest);
+            let (_, tail) = tail.split_at_mut(r.start - base);
+            let (mine, tail) = tail.split_at_mut(r.len());
+            rest = tail;
+            base = r.end;
+            mine
+        })
     }
 
     /// Runs the model over `tokens` (at most `n_batch`), streaming them into the arena.
@@ -264,7 +549,8 @@ impl<M: Deref<Target = Model>> Context<M> {
         let model: &Model = &self.model;
         let hp = model.hparams();
         let w = model.weights();
-        let s = &mut self.scratch;
+        let norms_all = model.norms();
+        let (mut s, _) = Bufs::carve(&self.shape, &mut Carver::over(self.region.bytes_mut()));
         let pool = &self.pool;
         let n = tokens.len();
         let (d, q_width, att_width) = (
@@ -284,218 +570,250 @@ impl<M: Deref<Target = Model>> Context<M> {
         }
 
         for (l, lw) in w.layers.iter().enumerate() {
-            let norms = &s.norms[l];
-            // Attention: norm, Q/K/V, per-head norms, RoPE, store K/V.
+            let norms = &norms_all.layers[l];
+            // Attention: norm, Q/K/V for the whole micro-batch (one pass over the three
+            // weights), per-head norms, RoPE, store K/V.
+            let (kr, vr) = (s.kv.k_row(), s.kv.v_row());
+            for t in 0..n {
+                let xb = &mut s.xb[t * d..(t + 1) * d];
+                ops::rms_norm(xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
+            }
+            s.act.set(&s.xb[..n * d], d);
+            linalg::matmul(
+                model,
+                [
+                    (&lw.wq, &mut s.q[..n * q_width]),
+                    (&lw.wk, &mut s.k[..n * kr]),
+                    (&lw.wv, &mut s.v[..n * vr]),
+                ],
+                &mut s.act,
+                pool,
+            );
             for t in 0..n {
                 let pos = self.n_seen + t as u64;
-                ops::rms_norm(&mut s.xb, &s.x[t * d..(t + 1) * d], &norms.attn, hp.rms_eps);
-                s.act.set(&s.xb);
                 let q = &mut s.q[t * q_width..(t + 1) * q_width];
-                linalg::matvec(model, &lw.wq, &mut s.act, q, pool);
-                linalg::matvec(model, &lw.wk, &mut s.act, &mut s.k, pool);
-                linalg::matvec(model, &lw.wv, &mut s.act, &mut s.v, pool);
+                let k = &mut s.k[t * kr..(t + 1) * kr];
                 if let Some(qn) = &norms.q {
                     q.chunks_exact_mut(hp.head_dim)
                         .for_each(|h| ops::rms_norm_inplace(h, qn, hp.rms_eps));
                 }
                 if let Some(kn) = &norms.k {
-                    s.k.chunks_exact_mut(hp.head_dim)
+                    k.chunks_exact_mut(hp.head_dim)
                         .for_each(|h| ops::rms_norm_inplace(h, kn, hp.rms_eps));
                 }
                 ops::rope_angles(
-                    &mut s.cos,
-                    &mut s.sin,
+                    s.cos,
+                    s.sin,
                     pos as f64,
                     lw.rope_base,
-                    hp.rope_freq_scale,
-                    s.rope_factors.as_deref(),
+                    lw.rope_freq_scale,
+                    norms_all.rope_factors.as_deref(),
                 );
                 let adjacent = hp.rope_style == RopeStyle::Adjacent;
                 for h in q.chunks_exact_mut(hp.head_dim) {
-                    ops::rope_apply(h, &s.cos, &s.sin, adjacent);
+                    ops::rope_apply(h, s.cos, s.sin, adjacent);
                 }
-                for h in s.k.chunks_exact_mut(hp.head_dim) {
-                    ops::rope_apply(h, &s.cos, &s.sin, adjacent);
+                for h in k.chunks_exact_mut(hp.head_dim) {
+                    ops::rope_apply(h, s.cos, s.sin, adjacent);
                 }
-                self.kv.write(l, self.layout.slot_of(pos), &s.k, &s.v);
+                let v = &s.v[t * vr..(t + 1) * vr];
+                s.kv.write(l, self.layout.slot_of(pos), k, v);
             }
             // Attention over the arena: the sinks (at their cache positions) and the window.
             // Layers with their own sliding window (Gemma 3) see only keys within that text
-            // distance, all at true distances.
-            let keys = self.kv.keys(l);
-            let values = self.kv.values(l);
-            let (k_row, v_row) = (self.kv.k_row(), self.kv.v_row());
+            // distance, all at true distances. The (token, head) pairs are split over the pool
+            // in fixed ranges; each pair is computed the same way whatever the split.
+            let keys = s.kv.keys(l);
+            let values = s.kv.values(l);
+            let (k_row, v_row) = (s.kv.k_row(), s.kv.v_row());
             let layout = self.layout;
-            for t in 0..n {
-                let pos = self.n_seen + t as u64;
-                let view = layout.view(pos);
-                let (n_sinks, first, shift) = match lw.sliding_window {
-                    None => (
-                        view.n_sink_visible,
-                        view.window_first,
-                        view.query_pos != pos,
-                    ),
-                    Some(sw) => {
-                        let oldest = (pos + 1).saturating_sub(sw as u64);
-                        let sinks = (oldest..view.n_sink_visible as u64).count();
-                        (
-                            sinks.min(view.n_sink_visible),
-                            view.window_first.max(oldest),
-                            false,
-                        )
-                    }
+            let n_seen = self.n_seen;
+            let n_slots = self.shape.n_slots;
+            let half_rot = self.shape.half_rot;
+            let (hd, hdv) = (hp.head_dim, hp.head_dim_v);
+            let adjacent = hp.rope_style == RopeStyle::Adjacent;
+            let q_all = &*s.q;
+            let att_out = SharedOut::new(&mut s.att[..n * att_width]);
+            let scratch = [
+                SharedOut::new(s.scores),
+                SharedOut::new(s.q_sink),
+                SharedOut::new(s.cos_sink),
+                SharedOut::new(s.sin_sink),
+            ];
+            let n_items = n * hp.n_head;
+            let attend = |worker: usize, parts: usize| {
+                #[allow(unsafe_code)]
+                // SAFETY: each scratch buffer holds one row per worker of the pool (see
+                // `Bufs::carve`) and worker `worker` takes only its own row; the buffers outlive
+                // the region.
+                let (scores_buf, q_sink, cos_sink, sin_sink) = unsafe {
+                    (
+                        scratch[0].range(worker * n_slots..(worker + 1) * n_slots),
+                        scratch[1].range(worker * hd..(worker + 1) * hd),
+                        scratch[2].range(worker * half_rot..(worker + 1) * half_rot),
+                        scratch[3].range(worker * half_rot..(worker + 1) * half_rot),
+                    )
                 };
-                // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
-                let sink_start = view.n_sink_visible - n_sinks;
-                if shift {
-                    ops::rope_angles(
-                        &mut s.cos_sink,
-                        &mut s.sin_sink,
-                        view.query_pos as f64 - pos as f64,
-                        lw.rope_base,
-                        hp.rope_freq_scale,
-                        s.rope_factors.as_deref(),
-                    );
-                }
-                let span = n_sinks + (pos + 1 - first) as usize;
-                let out = &mut s.att[t * att_width..(t + 1) * att_width];
-                out.fill(0.0);
-                for h in 0..hp.n_head {
+                let mut angles_for = None;
+                for item in split(n_items, parts, worker) {
+                    let (t, h) = (item / hp.n_head, item % hp.n_head);
+                    let pos = n_seen + t as u64;
+                    let view = layout.view(pos);
+                    let (n_sinks, first, shift) = match lw.sliding_window {
+                        None => (
+                            view.n_sink_visible,
+                            view.window_first,
+                            view.query_pos != pos,
+                        ),
+                        Some(sw) => {
+                            let oldest = (pos + 1).saturating_sub(sw as u64);
+                            let sinks = (oldest..view.n_sink_visible as u64).count();
+                            (
+                                sinks.min(view.n_sink_visible),
+                                view.window_first.max(oldest),
+                                false,
+                            )
+                        }
+                    };
+                    // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
+                    let sink_start = view.n_sink_visible - n_sinks;
+                    if shift && n_sinks > 0 && angles_for != Some(t) {
+                        ops::rope_angles(
+                            cos_sink,
+                            sin_sink,
+                            view.query_pos as f64 - pos as f64,
+                            lw.rope_base,
+                            lw.rope_freq_scale,
+                            norms_all.rope_factors.as_deref(),
+                        );
+                        angles_for = Some(t);
+                    }
+                    let span = n_sinks + (pos + 1 - first) as usize;
                     let kvh = h / group;
-                    let qh = &s.q[t * q_width + h * hp.head_dim..][..hp.head_dim];
+                    let qh = &q_all[t * q_width + h * hd..][..hd];
                     let q_for_sinks: &[f32] = if shift && n_sinks > 0 {
-                        s.q_sink.copy_from_slice(qh);
-                        let adjacent = hp.rope_style == RopeStyle::Adjacent;
-                        ops::rope_apply(&mut s.q_sink, &s.cos_sink, &s.sin_sink, adjacent);
-                        &s.q_sink
+                        q_sink.copy_from_slice(qh);
+                        ops::rope_apply(q_sink, cos_sink, sin_sink, adjacent);
+                        q_sink
                     } else {
                         qh
                     };
-                    let scores = &mut s.scores[..span];
+                    let scores = &mut scores_buf[..span];
                     for (i, sc) in scores[..n_sinks].iter_mut().enumerate() {
-                        let at = (sink_start + i) * k_row + kvh * hp.head_dim;
+                        let at = (sink_start + i) * k_row + kvh * hd;
                         *sc = keys.dot(at, q_for_sinks) * hp.attn_scale;
                     }
                     for (i, sc) in scores[n_sinks..].iter_mut().enumerate() {
-                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hp.head_dim;
+                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hd;
                         *sc = keys.dot(at, qh) * hp.attn_scale;
                     }
                     ops::softmax(scores);
-                    let oh = &mut out[h * hp.head_dim_v..(h + 1) * hp.head_dim_v];
+                    #[allow(unsafe_code)]
+                    // SAFETY: head `h` of token `t` is one item, owned by exactly one worker;
+                    // its output range lies inside `att_out` (n tokens × att_width), which
+                    // outlives the region.
+                    let oh = unsafe {
+                        att_out.range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
+                    };
+                    oh.fill(0.0);
                     for (i, &p) in scores.iter().enumerate() {
                         let slot = if i < n_sinks {
                             sink_start + i
                         } else {
                             layout.slot_of(first + (i - n_sinks) as u64)
                         };
-                        values.axpy(slot * v_row + kvh * hp.head_dim_v, p, oh);
+                        values.axpy(slot * v_row + kvh * hdv, p, oh);
                     }
                 }
+            };
+            // Worth a region only when the spans are long or the batch is large.
+            let last_span = layout.n_sink + layout.n_window;
+            let work = n_items * (last_span.min((n_seen as usize) + n)) * hd;
+            let nt = pool.n_threads();
+            if nt == 1 || work < 1 << 17 {
+                attend(0, 1);
+            } else {
+                pool.run(&|i| attend(i, nt));
             }
-            // Output projection and residual; then the FFN and its residual.
+            // Output projection and residual; then the FFN (gate and up in one pass) and its
+            // residual.
+            s.act.set(&s.att[..n * att_width], att_width);
+            linalg::matmul(model, [(&lw.wo, &mut s.proj[..n * d])], &mut s.act, pool);
             for t in 0..n {
-                s.act.set(&s.att[t * att_width..(t + 1) * att_width]);
-                linalg::matvec(model, &lw.wo, &mut s.act, &mut s.proj, pool);
+                let proj = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(pn) = &norms.post_attn {
-                    ops::rms_norm_inplace(&mut s.proj, pn, hp.rms_eps);
+                    ops::rms_norm_inplace(proj, pn, hp.rms_eps);
                 }
                 let x = &mut s.x[t * d..(t + 1) * d];
-                x.iter_mut().zip(&s.proj).for_each(|(a, b)| *a += b);
-
-                ops::rms_norm(&mut s.xb, x, &norms.ffn, hp.rms_eps);
-                s.act.set(&s.xb);
-                linalg::matvec(model, &lw.w_gate, &mut s.act, &mut s.gate, pool);
-                linalg::matvec(model, &lw.w_up, &mut s.act, &mut s.up, pool);
-                match hp.activation {
-                    Activation::Silu => s
-                        .gate
-                        .iter_mut()
-                        .zip(&s.up)
-                        .for_each(|(g, u)| *g = ops::silu(*g) * u),
-                    Activation::GeluTanh => s
-                        .gate
-                        .iter_mut()
-                        .zip(&s.up)
-                        .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
-                }
-                s.act.set(&s.gate);
-                linalg::matvec(model, &lw.w_down, &mut s.act, &mut s.proj, pool);
+                x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
+                ops::rms_norm(&mut s.xb[t * d..(t + 1) * d], x, &norms.ffn, hp.rms_eps);
+            }
+            let f = hp.n_ff;
+            s.act.set(&s.xb[..n * d], d);
+            linalg::matmul(
+                model,
+                [
+                    (&lw.w_gate, &mut s.gate[..n * f]),
+                    (&lw.w_up, &mut s.up[..n * f]),
+                ],
+                &mut s.act,
+                pool,
+            );
+            let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
+            match hp.activation {
+                Activation::Silu => gate
+                    .iter_mut()
+                    .zip(up)
+                    .for_each(|(g, u)| *g = ops::silu(*g) * u),
+                Activation::GeluTanh => gate
+                    .iter_mut()
+                    .zip(up)
+                    .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
+            }
+            s.act.set(gate, f);
+            linalg::matmul(
+                model,
+                [(&lw.w_down, &mut s.proj[..n * d])],
+                &mut s.act,
+                pool,
+            );
+            for t in 0..n {
+                let proj = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(pn) = &norms.post_ffn {
-                    ops::rms_norm_inplace(&mut s.proj, pn, hp.rms_eps);
+                    ops::rms_norm_inplace(proj, pn, hp.rms_eps);
                 }
                 let x = &mut s.x[t * d..(t + 1) * d];
-                x.iter_mut().zip(&s.proj).for_each(|(a, b)| *a += b);
+                x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
             }
         }
 
         // Final norm and logits: for every token, or only the last of the micro-batch.
         let first = if self.params.logits_all { 0 } else { n - 1 };
         for t in first..n {
-            let row = if self.params.logits_all { row0 + t } else { 0 };
-            ops::rms_norm(
-                &mut s.xb,
-                &s.x[t * d..(t + 1) * d],
-                &s.output_norm,
-                hp.rms_eps,
-            );
-            s.act.set(&s.xb);
-            let out = &mut self.logits[row * hp.n_vocab..(row + 1) * hp.n_vocab];
-            linalg::matvec(model, &w.output, &mut s.act, out, pool);
+            let xb = &mut s.xb[(t - first) * d..(t - first + 1) * d];
+            ops::rms_norm(xb, &s.x[t * d..(t + 1) * d], &norms_all.output, hp.rms_eps);
         }
+        let m = n - first;
+        let row = if self.params.logits_all { row0 } else { 0 };
+        let nv = hp.n_vocab;
+        s.act.set(&s.xb[..m * d], d);
+        linalg::matmul(
+            model,
+            [(&w.output, &mut s.logits[row * nv..(row + m) * nv])],
+            &mut s.act,
+            pool,
+        );
     }
 }
 
-impl Context<&Model> {
-    /// Every byte [`Context::new`] allocates for these parameters (arena, activations, norms,
-    /// logits), computed before anything is allocated. A [`crate::Sampler`] adds
-    /// [`crate::Sampler::memory_required`].
+impl Context<'static, &Model> {
+    /// Every byte of the region a context with these parameters lives in (KV arena,
+    /// activations, logits), computed before anything is allocated: what [`Context::new`]
+    /// allocates and what [`Context::new_in`] needs. A [`crate::Sampler`] adds
+    /// [`crate::Sampler::memory_required`]; worker threads (`n_threads > 1`) are not counted.
     pub fn memory_required(model: &Model, params: &ContextParams) -> Result<usize> {
         let p = resolve(model, params.clone())?;
-        let hp = model.hparams();
-        let w = model.weights();
-        let f = std::mem::size_of::<f32>();
-        let ub = p.n_ubatch;
-        let half_rot = hp.rope_dim / 2;
-        let q_width = hp.n_head * hp.head_dim;
-        let att_width = hp.n_head * hp.head_dim_v;
-        let scratch_f32 = ub * hp.n_embd
-            + hp.n_embd
-            + ub * q_width
-            + hp.n_head_kv * (hp.head_dim + hp.head_dim_v)
-            + ub * att_width
-            + p.n_sink
-            + p.n_window
-            + hp.head_dim
-            + 4 * half_rot
-            + hp.n_embd
-            + 2 * hp.n_ff
-            + w.rope_freqs.as_ref().map_or(0, |t| t.cols * t.rows)
-            + hp.n_embd;
-        let norms_f32: usize = w
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.q_norm, &l.k_norm, &l.post_attn_norm, &l.post_ffn_norm]
-                    .iter()
-                    .filter_map(|t| t.as_ref())
-                    .chain([&l.attn_norm, &l.ffn_norm])
-                    .map(|t| t.cols * t.rows)
-                    .sum::<usize>()
-            })
-            .sum();
-        let widest = hp.n_embd.max(hp.n_ff).max(att_width);
-        let layout = ArenaLayout::new(p.n_sink, p.n_window, p.n_ubatch);
-        let logit_rows = if p.logits_all { p.n_batch } else { 1 };
-        Ok(f * (scratch_f32 + norms_f32 + logit_rows * hp.n_vocab)
-            + hp.n_layer * std::mem::size_of::<LayerNorms>()
-            + Activations::memory_required(widest)
-            + KvStore::memory_required(
-                p.kv_type,
-                hp.n_layer,
-                layout.n_slots(),
-                hp.n_head_kv * hp.head_dim,
-                hp.n_head_kv * hp.head_dim_v,
-            ))
+        Ok(Bufs::plan(&Shape::new(model, &p)).total)
     }
 }
 

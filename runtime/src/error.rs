@@ -50,6 +50,31 @@ pub enum Error {
         /// The context's capacity per call.
         n_batch: usize,
     },
+    /// Memory handed in by the caller is smaller than the context needs.
+    #[error("the buffer holds {got} bytes, but the context needs {needed}")]
+    BufferTooSmall {
+        /// Bytes needed (`Context::memory_required`).
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// Memory handed in by the caller does not start on the required boundary.
+    #[error("the buffer at address {addr:#x} is not aligned to {align} bytes")]
+    Misaligned {
+        /// Its address.
+        addr: usize,
+        /// The alignment required (`eddy::context::ALIGN`).
+        align: usize,
+    },
+    /// The allocator refused a request.
+    #[error("cannot allocate {bytes} bytes")]
+    OutOfMemory {
+        /// Bytes requested.
+        bytes: usize,
+    },
+    /// A saved context state does not fit this context, or is damaged.
+    #[error("context state: {0}")]
+    State(String),
 }
 
 /// Result of the runtime.

@@ -1,11 +1,15 @@
 //! Key/value storage of the attention cache.
 //!
-//! Per layer, keys and values are stored as `[slot][kv_head][head_dim]`, in f16 (default) or
-//! f32. This module only stores and loads rows; which slot a token occupies is decided by the
-//! context (a linear cache for now, the sink + window arena next).
+//! Keys and values are stored as `[layer][slot][kv_head][head_dim]`, in f16 (default) or f32,
+//! in the context's region ([`crate::memory`]). This module only stores and loads rows; which
+//! slot a token occupies is decided by the arena ([`crate::arena`]).
+
+use std::ops::Range;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+
+use crate::memory::Carver;
 
 /// Element type of the K/V cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -27,43 +31,23 @@ impl KvType {
     }
 }
 
+/// The K or V data of every layer, `[layer][slot][row]`, in the cache's element type.
 #[derive(Debug)]
-enum Store {
-    F16(Vec<f16>),
-    F32(Vec<f32>),
+enum Elems<'b> {
+    F16(&'b mut [f16]),
+    F32(&'b mut [f32]),
 }
 
-impl Store {
-    fn new(ty: KvType, n: usize) -> Store {
-        match ty {
-            KvType::F16 => Store::F16(vec![f16::ZERO; n]),
-            KvType::F32 => Store::F32(vec![0.0; n]),
-        }
-    }
-
-    fn write(&mut self, at: usize, src: &[f32]) {
-        match self {
-            Store::F16(v) => {
-                for (d, &s) in v[at..at + src.len()].iter_mut().zip(src) {
-                    *d = f16::from_f32(s);
-                }
-            }
-            Store::F32(v) => v[at..at + src.len()].copy_from_slice(src),
-        }
-    }
-}
-
-/// K and V of every layer for `n_slots` slots.
+/// K and V of every layer for `n_slots` slots: a view of the context's region.
 #[derive(Debug)]
-pub struct KvStore {
-    ty: KvType,
+pub(crate) struct KvStore<'b> {
     n_slots: usize,
     /// Elements of one K slot (`n_head_kv * head_dim`).
     k_row: usize,
     /// Elements of one V slot (`n_head_kv * head_dim_v`).
     v_row: usize,
-    k: Vec<Store>,
-    v: Vec<Store>,
+    k: Elems<'b>,
+    v: Elems<'b>,
 }
 
 /// Read access to one layer's keys or values.
@@ -115,87 +99,87 @@ impl Rows<'_> {
     }
 }
 
-impl KvStore {
-    /// Storage for `n_layer` layers of `n_slots` slots.
-    pub fn new(ty: KvType, n_layer: usize, n_slots: usize, k_row: usize, v_row: usize) -> Self {
-        KvStore {
-            ty,
+impl<'b> KvStore<'b> {
+    /// Takes the storage for `n_layer` layers of `n_slots` slots from `c` (or, measuring, only
+    /// counts it). Returns the byte ranges of K and of V in the region.
+    pub(crate) fn carve(
+        c: &mut Carver<'b>,
+        ty: KvType,
+        n_layer: usize,
+        n_slots: usize,
+        k_row: usize,
+        v_row: usize,
+    ) -> (Self, Range<usize>, Range<usize>) {
+        let mut take = |row: usize| match ty {
+            KvType::F16 => {
+                let (e, r) = c.take::<f16>(n_layer * n_slots * row);
+                (Elems::F16(e), r)
+            }
+            KvType::F32 => {
+                let (e, r) = c.take::<f32>(n_layer * n_slots * row);
+                (Elems::F32(e), r)
+            }
+        };
+        let (k, rk) = take(k_row);
+        let (v, rv) = take(v_row);
+        let kv = KvStore {
             n_slots,
             k_row,
             v_row,
-            k: (0..n_layer)
-                .map(|_| Store::new(ty, n_slots * k_row))
-                .collect(),
-            v: (0..n_layer)
-                .map(|_| Store::new(ty, n_slots * v_row))
-                .collect(),
-        }
-    }
-
-    /// Every byte [`KvStore::new`] allocates for the given shape (data and per-layer headers).
-    pub fn memory_required(
-        ty: KvType,
-        n_layer: usize,
-        n_slots: usize,
-        k_row: usize,
-        v_row: usize,
-    ) -> usize {
-        Self::bytes_for(ty, n_layer, n_slots, k_row, v_row)
-            + 2 * n_layer * std::mem::size_of::<Store>()
-    }
-
-    /// Bytes of K/V data for the given shape.
-    pub fn bytes_for(
-        ty: KvType,
-        n_layer: usize,
-        n_slots: usize,
-        k_row: usize,
-        v_row: usize,
-    ) -> usize {
-        n_layer * n_slots * (k_row + v_row) * ty.size()
-    }
-
-    /// Element type.
-    pub fn kv_type(&self) -> KvType {
-        self.ty
-    }
-
-    /// Number of slots.
-    pub fn n_slots(&self) -> usize {
-        self.n_slots
+            k,
+            v,
+        };
+        (kv, rk, rv)
     }
 
     /// Stores the key and value of one token in `slot` of `layer`.
-    pub fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
+    pub(crate) fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
         debug_assert!(slot < self.n_slots && k.len() == self.k_row && v.len() == self.v_row);
-        self.k[layer].write(slot * self.k_row, k);
-        self.v[layer].write(slot * self.v_row, v);
+        let (kr, vr) = (self.k_row, self.v_row);
+        let at = |row: usize| (layer * self.n_slots + slot) * row;
+        store(&mut self.k, at(kr), k);
+        store(&mut self.v, at(vr), v);
     }
 
     /// Keys of `layer` (slot `s`, head `h` starts at `s * k_row + h * head_dim`).
-    pub fn keys(&self, layer: usize) -> Rows<'_> {
-        rows(&self.k[layer])
+    pub(crate) fn keys(&self, layer: usize) -> Rows<'_> {
+        rows(
+            &self.k,
+            layer * self.n_slots * self.k_row,
+            self.n_slots * self.k_row,
+        )
     }
 
     /// Values of `layer`.
-    pub fn values(&self, layer: usize) -> Rows<'_> {
-        rows(&self.v[layer])
+    pub(crate) fn values(&self, layer: usize) -> Rows<'_> {
+        rows(
+            &self.v,
+            layer * self.n_slots * self.v_row,
+            self.n_slots * self.v_row,
+        )
     }
 
     /// Elements per K slot.
-    pub fn k_row(&self) -> usize {
+    pub(crate) fn k_row(&self) -> usize {
         self.k_row
     }
 
     /// Elements per V slot.
-    pub fn v_row(&self) -> usize {
+    pub(crate) fn v_row(&self) -> usize {
         self.v_row
     }
 }
 
-fn rows(s: &Store) -> Rows<'_> {
-    match s {
-        Store::F16(v) => Rows::F16(v),
-        Store::F32(v) => Rows::F32(v),
+fn store(e: &mut Elems<'_>, at: usize, src: &[f32]) {
+    match e {
+        Elems::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
+        Elems::F32(v) => v[at..at + src.len()].copy_from_slice(src),
+    }
+}
+
+fn rows<'s>(e: &'s Elems<'_>, at: usize, len: usize) -> Rows<'s> {
+    match e {
+        Elems::F16(v) => Rows::F16(&v[at..at + len]),
+        Elems::F32(v) => Rows::F32(&v[at..at + len]),
     }
 }

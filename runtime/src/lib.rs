@@ -13,6 +13,7 @@ mod error;
 pub mod gguf;
 pub mod kv;
 mod linalg;
+mod memory;
 pub mod model;
 pub mod ops;
 pub mod sampler;

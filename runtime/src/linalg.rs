@@ -8,7 +8,7 @@
 
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
-use crate::error::{Result, tensor};
+use crate::memory::Carver;
 use crate::model::{Model, TensorRef};
 use crate::threads::{SharedOut, ThreadPool, split};
 
@@ -20,57 +20,76 @@ const PARTNERS: [GgmlType; 4] = [
     GgmlType::Q8_K,
 ];
 
-/// The current input vector and its converted copies, made on first request.
+/// The current input columns (up to a micro-batch of vectors) and their converted copies, made
+/// on first request: a view of the context's region.
 #[derive(Debug)]
-pub struct Activations {
-    x: Vec<f32>,
+pub(crate) struct Activations<'b> {
+    /// `[max_cols][max_len]`.
+    x: &'b mut [f32],
+    /// Length of each current column.
     len: usize,
-    /// One buffer per entry of `PARTNERS`, sized for the longest vector.
-    converted: [Vec<u8>; 4],
+    /// Number of current columns.
+    cols: usize,
+    max_len: usize,
+    /// One buffer per entry of `PARTNERS`: `[max_cols]` rows of the longest vector converted.
+    converted: [&'b mut [u8]; 4],
     ready: [bool; 4],
 }
 
-impl Activations {
-    /// Bytes [`Activations::new`] allocates.
-    pub fn memory_required(max_len: usize) -> usize {
-        let padded = max_len.next_multiple_of(256);
-        let converted: usize = PARTNERS
-            .iter()
-            .map(|ty| ty.bytes_for(padded as u64).unwrap_or(0) as usize)
-            .sum();
-        max_len * std::mem::size_of::<f32>() + converted
-    }
-
-    /// Buffers for vectors of up to `max_len` elements (rounded up to whole 256-blocks).
-    pub fn new(max_len: usize) -> Self {
+impl<'b> Activations<'b> {
+    /// Buffers for `max_cols` vectors of up to `max_len` elements (rounded up to whole
+    /// 256-blocks), taken from `c`.
+    pub(crate) fn carve(c: &mut Carver<'b>, max_len: usize, max_cols: usize) -> Self {
         let padded = max_len.next_multiple_of(256);
         let bytes = |ty: GgmlType| ty.bytes_for(padded as u64).unwrap_or(0) as usize;
         Activations {
-            x: vec![0.0; max_len],
+            x: c.slice(max_len * max_cols),
             len: 0,
-            converted: PARTNERS.map(|ty| vec![0u8; bytes(ty)]),
+            cols: 0,
+            max_len,
+            converted: PARTNERS.map(|ty| c.slice(bytes(ty) * max_cols)),
             ready: [false; 4],
         }
     }
 
-    /// Makes `x` the current input.
-    pub fn set(&mut self, x: &[f32]) {
-        self.x[..x.len()].copy_from_slice(x);
-        self.len = x.len();
+    /// Makes the `x.len() / len` vectors of `len` elements in `x` the current input columns.
+    pub(crate) fn set(&mut self, x: &[f32], len: usize) {
+        debug_assert!(len <= self.max_len && x.len().is_multiple_of(len));
+        let cols = x.len() / len;
+        for (dst, src) in self
+            .x
+            .chunks_exact_mut(self.max_len)
+            .zip(x.chunks_exact(len))
+        {
+            dst[..len].copy_from_slice(src);
+        }
+        self.len = len;
+        self.cols = cols;
         self.ready = [false; 4];
     }
 
-    /// The current input converted to `ty` (one of the partner formats).
-    fn as_type(&mut self, ty: GgmlType) -> &[u8] {
+    /// Converts the current columns to `ty` (one of the partner formats) unless done already.
+    fn prepare(&mut self, ty: GgmlType) {
+        let i = PARTNERS.iter().position(|&p| p == ty).unwrap_or(0);
+        if self.ready[i] {
+            return;
+        }
+        let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
+        if let Some(t) = type_traits(ty) {
+            for c in 0..self.cols {
+                let x = &self.x[c * self.max_len..c * self.max_len + self.len];
+                (t.from_float)(x, &mut self.converted[i][c * n..(c + 1) * n]);
+            }
+        }
+        self.ready[i] = true;
+    }
+
+    /// The current columns converted to `ty` (after [`Activations::prepare`]), back to back,
+    /// and the bytes of one column.
+    fn converted(&self, ty: GgmlType) -> (&[u8], usize) {
         let i = PARTNERS.iter().position(|&p| p == ty).unwrap_or(0);
         let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
-        if !self.ready[i] {
-            if let Some(t) = type_traits(ty) {
-                (t.from_float)(&self.x[..self.len], &mut self.converted[i][..n]);
-            }
-            self.ready[i] = true;
-        }
-        &self.converted[i][..n]
+        (&self.converted[i][..n * self.cols], n)
     }
 }
 
@@ -79,43 +98,68 @@ fn traits(ty: GgmlType) -> &'static TypeTraits {
     type_traits(ty).unwrap_or_else(|| unreachable!("unchecked weight type {ty}"))
 }
 
-/// `out[r] = dot(row r of w, x)` for every row, the rows split over the pool's threads in fixed
-/// ranges (each row is computed the same way whatever the thread count).
-pub fn matvec(
+/// Weight rows whose bytes a worker keeps in L1 while it dots them with every column.
+const ROW_BLOCK_BYTES: usize = 8 * 1024;
+
+/// Products that share their input: `out_k[c][r] = dot(row r of w_k, column c)` for every
+/// weight `w_k`, row `r` and current activation column `c` (outputs are `[cols][rows]`).
+///
+/// One parallel region for all of them: each worker takes a fixed share of every weight's rows
+/// and dots each block of rows with all columns while the block is in L1, so the weights are
+/// read from memory once per call however many columns there are. Each output is computed by
+/// the same kernel call whatever the thread count and batch size, so logits are bit-identical
+/// for any number of threads and batched prefill equals token-by-token decoding.
+pub(crate) fn matmul<const K: usize>(
     model: &Model,
-    w: &TensorRef,
-    act: &mut Activations,
-    out: &mut [f32],
+    jobs: [(&TensorRef, &mut [f32]); K],
+    act: &mut Activations<'_>,
     pool: &ThreadPool,
 ) {
-    debug_assert_eq!(act.len, w.cols);
-    debug_assert_eq!(out.len(), w.rows);
-    let t = traits(w.ty);
-    let y = act.as_type(t.vec_dot_type);
-    let data = model.data(w);
-    let rb = w.row_bytes();
-    let n = pool.n_threads();
-    // Small matrices are not worth a region.
-    if n == 1 || w.rows * rb < 64 * 1024 {
-        for (o, row) in out.iter_mut().zip(data.chunks_exact(rb)) {
-            *o = (t.vec_dot)(w.cols, row, y);
-        }
-        return;
+    for (w, _) in &jobs {
+        act.prepare(traits(w.ty).vec_dot_type);
     }
-    let rows = w.rows;
-    let shared = SharedOut::new(out);
-    pool.run(&|i| {
-        let r = split(rows, n, i);
-        let start = r.start;
-        #[allow(unsafe_code)]
-        // SAFETY: `split` gives each worker a disjoint range inside `0..rows` = `0..out.len()`,
-        // and `out` outlives the region (`run` returns after every worker has finished).
-        let part = unsafe { shared.range(r) };
-        for (k, o) in part.iter_mut().enumerate() {
-            let row = &data[(start + k) * rb..(start + k + 1) * rb];
-            *o = (t.vec_dot)(w.cols, row, y);
-        }
+    let act = &*act;
+    let cols = act.cols;
+    let work = jobs.map(|(w, out)| {
+        debug_assert_eq!(act.len, w.cols);
+        debug_assert_eq!(out.len(), w.rows * cols);
+        let t = traits(w.ty);
+        let (y, ystride) = act.converted(t.vec_dot_type);
+        (w, t, y, ystride, SharedOut::new(out))
     });
+    let n = pool.n_threads();
+    let bytes: usize = work.iter().map(|(w, ..)| w.rows * w.row_bytes()).sum();
+    let run = |i: usize, parts: usize| {
+        for (w, t, y, ystride, out) in &work {
+            let data = model.data(w);
+            let rb = w.row_bytes();
+            let share = split(w.rows, parts, i);
+            let block = (ROW_BLOCK_BYTES / rb).max(1);
+            let mut r0 = share.start;
+            while r0 < share.end {
+                let r1 = (r0 + block).min(share.end);
+                for c in 0..cols {
+                    let yc = &y[c * ystride..(c + 1) * ystride];
+                    #[allow(unsafe_code)]
+                    // SAFETY: worker `i` writes only rows `share` of each column, and `split`
+                    // gives the workers disjoint shares of `0..rows`; `[c][r0..r1]` lies inside
+                    // the `cols * rows` output, which outlives the region.
+                    let part = unsafe { out.range(c * w.rows + r0..c * w.rows + r1) };
+                    for (k, o) in part.iter_mut().enumerate() {
+                        let r = r0 + k;
+                        *o = (t.vec_dot)(w.cols, &data[r * rb..(r + 1) * rb], yc);
+                    }
+                }
+                r0 = r1;
+            }
+        }
+    };
+    // Small products are not worth a region.
+    if n == 1 || bytes < 64 * 1024 {
+        run(0, 1);
+    } else {
+        pool.run(&|i| run(i, n));
+    }
 }
 
 /// Dequantizes row `row` of `w` into `out`.
@@ -125,19 +169,7 @@ pub fn embedding_row(model: &Model, w: &TensorRef, row: usize, out: &mut [f32]) 
     (traits(w.ty).to_float)(data, out);
 }
 
-/// Whether weights of this type can be used by [`matvec`] and [`embedding_row`].
+/// Whether weights of this type can be used by [`matmul`] and [`embedding_row`].
 pub fn supported(ty: GgmlType) -> bool {
     type_traits(ty).is_some_and(|t| PARTNERS.contains(&t.vec_dot_type))
-}
-
-/// A 1-D F32 tensor (norm weights) copied out as f32 values.
-pub fn f32_vector(model: &Model, t: &TensorRef) -> Result<Vec<f32>> {
-    if t.ty != GgmlType::F32 {
-        return Err(tensor("norm", format!("type {} (expected F32)", t.ty)));
-    }
-    Ok(model
-        .data(t)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
 }

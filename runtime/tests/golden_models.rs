@@ -158,9 +158,18 @@ fn teacher_forced(kv_type: KvType, min_gap: f64) {
     teacher_forced_on(common::SMOLLM2, "greedy_smollm2.jsonl", kv_type, min_gap);
 }
 
+/// Gemma 3's noise floor is higher than SmolLM2's. Measured with `eddy logits --ids` on the
+/// prompt `[2, 105, 2364, 107, …]` plus 8 golden tokens, the same code with only the kernel
+/// tier changed (EDDY_QUANT_TIER=scalar / avx2 / avx512, which differ only in the order of f32
+/// sums inside the dot products): position 0 (BOS alone) moves by up to 0.06, position 15 by
+/// 0.75 (top logit 6.495 / 5.744 / 6.247), and at step 7 each tier picks a different token
+/// (golden gap 0.291). The mechanism: the activations are re-quantized to 8 bits before every
+/// product, with a step of amax/127 that Gemma's large outliers make coarse, so a change in the
+/// last bit of an input flips roundings and moves outputs by whole steps. Steps whose golden
+/// gap is below 0.5 are therefore not a test of correctness for this model.
 #[test]
 fn gemma3_teacher_forced_argmax_f32_kv() {
-    teacher_forced_on(common::GEMMA3, "greedy_gemma3.jsonl", KvType::F32, 0.25);
+    teacher_forced_on(common::GEMMA3, "greedy_gemma3.jsonl", KvType::F32, 0.5);
 }
 
 fn teacher_forced_on(model_file: &str, greedy_file: &str, kv_type: KvType, min_gap: f64) {

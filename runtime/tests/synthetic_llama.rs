@@ -373,3 +373,205 @@ fn bad_arena_parameters_are_refused() {
         assert!(matches!(e, Error::InvalidParam(_)), "{p:?}: {e}");
     }
 }
+
+/// Memory aligned to `eddy::context::ALIGN`, `len` bytes long, filled with `fill`.
+struct Aligned {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.v[self.off..self.off + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
+fn aligned_buffer(len: usize, fill: u8) -> Aligned {
+    let v = vec![fill; len + eddy::context::ALIGN];
+    let off = v.as_ptr().align_offset(eddy::context::ALIGN);
+    Aligned { v, off, len }
+}
+
+/// A context in caller memory computes exactly what an allocating one does, touches no byte
+/// past what `memory_required` said, and refuses memory that is too small or misaligned
+/// without writing to it.
+#[test]
+fn context_in_caller_memory() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    let tokens: Vec<u32> = (0..50).map(|i| (i * 5 + 1) % 37).collect();
+    for kv in [KvType::F16, KvType::F32] {
+        let p = stream_params(2, 7, 4, kv);
+        let need = Context::memory_required(&model, &p).unwrap();
+        let mut owned = Context::new(&model, p.clone()).unwrap();
+        // Not 64-aligned in general: realign by hand and keep 100 guard bytes after it.
+        let mut buf = aligned_buffer(need + 100, 0xA5);
+        {
+            let mut inner = Context::new_in(&model, p.clone(), &mut buf).unwrap();
+            for chunk in tokens.chunks(9) {
+                owned.decode(chunk).unwrap();
+                inner.decode(chunk).unwrap();
+                for i in 0..chunk.len() {
+                    assert_eq!(owned.logits_ith(i), inner.logits_ith(i), "{kv:?}");
+                }
+            }
+        }
+        assert!(
+            buf[need..].iter().all(|&b| b == 0xA5),
+            "wrote past the region"
+        );
+
+        let mut small = aligned_buffer(need - 1, 0x5A);
+        match Context::new_in(&model, p.clone(), &mut small) {
+            Err(Error::BufferTooSmall { needed, got }) => {
+                assert_eq!((needed, got), (need, need - 1));
+            }
+            other => panic!("expected BufferTooSmall, got {other:?}"),
+        }
+        assert!(
+            small.iter().all(|&b| b == 0x5A),
+            "a refused buffer was written"
+        );
+        let mut big = aligned_buffer(need + 8, 0x5A);
+        let e = Context::new_in(&model, p.clone(), &mut big[1..]).unwrap_err();
+        assert!(
+            matches!(e, Error::Misaligned { align, .. } if align == eddy::context::ALIGN),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not aligned to 64 bytes"), "{e}");
+        assert!(
+            big.iter().all(|&b| b == 0x5A),
+            "a refused buffer was written"
+        );
+        // Invalid parameters are refused before the memory is looked at.
+        let bad = ContextParams { n_ubatch: 0, ..p };
+        let e = Context::new_in(&model, bad, &mut big).unwrap_err();
+        assert!(matches!(e, Error::InvalidParam(_)), "{e}");
+    }
+}
+
+/// A saved state continues the stream exactly, in a fresh context (owned or in caller memory),
+/// including after the ring has wrapped; a state that does not fit is refused with a reason
+/// and leaves the context as it was.
+#[test]
+fn state_save_and_restore() {
+    let model = load(tiny_model(|_| {})).unwrap();
+    let tokens: Vec<u32> = (0..90).map(|i| (i * 13 + 2) % 37).collect();
+    for kv in [KvType::F16, KvType::F32] {
+        for split in [0usize, 3, 40] {
+            let p = stream_params(4, 9, 4, kv);
+            let mut a = Context::new(&model, p.clone()).unwrap();
+            for chunk in tokens[..split].chunks(16) {
+                a.decode(chunk).unwrap();
+            }
+            let mut state = vec![0u8; a.state_size()];
+            assert_eq!(a.save_state(&mut state).unwrap(), state.len());
+            assert!(matches!(
+                a.save_state(&mut vec![0u8; state.len() - 1]),
+                Err(Error::BufferTooSmall { .. })
+            ));
+            let need = Context::memory_required(&model, &p).unwrap();
+            let mut mem = aligned_buffer(need, 0);
+            let mut b = Context::new_in(&model, p.clone(), &mut mem).unwrap();
+            b.decode(&tokens[70..75]).unwrap(); // something to overwrite
+            b.load_state(&state).unwrap();
+            assert_eq!(b.n_seen(), split as u64);
+            if split > 0 {
+                assert_eq!(a.logits(), b.logits());
+            }
+            for chunk in tokens[split..].chunks(7) {
+                a.decode(chunk).unwrap();
+                b.decode(chunk).unwrap();
+                for i in 0..chunk.len() {
+                    assert_eq!(a.logits_ith(i), b.logits_ith(i), "{kv:?} split {split}");
+                }
+            }
+        }
+    }
+
+    // Refusals, each leaving the context unchanged.
+    let p = stream_params(4, 9, 4, KvType::F16);
+    let mut a = Context::new(&model, p.clone()).unwrap();
+    a.decode(&tokens[..15]).unwrap();
+    a.decode(&tokens[15..30]).unwrap();
+    let mut state = vec![0u8; a.state_size()];
+    a.save_state(&mut state).unwrap();
+    let other_model = load(tiny_model(|w| {
+        w.kvs.push((
+            "general.name".to_owned(),
+            OwnedValue::String("another".into()),
+        ))
+    }))
+    .unwrap();
+    let cases: Vec<(&str, Context<'static, &Model>, Vec<u8>)> = vec![
+        (
+            "window",
+            Context::new(&model, stream_params(4, 10, 4, KvType::F16)).unwrap(),
+            state.clone(),
+        ),
+        (
+            "K/V type",
+            Context::new(&model, stream_params(4, 9, 4, KvType::F32)).unwrap(),
+            state.clone(),
+        ),
+        (
+            "model fingerprint",
+            Context::new(&other_model, p.clone()).unwrap(),
+            state.clone(),
+        ),
+        (
+            "shorter than",
+            Context::new(&model, p.clone()).unwrap(),
+            state[..10].to_vec(),
+        ),
+        ("bytes of data", Context::new(&model, p.clone()).unwrap(), {
+            state[..state.len() - 1].to_vec()
+        }),
+        ("checksum", Context::new(&model, p.clone()).unwrap(), {
+            let mut s = state.clone();
+            let i = s.len() / 2;
+            s[i] ^= 1;
+            s
+        }),
+        ("magic", Context::new(&model, p.clone()).unwrap(), {
+            let mut s = state.clone();
+            s[0] = b'X';
+            s
+        }),
+    ];
+    for (what, mut ctx, bytes) in cases {
+        ctx.decode(&tokens[..5]).unwrap();
+        let before = ctx.logits().to_vec();
+        let e = ctx.load_state(&bytes).unwrap_err();
+        assert!(
+            matches!(&e, Error::State(m) if m.contains(what)),
+            "{what}: {e}"
+        );
+        assert_eq!(ctx.n_seen(), 5, "{what}");
+        assert_eq!(ctx.logits(), &before[..], "{what}");
+    }
+
+    // Arbitrary bytes never panic.
+    let mut ctx = Context::new(&model, p).unwrap();
+    let mut r = 0x1234_5678_9abc_def0u64;
+    for n in 0..2000usize {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        let mut s = state.clone();
+        let len = (r as usize) % (s.len() + 1);
+        s.truncate(if n % 2 == 0 { s.len() } else { len });
+        if !s.is_empty() {
+            let i = (r >> 20) as usize % s.len();
+            s[i] = (r >> 40) as u8;
+        }
+        let _ = ctx.load_state(&s);
+    }
+}

@@ -72,6 +72,8 @@ fn decode_and_sample_allocate_nothing() -> bool {
     let mut sampler = Sampler::new(model.hparams().n_vocab, sampling);
     let mut greedy = Sampler::new(model.hparams().n_vocab, SamplerParams::default());
     let prompt: Vec<u32> = (0..48).map(|i| 100 + i * 7).collect();
+    // Room for a saved state (sized before the count: the state of a full arena).
+    let mut state = vec![0u8; 64 << 20];
 
     let tokenizer = model.tokenizer();
     let mut text_bytes = 0usize;
@@ -86,6 +88,11 @@ fn decode_and_sample_allocate_nothing() -> bool {
         sampler.accept(tok);
         decoder.push(tok, |s| text_bytes += s.len());
         ctx.decode(&[tok]).unwrap();
+        if i == 200 {
+            // Saving and restoring the stream allocates nothing either.
+            let n = ctx.save_state(&mut state).unwrap();
+            ctx.load_state(&state[..n]).unwrap();
+        }
         tok = if i % 2 == 0 {
             sampler.sample(ctx.logits())
         } else {
@@ -105,7 +112,7 @@ fn decode_and_sample_allocate_nothing() -> bool {
     assert_eq!(
         after - before,
         0,
-        "{} allocations while streaming 308 tokens through decode, sample and detokenize",
+        "{} allocations while streaming 308 tokens through decode, sample, detokenize and a state save + restore",
         after - before
     );
     true

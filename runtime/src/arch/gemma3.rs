@@ -104,6 +104,9 @@ fn load(g: &Gguf) -> Result<ModelDesc> {
             } else {
                 rope_base_global
             },
+            // llama.cpp scales positions on the global layers only (the local layers use the
+            // sliding-window defaults, scale 1).
+            rope_freq_scale: if local { 1.0 } else { hp.rope_freq_scale },
             sliding_window: local.then_some(window),
         });
     }

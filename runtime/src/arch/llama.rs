@@ -93,6 +93,7 @@ fn load(g: &Gguf) -> Result<ModelDesc> {
             w_down: t("ffn_down", &[hp.n_ff, n_embd])?,
             post_ffn_norm: None,
             rope_base,
+            rope_freq_scale: hp.rope_freq_scale,
             sliding_window: None,
         });
     }

@@ -39,6 +39,7 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 enum Source {
     Mmap(memmap2::Mmap),
     Owned(Vec<u8>),
+    Static(&'static [u8]),
 }
 
 impl Source {
@@ -46,6 +47,7 @@ impl Source {
         match self {
             Source::Mmap(m) => m,
             Source::Owned(v) => v,
+            Source::Static(s) => s,
         }
     }
 }
@@ -116,6 +118,12 @@ impl Gguf {
     /// Parses a GGUF file held in memory (takes ownership of the bytes).
     pub fn from_vec(bytes: Vec<u8>) -> Result<Gguf> {
         Self::from_source(Source::Owned(bytes))
+    }
+
+    /// Parses a GGUF file held in memory that lives for the rest of the program, without
+    /// copying it (e.g. a model linked into the binary, or flash mapped by the embedder).
+    pub fn from_static(bytes: &'static [u8]) -> Result<Gguf> {
+        Self::from_source(Source::Static(bytes))
     }
 
     fn from_source(source: Source) -> Result<Gguf> {

@@ -121,6 +121,8 @@ pub struct LayerWeights {
     pub post_ffn_norm: Option<TensorRef>,
     /// RoPE base frequency of this layer.
     pub rope_base: f32,
+    /// RoPE position scale of this layer (linear scaling; 1 = none).
+    pub rope_freq_scale: f32,
     /// Sliding-window size if this layer attends locally only (Gemma 3 local layers).
     pub sliding_window: Option<usize>,
 }
@@ -149,6 +151,67 @@ pub struct ModelDesc {
     pub weights: Weights,
 }
 
+/// Norm weights of one block as f32 values (read once at load, shared by every context).
+#[derive(Clone, Debug)]
+pub struct LayerNorms {
+    /// Before attention.
+    pub attn: Vec<f32>,
+    /// Before the FFN.
+    pub ffn: Vec<f32>,
+    /// Per query head (Gemma 3).
+    pub q: Option<Vec<f32>>,
+    /// Per key head (Gemma 3).
+    pub k: Option<Vec<f32>>,
+    /// Of the attention output (Gemma).
+    pub post_attn: Option<Vec<f32>>,
+    /// Of the FFN output (Gemma).
+    pub post_ffn: Option<Vec<f32>>,
+}
+
+/// The model's small f32 vectors: norm weights and RoPE frequency factors.
+#[derive(Clone, Debug)]
+pub struct Norms {
+    /// Per block.
+    pub layers: Vec<LayerNorms>,
+    /// The final norm.
+    pub output: Vec<f32>,
+    /// RoPE frequency divisors (`rope_freqs.weight`), if the model has them.
+    pub rope_factors: Option<Vec<f32>>,
+}
+
+impl Norms {
+    fn read(gguf: &Gguf, w: &Weights) -> Result<Norms> {
+        let f = |t: &TensorRef| f32_vector(gguf, t);
+        let mut layers = Vec::with_capacity(w.layers.len());
+        for l in &w.layers {
+            layers.push(LayerNorms {
+                attn: f(&l.attn_norm)?,
+                ffn: f(&l.ffn_norm)?,
+                q: l.q_norm.as_ref().map(f).transpose()?,
+                k: l.k_norm.as_ref().map(f).transpose()?,
+                post_attn: l.post_attn_norm.as_ref().map(f).transpose()?,
+                post_ffn: l.post_ffn_norm.as_ref().map(f).transpose()?,
+            });
+        }
+        Ok(Norms {
+            layers,
+            output: f(&w.output_norm)?,
+            rope_factors: w.rope_freqs.as_ref().map(f).transpose()?,
+        })
+    }
+}
+
+/// A 1-D F32 tensor copied out as f32 values.
+fn f32_vector(gguf: &Gguf, t: &TensorRef) -> Result<Vec<f32>> {
+    if t.ty != GgmlType::F32 {
+        return Err(tensor("norm", format!("type {} (expected F32)", t.ty)));
+    }
+    Ok(gguf.bytes()[t.range.clone()]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
 /// A loaded model. Cheap to share by reference between contexts; immutable.
 #[derive(Debug)]
 pub struct Model {
@@ -156,6 +219,8 @@ pub struct Model {
     arch: &'static Arch,
     desc: ModelDesc,
     tokenizer: Tokenizer,
+    norms: Norms,
+    fingerprint: u64,
 }
 
 impl Model {
@@ -178,12 +243,38 @@ impl Model {
                 desc.hparams.n_vocab
             )));
         }
+        let norms = Norms::read(&gguf, &desc.weights)?;
+        let fingerprint = fingerprint(&gguf);
         Ok(Model {
             gguf,
             arch,
             desc,
             tokenizer,
+            norms,
+            fingerprint,
         })
+    }
+
+    /// Parses a GGUF file held in memory that lives as long as the program (zero-copy).
+    pub fn from_static(bytes: &'static [u8]) -> Result<Model> {
+        Self::from_gguf(Gguf::from_static(bytes)?)
+    }
+
+    /// Parses a GGUF file held in memory, taking ownership of the bytes.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Model> {
+        Self::from_gguf(Gguf::from_vec(bytes)?)
+    }
+
+    /// Norm weights and RoPE factors as f32.
+    pub fn norms(&self) -> &Norms {
+        &self.norms
+    }
+
+    /// A 64-bit hash of the file's header (metadata and tensor table) and length: two models
+    /// with equal fingerprints are the same file for all practical purposes. Saved context
+    /// states carry it, so a state is never loaded into a context of another model.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The parsed file.
@@ -216,6 +307,19 @@ impl Model {
         // Ranges were validated against the file when the GGUF was parsed.
         &self.gguf.bytes()[t.range.clone()]
     }
+}
+
+/// FNV-1a over the header bytes and the file length.
+fn fingerprint(gguf: &Gguf) -> u64 {
+    let header_len = (gguf.data_offset() as usize).min(gguf.bytes().len());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in gguf.bytes()[..header_len]
+        .iter()
+        .chain(&gguf.file_len().to_le_bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// Refuses weights whose type the kernels cannot multiply yet.

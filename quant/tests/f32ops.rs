@@ -1,0 +1,407 @@
+//! The f32 helpers of every supported tier against exact (f64) results, on random data of odd
+//! lengths and on extreme values.
+//!
+//! Tolerances follow from the accuracy contract in `eddy_quant::f32ops` (u = 2^-24, the unit
+//! roundoff of f32):
+//! - [`DOT_REL_TOL`]: each product is rounded once (u), each lane adds at most 8 of them in f32
+//!   (8u), the partial sums are exact enough in f64, the result is rounded once more (u):
+//!   10u ≈ 6e-7 of `Σ|a_i·b_i|`, rounded up to 1e-6.
+//! - [`AXPY_REL_TOL`]: a product and a sum, two roundings: 2u of `|a·x| + |y|`.
+//! - [`EXP_REL_TOL`]: [`EXP_MAX_REL_ERR`] as measured by `exp_is_accurate_on_a_dense_sweep`.
+//! - [`SOFTMAX_REL_TOL`]: exp (≤ 1.2e-7), the sum (8u + f64), the reciprocal and the product
+//!   (2u): about 8e-7 at worst, so 1e-6 of each output (and of the returned sum); plus the rounding
+//!   of the f32 argument `x_i − max` itself, which moves `exp` by `|x_i − max|·u` relative
+//!   (inherent to f32 inputs: 1.2e-6 for a logit 20 below the maximum).
+//! - [`SILU_REL_TOL`]: exp (1.2e-7), `1 + e` (u), the division and the product (2u): 3e-7, so
+//!   5e-7 of `|silu(g)·u|`.
+//! - [`TINY`]: results below f32's normal range may be flushed or rounded as subnormals.
+//!   For `silu(g)` with g < −88.7, `exp(−g)` overflows and the result is 0 while the exact
+//!   value is below 89·e^−88.7 < 3e-37 in magnitude ([`SILU_TINY`], times `|u|`).
+//!   Scaling, max and the f16 conversions are exact.
+
+use eddy_quant::dispatch::Tier;
+use eddy_quant::f32ops::{self, EXP_MAX_REL_ERR, F32Ops, ops_for};
+use half::f16;
+
+const DOT_REL_TOL: f64 = 1e-6;
+const AXPY_REL_TOL: f64 = 2.0 / 16_777_216.0;
+const EXP_REL_TOL: f64 = EXP_MAX_REL_ERR as f64;
+const SOFTMAX_REL_TOL: f64 = 1e-6;
+const SILU_REL_TOL: f64 = 5e-7;
+const TINY: f64 = 1.2e-38;
+const SILU_TINY: f64 = 3e-37;
+
+const LENGTHS: [usize; 12] = [0, 1, 2, 7, 8, 15, 17, 33, 100, 257, 1000, 4099];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn normal(&mut self) -> f32 {
+        let u1 = f64::from(self.uniform()).max(1e-12);
+        let u2 = f64::from(self.uniform());
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.normal() * scale).collect()
+    }
+}
+
+fn tiers() -> Vec<&'static F32Ops> {
+    let t: Vec<_> = Tier::ALL.into_iter().filter_map(ops_for).collect();
+    assert_eq!(t[0].tier, Tier::Scalar);
+    t
+}
+
+/// Vectors of every kind: plain, large (products near 1e34, sums of 4099 of them still finite),
+/// tiny (products subnormal), mixed magnitudes, zeros.
+fn samples(r: &mut Rng, n: usize) -> Vec<Vec<f32>> {
+    let mut mixed = r.vec(n, 1.0);
+    for (i, v) in mixed.iter_mut().enumerate() {
+        *v *= [1e-20, 1.0, 1e15][i % 3];
+    }
+    vec![
+        r.vec(n, 1.0),
+        r.vec(n, 1e17),
+        r.vec(n, 1e-20),
+        mixed,
+        vec![0.0; n],
+    ]
+}
+
+fn close(got: f32, want: f64, tol: f64) -> bool {
+    (f64::from(got) - want).abs() <= tol
+}
+
+#[test]
+fn dot_and_sum_squares_match_exact_sums() {
+    let mut r = Rng(1);
+    for ops in tiers() {
+        for n in LENGTHS {
+            for a in samples(&mut r, n) {
+                let b = r.vec(n, 1.0);
+                let want: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                    .sum();
+                let mag: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
+                    .sum();
+                let got = (ops.dot)(&a, &b);
+                assert!(
+                    close(got, want, DOT_REL_TOL * mag + TINY),
+                    "{} dot n={n}: got {got}, want {want}, Σ|ab| {mag}",
+                    ops.tier
+                );
+                let want2: f64 = a.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+                let got2 = (ops.sum_squares)(&a);
+                assert!(
+                    close(got2, want2, DOT_REL_TOL * want2 + TINY),
+                    "{} sum_squares n={n}: got {got2}, want {want2}",
+                    ops.tier
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn axpy_and_scale_are_elementwise() {
+    let mut r = Rng(2);
+    for ops in tiers() {
+        for n in LENGTHS {
+            for x in samples(&mut r, n) {
+                let y0 = r.vec(n, 3.0);
+                for a in [0.0f32, 1.0, -0.37, 1e-3, 2.5e10] {
+                    let mut y = y0.clone();
+                    (ops.axpy)(a, &x, &mut y);
+                    for i in 0..n {
+                        let ax = f64::from(a) * f64::from(x[i]);
+                        let want = ax + f64::from(y0[i]);
+                        let tol = AXPY_REL_TOL * (ax.abs() + f64::from(y0[i]).abs()) + TINY;
+                        assert!(close(y[i], want, tol), "{} axpy n={n} i={i}", ops.tier);
+                    }
+                    let mut s = x.clone();
+                    (ops.scale)(&mut s, a);
+                    for i in 0..n {
+                        assert_eq!(s[i].to_bits(), (x[i] * a).to_bits(), "{} scale", ops.tier);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn max_ignores_nans_and_is_exact() {
+    let mut r = Rng(3);
+    for ops in tiers() {
+        assert_eq!((ops.max)(&[]), f32::NEG_INFINITY);
+        for n in LENGTHS.into_iter().filter(|&n| n > 0) {
+            for mut x in samples(&mut r, n) {
+                if n > 3 {
+                    x[n / 2] = f32::NAN;
+                    x[n - 1] = f32::NAN;
+                }
+                let want = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                assert_eq!((ops.max)(&x), want, "{} max n={n}", ops.tier);
+                x[n / 3] = f32::INFINITY;
+                assert_eq!((ops.max)(&x), f32::INFINITY, "{} max n={n}", ops.tier);
+            }
+        }
+        assert!((ops.max)(&[f32::NAN; 9]) == f32::NEG_INFINITY);
+    }
+}
+
+/// The measured error of `exp` on every tier, over every 2^-12 step of [-87, 88]; prints it so
+/// that the documented bound can be checked against the measurement.
+#[test]
+fn exp_is_accurate_on_a_dense_sweep() {
+    let xs: Vec<f32> = (-87 * 4096..=88 * 4096)
+        .map(|i| i as f32 / 4096.0)
+        .collect();
+    for ops in tiers() {
+        let mut e = xs.clone();
+        (ops.exp_in_place)(&mut e);
+        let mut worst = 0.0f64;
+        let mut at = 0.0f32;
+        for (&x, &got) in xs.iter().zip(&e) {
+            let want = f64::from(x).exp();
+            let rel = (f64::from(got) - want).abs() / want;
+            if rel > worst {
+                worst = rel;
+                at = x;
+            }
+        }
+        eprintln!(
+            "exp on {}: max relative error {worst:.3e} at x = {at}",
+            ops.tier
+        );
+        assert!(worst <= EXP_REL_TOL, "{}: {worst:e} at {at}", ops.tier);
+        // The scalar function is the spec; the tiers agree with it within the same bound.
+        for (&x, &got) in xs.iter().zip(&e).step_by(97) {
+            let s = f32ops::exp(x);
+            assert!(
+                ((got - s) / s).abs() <= 2.0 * EXP_MAX_REL_ERR,
+                "{} at {x}",
+                ops.tier
+            );
+        }
+    }
+}
+
+#[test]
+fn exp_edges() {
+    for ops in tiers() {
+        let mut x = [
+            0.0,
+            f32::NAN,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            89.0,
+            88.7,
+            -88.0,
+            -103.0,
+            -200.0,
+        ];
+        (ops.exp_in_place)(&mut x);
+        assert_eq!(x[0], 1.0, "{}", ops.tier);
+        assert!(x[1].is_nan(), "{}", ops.tier);
+        assert_eq!(x[2], 0.0, "{}", ops.tier);
+        assert_eq!(x[3], f32::INFINITY, "{}", ops.tier);
+        assert_eq!(x[4], f32::INFINITY, "{}", ops.tier);
+        assert!(
+            close(
+                x[5],
+                f64::from(88.7f32).exp(),
+                EXP_REL_TOL * f64::from(88.7f32).exp()
+            ),
+            "{}",
+            ops.tier
+        );
+        assert!(close(x[6], (-88.0f64).exp(), TINY), "{} {}", ops.tier, x[6]);
+        assert!(x[7] >= 0.0 && x[7] < 1e-44, "{}", ops.tier);
+        assert_eq!(x[8], 0.0, "{}", ops.tier);
+    }
+}
+
+fn exact_softmax(x: &[f32]) -> (Vec<f64>, f64) {
+    let m = x
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));
+    let e: Vec<f64> = x.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    (e.iter().map(|v| v / s).collect(), s)
+}
+
+/// The relative change of `exp(x − m)` caused by rounding `x − m` to f32 (see the module docs).
+fn arg_rounding(x: f32, m: f32) -> f64 {
+    if x == f32::NEG_INFINITY {
+        0.0
+    } else {
+        f64::from(x - m).abs() / 16_777_216.0
+    }
+}
+
+#[test]
+fn softmax_matches_the_exact_one() {
+    let mut r = Rng(4);
+    for ops in tiers() {
+        let mut empty: [f32; 0] = [];
+        assert_eq!((ops.softmax_in_place)(&mut empty), 0.0);
+        for n in LENGTHS.into_iter().filter(|&n| n > 0) {
+            let mut masked = r.vec(n, 3.0);
+            for v in masked.iter_mut().skip(1).step_by(3) {
+                *v = f32::NEG_INFINITY;
+            }
+            let mut constant = vec![7.5f32; n];
+            constant[0] = 7.5;
+            for x in [
+                r.vec(n, 1.0),
+                r.vec(n, 30.0),
+                r.vec(n, 1e4),
+                masked,
+                constant,
+            ] {
+                let (want, want_sum) = exact_softmax(&x);
+                let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let mut got = x.clone();
+                let sum = (ops.softmax_in_place)(&mut got);
+                assert!(
+                    close(sum, want_sum, SOFTMAX_REL_TOL * want_sum),
+                    "{} softmax sum n={n}: {sum} vs {want_sum}",
+                    ops.tier
+                );
+                for i in 0..n {
+                    assert!(
+                        close(
+                            got[i],
+                            want[i],
+                            (SOFTMAX_REL_TOL + arg_rounding(x[i], m)) * want[i] + TINY
+                        ),
+                        "{} softmax n={n} i={i}: got {}, want {}",
+                        ops.tier,
+                        got[i],
+                        want[i]
+                    );
+                    if x[i] == f32::NEG_INFINITY {
+                        assert_eq!(got[i], 0.0);
+                    }
+                }
+            }
+        }
+        let mut nan = [1.0, f32::NAN, 2.0];
+        (ops.softmax_in_place)(&mut nan);
+        assert!(nan.iter().all(|v| v.is_nan()), "{}", ops.tier);
+    }
+}
+
+#[test]
+fn silu_mul_matches_the_exact_one() {
+    let mut r = Rng(5);
+    for ops in tiers() {
+        for n in LENGTHS {
+            for scale in [1.0f32, 8.0, 100.0, 1e4] {
+                let g = r.vec(n, scale);
+                let u = r.vec(n, 2.0);
+                let mut got = g.clone();
+                (ops.silu_mul)(&mut got, &u);
+                for i in 0..n {
+                    let gi = f64::from(g[i]);
+                    let want = gi / (1.0 + (-gi).exp()) * f64::from(u[i]);
+                    assert!(
+                        close(
+                            got[i],
+                            want,
+                            SILU_REL_TOL * want.abs() + SILU_TINY * f64::from(u[i]).abs()
+                        ),
+                        "{} silu_mul g={} u={}: got {}, want {want}",
+                        ops.tier,
+                        g[i],
+                        u[i],
+                        got[i]
+                    );
+                }
+            }
+        }
+        let mut g = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, -200.0, 200.0];
+        (ops.silu_mul)(&mut g, &[1.0; 6]);
+        assert_eq!(&g[..2], &[0.0, 0.0], "{}", ops.tier);
+        assert!(g[2].is_nan() || g[2] == f32::INFINITY, "{}", ops.tier);
+        assert_eq!(g[4], 0.0, "{}", ops.tier);
+        assert_eq!(g[5], 200.0, "{}", ops.tier);
+    }
+}
+
+#[test]
+fn f16_conversions_match_half_exactly() {
+    let mut r = Rng(6);
+    for ops in tiers() {
+        // Every half bit pattern, widened.
+        let all: Vec<u16> = (0..=u16::MAX).collect();
+        let mut wide = vec![0.0f32; all.len()];
+        (ops.f16_to_f32)(&all, &mut wide);
+        for (&h, &f) in all.iter().zip(&wide) {
+            let want = f16::from_bits(h).to_f32();
+            assert!(
+                f.to_bits() == want.to_bits() || (f.is_nan() && want.is_nan()),
+                "{} f16 {h:#06x}",
+                ops.tier
+            );
+        }
+        for n in LENGTHS {
+            let mut x = r.vec(n, 1e4);
+            for (i, v) in x.iter_mut().enumerate() {
+                match i % 11 {
+                    1 => *v = 65504.0,
+                    2 => *v = 65520.0,
+                    3 => *v = -1e-7,
+                    4 => *v = 3e-8,
+                    5 => *v = f32::NAN,
+                    6 => *v = f32::NEG_INFINITY,
+                    7 => *v *= 1e-6,
+                    _ => {}
+                }
+            }
+            let mut h = vec![0u16; n];
+            (ops.f32_to_f16)(&x, &mut h);
+            for i in 0..n {
+                let want = f16::from_f32(x[i]);
+                let got = f16::from_bits(h[i]);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{} f32_to_f16 {}: got {got}, want {want}",
+                    ops.tier,
+                    x[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "differ in length")]
+fn mismatched_lengths_panic() {
+    f32ops::dot(&[1.0; 3], &[1.0; 4]);
+}
+
+#[test]
+fn free_functions_use_the_active_tier() {
+    let a = [1.0f32, 2.0, 3.0];
+    assert_eq!(f32ops::dot(&a, &a), 14.0);
+    assert_eq!(f32ops::sum_squares(&a), 14.0);
+    assert_eq!(f32ops::max(&a), 3.0);
+    let active = ops_for(eddy_quant::dispatch::active_tier()).expect("active tier is supported");
+    assert!(core::ptr::eq(f32ops::ops(), active));
+}
