@@ -15,7 +15,7 @@
 //! | Q4_1   | `x86_avx2` Q4_1 kernel         | `x86_avx512` Q4_1 kernel (VNNI)  |
 //! | Q4_K   | `x86_avx2` Q4_K kernel         | none (the tier has its own `vec_dot`) |
 //! | Q6_K   | `x86_avx2` Q6_K kernel         | none (the tier has its own `vec_dot`) |
-//! | Q5_0   | `x86_avx2` Q5_0 kernel         | none (the tier has its own `vec_dot`) |
+//! | Q5_0   | `x86_avx2` Q5_0 kernel         | `x86_avx512` Q5_0 kernel (VNNI)  |
 //!
 //! Like the single-column kernels, these are `unsafe fn`s with `#[target_feature]`, reached only
 //! through the safe `_bytes` wrappers installed in the dispatch tables of tiers that require
@@ -31,7 +31,10 @@ use crate::block::{GgmlBlock, check_dot};
 use crate::kquants::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins};
 use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
-use crate::x86_avx2::{f16x2_to_f32, hsum_f32x8, vec_dot_q4_1_q8_1_avx2, vec_dot_q8_0_q8_0_avx2};
+use crate::x86_avx2::{
+    f16x2_to_f32, hsum_f32x8, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2,
+    vec_dot_q8_0_q8_0_avx2,
+};
 
 /// Columns per kernel call.
 const GROUP: usize = 4;
@@ -773,4 +776,85 @@ tile_wrapper!(
     BlockQ4_1,
     1,
     q4_1_q8_1_avx512
+);
+
+/// `R` rows × `C` columns of `vec_dot_q5_0_q8_0_avx512`: two blocks per register, the 5-bit
+/// quants (nibbles plus 16 under the fifth-bit mask) built once per row and pair of blocks,
+/// `Σ 16·y` once per column and pair, `vpdpbusd` per row and column, the odd last block
+/// through the AVX2 kernel.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q5_0_q8_0_avx512<const R: usize, const C: usize>(
+    n: usize,
+    xs: [&[BlockQ5_0]; R],
+    ys: [&[BlockQ8_0]; C],
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
+    let sixteen = _mm512_set1_epi8(16);
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let zero = _mm512_setzero_si512();
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    for p in 0..nb / 2 {
+        let mut qx = [zero; R];
+        let mut dx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            let (b0, b1) = (&xs[r][2 * p], &xs[r][2 * p + 1]);
+            // SAFETY: every `qs` of Q5_0 is a 16-byte array; `loadu` has no alignment
+            // requirement.
+            let (q0, q1) = unsafe {
+                (
+                    _mm_loadu_si128(b0.qs.as_ptr().cast()),
+                    _mm_loadu_si128(b1.qs.as_ptr().cast()),
+                )
+            };
+            // Per block: weights 0..16 are the low nibbles, 16..32 the high ones; bit j of the
+            // two `qh` words is bit 4 of weight j of the pair.
+            let nib = _mm512_and_si512(
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16::<4>(q0), q0)),
+                    _mm256_set_m128i(_mm_srli_epi16::<4>(q1), q1),
+                ),
+                low_nibbles,
+            );
+            let bits =
+                u64::from(u32::from_le_bytes(b0.qh)) | (u64::from(u32::from_le_bytes(b1.qh)) << 32);
+            qx[r] = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
+            dx[r] = f16x4_to_f32(b0.d, b1.d, [0; 2], [0; 2]);
+        }
+        for c in 0..C {
+            let (y0, y1) = (&ys[c][2 * p], &ys[c][2 * p + 1]);
+            // SAFETY: every `qs` of Q8_0 is a 32-byte array.
+            let qy = unsafe { load_two(y0.qs.as_ptr(), y1.qs.as_ptr()) };
+            let y16 = _mm512_dpbusd_epi32(zero, sixteen, qy);
+            let dy = f16x4_to_f32(y0.d, y1.d, [0; 2], [0; 2]);
+            for r in 0..R {
+                let sumi = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, qx[r], qy), y16);
+                let d = spread_two(_mm_mul_ps(dx[r], dy), 0, 1);
+                acc[r][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc[r][c]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+            if nb % 2 == 1 {
+                let last = nb - 1;
+                // SAFETY: this function's preconditions include AVX2, FMA and F16C.
+                out[r][c] +=
+                    unsafe { vec_dot_q5_0_q8_0_avx2(32, &xs[r][last..nb], &ys[c][last..nb]) };
+            }
+        }
+    }
+    out
+}
+
+tile_wrapper!(
+    /// Q5_0 rows against Q8_0 columns; pairs with `vec_dot_q5_0_q8_0_avx512_bytes`.
+    vec_dot_multi_q5_0_q8_0_avx512_bytes,
+    BlockQ5_0,
+    2,
+    q5_0_q8_0_avx512
 );
