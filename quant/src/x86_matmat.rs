@@ -28,11 +28,11 @@
 use core::arch::x86_64::*;
 
 use crate::block::{GgmlBlock, check_dot};
-use crate::kquants::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K, k4_scales_mins};
+use crate::kquants::{BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::traits::blocks;
 use crate::x86_avx2::{
-    f16x2_to_f32, hsum_f32x8, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2,
+    f16x2_to_f32, hsum_f32x8, k4_scales_mins_fast, vec_dot_q4_1_q8_1_avx2, vec_dot_q5_0_q8_0_avx2,
     vec_dot_q8_0_q8_0_avx2,
 };
 
@@ -317,7 +317,7 @@ macro_rules! q4_k_tile {
                 // Each 32-weight minimum twice, as i16: one per 16-quant group sum of Q8_K.
                 let mut mins = [_mm256_setzero_si256(); R];
                 for r in 0..R {
-                    let (sc, m) = k4_scales_mins(&xs[r][i].scales);
+                    let (sc, m) = k4_scales_mins_fast(&xs[r][i].scales);
                     scales[r] = sc;
                     let m = _mm_cvtsi64_si128(i64::from_le_bytes(m));
                     mins[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
