@@ -13,7 +13,7 @@
 //! |--------|--------------------------------|----------------------------------|
 //! | Q8_0   | `x86_avx2` Q8_0 kernel         | `x86_avx512` Q8_0 kernel (VNNI)  |
 //! | Q4_1   | `x86_avx2` Q4_1 kernel         | `x86_avx512` Q4_1 kernel (VNNI)  |
-//! | Q4_K   | `x86_avx2` Q4_K kernel         | none (the tier has its own `vec_dot`) |
+//! | Q4_K   | `x86_avx2` Q4_K kernel         | `x86_avx512` Q4_K kernel         |
 //! | Q6_K   | `x86_avx2` Q6_K kernel         | none (the tier has its own `vec_dot`) |
 //! | Q5_0   | `x86_avx2` Q5_0 kernel         | `x86_avx512` Q5_0 kernel (VNNI)  |
 //!
@@ -857,4 +857,98 @@ tile_wrapper!(
     BlockQ5_0,
     2,
     q5_0_q8_0_avx512
+);
+
+/// `R` rows × `C` columns of `vec_dot_q4_k_q8_k_avx512`: 64 nibbles per register, scales,
+/// minimums, nibbles and the per-32 scale vectors built once per row and block, each column's
+/// quants and group sums loaded once per block, `maddubs` + `vpdpwssd` per row and column.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_k_q8_k_avx512<const R: usize, const C: usize>(
+    n: usize,
+    xs: [&[BlockQ4K]; R],
+    ys: [&[BlockQ8K]; C],
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let high_half_by_4 = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    let mut acc_min = [[_mm256_setzero_ps(); C]; R];
+    for i in 0..nb {
+        let mut q = [[_mm512_setzero_si512(); 4]; R];
+        let mut sc = [[_mm512_setzero_si512(); 4]; R];
+        let mut mins = [_mm256_setzero_si256(); R];
+        let mut dx = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            let bx = &xs[r][i];
+            let (scales, m) = k4_scales_mins_fast(&bx.scales);
+            let m = _mm_cvtsi64_si128(i64::from_le_bytes(m));
+            mins[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+            let sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128(
+                i64::from_le_bytes(scales),
+            )));
+            for g in 0..4 {
+                // SAFETY: `32 * g + 32 <= 128`, the length of `qs`.
+                let q4 = unsafe { load32(bx.qs.as_ptr().add(32 * g).cast()) };
+                // Low nibbles (weights 64g..64g+32) in the low half, high nibbles in the high.
+                let both = _mm512_broadcast_i64x4(q4);
+                q[r][g] = _mm512_and_si512(_mm512_srlv_epi64(both, high_half_by_4), low_nibbles);
+                // Scale 2g for i16 lanes 0..16, scale 2g + 1 for lanes 16..32.
+                let lo = 2 * g as i16;
+                let idx = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_set1_epi16(lo)),
+                    _mm256_set1_epi16(lo + 1),
+                );
+                sc[r][g] = _mm512_permutexvar_epi16(idx, sc16);
+            }
+            dx[r] = f16x4_to_f32(bx.d, bx.dmin, [0; 2], [0; 2]);
+        }
+        for c in 0..C {
+            let by = &ys[c][i];
+            let mut yq = [_mm512_setzero_si512(); 4];
+            for (g, v) in yq.iter_mut().enumerate() {
+                // SAFETY: `64 * g + 64 <= 256`, the length of `qs`.
+                *v = unsafe { _mm512_loadu_si512(by.qs.as_ptr().add(64 * g).cast()) };
+            }
+            // SAFETY: `bsums` is 16 two-byte values (32 bytes).
+            let bsums = unsafe { load32(by.bsums.as_ptr().cast()) };
+            let dy = _mm_set1_ps(by.scale());
+            for r in 0..R {
+                let mut sumi = _mm512_setzero_si512();
+                for g in 0..4 {
+                    let pairs = _mm512_maddubs_epi16(q[r][g], yq[g]);
+                    sumi = _mm512_dpwssd_epi32(sumi, pairs, sc[r][g]);
+                }
+                let summin = _mm256_madd_epi16(mins[r], bsums);
+                let d = _mm_mul_ps(dx[r], dy);
+                acc[r][c] = _mm512_fmadd_ps(
+                    _mm512_broadcastss_ps(d),
+                    _mm512_cvtepi32_ps(sumi),
+                    acc[r][c],
+                );
+                acc_min[r][c] = _mm256_fmadd_ps(
+                    _mm256_broadcastss_ps(_mm_movehdup_ps(d)),
+                    _mm256_cvtepi32_ps(summin),
+                    acc_min[r][c],
+                );
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = _mm512_reduce_add_ps(acc[r][c]) - hsum_f32x8(acc_min[r][c]);
+        }
+    }
+    out
+}
+
+tile_wrapper!(
+    /// Q4_K rows against Q8_K columns; pairs with `vec_dot_q4_k_q8_k_avx512_bytes`.
+    vec_dot_multi_q4_k_q8_k_avx512_bytes,
+    BlockQ4K,
+    1,
+    q4_k_q8_k_avx512
 );
