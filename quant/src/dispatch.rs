@@ -355,9 +355,7 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     multi_column_avx512(r)
 };
 
-/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels. Q6_K has
-/// an AVX-512 `vec_dot` of its own, which drops the AVX2 pair (see [`with_vec_dot`]): its
-/// products loop that `vec_dot` until a tile kernel mirrors it.
+/// The AVX-512 multi-column kernels of `x86_matmat` with their single-column kernels.
 #[cfg(target_arch = "x86_64")]
 const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYPES] {
     use crate::x86_avx512 as k;
@@ -380,11 +378,17 @@ const fn multi_column_avx512(r: [TypeTraits; NUM_TYPES]) -> [TypeTraits; NUM_TYP
         k::vec_dot_q5_0_q8_0_avx512_bytes,
         m::vec_dot_multi_q5_0_q8_0_avx512_bytes,
     );
-    with_vec_dot_pair(
+    let r = with_vec_dot_pair(
         r,
         GgmlType::Q4_K,
         k::vec_dot_q4_k_q8_k_avx512_bytes,
         m::vec_dot_multi_q4_k_q8_k_avx512_bytes,
+    );
+    with_vec_dot_pair(
+        r,
+        GgmlType::Q6_K,
+        k::vec_dot_q6_k_q8_k_avx512_bytes,
+        m::vec_dot_multi_q6_k_q8_k_avx512_bytes,
     )
 }
 

@@ -14,7 +14,7 @@
 //! | Q8_0   | `x86_avx2` Q8_0 kernel         | `x86_avx512` Q8_0 kernel (VNNI)  |
 //! | Q4_1   | `x86_avx2` Q4_1 kernel         | `x86_avx512` Q4_1 kernel (VNNI)  |
 //! | Q4_K   | `x86_avx2` Q4_K kernel         | `x86_avx512` Q4_K kernel         |
-//! | Q6_K   | `x86_avx2` Q6_K kernel         | none (the tier has its own `vec_dot`) |
+//! | Q6_K   | `x86_avx2` Q6_K kernel         | `x86_avx512` Q6_K kernel         |
 //! | Q5_0   | `x86_avx2` Q5_0 kernel         | `x86_avx512` Q5_0 kernel (VNNI)  |
 //!
 //! Like the single-column kernels, these are `unsafe fn`s with `#[target_feature]`, reached only
@@ -951,4 +951,112 @@ tile_wrapper!(
     BlockQ4K,
     1,
     q4_k_q8_k_avx512
+);
+
+/// `R` rows × `C` columns of `vec_dot_q6_k_q8_k_avx512`: 64 six-bit quants per register and the
+/// per-16 scale vectors built once per row and block, each column's quants and group sums
+/// loaded once per block, `maddubs` + `vpdpwssd` per row and column, the offset 32 removed
+/// through the group sums and `d_x·d_y` formed in scalar f32, as the single-column kernel does.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6_k_q8_k_avx512<const R: usize, const C: usize>(
+    n: usize,
+    xs: [&[BlockQ6K]; R],
+    ys: [&[BlockQ8K]; C],
+) -> [[f32; C]; R] {
+    let (nb, xs, ys) = check_all(n, xs, ys);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let m30 = _mm512_set1_epi8(0x30);
+    // 128-bit lane j of a scale vector holds scale `first + j` in all eight i16 lanes.
+    let quarter = _mm512_set_epi64(
+        0x0003_0003_0003_0003,
+        0x0003_0003_0003_0003,
+        0x0002_0002_0002_0002,
+        0x0002_0002_0002_0002,
+        0x0001_0001_0001_0001,
+        0x0001_0001_0001_0001,
+        0,
+        0,
+    );
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    for i in 0..nb {
+        let mut q = [[_mm512_setzero_si512(); 4]; R];
+        let mut sc = [[_mm512_setzero_si512(); 4]; R];
+        let mut sc16 = [_mm256_setzero_si256(); R];
+        let mut dx = [0f32; R];
+        for r in 0..R {
+            let bx = &xs[r][i];
+            // SAFETY: `scales` is a 16-byte array.
+            let s8 = unsafe { _mm_loadu_si128(bx.scales.as_ptr().cast()) };
+            sc16[r] = _mm256_cvtepi8_epi16(s8);
+            let wide = _mm512_castsi256_si512(sc16[r]);
+            for h in 0..2 {
+                // SAFETY: `64 * h + 64 <= 128` (`ql`) and `32 * h + 32 <= 64` (`qh`).
+                let (ql, qh) = unsafe {
+                    (
+                        _mm512_loadu_si512(bx.ql.as_ptr().add(64 * h).cast()),
+                        load32(bx.qh.as_ptr().add(32 * h).cast()),
+                    )
+                };
+                let join = |lo: __m256i, hi: __m256i| {
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+                };
+                let h01 = _mm512_and_si512(
+                    join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh)),
+                    m30,
+                );
+                let h23 = _mm512_and_si512(join(qh, _mm256_srli_epi16::<2>(qh)), m30);
+                q[r][2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), h01);
+                q[r][2 * h + 1] =
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), h23);
+                for k in 0..2 {
+                    let first = _mm512_set1_epi16((8 * h + 4 * k) as i16);
+                    sc[r][2 * h + k] =
+                        _mm512_permutexvar_epi16(_mm512_add_epi16(quarter, first), wide);
+                }
+            }
+            dx[r] = crate::num::f16_to_f32(bx.d);
+        }
+        for c in 0..C {
+            let by = &ys[c][i];
+            let mut yq = [_mm512_setzero_si512(); 4];
+            for (k, v) in yq.iter_mut().enumerate() {
+                // SAFETY: `64 * k + 64 <= 256`, the length of `qs`.
+                *v = unsafe { _mm512_loadu_si512(by.qs.as_ptr().add(64 * k).cast()) };
+            }
+            // SAFETY: `bsums` is 16 two-byte values (32 bytes).
+            let bsums = unsafe { load32(by.bsums.as_ptr().cast()) };
+            let dy = by.scale();
+            for r in 0..R {
+                let mut sumi = _mm512_setzero_si512();
+                for k in 0..4 {
+                    let pairs = _mm512_maddubs_epi16(q[r][k], yq[k]);
+                    sumi = _mm512_dpwssd_epi32(sumi, pairs, sc[r][k]);
+                }
+                let offset = _mm256_madd_epi16(sc16[r], bsums);
+                let total =
+                    _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(offset)));
+                let d = dx[r] * dy;
+                acc[r][c] =
+                    _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(total), acc[r][c]);
+            }
+        }
+    }
+    let mut out = [[0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+        }
+    }
+    out
+}
+
+tile_wrapper!(
+    /// Q6_K rows against Q8_K columns; pairs with `vec_dot_q6_k_q8_k_avx512_bytes`.
+    vec_dot_multi_q6_k_q8_k_avx512_bytes,
+    BlockQ6K,
+    1,
+    q6_k_q8_k_avx512
 );
