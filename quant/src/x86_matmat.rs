@@ -293,8 +293,8 @@ tile_wrapper!(
 // Q4_K · Q8_K, AVX2
 
 /// Defines `$name`, the Q4_K tile kernel compiled for the features `$features`. Only the AVX2
-/// instance exists: an AVX-512 instance with two-row tiles (32 registers) measured no faster,
-/// so the AVX-512 tier keeps the AVX2 pair.
+/// instance exists (an instance compiled for AVX-512's 32 registers with two-row tiles measured
+/// no faster); the AVX-512 tier has `q4_k_q8_k_avx512`, which mirrors that tier's own kernel.
 macro_rules! q4_k_tile {
     ($name:ident, $features:literal) => {
         /// `R` rows × `C` columns of `vec_dot_q4_k_q8_k_avx2`: scales, minimums and nibbles unpacked
@@ -398,8 +398,9 @@ tile_wrapper!(
 // Q6_K · Q8_K, AVX2
 
 /// Defines `$name`, the Q6_K tile kernel compiled for the features `$features`. Only the AVX2
-/// instance exists: an AVX-512 instance with two-row tiles (32 registers) was about 10 % faster
-/// at 32 columns but two times slower at 4 and 8, so the AVX-512 tier keeps the AVX2 pair.
+/// instance exists (an instance compiled for AVX-512's 32 registers with two-row tiles was 10 %
+/// faster at 32 columns but two times slower at 4 and 8); the AVX-512 tier has
+/// `q6_k_q8_k_avx512`, which mirrors that tier's own kernel.
 macro_rules! q6_k_tile {
     ($name:ident, $features:literal) => {
         /// `R` rows × `C` columns of `vec_dot_q6_k_q8_k_avx2`: the 6-bit quants rebuilt once per row
