@@ -730,7 +730,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             let last_span = layout.n_sink + layout.n_window;
             let work = n_items * (last_span.min((n_seen as usize) + n)) * hd;
             let nt = pool.n_threads();
-            if nt == 1 || work < 1 << 17 {
+            if nt == 1 || work < 1 << 14 {
                 attend(0, 1);
             } else {
                 pool.run(&|i| attend(i, nt));
