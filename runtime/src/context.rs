@@ -63,6 +63,8 @@ struct Shape {
     q_width: usize,
     att_width: usize,
     head_dim: usize,
+    head_dim_v: usize,
+    group: usize,
     half_rot: usize,
     n_ff: usize,
     n_layer: usize,
@@ -85,6 +87,8 @@ impl Shape {
             q_width: hp.n_head * hp.head_dim,
             att_width: hp.n_head * hp.head_dim_v,
             head_dim: hp.head_dim,
+            head_dim_v: hp.head_dim_v,
+            group: hp.n_head / hp.n_head_kv,
             half_rot: hp.rope_dim / 2,
             n_ff: hp.n_ff,
             n_layer: hp.n_layer,
@@ -113,9 +117,12 @@ struct Bufs<'b> {
     v: &'b mut [f32],
     /// Attention output, `[n_ubatch][n_head * head_dim_v]`.
     att: &'b mut [f32],
-    /// Attention scores of one head, `[n_threads][n_slots]` (one row per worker).
+    /// Attention scores of the query heads of one KV group, `[n_threads][group][n_slots]`.
     scores: &'b mut [f32],
-    /// One query head rotated to its cache position, for the sink keys (per worker).
+    /// One key or value row as f32, per worker.
+    kv_row: &'b mut [f32],
+    /// The query heads of one KV group rotated to their cache position, for the sink keys
+    /// (per worker).
     q_sink: &'b mut [f32],
     /// RoPE angles of the extra rotation of the query for the sinks (per worker).
     cos_sink: &'b mut [f32],
@@ -160,8 +167,9 @@ impl<'b> Bufs<'b> {
             k: c.slice(ub * sh.k_row),
             v: c.slice(ub * sh.v_row),
             att: c.slice(ub * sh.att_width),
-            scores: c.slice(sh.n_threads * sh.n_slots),
-            q_sink: c.slice(sh.n_threads * sh.head_dim),
+            scores: c.slice(sh.n_threads * sh.group * sh.n_slots),
+            q_sink: c.slice(sh.n_threads * sh.group * sh.head_dim),
+            kv_row: c.slice(sh.n_threads * sh.head_dim.max(sh.head_dim_v)),
             cos_sink: c.slice(sh.n_threads * sh.half_rot),
             sin_sink: c.slice(sh.n_threads * sh.half_rot),
             proj: c.slice(ub * sh.n_embd),
@@ -639,24 +647,29 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                 SharedOut::new(s.q_sink),
                 SharedOut::new(s.cos_sink),
                 SharedOut::new(s.sin_sink),
+                SharedOut::new(s.kv_row),
             ];
-            let n_items = n * hp.n_head;
+            // One item per (token, KV head): each key and value row is converted to f32 once
+            // and used by every query head of the group (grouped-query attention).
+            let n_items = n * hp.n_head_kv;
+            let fops = eddy_quant::f32ops::ops();
             let attend = |worker: usize, parts: usize| {
                 #[allow(unsafe_code)]
-                // SAFETY: each scratch buffer holds one row per worker of the pool (see
-                // `Bufs::carve`) and worker `worker` takes only its own row; the buffers outlive
-                // the region.
-                let (scores_buf, q_sink, cos_sink, sin_sink) = unsafe {
+                // SAFETY: each scratch buffer holds one share per worker of the pool (see
+                // `Bufs::carve`) and worker `worker` takes only its own; the buffers outlive the
+                // region.
+                let (scores_buf, q_sink_buf, cos_sink, sin_sink, rows_buf) = unsafe {
                     (
-                        scratch[0].range(worker * n_slots..(worker + 1) * n_slots),
-                        scratch[1].range(worker * hd..(worker + 1) * hd),
+                        scratch[0].range(worker * group * n_slots..(worker + 1) * group * n_slots),
+                        scratch[1].range(worker * group * hd..(worker + 1) * group * hd),
                         scratch[2].range(worker * half_rot..(worker + 1) * half_rot),
                         scratch[3].range(worker * half_rot..(worker + 1) * half_rot),
+                        scratch[4].range(worker * hd.max(hdv)..(worker + 1) * hd.max(hdv)),
                     )
                 };
                 let mut angles_for = None;
                 for item in split(n_items, parts, worker) {
-                    let (t, h) = (item / hp.n_head, item % hp.n_head);
+                    let (t, kvh) = (item / hp.n_head_kv, item % hp.n_head_kv);
                     let pos = n_seen + t as u64;
                     let view = layout.view(pos);
                     let (n_sinks, first, shift) = match lw.sliding_window {
@@ -677,7 +690,8 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     };
                     // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
                     let sink_start = view.n_sink_visible - n_sinks;
-                    if shift && n_sinks > 0 && angles_for != Some(t) {
+                    let sink_shift = shift && n_sinks > 0;
+                    if sink_shift && angles_for != Some(t) {
                         ops::rope_angles(
                             cos_sink,
                             sin_sink,
@@ -689,48 +703,66 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                         angles_for = Some(t);
                     }
                     let span = n_sinks + (pos + 1 - first) as usize;
-                    let kvh = h / group;
-                    let qh = &q_all[t * q_width + h * hd..][..hd];
-                    let q_for_sinks: &[f32] = if shift && n_sinks > 0 {
-                        q_sink.copy_from_slice(qh);
-                        ops::rope_apply(q_sink, cos_sink, sin_sink, adjacent);
-                        q_sink
-                    } else {
-                        qh
-                    };
-                    let scores = &mut scores_buf[..span];
-                    for (i, sc) in scores[..n_sinks].iter_mut().enumerate() {
-                        let at = (sink_start + i) * k_row + kvh * hd;
-                        *sc = keys.dot(at, q_for_sinks) * hp.attn_scale;
-                    }
-                    for (i, sc) in scores[n_sinks..].iter_mut().enumerate() {
-                        let at = layout.slot_of(first + i as u64) * k_row + kvh * hd;
-                        *sc = keys.dot(at, qh) * hp.attn_scale;
-                    }
-                    ops::softmax(scores);
-                    #[allow(unsafe_code)]
-                    // SAFETY: head `h` of token `t` is one item, owned by exactly one worker;
-                    // its output range lies inside `att_out` (n tokens × att_width), which
-                    // outlives the region.
-                    let oh = unsafe {
-                        att_out.range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
-                    };
-                    oh.fill(0.0);
-                    for (i, &p) in scores.iter().enumerate() {
-                        let slot = if i < n_sinks {
+                    let slot = |i: usize| {
+                        if i < n_sinks {
                             sink_start + i
                         } else {
                             layout.slot_of(first + (i - n_sinks) as u64)
+                        }
+                    };
+                    let heads = kvh * group..(kvh + 1) * group;
+                    let q_of = |h: usize| &q_all[t * q_width + h * hd..][..hd];
+                    if sink_shift {
+                        for (j, h) in heads.clone().enumerate() {
+                            let qs = &mut q_sink_buf[j * hd..(j + 1) * hd];
+                            qs.copy_from_slice(q_of(h));
+                            ops::rope_apply(qs, cos_sink, sin_sink, adjacent);
+                        }
+                    }
+                    for i in 0..span {
+                        let k = keys.row_f32(slot(i) * k_row + kvh * hd, &mut rows_buf[..hd], fops);
+                        for (j, h) in heads.clone().enumerate() {
+                            let q = if sink_shift && i < n_sinks {
+                                &q_sink_buf[j * hd..(j + 1) * hd]
+                            } else {
+                                q_of(h)
+                            };
+                            scores_buf[j * n_slots + i] = (fops.dot)(q, k) * hp.attn_scale;
+                        }
+                    }
+                    for j in 0..group {
+                        ops::softmax(&mut scores_buf[j * n_slots..j * n_slots + span]);
+                    }
+                    for h in heads.clone() {
+                        #[allow(unsafe_code)]
+                        // SAFETY: head `h` of token `t` belongs to item (t, h / group), owned by
+                        // exactly one worker; its range lies inside `att_out`, which outlives
+                        // the region.
+                        let oh = unsafe {
+                            att_out.range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
                         };
-                        values.axpy(slot * v_row + kvh * hdv, p, oh);
+                        oh.fill(0.0);
+                    }
+                    for i in 0..span {
+                        let v =
+                            values.row_f32(slot(i) * v_row + kvh * hdv, &mut rows_buf[..hdv], fops);
+                        for (j, h) in heads.clone().enumerate() {
+                            #[allow(unsafe_code)]
+                            // SAFETY: as above (this worker's own item).
+                            let oh = unsafe {
+                                att_out
+                                    .range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
+                            };
+                            (fops.axpy)(scores_buf[j * n_slots + i], v, oh);
+                        }
                     }
                 }
             };
             // Worth a region only when the spans are long or the batch is large.
             let last_span = layout.n_sink + layout.n_window;
-            let work = n_items * (last_span.min((n_seen as usize) + n)) * hd;
+            let work = n * hp.n_head * (last_span.min((n_seen as usize) + n)) * hd;
             let nt = pool.n_threads();
-            if nt == 1 || work < 1 << 17 {
+            if nt == 1 || work < 1 << 14 {
                 attend(0, 1);
             } else {
                 pool.run(&|i| attend(i, nt));

@@ -81,6 +81,25 @@ impl Rows<'_> {
         }
     }
 
+    /// `row[at..at + buf.len()]` as f32: borrowed as it is from an f32 cache, converted into
+    /// `buf` (with the dispatched F16C/NEON conversion) from an f16 one.
+    #[inline]
+    pub fn row_f32<'s>(
+        &'s self,
+        at: usize,
+        buf: &'s mut [f32],
+        ops: &eddy_quant::f32ops::F32Ops,
+    ) -> &'s [f32] {
+        match self {
+            Rows::F32(v) => &v[at..at + buf.len()],
+            Rows::F16(v) => {
+                let n = buf.len();
+                (ops.f16_to_f32)(bytemuck::cast_slice(&v[at..at + n]), buf);
+                buf
+            }
+        }
+    }
+
     /// `out += a * row[at..at+out.len()]`.
     #[inline]
     pub fn axpy(&self, at: usize, a: f32, out: &mut [f32]) {
