@@ -100,6 +100,10 @@ fn traits(ty: GgmlType) -> &'static TypeTraits {
 
 /// Weight rows whose bytes a worker keeps in L1 while it dots them with every column.
 const ROW_BLOCK_BYTES: usize = 8 * 1024;
+/// Outputs of one multi-column kernel call (a stack tile of rows × columns).
+const TILE: usize = 1024;
+/// Columns per multi-column kernel call.
+const TILE_COLS: usize = 32;
 
 /// Products that share their input: `out_k[c][r] = dot(row r of w_k, column c)` for every
 /// weight `w_k`, row `r` and current activation column `c` (outputs are `[cols][rows]`).
@@ -135,9 +139,47 @@ pub(crate) fn matmul<const K: usize>(
             let rb = w.row_bytes();
             let share = split(w.rows, parts, i);
             let block = (ROW_BLOCK_BYTES / rb).max(1);
+            let multi = t.vec_dot_multi.filter(|_| cols > 1);
             let mut r0 = share.start;
             while r0 < share.end {
                 let r1 = (r0 + block).min(share.end);
+                if let Some(f) = multi {
+                    // Several columns per kernel call, each weight row unpacked once for all of
+                    // them; results land in a stack tile `[row][column]`, then in the outputs.
+                    let mut tile = [0f32; TILE];
+                    let mut c0 = 0;
+                    while c0 < cols {
+                        let k = (cols - c0).min(TILE_COLS);
+                        let rows_per = (TILE / k).min(r1 - r0);
+                        let mut ra = r0;
+                        while ra < r1 {
+                            let rb_ = (ra + rows_per).min(r1);
+                            let m = rb_ - ra;
+                            f(
+                                w.cols,
+                                &data[ra * rb..rb_ * rb],
+                                m,
+                                &y[c0 * ystride..],
+                                *ystride,
+                                &mut tile[..m * k],
+                            );
+                            for j in 0..k {
+                                let c = c0 + j;
+                                #[allow(unsafe_code)]
+                                // SAFETY: as below: rows `ra..rb_` of column `c` belong to this
+                                // worker's share.
+                                let part = unsafe { out.range(c * w.rows + ra..c * w.rows + rb_) };
+                                for (i, o) in part.iter_mut().enumerate() {
+                                    *o = tile[i * k + j];
+                                }
+                            }
+                            ra = rb_;
+                        }
+                        c0 += k;
+                    }
+                    r0 = r1;
+                    continue;
+                }
                 for c in 0..cols {
                     let yc = &y[c * ystride..(c + 1) * ystride];
                     #[allow(unsafe_code)]
