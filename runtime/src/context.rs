@@ -65,6 +65,7 @@ struct Shape {
     head_dim: usize,
     head_dim_v: usize,
     group: usize,
+    n_head_kv: usize,
     half_rot: usize,
     n_ff: usize,
     n_layer: usize,
@@ -89,6 +90,7 @@ impl Shape {
             head_dim: hp.head_dim,
             head_dim_v: hp.head_dim_v,
             group: hp.n_head / hp.n_head_kv,
+            n_head_kv: hp.n_head_kv,
             half_rot: hp.rope_dim / 2,
             n_ff: hp.n_ff,
             n_layer: hp.n_layer,
@@ -119,7 +121,7 @@ struct Bufs<'b> {
     att: &'b mut [f32],
     /// Attention scores of the query heads of one KV group, `[n_threads][group][n_slots]`.
     scores: &'b mut [f32],
-    /// One key or value row as f32, per worker.
+    /// A run of up to `KV_RUN` key or value rows of one head as f32, per worker.
     kv_row: &'b mut [f32],
     /// The query heads of one KV group rotated to their cache position, for the sink keys
     /// (per worker).
@@ -157,8 +159,15 @@ impl<'b> Bufs<'b> {
     fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 3]) {
         let ub = sh.n_ubatch;
         let widest = sh.n_embd.max(sh.n_ff).max(sh.att_width);
-        let (kv, k_range, v_range) =
-            KvStore::carve(c, sh.kv_type, sh.n_layer, sh.n_slots, sh.k_row, sh.v_row);
+        let (kv, k_range, v_range) = KvStore::carve(
+            c,
+            sh.kv_type,
+            sh.n_layer,
+            sh.n_slots,
+            sh.k_row,
+            sh.v_row,
+            sh.n_head_kv,
+        );
         let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);
         let bufs = Bufs {
             x: c.slice(ub * sh.n_embd),
@@ -169,7 +178,7 @@ impl<'b> Bufs<'b> {
             att: c.slice(ub * sh.att_width),
             scores: c.slice(sh.n_threads * sh.group * sh.n_slots),
             q_sink: c.slice(sh.n_threads * sh.group * sh.head_dim),
-            kv_row: c.slice(sh.n_threads * sh.head_dim.max(sh.head_dim_v)),
+            kv_row: c.slice(sh.n_threads * KV_RUN * sh.head_dim.max(sh.head_dim_v)),
             cos_sink: c.slice(sh.n_threads * sh.half_rot),
             sin_sink: c.slice(sh.n_threads * sh.half_rot),
             proj: c.slice(ub * sh.n_embd),
@@ -198,7 +207,7 @@ impl<'b> Bufs<'b> {
 }
 
 const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 /// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
 /// checksum.
 const STATE_HEADER: usize = 72;
@@ -217,6 +226,9 @@ fn checksum(data: &[u8]) -> u64 {
     }
     h ^ data.len() as u64
 }
+
+/// Cached rows of one head widened to f32 per call in attention.
+const KV_RUN: usize = 32;
 
 /// Alignment the memory given to [`Context::new_in`] must have.
 pub const ALIGN: usize = crate::memory::ALIGN;
@@ -485,17 +497,19 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         h
     }
 
-    /// Byte ranges of the region that make up the state, in order: for each layer the K rows of
-    /// the slots in use, then the same for V, then the logits rows.
+    /// Byte ranges of the region that make up the state, in order: for each layer and KV head
+    /// the K rows of the slots in use, then the same for V, then the logits rows.
     fn state_ranges(&self) -> impl Iterator<Item = Range<usize>> + use<'a, M> {
         let sh = self.shape;
         let used = self.slots_in_use();
         let es = sh.kv_type.size();
         let (k0, v0) = (self.marks.k.start, self.marks.v.start);
-        let lay = |base: usize, row: usize| {
-            (0..sh.n_layer).map(move |l| {
-                let s = base + l * sh.n_slots * row * es;
-                s..s + used * row * es
+        let heads = sh.n_layer * sh.n_head_kv;
+        let lay = move |base: usize, row: usize| {
+            let dim = row / sh.n_head_kv;
+            (0..heads).map(move |lh| {
+                let s = base + lh * sh.n_slots * dim * es;
+                s..s + used * dim * es
             })
         };
         let logits = self.marks.logits.start;
@@ -633,7 +647,6 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             // in fixed ranges; each pair is computed the same way whatever the split.
             let keys = s.kv.keys(l);
             let values = s.kv.values(l);
-            let (k_row, v_row) = (s.kv.k_row(), s.kv.v_row());
             let layout = self.layout;
             let n_seen = self.n_seen;
             let n_slots = self.shape.n_slots;
@@ -664,7 +677,9 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                         scratch[1].range(worker * group * hd..(worker + 1) * group * hd),
                         scratch[2].range(worker * half_rot..(worker + 1) * half_rot),
                         scratch[3].range(worker * half_rot..(worker + 1) * half_rot),
-                        scratch[4].range(worker * hd.max(hdv)..(worker + 1) * hd.max(hdv)),
+                        scratch[4].range(
+                            worker * KV_RUN * hd.max(hdv)..(worker + 1) * KV_RUN * hd.max(hdv),
+                        ),
                     )
                 };
                 let mut angles_for = None;
@@ -719,16 +734,37 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                             ops::rope_apply(qs, cos_sink, sin_sink, adjacent);
                         }
                     }
-                    for i in 0..span {
-                        let k = keys.row_f32(slot(i) * k_row + kvh * hd, &mut rows_buf[..hd], fops);
-                        for (j, h) in heads.clone().enumerate() {
-                            let q = if sink_shift && i < n_sinks {
-                                &q_sink_buf[j * hd..(j + 1) * hd]
-                            } else {
-                                q_of(h)
-                            };
-                            scores_buf[j * n_slots + i] = (fops.dot)(q, k) * hp.attn_scale;
+                    // Consecutive slots form runs (broken at the sinks/window boundary and
+                    // where the ring wraps); each run of one head's rows is widened in one call.
+                    let run_of = |i: usize| {
+                        let s0 = slot(i);
+                        let mut len = 1;
+                        while i + len < span && len < KV_RUN && slot(i + len) == s0 + len {
+                            len += 1;
                         }
+                        (s0, len)
+                    };
+                    let mut i = 0;
+                    while i < span {
+                        let (s0, len) = run_of(i);
+                        let k = keys.row_f32(
+                            (kvh * n_slots + s0) * hd,
+                            &mut rows_buf[..len * hd],
+                            fops,
+                        );
+                        for r in 0..len {
+                            let krow = &k[r * hd..(r + 1) * hd];
+                            for (j, h) in heads.clone().enumerate() {
+                                let q = if sink_shift && i + r < n_sinks {
+                                    &q_sink_buf[j * hd..(j + 1) * hd]
+                                } else {
+                                    q_of(h)
+                                };
+                                scores_buf[j * n_slots + i + r] =
+                                    (fops.dot)(q, krow) * hp.attn_scale;
+                            }
+                        }
+                        i += len;
                     }
                     for j in 0..group {
                         ops::softmax(&mut scores_buf[j * n_slots..j * n_slots + span]);
@@ -743,18 +779,28 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                         };
                         oh.fill(0.0);
                     }
-                    for i in 0..span {
-                        let v =
-                            values.row_f32(slot(i) * v_row + kvh * hdv, &mut rows_buf[..hdv], fops);
-                        for (j, h) in heads.clone().enumerate() {
-                            #[allow(unsafe_code)]
-                            // SAFETY: as above (this worker's own item).
-                            let oh = unsafe {
-                                att_out
-                                    .range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
-                            };
-                            (fops.axpy)(scores_buf[j * n_slots + i], v, oh);
+                    let mut i = 0;
+                    while i < span {
+                        let (s0, len) = run_of(i);
+                        let v = values.row_f32(
+                            (kvh * n_slots + s0) * hdv,
+                            &mut rows_buf[..len * hdv],
+                            fops,
+                        );
+                        for r in 0..len {
+                            let vrow = &v[r * hdv..(r + 1) * hdv];
+                            for (j, h) in heads.clone().enumerate() {
+                                #[allow(unsafe_code)]
+                                // SAFETY: as above (this worker's own item).
+                                let oh = unsafe {
+                                    att_out.range(
+                                        t * att_width + h * hdv..t * att_width + (h + 1) * hdv,
+                                    )
+                                };
+                                (fops.axpy)(scores_buf[j * n_slots + i + r], vrow, oh);
+                            }
                         }
+                        i += len;
                     }
                 }
             };

@@ -1,6 +1,7 @@
 //! Key/value storage of the attention cache.
 //!
-//! Keys and values are stored as `[layer][slot][kv_head][head_dim]`, in f16 (default) or f32,
+//! Keys and values are stored head-major, `[layer][kv_head][slot][head_dim]`, so that the rows
+//! one head attends to lie one after another and are widened to f32 in runs; f16 (default) or f32,
 //! in the context's region ([`crate::memory`]). This module only stores and loads rows; which
 //! slot a token occupies is decided by the arena ([`crate::arena`]).
 
@@ -46,6 +47,7 @@ pub(crate) struct KvStore<'b> {
     k_row: usize,
     /// Elements of one V slot (`n_head_kv * head_dim_v`).
     v_row: usize,
+    n_head_kv: usize,
     k: Elems<'b>,
     v: Elems<'b>,
 }
@@ -128,6 +130,7 @@ impl<'b> KvStore<'b> {
         n_slots: usize,
         k_row: usize,
         v_row: usize,
+        n_head_kv: usize,
     ) -> (Self, Range<usize>, Range<usize>) {
         let mut take = |row: usize| match ty {
             KvType::F16 => {
@@ -145,6 +148,7 @@ impl<'b> KvStore<'b> {
             n_slots,
             k_row,
             v_row,
+            n_head_kv,
             k,
             v,
         };
@@ -154,13 +158,16 @@ impl<'b> KvStore<'b> {
     /// Stores the key and value of one token in `slot` of `layer`.
     pub(crate) fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
         debug_assert!(slot < self.n_slots && k.len() == self.k_row && v.len() == self.v_row);
-        let (kr, vr) = (self.k_row, self.v_row);
-        let at = |row: usize| (layer * self.n_slots + slot) * row;
-        store(&mut self.k, at(kr), k);
-        store(&mut self.v, at(vr), v);
+        let (n, h) = (self.n_slots, self.n_head_kv);
+        let (kd, vd) = (self.k_row / h, self.v_row / h);
+        for i in 0..h {
+            let head = (layer * h + i) * n + slot;
+            store(&mut self.k, head * kd, &k[i * kd..(i + 1) * kd]);
+            store(&mut self.v, head * vd, &v[i * vd..(i + 1) * vd]);
+        }
     }
 
-    /// Keys of `layer` (slot `s`, head `h` starts at `s * k_row + h * head_dim`).
+    /// Keys of `layer` (head `h`, slot `s` starts at `(h * n_slots + s) * head_dim`).
     pub(crate) fn keys(&self, layer: usize) -> Rows<'_> {
         rows(
             &self.k,
