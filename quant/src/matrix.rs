@@ -23,7 +23,7 @@
 
 use core::ops::Range;
 
-use crate::traits::{TypeTraits, row_bytes, type_traits};
+use crate::traits::{TypeTraits, check_len, row_bytes, type_traits};
 use crate::{GgmlType, QuantError};
 
 /// Columns handed to one call of a multi-column kernel (outputs gathered on the stack).
@@ -57,24 +57,6 @@ fn mul(ty: GgmlType, what: &'static str, a: usize, b: usize) -> Result<usize, Qu
     })
 }
 
-fn check_eq(
-    ty: GgmlType,
-    what: &'static str,
-    expected: usize,
-    actual: usize,
-) -> Result<(), QuantError> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(QuantError::LengthMismatch {
-            ty,
-            what,
-            expected,
-            actual,
-        })
-    }
-}
-
 impl<'a> WeightMatrix<'a> {
     /// `data` as `rows × cols` weights of `ty`, multiplied with the kernels of the best tier this
     /// CPU supports ([`crate::type_traits`]).
@@ -100,7 +82,7 @@ impl<'a> WeightMatrix<'a> {
         let at = traits.vec_dot_type;
         let act_traits = type_traits(at).ok_or(QuantError::Unsupported { ty: at })?;
         let act_bytes = row_bytes(at, cols)?;
-        check_eq(ty, "w", mul(ty, "w", rows, rb)?, data.len())?;
+        check_len(ty, "w", mul(ty, "w", rows, rb)?, data.len())?;
         Ok(WeightMatrix {
             traits,
             act_traits,
@@ -152,8 +134,8 @@ impl<'a> WeightMatrix<'a> {
         xq: &mut [u8],
     ) -> Result<(), QuantError> {
         let at = self.activation_type();
-        check_eq(at, "x", mul(at, "x", n, self.cols)?, x.len())?;
-        check_eq(at, "xq", self.scratch_bytes(n)?, xq.len())?;
+        check_len(at, "x", mul(at, "x", n, self.cols)?, x.len())?;
+        check_len(at, "xq", self.scratch_bytes(n)?, xq.len())?;
         if self.cols == 0 {
             return Ok(());
         }
@@ -185,7 +167,7 @@ impl<'a> WeightMatrix<'a> {
         y: &mut [f32],
     ) -> Result<(), QuantError> {
         self.check_rows(&rows)?;
-        check_eq(self.ty(), "y", rows.len(), y.len())?;
+        check_len(self.ty(), "y", rows.len(), y.len())?;
         self.matmat_rows(1, xq, rows, y, 0)
     }
 
@@ -209,7 +191,7 @@ impl<'a> WeightMatrix<'a> {
                 actual: scratch.len(),
             });
         }
-        check_eq(self.ty(), "y", mul(self.ty(), "y", n, self.rows)?, y.len())?;
+        check_len(self.ty(), "y", mul(self.ty(), "y", n, self.rows)?, y.len())?;
         let xq = &mut scratch[..need];
         self.quantize_activations(n, x, xq)?;
         self.matmat_rows(n, xq, 0..self.rows, y, self.rows)
@@ -230,7 +212,7 @@ impl<'a> WeightMatrix<'a> {
         y_stride: usize,
     ) -> Result<(), QuantError> {
         let at = self.activation_type();
-        check_eq(at, "xq", self.scratch_bytes(n)?, xq.len())?;
+        check_len(at, "xq", self.scratch_bytes(n)?, xq.len())?;
         self.check_rows(&rows)?;
         let len = rows.len();
         if n == 0 || len == 0 {

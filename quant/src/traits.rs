@@ -151,7 +151,7 @@ pub fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
     Ok(n / bs * ty.type_size() as usize)
 }
 
-fn check_len(
+pub(crate) fn check_len(
     ty: GgmlType,
     what: &'static str,
     expected: usize,

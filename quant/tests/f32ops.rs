@@ -19,6 +19,9 @@
 //!   value is below 89·e^−88.7 < 3e-37 in magnitude ([`SILU_TINY`], times `|u|`).
 //!   Scaling, max and the f16 conversions are exact.
 
+mod common;
+
+use common::Rng;
 use eddy_quant::dispatch::Tier;
 use eddy_quant::f32ops::{self, EXP_MAX_REL_ERR, F32Ops, ops_for};
 use half::f16;
@@ -32,28 +35,6 @@ const TINY: f64 = 1.2e-38;
 const SILU_TINY: f64 = 3e-37;
 
 const LENGTHS: [usize; 12] = [0, 1, 2, 7, 8, 15, 17, 33, 100, 257, 1000, 4099];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = f64::from(self.uniform()).max(1e-12);
-        let u2 = f64::from(self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.normal() * scale).collect()
-    }
-}
 
 fn tiers() -> Vec<&'static F32Ops> {
     let t: Vec<_> = Tier::ALL.into_iter().filter_map(ops_for).collect();

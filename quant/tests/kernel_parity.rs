@@ -4,6 +4,9 @@
 //! in the order of the f32 accumulation, so the difference is bounded by [`DOT_REL_TOL`] times
 //! the sum of the magnitudes of the per-block terms.
 
+mod common;
+
+use common::Rng;
 use eddy_quant::dispatch::{Tier, active_tier, type_traits_for};
 use eddy_quant::kquants::{BlockQ4K, BlockQ6K, BlockQ8K};
 use eddy_quant::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
@@ -15,28 +18,6 @@ const DOT_REL_TOL: f64 = 1e-5;
 
 /// Block counts to try: one block, odd counts, the SmolLM2 row lengths (576, 1536 weights).
 const BLOCK_COUNTS: [usize; 7] = [1, 2, 3, 7, 18, 33, 48];
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-    fn q8(&mut self) -> i8 {
-        ((self.next() % 255) as i16 - 127) as i8
-    }
-    fn f16(&mut self, scale: f32) -> [u8; 2] {
-        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        f16::from_f32((2.0 * u - 1.0) * scale).to_le_bytes()
-    }
-}
 
 fn h(b: [u8; 2]) -> f64 {
     f64::from(f16::from_le_bytes(b).to_f32())

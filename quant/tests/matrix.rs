@@ -3,30 +3,14 @@
 //! decoding (`matvec`, one `vec_dot` per row) gives, however the rows are split over threads.
 //! Plus the length checks: wrong lengths are errors, never panics.
 
+mod common;
+
+use common::Rng;
 use eddy_quant::dispatch::{Tier, type_traits_for};
 use eddy_quant::{
     GgmlType, QuantError, TypeTraits, WeightMatrix, matmat, matmat_scratch_bytes, matvec, quantize,
     row_bytes, supported_types,
 };
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = f64::from(self.uniform()).max(1e-12);
-        let u2 = f64::from(self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-}
 
 /// Row `r` of a test matrix: mostly normal values, with an all-zero row, a constant row and a
 /// row of spikes among them, so that zero scales and saturated blocks are covered too.

@@ -16,6 +16,9 @@
 //! 64 blocks that is 4e-6; [`DOT_REL_TOL`] allows 2.5× that for kernels that split the sum
 //! over several accumulators. ggml's own test accepts 2e-2.
 
+mod common;
+
+use common::Rng;
 use eddy_quant::dispatch::{Tier, type_traits_for};
 use eddy_quant::{GgmlType, dequantize, from_float, quantize, row_bytes, supported_types};
 
@@ -25,25 +28,6 @@ const DOT_REL_TOL: f64 = 1e-5;
 /// Row lengths in blocks of 256 (k-quants) or their equivalent in 32-blocks: 1, odd counts, the
 /// SmolLM2 rows (576 = 18·32, 1536 = 48·32) and Gemma 3's 640 = 20·32.
 const WEIGHTS_PER_ROW: [usize; 8] = [256, 512, 768, 1792, 2304, 4608, 5120, 1536 * 8];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = f64::from(self.uniform()).max(1e-12);
-        let u2 = f64::from(self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-}
 
 /// The kinds of rows every kernel must survive.
 #[derive(Clone, Copy, Debug)]
