@@ -769,16 +769,14 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     for j in 0..group {
                         ops::softmax(&mut scores_buf[j * n_slots..j * n_slots + span]);
                     }
-                    for h in heads.clone() {
-                        #[allow(unsafe_code)]
-                        // SAFETY: head `h` of token `t` belongs to item (t, h / group), owned by
-                        // exactly one worker; its range lies inside `att_out`, which outlives
-                        // the region.
-                        let oh = unsafe {
-                            att_out.range(t * att_width + h * hdv..t * att_width + (h + 1) * hdv)
-                        };
-                        oh.fill(0.0);
-                    }
+                    // The group's heads are adjacent in the output: one slice per item.
+                    let out_at = t * att_width + kvh * group * hdv;
+                    #[allow(unsafe_code)]
+                    // SAFETY: the heads of KV group `kvh` of token `t` are item (t, kvh), owned
+                    // by exactly one worker; the range lies inside `att_out` (n tokens ×
+                    // att_width), which outlives the region.
+                    let out = unsafe { att_out.range(out_at..out_at + group * hdv) };
+                    out.fill(0.0);
                     let mut i = 0;
                     while i < span {
                         let (s0, len) = run_of(i);
@@ -789,14 +787,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                         );
                         for r in 0..len {
                             let vrow = &v[r * hdv..(r + 1) * hdv];
-                            for (j, h) in heads.clone().enumerate() {
-                                #[allow(unsafe_code)]
-                                // SAFETY: as above (this worker's own item).
-                                let oh = unsafe {
-                                    att_out.range(
-                                        t * att_width + h * hdv..t * att_width + (h + 1) * hdv,
-                                    )
-                                };
+                            for (j, oh) in out.chunks_exact_mut(hdv).enumerate() {
                                 (fops.axpy)(scores_buf[j * n_slots + i + r], vrow, oh);
                             }
                         }

@@ -140,13 +140,13 @@ pub(crate) fn matmul<const K: usize>(
             let share = split(w.rows, parts, i);
             let block = (ROW_BLOCK_BYTES / rb).max(1);
             let multi = t.vec_dot_multi.filter(|_| cols > 1);
+            let mut tile = [0f32; TILE];
             let mut r0 = share.start;
             while r0 < share.end {
                 let r1 = (r0 + block).min(share.end);
                 if let Some(f) = multi {
                     // Several columns per kernel call, each weight row unpacked once for all of
                     // them; results land in a stack tile `[row][column]`, then in the outputs.
-                    let mut tile = [0f32; TILE];
                     let mut c0 = 0;
                     while c0 < cols {
                         let k = (cols - c0).min(TILE_COLS);
