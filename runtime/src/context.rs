@@ -416,6 +416,10 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             ));
         }
         let n_seen = u64_at(48);
+        // Far beyond any real stream, and leaves room for positions to grow without overflow.
+        if n_seen > 1 << 53 {
+            return bad(format!("position {n_seen} is beyond 2^53 tokens"));
+        }
         let n_logits = u32_at(56) as usize;
         // Compare the header with the one this context would write for the same position.
         let (saved_seen, saved_logits) = (self.n_seen, self.n_logits);

@@ -540,6 +540,12 @@ fn state_save_and_restore() {
             s[i] ^= 1;
             s
         }),
+        ("beyond 2^53", Context::new(&model, p.clone()).unwrap(), {
+            // A forged position: refused before the (then stale) checksum is looked at.
+            let mut s = state.clone();
+            s[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
+            s
+        }),
         ("magic", Context::new(&model, p.clone()).unwrap(), {
             let mut s = state.clone();
             s[0] = b'X';
