@@ -19,7 +19,10 @@
 //! a [`QuantError`] instead of panicking on wrong lengths or unsupported types. On top of them,
 //! [`matrix`] multiplies a weight matrix by one activation vector ([`matvec`]) or by several at
 //! once ([`matmat`], with multi-column kernels in the private `x86_matmat` module),
-//! bit-identical per column.
+//! bit-identical per column. [`panel`] is the GEMM-style path of batched prefill: weight rows
+//! repacked into small panels in the caller's scratch and multiplied with many columns at once
+//! (Q4_1 with AVX-512 VNNI so far), its own f32 order checked bit for bit against a scalar
+//! reference.
 //!
 //! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
 //! every format.
@@ -46,6 +49,7 @@ pub mod kquants;
 pub mod legacy;
 pub mod matrix;
 mod num;
+pub mod panel;
 mod traits;
 mod types;
 #[cfg(target_arch = "x86_64")]
@@ -54,6 +58,8 @@ mod x86_avx2;
 mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
 mod x86_matmat;
+#[cfg(target_arch = "x86_64")]
+mod x86_panel;
 
 pub use block::{GgmlBlock, as_blocks, as_blocks_mut, block_bytes};
 pub use error::QuantError;

@@ -83,6 +83,38 @@ pub(crate) fn roundf(x: f32) -> f32 {
     }
 }
 
+/// `a·b + c` with a single rounding (IEEE `fmaf`), without depending on `std` or on an FMA
+/// unit, so that scalar reference kernels give the bits of the SIMD kernels' fused
+/// multiply-adds in every build. The product of two f32 is exact in f64; the sum is rounded to
+/// f64 "to odd" (the nearest f64 with an odd last bit when inexact, found with TwoSum), which
+/// then rounds to f32 correctly because f64 has more than 24 + 1 extra bits.
+#[inline]
+pub(crate) fn fmaf(a: f32, b: f32, c: f32) -> f32 {
+    let p = f64::from(a) * f64::from(b);
+    let c = f64::from(c);
+    let s = p + c;
+    if !s.is_finite() || s == 0.0 {
+        return s as f32;
+    }
+    // TwoSum: `err` is exactly (p + c) - s.
+    let pv = s - c;
+    let cv = s - pv;
+    let err = (p - pv) + (c - cv);
+    let bits = s.to_bits();
+    let odd = if err != 0.0 && bits & 1 == 0 {
+        // The other neighbour of the exact sum: one step toward it (away from zero when it is
+        // larger in magnitude).
+        if (err > 0.0) == (s > 0.0) {
+            f64::from_bits(bits + 1)
+        } else {
+            f64::from_bits(bits - 1)
+        }
+    } else {
+        s
+    };
+    odd as f32
+}
+
 /// Correctly rounded square root (IEEE `sqrtf`).
 #[inline]
 pub(crate) fn sqrtf(x: f32) -> f32 {
@@ -143,6 +175,38 @@ fn pow2(k: i32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fmaf_is_fused() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Random bit patterns (every exponent, subnormals, infinities, NaN) and values built to
+        // cancel, where a separate rounding of the product would show.
+        for i in 0..2_000_000 {
+            let r = next();
+            let (a, b, c) = if i % 2 == 0 {
+                let a = f32::from_bits(r as u32);
+                let b = f32::from_bits((r >> 32) as u32);
+                (a, b, f32::from_bits(next() as u32))
+            } else {
+                let a = (r as u32 >> 8) as f32 / 65536.0 - 128.0;
+                let b = ((r >> 32) as u32 >> 8) as f32 / 4096.0 - 2048.0;
+                let c = -(a * b) * (1.0 + ((next() & 0xff) as f32 - 128.0) * 1e-7);
+                (a, b, c)
+            };
+            let want = a.mul_add(b, c);
+            let got = fmaf(a, b, c);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "fmaf({a:e}, {b:e}, {c:e}) = {got:e}, want {want:e}"
+            );
+        }
+    }
 
     #[test]
     fn nearest_int_rounds_ties_to_even() {

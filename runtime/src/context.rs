@@ -186,7 +186,7 @@ impl<'b> Bufs<'b> {
             up: c.slice(ub * sh.n_ff),
             cos: c.slice(sh.half_rot),
             sin: c.slice(sh.half_rot),
-            act: Activations::carve(c, widest, ub),
+            act: Activations::carve(c, widest, ub, sh.n_threads),
             kv,
             logits,
         };
@@ -834,10 +834,12 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             );
             let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
             match hp.activation {
+                // Row by row: the vector code treats a tail differently from full lanes, and a
+                // token's result must not depend on its place in the batch.
                 Activation::Silu => gate
-                    .iter_mut()
-                    .zip(up)
-                    .for_each(|(g, u)| *g = ops::silu(*g) * u),
+                    .chunks_exact_mut(f)
+                    .zip(up.chunks_exact(f))
+                    .for_each(|(g, u)| eddy_quant::f32ops::silu_mul(g, u)),
                 Activation::GeluTanh => gate
                     .iter_mut()
                     .zip(up)

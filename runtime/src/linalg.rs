@@ -6,6 +6,7 @@
 //! even), SmolLM2's first-position logits equal llama.cpp's to 4e-6; ggml's `_ref` conversion
 //! (`1 / d`, rounding half away from zero) was off by up to 0.34.
 
+use eddy_quant::panel::{self, PANEL_ROWS, PanelKernels};
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::memory::Carver;
@@ -34,14 +35,38 @@ pub(crate) struct Activations<'b> {
     /// One buffer per entry of `PARTNERS`: `[max_cols]` rows of the longest vector converted.
     converted: [&'b mut [u8]; 4],
     ready: [bool; 4],
+    /// The current columns prepared for panel kernels (`[max_cols]` columns of at most
+    /// `max_column_bytes(max_len)`), and the partner format they were prepared for.
+    prepared: &'b mut [u8],
+    prepared_for: Option<GgmlType>,
+    /// One packed weight panel per worker, `[n_threads][panel_words]` (f32 words so that
+    /// workers can take disjoint parts through [`SharedOut`]).
+    panels: &'b mut [f32],
+    panel_words: usize,
 }
 
 impl<'b> Activations<'b> {
     /// Buffers for `max_cols` vectors of up to `max_len` elements (rounded up to whole
     /// 256-blocks), taken from `c`.
-    pub(crate) fn carve(c: &mut Carver<'b>, max_len: usize, max_cols: usize) -> Self {
+    /// Panel scratch is taken only when batches can reach [`PANEL_MIN_COLS`] columns.
+    pub(crate) fn carve(
+        c: &mut Carver<'b>,
+        max_len: usize,
+        max_cols: usize,
+        n_threads: usize,
+    ) -> Self {
         let padded = max_len.next_multiple_of(256);
         let bytes = |ty: GgmlType| ty.bytes_for(padded as u64).unwrap_or(0) as usize;
+        let panel_cols = if max_cols >= PANEL_MIN_COLS {
+            max_cols
+        } else {
+            0
+        };
+        let panel_words = if panel_cols > 0 {
+            panel::max_panel_bytes(max_len).div_ceil(4)
+        } else {
+            0
+        };
         Activations {
             x: c.slice(max_len * max_cols),
             len: 0,
@@ -49,6 +74,10 @@ impl<'b> Activations<'b> {
             max_len,
             converted: PARTNERS.map(|ty| c.slice(bytes(ty) * max_cols)),
             ready: [false; 4],
+            prepared: c.slice(panel::max_column_bytes(max_len) * panel_cols),
+            prepared_for: None,
+            panels: c.slice(panel_words * n_threads),
+            panel_words,
         }
     }
 
@@ -66,6 +95,21 @@ impl<'b> Activations<'b> {
         self.len = len;
         self.cols = cols;
         self.ready = [false; 4];
+        self.prepared_for = None;
+    }
+
+    /// Prepares the current columns for the panel kernels `k` (whose weights pair with
+    /// `partner`) unless done already.
+    fn prepare_panel(&mut self, k: &PanelKernels, partner: GgmlType) {
+        if self.prepared_for == Some(partner) {
+            return;
+        }
+        let n = (k.column_bytes)(self.len);
+        for c in 0..self.cols {
+            let x = &self.x[c * self.max_len..c * self.max_len + self.len];
+            (k.prepare)(x, &mut self.prepared[c * n..(c + 1) * n]);
+        }
+        self.prepared_for = Some(partner);
     }
 
     /// Converts the current columns to `ty` (one of the partner formats) unless done already.
@@ -104,38 +148,75 @@ const ROW_BLOCK_BYTES: usize = 8 * 1024;
 const TILE: usize = 1024;
 /// Columns per multi-column kernel call.
 const TILE_COLS: usize = 32;
+/// Fewest columns for which a product goes through the panel kernels (packing a panel costs
+/// about as much as multiplying it with a few columns).
+pub(crate) const PANEL_MIN_COLS: usize = 8;
+/// Columns per panel kernel call (a stack tile of `PANEL_TILE_COLS × PANEL_ROWS` outputs).
+const PANEL_TILE_COLS: usize = 64;
 
 /// Products that share their input: `out_k[c][r] = dot(row r of w_k, column c)` for every
 /// weight `w_k`, row `r` and current activation column `c` (outputs are `[cols][rows]`).
 ///
 /// One parallel region for all of them: each worker takes a fixed share of every weight's rows
 /// and dots each block of rows with all columns while the block is in L1, so the weights are
-/// read from memory once per call however many columns there are. Each output is computed by
-/// the same kernel call whatever the thread count and batch size, so logits are bit-identical
-/// for any number of threads and batched prefill equals token-by-token decoding.
+/// read from memory once per call however many columns there are. From [`PANEL_MIN_COLS`]
+/// columns on, weights with panel kernels go through [`panel_product`] instead.
+///
+/// Each output's arithmetic depends only on its row, its column and whether the call has at
+/// least [`PANEL_MIN_COLS`] columns, never on the thread count or on how rows are grouped, so
+/// logits are bit-identical for any number of threads. Token-by-token decoding (one column)
+/// and batches of up to `PANEL_MIN_COLS - 1` tokens give the same bits; larger batches of a
+/// weight format with panel kernels sum the same integer block products in another f32 order
+/// (see [`eddy_quant::panel`]), so they agree with them to rounding.
 pub(crate) fn matmul<const K: usize>(
     model: &Model,
     jobs: [(&TensorRef, &mut [f32]); K],
     act: &mut Activations<'_>,
     pool: &ThreadPool,
 ) {
-    for (w, _) in &jobs {
-        act.prepare(traits(w.ty).vec_dot_type);
-    }
-    let act = &*act;
     let cols = act.cols;
+    let use_panels = cols >= PANEL_MIN_COLS && act.panel_words > 0;
+    let panel_of = |w: &TensorRef| panel::panel_kernels(w.ty).filter(|_| use_panels);
+    for (w, _) in &jobs {
+        let partner = traits(w.ty).vec_dot_type;
+        match panel_of(w) {
+            Some(k) => act.prepare_panel(k, partner),
+            None => act.prepare(partner),
+        }
+    }
+    // The panel scratch leaves `act` for the region (workers write it through `panels`) and
+    // comes back afterwards.
+    let panel_buf = std::mem::take(&mut act.panels);
+    let panels = SharedOut::new(panel_buf);
+    let panel_words = act.panel_words;
+    let act_ref = &*act;
     let work = jobs.map(|(w, out)| {
-        debug_assert_eq!(act.len, w.cols);
+        debug_assert_eq!(act_ref.len, w.cols);
         debug_assert_eq!(out.len(), w.rows * cols);
         let t = traits(w.ty);
-        let (y, ystride) = act.converted(t.vec_dot_type);
-        (w, t, y, ystride, SharedOut::new(out))
+        let k = panel_of(w);
+        let (y, ystride) = match k {
+            Some(k) => {
+                let n = (k.column_bytes)(act_ref.len);
+                (&act_ref.prepared[..n * cols], n)
+            }
+            None => act_ref.converted(t.vec_dot_type),
+        };
+        (w, t, k, y, ystride, SharedOut::new(out))
     });
     let n = pool.n_threads();
     let bytes: usize = work.iter().map(|(w, ..)| w.rows * w.row_bytes()).sum();
     let run = |i: usize, parts: usize| {
-        for (w, t, y, ystride, out) in &work {
+        for (w, t, k, y, ystride, out) in &work {
             let data = model.data(w);
+            if let Some(k) = k {
+                #[allow(unsafe_code)]
+                // SAFETY: worker `i` is the only user of words `i * panel_words..` of the panel
+                // scratch during this region (the pool runs each index once).
+                let scratch = unsafe { panels.range(i * panel_words..(i + 1) * panel_words) };
+                panel_product(w, k, data, y, *ystride, cols, out, i, parts, scratch);
+                continue;
+            }
             let rb = w.row_bytes();
             let share = split(w.rows, parts, i);
             let block = (ROW_BLOCK_BYTES / rb).max(1);
@@ -201,6 +282,60 @@ pub(crate) fn matmul<const K: usize>(
         run(0, 1);
     } else {
         pool.run(&|i| run(i, n));
+    }
+    act.panels = panel_buf;
+}
+
+/// Rows of `w` (worker `i` of `parts` takes a fixed share of whole panels) times every
+/// current column through the panel kernels `k`: each panel of [`PANEL_ROWS`] rows is packed
+/// into the worker's `scratch` once and multiplied with all columns, [`PANEL_TILE_COLS`] at a
+/// time into a stack tile `[column][row]`, then copied to the outputs.
+#[allow(clippy::too_many_arguments)]
+fn panel_product(
+    w: &TensorRef,
+    k: &PanelKernels,
+    data: &[u8],
+    y: &[u8],
+    ystride: usize,
+    cols: usize,
+    out: &SharedOut,
+    i: usize,
+    parts: usize,
+    scratch: &mut [f32],
+) {
+    let rb = w.row_bytes();
+    let panel_bytes = (k.panel_bytes)(w.cols);
+    let panel = &mut bytemuck::cast_slice_mut::<f32, u8>(scratch)[..panel_bytes];
+    let mut tile = [0f32; PANEL_TILE_COLS * PANEL_ROWS];
+    for p in split(w.rows.div_ceil(PANEL_ROWS), parts, i) {
+        let r0 = p * PANEL_ROWS;
+        let m = (w.rows - r0).min(PANEL_ROWS);
+        (k.pack)(w.cols, &data[r0 * rb..(r0 + m) * rb], m, panel);
+        let mut c0 = 0;
+        while c0 < cols {
+            let kc = (cols - c0).min(PANEL_TILE_COLS);
+            let tile = &mut tile[..kc * PANEL_ROWS];
+            (k.run)(w.cols, panel, &y[c0 * ystride..], ystride, tile);
+            for (j, t) in tile.chunks_exact(PANEL_ROWS).enumerate() {
+                let c = c0 + j;
+                #[allow(unsafe_code)]
+                // SAFETY: rows `r0..r0 + m` belong to panel `p`, which only this worker
+                // handles (`split` gives disjoint panel ranges); the range lies inside the
+                // `cols * rows` output, which outlives the region.
+                let dst = unsafe { out.range(c * w.rows + r0..c * w.rows + r0 + m) };
+                // Whole panels (all but a weight's last) copy a fixed 64 bytes, inline.
+                if m == PANEL_ROWS {
+                    let d: Result<&mut [f32; PANEL_ROWS], _> = dst.try_into();
+                    let src: Result<&[f32; PANEL_ROWS], _> = t.try_into();
+                    if let (Ok(d), Ok(src)) = (d, src) {
+                        *d = *src;
+                    }
+                } else {
+                    dst.copy_from_slice(&t[..m]);
+                }
+            }
+            c0 += kc;
+        }
     }
 }
 

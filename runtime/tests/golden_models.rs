@@ -272,42 +272,83 @@ fn free_running_greedy_matches_until_first_near_tie() {
     }
 }
 
-/// Batched prefill and token-by-token decoding run the same per-token arithmetic: the logits
-/// are bit-identical, also with the f16 cache.
+/// Batched prefill against token-by-token decoding. Batches of fewer than 8 tokens run the
+/// per-token arithmetic and give the same bits. From 8 tokens on, SmolLM2's Q4_1 weights go
+/// through the packed-panel kernels (`eddy_quant::panel`, bit-exact against their reference
+/// there), which add the same integer block products in another f32 order. Through 30 layers of
+/// 8-bit activation quantization such rounding differences grow to the model's noise floor:
+/// the scalar and AVX2 `vec_dot`s, which differ only in f32 order too, give top-5 log-probs
+/// 0.057 apart (median) and up to 0.52 on a 23-token prompt (`eddy logits --top 5` with
+/// `EDDY_QUANT_TIER`). Measured 2026-11-29 here, batched vs token by token over this 34-token
+/// prompt, both K/V types: KL divergence at most 0.0107, top-5 log-probs at most 0.43 apart,
+/// argmax equal wherever the top two are 0.5 apart. The bounds leave headroom above that;
+/// a wrong block, scale, row or column moves logits by whole units and the distribution with
+/// them.
 #[test]
-fn batched_prefill_equals_token_by_token() {
+fn batched_prefill_agrees_with_token_by_token() {
     let Some(path) = common::model(common::SMOLLM2) else {
         return;
     };
     let model = Model::load(&path).unwrap();
     let case = &greedy_cases()[3];
     let ids = &case.prompt_ids;
+    let params = |kv_type| ContextParams {
+        n_sink: 0,
+        n_window: ids.len(),
+        kv_type,
+        ..Default::default()
+    };
     for kv_type in [KvType::F16, KvType::F32] {
         let batched = all_logits(&model, ids, kv_type);
-        let mut ctx = Context::new(
-            &model,
-            ContextParams {
-                n_sink: 0,
-                n_window: ids.len(),
-                kv_type,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let mut ctx = Context::new(&model, params(kv_type)).unwrap();
+        let (mut worst_kl, mut worst_top) = (0f64, 0f64);
         for (i, &t) in ids.iter().enumerate() {
             ctx.decode(&[t]).unwrap();
-            assert_eq!(ctx.logits(), &batched[i][..], "{kv_type:?} position {i}");
+            let (a, b) = (ctx.logits(), &batched[i][..]);
+            let (la, lb) = (logsumexp(a), logsumexp(b));
+            let kl: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(&x, &y)| {
+                    let (px, py) = (x as f64 - la, y as f64 - lb);
+                    px.exp() * (px - py)
+                })
+                .sum();
+            let mut top: Vec<usize> = (0..a.len()).collect();
+            top.sort_by(|&p, &q| a[q].total_cmp(&a[p]));
+            let top_diff = top[..5]
+                .iter()
+                .map(|&t| ((a[t] as f64 - la) - (b[t] as f64 - lb)).abs())
+                .fold(0.0, f64::max);
+            assert!(kl <= 0.03, "{kv_type:?} position {i}: KL {kl}");
+            assert!(
+                top_diff <= 0.6,
+                "{kv_type:?} position {i}: top-5 log-probs differ by {top_diff}"
+            );
+            if a[top[0]] - a[top[1]] >= 0.5 {
+                assert_eq!(argmax(b), top[0], "{kv_type:?} position {i}");
+            }
+            worst_kl = worst_kl.max(kl);
+            worst_top = worst_top.max(top_diff);
         }
-        // Uneven batches too.
+        eprintln!(
+            "{kv_type:?}: {} positions, batched vs token by token: KL at most {worst_kl:.4}, \
+             top-5 log-probs at most {worst_top:.3} apart",
+            ids.len()
+        );
+        // Small batches: the per-token arithmetic, bit for bit.
         ctx.reset();
+        let mut one = Context::new(&model, params(kv_type)).unwrap();
         let mut pos = 0;
-        for chunk in [5usize, 1, 7, 100] {
-            let end = (pos + chunk).min(ids.len());
+        for chunk in [5usize, 1, 7, 3] {
+            let end = pos + chunk;
             ctx.decode(&ids[pos..end]).unwrap();
-            assert_eq!(
-                ctx.logits(),
-                &batched[end - 1][..],
-                "{kv_type:?} after {end}"
+            for &t in &ids[pos..end] {
+                one.decode(&[t]).unwrap();
+            }
+            assert!(
+                ctx.logits() == one.logits(),
+                "{kv_type:?}: a batch below 8 tokens differs from single tokens at {end}"
             );
             pos = end;
         }

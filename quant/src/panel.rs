@@ -1,0 +1,263 @@
+//! Packed-panel matrix products for batched prefill: a GEMM-style path for many activation
+//! columns at once.
+//!
+//! [`crate::matrix`]'s multi-column kernels keep the single-column arithmetic, so every block
+//! of every (row, column) pair pays its own widening, scale product and float conversion: on
+//! AVX-512 that is five or six instructions next to one `vpdpbusd` of 64 products. Here a few
+//! weight rows are first repacked into a small panel (in the caller's scratch; the weights
+//! themselves stay as mapped) whose layout puts [`PANEL_ROWS`] rows side by side in the lanes
+//! of a register: quants widened to bytes and transposed so that lane `r` of the `k`-th vector
+//! holds weights `4k..4k + 4` of row `r`, scales already in f32. One `vpdpbusd` of that vector
+//! with four activation bytes broadcast then adds 64 useful products, a block's integer sum
+//! ends in the lane of its row with no horizontal reduction, and the scale work is one vector
+//! operation per block for all rows. The packing is paid once per panel and reused for every
+//! column.
+//!
+//! The arithmetic is fixed per (row, column), independent of how rows are grouped into panels,
+//! panels split over threads or columns grouped into calls, so results are bit-identical for
+//! any thread count. It is, for Q4_1 weights against Q8_1 activations, block after block:
+//!
+//! ```text
+//! acc = fma(f32(Σ q_x·q_y), d_x·d_y, acc)
+//! acc = fma(m_x, s_y, acc)
+//! ```
+//!
+//! with `d_x, m_x, d_y, s_y` the f16 fields widened (exact) and `d_x·d_y` rounded to f32. This
+//! is a different f32 order from [`crate::TypeTraits::vec_dot`]'s, so a panel product and a
+//! `vec_dot` of the same row and column agree to rounding, not bit for bit. The scalar kernels
+//! of [`panel_kernels_reference`] compute exactly the formula above (with a software fused
+//! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
+//!
+//! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
+//! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
+//! out per block as the 32 quants followed by `d_y` and `s_y` in f32, which the kernels
+//! broadcast straight from memory.
+
+use crate::GgmlType;
+use crate::block::GgmlBlock;
+use crate::dispatch::Tier;
+use crate::legacy::{BlockQ4_1, BlockQ8_1};
+use crate::num::{f16_to_f32, fmaf};
+use crate::traits::blocks;
+
+/// Weight rows in one panel (the lanes of a 512-bit register of i32).
+pub const PANEL_ROWS: usize = 16;
+
+/// Bytes of one prepared activation block: 32 quants, `d_y` and `s_y` as f32.
+pub(crate) const COL_BLOCK: usize = 40;
+/// Bytes of one packed weight block for a panel: 8 vectors of 16 rows × 4 quant bytes, then 16
+/// `d_x` and 16 `m_x` as f32.
+pub(crate) const PANEL_BLOCK: usize = 8 * 64 + 2 * 64;
+
+/// Packs `rows` weight rows into a panel.
+pub type PackFn = fn(n: usize, x: &[u8], rows: usize, panel: &mut [u8]);
+/// Prepares one activation column.
+pub type PrepareFn = fn(x: &[f32], out: &mut [u8]);
+/// Multiplies a packed panel by prepared columns.
+pub type PanelRunFn = fn(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]);
+
+/// The panel kernels of one weight format in one tier. The function pointers take raw bytes
+/// and panic if the lengths do not match (callers size them with the `*_bytes` functions).
+#[derive(Clone, Copy, Debug)]
+pub struct PanelKernels {
+    /// The weight format.
+    pub ty: GgmlType,
+    /// Bytes of one panel of [`PANEL_ROWS`] rows of `n` weights.
+    pub panel_bytes: fn(n: usize) -> usize,
+    /// Bytes of one prepared activation column of `n` values.
+    pub column_bytes: fn(n: usize) -> usize,
+    /// Packs `rows` (1 to [`PANEL_ROWS`]) weight rows of `n` weights (`x`, the rows back to
+    /// back in the file's format) into `panel` (`panel_bytes(n)`); the missing rows are zero.
+    pub pack: PackFn,
+    /// Prepares one activation column `x` into `out` (`column_bytes(x.len())`).
+    pub prepare: PrepareFn,
+    /// `out[j * PANEL_ROWS + r]` = row `r` of the panel times column `j`, for every column
+    /// `j < out.len() / PANEL_ROWS` (column `j` is `ys[j * y_stride..][..column_bytes(n)]`).
+    pub run: PanelRunFn,
+}
+
+fn q4_1_panel_bytes(n: usize) -> usize {
+    n / 32 * PANEL_BLOCK
+}
+
+fn q4_1_column_bytes(n: usize) -> usize {
+    n / 32 * COL_BLOCK
+}
+
+/// Checks the buffers of a pack call; returns the block count per row.
+pub(crate) fn check_pack(n: usize, x: &[u8], rows: usize, panel: &[u8]) -> usize {
+    assert!(n % 32 == 0, "{n} weights are not whole Q4_1 blocks");
+    assert!(
+        (1..=PANEL_ROWS).contains(&rows),
+        "a panel holds 1 to {PANEL_ROWS} rows, not {rows}"
+    );
+    let nb = n / 32;
+    assert_eq!(x.len(), rows * nb * 20, "Q4_1 rows");
+    assert_eq!(panel.len(), nb * PANEL_BLOCK, "Q4_1 panel");
+    nb
+}
+
+/// Checks the buffers of a run call; returns the block count and the column count.
+pub(crate) fn check_run(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(n % 32 == 0, "{n} weights are not whole Q4_1 blocks");
+    let nb = n / 32;
+    assert_eq!(panel.len(), nb * PANEL_BLOCK, "Q4_1 panel");
+    assert!(
+        out.len() % PANEL_ROWS == 0,
+        "output is not whole panel columns"
+    );
+    let cols = out.len() / PANEL_ROWS;
+    if cols > 0 {
+        assert!(y_stride >= nb * COL_BLOCK, "column stride below a column");
+        assert!(
+            ys.len() >= (cols - 1) * y_stride + nb * COL_BLOCK,
+            "{cols} columns do not fit in {} bytes",
+            ys.len()
+        );
+    }
+    (nb, cols)
+}
+
+/// Scalar Q4_1 packing (the reference layout).
+fn q4_1_pack_scalar(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack(n, x, rows, panel);
+    let xb = blocks::<BlockQ4_1>(x);
+    panel.fill(0);
+    for (b, out) in panel.chunks_exact_mut(PANEL_BLOCK).enumerate() {
+        for r in 0..rows {
+            let blk = &xb[r * nb + b];
+            for k in 0..8 {
+                for i in 0..4 {
+                    // Weights 0..16 are the low nibbles of qs, 16..32 the high ones.
+                    let j = 4 * k + i;
+                    let q = if j < 16 {
+                        blk.qs[j] & 0x0f
+                    } else {
+                        blk.qs[j - 16] >> 4
+                    };
+                    out[k * 64 + r * 4 + i] = q;
+                }
+            }
+            out[512 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.d).to_le_bytes());
+            out[576 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.m).to_le_bytes());
+        }
+    }
+}
+
+/// Quantizes a column as `from_float` does for Q8_1 and lays it out in prepared blocks.
+fn q8_1_prepare(x: &[f32], out: &mut [u8]) {
+    check_prepare(x, out);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(COL_BLOCK)) {
+        q8_1_prepare_block(src, dst);
+    }
+}
+
+pub(crate) fn check_prepare(x: &[f32], out: &[u8]) {
+    assert!(x.len() % 32 == 0, "{} values are not whole blocks", x.len());
+    assert_eq!(out.len(), x.len() / 32 * COL_BLOCK, "prepared column");
+}
+
+/// One block of [`q8_1_prepare`]: 32 values into [`COL_BLOCK`] bytes.
+pub(crate) fn q8_1_prepare_block(src: &[f32], dst: &mut [u8]) {
+    let mut blk = [<BlockQ8_1 as GgmlBlock>::ZERO];
+    BlockQ8_1::from_float(src, &mut blk);
+    for (d, &q) in dst[..32].iter_mut().zip(&blk[0].qs) {
+        *d = q as u8;
+    }
+    dst[32..36].copy_from_slice(&f16_to_f32(blk[0].d).to_le_bytes());
+    dst[36..40].copy_from_slice(&f16_to_f32(blk[0].s).to_le_bytes());
+}
+
+fn f32_at(b: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Scalar Q4_1 panel product: the formula of the module documentation, lane by lane.
+fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    for j in 0..cols {
+        let y = &ys[j * y_stride..][..nb * COL_BLOCK];
+        for r in 0..PANEL_ROWS {
+            let mut acc = 0f32;
+            for (p, yb) in panel
+                .chunks_exact(PANEL_BLOCK)
+                .zip(y.chunks_exact(COL_BLOCK))
+            {
+                let mut isum = 0i32;
+                for k in 0..8 {
+                    for i in 0..4 {
+                        isum += i32::from(p[k * 64 + r * 4 + i]) * i32::from(yb[4 * k + i] as i8);
+                    }
+                }
+                let (dx, mx) = (f32_at(p, 512 + 4 * r), f32_at(p, 576 + 4 * r));
+                let (dy, sy) = (f32_at(yb, 32), f32_at(yb, 36));
+                acc = fmaf(isum as f32, dx * dy, acc);
+                acc = fmaf(mx, sy, acc);
+            }
+            out[j * PANEL_ROWS + r] = acc;
+        }
+    }
+}
+
+static Q4_1_SCALAR: PanelKernels = PanelKernels {
+    ty: GgmlType::Q4_1,
+    panel_bytes: q4_1_panel_bytes,
+    column_bytes: q4_1_column_bytes,
+    pack: q4_1_pack_scalar,
+    prepare: q8_1_prepare,
+    run: q4_1_run_scalar,
+};
+
+#[cfg(target_arch = "x86_64")]
+static Q4_1_AVX512: PanelKernels = PanelKernels {
+    ty: GgmlType::Q4_1,
+    panel_bytes: q4_1_panel_bytes,
+    column_bytes: q4_1_column_bytes,
+    pack: crate::x86_panel::q4_1_pack_avx512_bytes,
+    prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
+    run: crate::x86_panel::q4_1_run_avx512_bytes,
+};
+
+/// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
+/// rounded up to whole 32-blocks): what a caller sizes its panel scratch with.
+pub fn max_panel_bytes(n: usize) -> usize {
+    n.div_ceil(32) * PANEL_BLOCK
+}
+
+/// At least [`PanelKernels::column_bytes`] of any panel kernels for columns of `n` values.
+pub fn max_column_bytes(n: usize) -> usize {
+    n.div_ceil(32) * COL_BLOCK
+}
+
+/// The scalar panel kernels of `ty` (the reference), or `None` if `ty` has none.
+pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
+    match ty {
+        GgmlType::Q4_1 => Some(&Q4_1_SCALAR),
+        _ => None,
+    }
+}
+
+/// The panel kernels of `ty` in `tier`, or `None` if the CPU does not support `tier` or the tier
+/// has no SIMD panel kernel for `ty` (a runtime then uses [`crate::matrix`]'s kernels, and so
+/// does the scalar tier: its panel kernels are [`panel_kernels_reference`]).
+pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKernels> {
+    if !tier.is_supported() {
+        return None;
+    }
+    match (tier, ty) {
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx512, GgmlType::Q4_1) => Some(&Q4_1_AVX512),
+        _ => None,
+    }
+}
+
+/// The panel kernels of `ty` in the active tier ([`crate::dispatch::active_tier`]), if any.
+pub fn panel_kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
+    panel_kernels_for(crate::dispatch::active_tier(), ty)
+}

@@ -1,0 +1,248 @@
+//! AVX-512 VNNI panel kernels (see [`crate::panel`] for the layout and the arithmetic they
+//! reproduce bit for bit).
+//!
+//! Like the other SIMD kernels these are `unsafe fn`s with `#[target_feature]`, reached only
+//! through the safe `_bytes` wrappers, which check every length first and are handed out by
+//! [`crate::panel::panel_kernels_for`] only when the CPU supports the tier.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+use crate::num::{f16_to_f32, f32_to_f16};
+use crate::panel::{
+    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, check_pack, check_prepare, check_run, q8_1_prepare_block,
+};
+
+/// Packs `rows` Q4_1 rows of `nb` blocks (`x`, `nb * 20` bytes apart) into `panel`: per block,
+/// the 16 quant bytes of each row loaded four rows to a register, the 16 × 4 dwords transposed
+/// with `vpermt2d` so that vector `j` holds dword `j` of every row, split into low and high
+/// nibbles; `d` and `m` of the 16 rows gathered and widened to f32.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C. `x` must hold `rows`
+/// rows of `nb` 20-byte blocks, `rows` must be 1 to 16, `rows * nb * 20` must fit an `i32`, and
+/// `panel` must hold `nb * PANEL_BLOCK` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_1_pack(nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let row_bytes = nb * 20;
+    let idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(row_bytes as i32),
+    );
+    let mask: __mmask16 = ((1u32 << rows) - 1) as u16;
+    let zero = _mm512_setzero_si512();
+    let nibbles = _mm512_set1_epi8(0x0f);
+    // Register g holds rows 4g..4g + 4, row 4g + i in lanes 4i..4i + 4 (its dwords 0..4).
+    // Dword j of row r sits in register r / 4 at lane 4 (r % 4) + j: `vpermt2d` picks it from a
+    // pair of registers (index bit 4 chooses the second), the low eight rows from registers 0
+    // and 1, the high eight from 2 and 3.
+    let pick = |j: i32| {
+        _mm512_setr_epi32(
+            j,
+            4 + j,
+            8 + j,
+            12 + j,
+            16 + j,
+            20 + j,
+            24 + j,
+            28 + j,
+            j,
+            4 + j,
+            8 + j,
+            12 + j,
+            16 + j,
+            20 + j,
+            24 + j,
+            28 + j,
+        )
+    };
+    let picks = [pick(0), pick(1), pick(2), pick(3)];
+    for b in 0..nb {
+        let out = panel[b * PANEL_BLOCK..][..PANEL_BLOCK].as_mut_ptr();
+        // SAFETY: row r < rows is read at `r * row_bytes + b * 20 + 4..+ 16`, inside its block
+        // b; rows at or beyond `rows` are not read (zero registers and masked gather lanes).
+        // The stores write the 640 bytes of this block's part of `panel`.
+        unsafe {
+            let base = x.as_ptr().add(b * 20);
+            let dm = _mm512_mask_i32gather_epi32::<1>(zero, mask, idx, base.cast());
+            let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+            let m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dm)));
+            let qs = |r: usize| {
+                if r < rows {
+                    _mm_loadu_si128(base.add(r * row_bytes + 4).cast())
+                } else {
+                    _mm_setzero_si128()
+                }
+            };
+            let g: [__m512i; 4] = core::array::from_fn(|g| {
+                let lo = _mm256_set_m128i(qs(4 * g + 1), qs(4 * g));
+                let hi = _mm256_set_m128i(qs(4 * g + 3), qs(4 * g + 2));
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            });
+            for (j, idx_j) in picks.iter().enumerate() {
+                let low8 = _mm512_permutex2var_epi32(g[0], *idx_j, g[1]);
+                let high8 = _mm512_permutex2var_epi32(g[2], *idx_j, g[3]);
+                let q = _mm512_mask_blend_epi32(0xff00, low8, high8);
+                let lo = _mm512_and_si512(q, nibbles);
+                let hi = _mm512_and_si512(_mm512_srli_epi32::<4>(q), nibbles);
+                _mm512_storeu_si512(out.add(64 * j).cast(), lo);
+                _mm512_storeu_si512(out.add(64 * (j + 4)).cast(), hi);
+            }
+            _mm512_storeu_ps(out.add(512).cast(), d);
+            _mm512_storeu_ps(out.add(576).cast(), m);
+        }
+    }
+}
+
+/// Safe wrapper of the AVX-512 Q4_1 packing.
+pub(crate) fn q4_1_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack(n, x, rows, panel);
+    assert!(
+        x.len() <= i32::MAX as usize,
+        "rows too long for 32-bit gather offsets"
+    );
+    // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
+    // supports the AVX-512 tier.
+    unsafe { q4_1_pack(nb, x, rows, panel) }
+}
+
+/// `C` prepared columns (`ys[c]`, `nb` blocks of [`COL_BLOCK`] bytes each) times a Q4_1 panel,
+/// into `out[c * 16 + r]`:
+/// per block, eight `vpdpbusd` per column (quants of the 16 rows × four activation bytes
+/// broadcast), then `acc = fma(f32(isum), d_x·d_y, acc)` and `acc = fma(m_x, s_y, acc)`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `panel` must hold
+/// `nb * PANEL_BLOCK` bytes and each `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_1_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let mut acc = [_mm512_setzero_ps(); C];
+    for b in 0..nb {
+        // SAFETY: block b of the panel is `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]` and block b
+        // of column c is `ys[c][b * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * PANEL_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            let mut isum = [_mm512_setzero_si512(); C];
+            for k in 0..8 {
+                let w = _mm512_loadu_si512(p.add(64 * k).cast());
+                for c in 0..C {
+                    let yk = _mm512_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], w, yk);
+                }
+            }
+            let dx = _mm512_loadu_ps(p.add(512).cast());
+            let mx = _mm512_loadu_ps(p.add(576).cast());
+            for c in 0..C {
+                let dy = _mm512_set1_ps(y[c].add(32).cast::<f32>().read_unaligned());
+                let sy = _mm512_set1_ps(y[c].add(36).cast::<f32>().read_unaligned());
+                acc[c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dx, dy), acc[c]);
+                acc[c] = _mm512_fmadd_ps(mx, sy, acc[c]);
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
+    }
+}
+
+/// Columns per call of [`q4_1_run`] (its registers: `C` accumulators, `C` integer sums).
+const GROUP: usize = 8;
+
+/// Safe wrapper of the AVX-512 Q4_1 panel product: columns eight at a time, the last ones in
+/// one smaller group.
+pub(crate) fn q4_1_run_avx512_bytes(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &mut [f32],
+) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+    let mut j = 0;
+    while j < cols {
+        let k = (cols - j).min(GROUP);
+        macro_rules! group {
+            ($c:literal) => {{
+                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
+                // is handed out only for a CPU that supports the AVX-512 tier.
+                unsafe {
+                    q4_1_run::<$c>(
+                        nb,
+                        panel,
+                        core::array::from_fn(|c| col(j + c)),
+                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
+                    )
+                };
+            }};
+        }
+        match k {
+            8 => group!(8),
+            7 => group!(7),
+            6 => group!(6),
+            5 => group!(5),
+            4 => group!(4),
+            3 => group!(3),
+            2 => group!(2),
+            _ => group!(1),
+        }
+        j += k;
+    }
+}
+
+/// Prepares a column for the Q4_1 panel kernels, as [`crate::panel`]'s reference does: per block,
+/// the absolute maximum, quants `round_even(x · 127/max)` saturated to i8 (`vpmovsdb`), their sum
+/// for `s`, and `d`, `s` rounded to f16 and widened back. Blocks holding a NaN go through the
+/// reference code.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `x` must be whole blocks
+/// and `out` their prepared bytes (checked by the wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q8_1_prepare(x: &[f32], out: &mut [u8]) {
+    let lo = _mm512_set1_epi32(-128);
+    let hi = _mm512_set1_epi32(127);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(COL_BLOCK)) {
+        // SAFETY: `src` holds 32 f32 and `dst` 40 bytes; unaligned loads and stores.
+        unsafe {
+            let a = _mm512_loadu_ps(src.as_ptr());
+            let b = _mm512_loadu_ps(src.as_ptr().add(16));
+            if _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b)
+                != 0
+            {
+                q8_1_prepare_block(src, dst);
+                continue;
+            }
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+            let d = amax / 127.0;
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let ids = _mm512_set1_ps(id);
+            // Rounds to nearest even (the default MXCSR mode); NaN products (an infinite
+            // maximum) become i32::MIN, which saturates to -128 as in the reference.
+            let qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, ids));
+            let qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, ids));
+            _mm_storeu_si128(dst.as_mut_ptr().cast(), _mm512_cvtsepi32_epi8(qa));
+            _mm_storeu_si128(dst.as_mut_ptr().add(16).cast(), _mm512_cvtsepi32_epi8(qb));
+            let clamp = |q| _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(clamp(qa), clamp(qb)));
+            let dh = f32_to_f16(d);
+            let sh = f32_to_f16(d * sum as f32);
+            dst[32..36].copy_from_slice(&f16_to_f32(dh).to_le_bytes());
+            dst[36..40].copy_from_slice(&f16_to_f32(sh).to_le_bytes());
+        }
+    }
+}
+
+/// Safe wrapper of the AVX-512 column preparation.
+pub(crate) fn q8_1_prepare_avx512_bytes(x: &[f32], out: &mut [u8]) {
+    check_prepare(x, out);
+    // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
+    // supports the AVX-512 tier.
+    unsafe { q8_1_prepare(x, out) }
+}
