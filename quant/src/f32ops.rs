@@ -64,6 +64,96 @@ pub struct F32Ops {
     pub f16_to_f32: fn(&[u16], &mut [f32]),
     /// See [`f32_to_f16`].
     pub f32_to_f16: fn(&[f32], &mut [u16]),
+    /// Fused attention scores over f16 keys ([`attn_scores_f16_ref`] is the reference); `None`
+    /// where the tier has no fused kernel (the caller widens rows and uses [`dot`]).
+    pub attn_scores_f16: Option<AttnScoresFn>,
+    /// Fused attention-weighted sum of f16 values ([`attn_values_f16_ref`] is the reference);
+    /// `None` where the tier has none (the caller widens rows and uses [`axpy`]).
+    pub attn_values_f16: Option<AttnValuesFn>,
+}
+
+/// `(q, k, hd, out, out_stride)`: see [`attn_scores_f16_ref`].
+pub type AttnScoresFn = fn(&[f32], &[u16], usize, &mut [f32], usize);
+/// `(p, p_stride, v, hd, out)`: see [`attn_values_f16_ref`].
+pub type AttnValuesFn = fn(&[f32], usize, &[u16], usize, &mut [f32]);
+
+pub(crate) fn check_scores(
+    q: &[f32],
+    k: &[u16],
+    hd: usize,
+    out: &[f32],
+    out_stride: usize,
+) -> (usize, usize) {
+    assert!(
+        hd > 0 && q.len() % hd == 0 && k.len() % hd == 0,
+        "attention rows of {hd}"
+    );
+    let (g, rows) = (q.len() / hd, k.len() / hd);
+    if g > 0 && rows > 0 {
+        assert!(out_stride >= rows, "score rows overlap");
+        assert!(
+            out.len() >= (g - 1) * out_stride + rows,
+            "scores do not fit"
+        );
+    }
+    (g, rows)
+}
+
+pub(crate) fn check_values(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u16],
+    hd: usize,
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(
+        hd > 0 && out.len() % hd == 0 && v.len() % hd == 0,
+        "attention rows of {hd}"
+    );
+    let (g, rows) = (out.len() / hd, v.len() / hd);
+    if g > 0 && rows > 0 {
+        assert!(p.len() >= (g - 1) * p_stride + rows, "weights do not fit");
+    }
+    (g, rows)
+}
+
+/// Attention scores of `g = q.len() / hd` query heads against `k.len() / hd` cached key rows
+/// stored as IEEE halves: `out[j * out_stride + i] = Σ_d q[j·hd + d] · k[i·hd + d]`, each sum
+/// in f32 in order of `d` (the reference; SIMD tiers add in lanes, within [`dot`]'s bound).
+///
+/// # Panics
+/// If a length is not a multiple of `hd` or `out` cannot hold the rows.
+pub fn attn_scores_f16_ref(q: &[f32], k: &[u16], hd: usize, out: &mut [f32], out_stride: usize) {
+    let (g, rows) = check_scores(q, k, hd, out, out_stride);
+    for i in 0..rows {
+        let kr = &k[i * hd..(i + 1) * hd];
+        for j in 0..g {
+            let qr = &q[j * hd..(j + 1) * hd];
+            out[j * out_stride + i] = qr
+                .iter()
+                .zip(kr)
+                .fold(0f32, |s, (&a, &b)| s + a * half::f16::from_bits(b).to_f32());
+        }
+    }
+}
+
+/// The attention-weighted sum of value rows stored as IEEE halves, added to `out` (`g =
+/// out.len() / hd` heads): `out[j·hd + d] += Σ_i p[j * p_stride + i] · v[i·hd + d]`, rows in
+/// order (the reference; SIMD tiers may fuse each multiply-add).
+///
+/// # Panics
+/// If a length is not a multiple of `hd` or `p` cannot hold the weights.
+pub fn attn_values_f16_ref(p: &[f32], p_stride: usize, v: &[u16], hd: usize, out: &mut [f32]) {
+    let (g, rows) = check_values(p, p_stride, v, hd, out);
+    for i in 0..rows {
+        let vr = &v[i * hd..(i + 1) * hd];
+        for j in 0..g {
+            let a = p[j * p_stride + i];
+            for (o, &h) in out[j * hd..(j + 1) * hd].iter_mut().zip(vr) {
+                *o += a * half::f16::from_bits(h).to_f32();
+            }
+        }
+    }
 }
 
 static SCALAR_OPS: F32Ops = F32Ops {
@@ -78,6 +168,8 @@ static SCALAR_OPS: F32Ops = F32Ops {
     silu_mul: silu_mul_scalar,
     f16_to_f32: f16_to_f32_scalar,
     f32_to_f16: f32_to_f16_scalar,
+    attn_scores_f16: None,
+    attn_values_f16: None,
 };
 
 /// Only handed out when [`Tier::Avx2`] is supported.
@@ -96,6 +188,8 @@ static AVX2_OPS: F32Ops = {
         silu_mul: k::f32_silu_mul_avx2,
         f16_to_f32: k::f16_to_f32_avx2,
         f32_to_f16: k::f32_to_f16_avx2,
+        attn_scores_f16: None,
+        attn_values_f16: None,
     }
 };
 
@@ -110,6 +204,8 @@ static AVX512_OPS: F32Ops = {
         exp_in_place: k::f32_exp_avx512,
         softmax_in_place: k::f32_softmax_avx512,
         silu_mul: k::f32_silu_mul_avx512,
+        attn_scores_f16: Some(k::attn_scores_f16_avx512),
+        attn_values_f16: Some(k::attn_values_f16_avx512),
         ..AVX2_OPS
     }
 };

@@ -857,6 +857,141 @@ pub(crate) fn f32_silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
     unsafe { f32_silu_mul_avx512_impl(gate, up) }
 }
 
+/// Scores of all query heads against key rows, `NC` vectors of 16 per row: each key row is
+/// widened once (`vcvtph2ps`) and kept in registers for every head.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `hd == 16 * NC`, and the lengths were checked by
+/// `check_scores`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn attn_scores_f16_impl<const NC: usize>(
+    q: &[f32],
+    k: &[u16],
+    g: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let hd = 16 * NC;
+    for i in 0..rows {
+        // SAFETY: row i of `k` holds `hd` halves (checked); unaligned loads.
+        let kv: [__m512; NC] = core::array::from_fn(|c| unsafe {
+            _mm512_cvtph_ps(_mm256_loadu_si256(k.as_ptr().add(i * hd + 16 * c).cast()))
+        });
+        for j in 0..g {
+            let mut acc = _mm512_setzero_ps();
+            for (c, kc) in kv.iter().enumerate() {
+                // SAFETY: head j of `q` holds `hd` values (checked).
+                let qc = unsafe { _mm512_loadu_ps(q.as_ptr().add(j * hd + 16 * c)) };
+                acc = _mm512_fmadd_ps(qc, *kc, acc);
+            }
+            out[j * out_stride + i] = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
+/// AVX-512 [`crate::f32ops::attn_scores_f16_ref`]: head sizes of 64, 128 and 256 through the
+/// fused kernel, others through the reference.
+pub(crate) fn attn_scores_f16_avx512(
+    q: &[f32],
+    k: &[u16],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let (g, rows) = crate::f32ops::check_scores(q, k, hd, out, out_stride);
+    // SAFETY: installed only in the AVX-512 f32ops table, handed out only after the features
+    // were detected; `hd` matches `NC` in each arm and the lengths were checked.
+    unsafe {
+        match hd {
+            64 => attn_scores_f16_impl::<4>(q, k, g, rows, out, out_stride),
+            128 => attn_scores_f16_impl::<8>(q, k, g, rows, out, out_stride),
+            256 => attn_scores_f16_impl::<16>(q, k, g, rows, out, out_stride),
+            _ => crate::f32ops::attn_scores_f16_ref(q, k, hd, out, out_stride),
+        }
+    }
+}
+
+/// Weighted sum of value rows for up to `J` heads at once, 64 columns at a time: the `J × 4`
+/// accumulators stay in registers over all rows, each row widened once for all heads.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `hd % 64 == 0`, `j0 + J <= g`, and the lengths were checked
+/// by `check_values`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn attn_values_f16_impl<const J: usize>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u16],
+    hd: usize,
+    rows: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    for d0 in (0..hd).step_by(64) {
+        // Head j0 + jj of `out` holds `hd` values and row i of `v` holds `hd` halves (checked by
+        // `check_values`; `d0 + 64 <= hd`), so every access below is in bounds.
+        let mut acc: [[__m512; 4]; J] = core::array::from_fn(|jj| {
+            // SAFETY: in bounds (above); unaligned load.
+            core::array::from_fn(|c| unsafe {
+                _mm512_loadu_ps(out.as_ptr().add((j0 + jj) * hd + d0 + 16 * c))
+            })
+        });
+        for i in 0..rows {
+            // SAFETY: in bounds (above); unaligned load.
+            let vv: [__m512; 4] = core::array::from_fn(|c| unsafe {
+                _mm512_cvtph_ps(_mm256_loadu_si256(
+                    v.as_ptr().add(i * hd + d0 + 16 * c).cast(),
+                ))
+            });
+            for (jj, a) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(p[(j0 + jj) * p_stride + i]);
+                for (ac, vc) in a.iter_mut().zip(&vv) {
+                    *ac = _mm512_fmadd_ps(w, *vc, *ac);
+                }
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            for (c, ac) in a.iter().enumerate() {
+                // SAFETY: in bounds (above); unaligned store.
+                unsafe {
+                    _mm512_storeu_ps(out.as_mut_ptr().add((j0 + jj) * hd + d0 + 16 * c), *ac)
+                };
+            }
+        }
+    }
+}
+
+/// AVX-512 [`crate::f32ops::attn_values_f16_ref`]: head sizes that are multiples of 64 through
+/// the fused kernel (heads four at a time), others through the reference.
+pub(crate) fn attn_values_f16_avx512(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u16],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let (g, rows) = crate::f32ops::check_values(p, p_stride, v, hd, out);
+    if hd % 64 != 0 {
+        return crate::f32ops::attn_values_f16_ref(p, p_stride, v, hd, out);
+    }
+    let mut j0 = 0;
+    while j0 < g {
+        let jn = (g - j0).min(4);
+        // SAFETY: installed only in the AVX-512 f32ops table, handed out only after the
+        // features were detected; `hd % 64 == 0`, `j0 + jn <= g`, lengths checked.
+        unsafe {
+            match jn {
+                4 => attn_values_f16_impl::<4>(p, p_stride, v, hd, rows, j0, out),
+                3 => attn_values_f16_impl::<3>(p, p_stride, v, hd, rows, j0, out),
+                2 => attn_values_f16_impl::<2>(p, p_stride, v, hd, rows, j0, out),
+                _ => attn_values_f16_impl::<1>(p, p_stride, v, hd, rows, j0, out),
+            }
+        }
+        j0 += jn;
+    }
+}
+
 macro_rules! bytes_wrapper {
     ($name:ident, $kernel:ident, $bx:ty, $by:ty) => {
         #[doc = concat!("[`", stringify!($kernel), "`] on raw bytes, for the dispatch table.")]

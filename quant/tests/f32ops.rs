@@ -386,3 +386,74 @@ fn free_functions_use_the_active_tier() {
     let active = ops_for(eddy_quant::dispatch::active_tier()).expect("active tier is supported");
     assert!(core::ptr::eq(f32ops::ops(), active));
 }
+
+/// The fused attention kernels (where a tier has them) against the references: scores within
+/// the dot bound of `Σ|q·k|`, value sums within a few roundings per row of `Σ|p·v|`, for the
+/// head sizes with fused paths (64, 128, 256) and one without (48), 1 to 6 heads, 1 to 40 rows,
+/// strides wider than the rows.
+#[test]
+fn fused_attention_matches_the_reference() {
+    let mut rng = Rng(77);
+    let mut checked = 0;
+    for ops in tiers() {
+        let (Some(scores), Some(values)) = (ops.attn_scores_f16, ops.attn_values_f16) else {
+            continue;
+        };
+        for hd in [48usize, 64, 128, 256] {
+            for g in 1..=6 {
+                for rows in [1usize, 2, 7, 40] {
+                    let q = rng.vec(g * hd, 1.0);
+                    let k: Vec<u16> = (0..rows * hd)
+                        .map(|_| f16::from_f32(rng.normal() * 2.0).to_bits())
+                        .collect();
+                    let stride = rows + 3;
+                    let mut want = vec![0f32; g * stride];
+                    let mut got = vec![0f32; g * stride];
+                    f32ops::attn_scores_f16_ref(&q, &k, hd, &mut want, stride);
+                    scores(&q, &k, hd, &mut got, stride);
+                    for j in 0..g {
+                        for i in 0..rows {
+                            let mag: f64 = (0..hd)
+                                .map(|d| {
+                                    (q[j * hd + d] as f64 * f16::from_bits(k[i * hd + d]).to_f64())
+                                        .abs()
+                                })
+                                .sum();
+                            let (a, b) = (got[j * stride + i] as f64, want[j * stride + i] as f64);
+                            assert!(
+                                (a - b).abs() <= 2.0 * hd as f64 * 6e-8 * mag + TINY,
+                                "{:?} scores hd {hd} g {g} rows {rows}: {a} vs {b}",
+                                ops.tier
+                            );
+                        }
+                    }
+                    let p: Vec<f32> = (0..g * stride).map(|_| rng.uniform()).collect();
+                    let init = rng.vec(g * hd, 0.5);
+                    let (mut want, mut got) = (init.clone(), init.clone());
+                    f32ops::attn_values_f16_ref(&p, stride, &k, hd, &mut want);
+                    values(&p, stride, &k, hd, &mut got);
+                    for j in 0..g {
+                        for d in 0..hd {
+                            let mag: f64 = init[j * hd + d].abs() as f64
+                                + (0..rows)
+                                    .map(|i| {
+                                        (p[j * stride + i] as f64
+                                            * f16::from_bits(k[i * hd + d]).to_f64())
+                                        .abs()
+                                    })
+                                    .sum::<f64>();
+                            let (a, b) = (got[j * hd + d] as f64, want[j * hd + d] as f64);
+                            assert!(
+                                (a - b).abs() <= 2.0 * rows as f64 * 6e-8 * mag + TINY,
+                                "{:?} values hd {hd} g {g} rows {rows}: {a} vs {b}",
+                                ops.tier
+                            );
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} fused attention cases checked");
+}

@@ -16,7 +16,7 @@ use crate::linalg::{self, Activations};
 use crate::memory::{Carver, Region};
 use crate::model::{Activation, Model, RopeStyle};
 use crate::ops;
-use crate::threads::{SharedOut, ThreadPool, split};
+use crate::threads::{SharedOut, ThreadPool};
 
 /// Parameters of a context.
 #[derive(Clone, Debug, PartialEq)]
@@ -670,7 +670,10 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             // and used by every query head of the group (grouped-query attention).
             let n_items = n * hp.n_head_kv;
             let fops = eddy_quant::f32ops::ops();
-            let attend = |worker: usize, parts: usize| {
+            // Items per chunk: about eight chunks per thread.
+            let nt = pool.n_threads();
+            let per_chunk = n_items.div_ceil(8 * nt).max(1);
+            let attend = |worker: usize, chunk: usize| {
                 #[allow(unsafe_code)]
                 // SAFETY: each scratch buffer holds one share per worker of the pool (see
                 // `Bufs::carve`) and worker `worker` takes only its own; the buffers outlive the
@@ -687,7 +690,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     )
                 };
                 let mut angles_for = None;
-                for item in split(n_items, parts, worker) {
+                for item in chunk * per_chunk..((chunk + 1) * per_chunk).min(n_items) {
                     let (t, kvh) = (item / hp.n_head_kv, item % hp.n_head_kv);
                     let pos = n_seen + t as u64;
                     let view = layout.view(pos);
@@ -738,12 +741,16 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                             ops::rope_apply(qs, cos_sink, sin_sink, adjacent);
                         }
                     }
-                    // Consecutive slots form runs (broken at the sinks/window boundary and
-                    // where the ring wraps); each run of one head's rows is widened in one call.
+                    // Consecutive slots form runs (broken at the sinks/window boundary, where
+                    // the query differs, and where the ring wraps); each run is one kernel call.
                     let run_of = |i: usize| {
                         let s0 = slot(i);
                         let mut len = 1;
-                        while i + len < span && len < KV_RUN && slot(i + len) == s0 + len {
+                        while i + len < span
+                            && len < KV_RUN
+                            && slot(i + len) == s0 + len
+                            && (i + len < n_sinks) == (i < n_sinks)
+                        {
                             len += 1;
                         }
                         (s0, len)
@@ -751,11 +758,26 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     let mut i = 0;
                     while i < span {
                         let (s0, len) = run_of(i);
-                        let k = keys.row_f32(
-                            (kvh * n_slots + s0) * hd,
-                            &mut rows_buf[..len * hd],
-                            fops,
-                        );
+                        let at = (kvh * n_slots + s0) * hd;
+                        // A run lies on one side of the sinks/window boundary: one query block.
+                        if let (Some(f), Some(k)) =
+                            (fops.attn_scores_f16, keys.halves(at, len * hd))
+                        {
+                            let q = if sink_shift && i < n_sinks {
+                                &q_sink_buf[..group * hd]
+                            } else {
+                                &q_all[t * q_width + kvh * group * hd..][..group * hd]
+                            };
+                            f(q, k, hd, &mut scores_buf[i..], n_slots);
+                            for j in 0..group {
+                                for v in &mut scores_buf[j * n_slots + i..][..len] {
+                                    *v *= hp.attn_scale;
+                                }
+                            }
+                            i += len;
+                            continue;
+                        }
+                        let k = keys.row_f32(at, &mut rows_buf[..len * hd], fops);
                         for r in 0..len {
                             let krow = &k[r * hd..(r + 1) * hd];
                             for (j, h) in heads.clone().enumerate() {
@@ -784,11 +806,15 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
                     let mut i = 0;
                     while i < span {
                         let (s0, len) = run_of(i);
-                        let v = values.row_f32(
-                            (kvh * n_slots + s0) * hdv,
-                            &mut rows_buf[..len * hdv],
-                            fops,
-                        );
+                        let at = (kvh * n_slots + s0) * hdv;
+                        if let (Some(f), Some(v)) =
+                            (fops.attn_values_f16, values.halves(at, len * hdv))
+                        {
+                            f(&scores_buf[i..], n_slots, v, hdv, out);
+                            i += len;
+                            continue;
+                        }
+                        let v = values.row_f32(at, &mut rows_buf[..len * hdv], fops);
                         for r in 0..len {
                             let vrow = &v[r * hdv..(r + 1) * hdv];
                             for (j, oh) in out.chunks_exact_mut(hdv).enumerate() {
@@ -802,11 +828,11 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             // Worth a region only when the spans are long or the batch is large.
             let last_span = layout.n_sink + layout.n_window;
             let work = n * hp.n_head * (last_span.min((n_seen as usize) + n)) * hd;
-            let nt = pool.n_threads();
+            let n_chunks = n_items.div_ceil(per_chunk);
             if nt == 1 || work < 1 << 14 {
-                attend(0, 1);
+                (0..n_chunks).for_each(|c| attend(0, c));
             } else {
-                pool.run(&|i| attend(i, nt));
+                pool.run_chunks(n_chunks, &attend);
             }
             // Output projection and residual; then the FFN (gate and up in one pass) and its
             // residual.

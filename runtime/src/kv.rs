@@ -83,6 +83,15 @@ impl Rows<'_> {
         }
     }
 
+    /// The `n` halves at `at` of an f16 cache (as bit patterns); `None` for an f32 cache.
+    #[inline]
+    pub fn halves(&self, at: usize, n: usize) -> Option<&[u16]> {
+        match self {
+            Rows::F16(v) => Some(bytemuck::cast_slice(&v[at..at + n])),
+            Rows::F32(_) => None,
+        }
+    }
+
     /// `row[at..at + buf.len()]` as f32: borrowed as it is from an f32 cache, converted into
     /// `buf` (with the dispatched F16C/NEON conversion) from an f16 one.
     #[inline]

@@ -6,12 +6,14 @@
 //! even), SmolLM2's first-position logits equal llama.cpp's to 4e-6; ggml's `_ref` conversion
 //! (`1 / d`, rounding half away from zero) was off by up to 0.34.
 
+use std::ops::Range;
+
 use eddy_quant::panel::{self, PANEL_ROWS, PanelKernels};
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::memory::Carver;
 use crate::model::{Model, TensorRef};
-use crate::threads::{SharedOut, ThreadPool, split};
+use crate::threads::{SharedOut, ThreadPool};
 
 /// Activation formats a weight may ask for, each with a buffer in [`Activations`].
 const PARTNERS: [GgmlType; 4] = [
@@ -148,6 +150,10 @@ const ROW_BLOCK_BYTES: usize = 8 * 1024;
 const TILE: usize = 1024;
 /// Columns per multi-column kernel call.
 const TILE_COLS: usize = 32;
+/// Chunks per thread a product is cut into.
+const CHUNKS_PER_THREAD: usize = 2;
+/// Fewest weight bytes in one chunk of a parallel region.
+const CHUNK_MIN_BYTES: usize = 16 * 1024;
 /// Fewest columns for which a product goes through the panel kernels (packing a panel costs
 /// about as much as multiplying it with a few columns).
 pub(crate) const PANEL_MIN_COLS: usize = 8;
@@ -157,10 +163,10 @@ const PANEL_TILE_COLS: usize = 64;
 /// Products that share their input: `out_k[c][r] = dot(row r of w_k, column c)` for every
 /// weight `w_k`, row `r` and current activation column `c` (outputs are `[cols][rows]`).
 ///
-/// One parallel region for all of them: each worker takes a fixed share of every weight's rows
-/// and dots each block of rows with all columns while the block is in L1, so the weights are
-/// read from memory once per call however many columns there are. From [`PANEL_MIN_COLS`]
-/// columns on, weights with panel kernels go through [`panel_product`] instead.
+/// One parallel region for all of them: the rows of every weight are cut into chunks that the
+/// threads claim, and each block of rows is dotted with all columns while it is in L1, so the
+/// weights are read from memory once per call however many columns there are. From
+/// [`PANEL_MIN_COLS`] columns on, weights with panel kernels go through [`panel_rows`] instead.
 ///
 /// Each output's arithmetic depends only on its row, its column and whether the call has at
 /// least [`PANEL_MIN_COLS`] columns, never on the thread count or on how rows are grouped, so
@@ -206,92 +212,127 @@ pub(crate) fn matmul<const K: usize>(
     });
     let n = pool.n_threads();
     let bytes: usize = work.iter().map(|(w, ..)| w.rows * w.row_bytes()).sum();
-    let run = |i: usize, parts: usize| {
-        for (w, t, k, y, ystride, out) in &work {
-            let data = model.data(w);
-            if let Some(k) = k {
+    // Rows per chunk of each product: about eight chunks per thread so that claiming balances
+    // the threads (and a thread the OS took away delays only the chunk it holds), at least
+    // `CHUNK_MIN_BYTES` of weights, whole panels on the panel path. Any grouping of rows gives
+    // the same bits, so chunk sizes may depend on the thread count.
+    let plan = work.each_ref().map(|(w, _, k, ..)| {
+        let by_bytes = CHUNK_MIN_BYTES.div_ceil(w.row_bytes());
+        let mut rows = w.rows.div_ceil(CHUNKS_PER_THREAD * n).max(by_bytes).max(1);
+        if k.is_some() {
+            rows = rows.next_multiple_of(PANEL_ROWS);
+        }
+        (rows, w.rows.div_ceil(rows))
+    });
+    let n_chunks: usize = plan.iter().map(|p| p.1).sum();
+    let run = |worker: usize, chunk: usize| {
+        let (mut j, mut c) = (0, chunk);
+        while c >= plan[j].1 {
+            c -= plan[j].1;
+            j += 1;
+        }
+        let (w, t, k, y, ystride, out) = &work[j];
+        let per = plan[j].0;
+        let rows = c * per..((c + 1) * per).min(w.rows);
+        let data = model.data(w);
+        match k {
+            Some(k) => {
                 #[allow(unsafe_code)]
-                // SAFETY: worker `i` is the only user of words `i * panel_words..` of the panel
-                // scratch during this region (the pool runs each index once).
-                let scratch = unsafe { panels.range(i * panel_words..(i + 1) * panel_words) };
-                panel_product(w, k, data, y, *ystride, cols, out, i, parts, scratch);
-                continue;
+                // SAFETY: a worker runs one chunk at a time, and only worker `worker` uses words
+                // `worker * panel_words..` of the panel scratch during this region.
+                let scratch =
+                    unsafe { panels.range(worker * panel_words..(worker + 1) * panel_words) };
+                panel_rows(w, k, data, y, *ystride, cols, out, rows, scratch);
             }
-            let rb = w.row_bytes();
-            let share = split(w.rows, parts, i);
-            let block = (ROW_BLOCK_BYTES / rb).max(1);
-            let multi = t.vec_dot_multi.filter(|_| cols > 1);
-            let mut tile = [0f32; TILE];
-            let mut r0 = share.start;
-            while r0 < share.end {
-                let r1 = (r0 + block).min(share.end);
-                if let Some(f) = multi {
-                    // Several columns per kernel call, each weight row unpacked once for all of
-                    // them; results land in a stack tile `[row][column]`, then in the outputs.
-                    let mut c0 = 0;
-                    while c0 < cols {
-                        let k = (cols - c0).min(TILE_COLS);
-                        let rows_per = (TILE / k).min(r1 - r0);
-                        let mut ra = r0;
-                        while ra < r1 {
-                            let rb_ = (ra + rows_per).min(r1);
-                            let m = rb_ - ra;
-                            f(
-                                w.cols,
-                                &data[ra * rb..rb_ * rb],
-                                m,
-                                &y[c0 * ystride..],
-                                *ystride,
-                                &mut tile[..m * k],
-                            );
-                            for j in 0..k {
-                                let c = c0 + j;
-                                #[allow(unsafe_code)]
-                                // SAFETY: as below: rows `ra..rb_` of column `c` belong to this
-                                // worker's share.
-                                let part = unsafe { out.range(c * w.rows + ra..c * w.rows + rb_) };
-                                for (i, o) in part.iter_mut().enumerate() {
-                                    *o = tile[i * k + j];
-                                }
-                            }
-                            ra = rb_;
-                        }
-                        c0 += k;
-                    }
-                    r0 = r1;
-                    continue;
-                }
-                for c in 0..cols {
-                    let yc = &y[c * ystride..(c + 1) * ystride];
-                    #[allow(unsafe_code)]
-                    // SAFETY: worker `i` writes only rows `share` of each column, and `split`
-                    // gives the workers disjoint shares of `0..rows`; `[c][r0..r1]` lies inside
-                    // the `cols * rows` output, which outlives the region.
-                    let part = unsafe { out.range(c * w.rows + r0..c * w.rows + r1) };
-                    for (k, o) in part.iter_mut().enumerate() {
-                        let r = r0 + k;
-                        *o = (t.vec_dot)(w.cols, &data[r * rb..(r + 1) * rb], yc);
-                    }
-                }
-                r0 = r1;
-            }
+            None => dot_rows(w, t, data, y, *ystride, cols, out, rows),
         }
     };
     // Small products are not worth a region.
     if n == 1 || bytes < 64 * 1024 {
-        run(0, 1);
+        (0..n_chunks).for_each(|c| run(0, c));
     } else {
-        pool.run(&|i| run(i, n));
+        pool.run_chunks(n_chunks, &run);
     }
     act.panels = panel_buf;
 }
 
-/// Rows of `w` (worker `i` of `parts` takes a fixed share of whole panels) times every
-/// current column through the panel kernels `k`: each panel of [`PANEL_ROWS`] rows is packed
-/// into the worker's `scratch` once and multiplied with all columns, [`PANEL_TILE_COLS`] at a
-/// time into a stack tile `[column][row]`, then copied to the outputs.
+/// Rows `rows` of `w` times every current column with `vec_dot` or the multi-column kernel.
+/// The chunk's rows are written by this call only (chunks are disjoint).
 #[allow(clippy::too_many_arguments)]
-fn panel_product(
+fn dot_rows(
+    w: &TensorRef,
+    t: &TypeTraits,
+    data: &[u8],
+    y: &[u8],
+    ystride: usize,
+    cols: usize,
+    out: &SharedOut,
+    rows: Range<usize>,
+) {
+    let rb = w.row_bytes();
+    let block = (ROW_BLOCK_BYTES / rb).max(1);
+    let multi = t.vec_dot_multi.filter(|_| cols > 1);
+    let mut tile = [0f32; TILE];
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = (r0 + block).min(rows.end);
+        if let Some(f) = multi {
+            // Several columns per kernel call, each weight row unpacked once for all of them;
+            // results land in a stack tile `[row][column]`, then in the outputs.
+            let mut c0 = 0;
+            while c0 < cols {
+                let k = (cols - c0).min(TILE_COLS);
+                let rows_per = (TILE / k).min(r1 - r0);
+                let mut ra = r0;
+                while ra < r1 {
+                    let rb_ = (ra + rows_per).min(r1);
+                    let m = rb_ - ra;
+                    f(
+                        w.cols,
+                        &data[ra * rb..rb_ * rb],
+                        m,
+                        &y[c0 * ystride..],
+                        ystride,
+                        &mut tile[..m * k],
+                    );
+                    for j in 0..k {
+                        let c = c0 + j;
+                        #[allow(unsafe_code)]
+                        // SAFETY: as below: rows `ra..rb_` of column `c` belong to this chunk.
+                        let part = unsafe { out.range(c * w.rows + ra..c * w.rows + rb_) };
+                        for (i, o) in part.iter_mut().enumerate() {
+                            *o = tile[i * k + j];
+                        }
+                    }
+                    ra = rb_;
+                }
+                c0 += k;
+            }
+            r0 = r1;
+            continue;
+        }
+        for c in 0..cols {
+            let yc = &y[c * ystride..(c + 1) * ystride];
+            #[allow(unsafe_code)]
+            // SAFETY: only this chunk writes rows `rows` of each column (chunks are disjoint
+            // ranges of `0..rows`); `[c][r0..r1]` lies inside the `cols * rows` output, which
+            // outlives the region.
+            let part = unsafe { out.range(c * w.rows + r0..c * w.rows + r1) };
+            for (k, o) in part.iter_mut().enumerate() {
+                let r = r0 + k;
+                *o = (t.vec_dot)(w.cols, &data[r * rb..(r + 1) * rb], yc);
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// Rows `rows` of `w` (a chunk starting at a whole panel) times every current column through
+/// the panel kernels `k`: each panel of [`PANEL_ROWS`] rows is packed into the worker's
+/// `scratch` once and multiplied with all columns, [`PANEL_TILE_COLS`] at a time into a stack
+/// tile `[column][row]`, then copied to the outputs.
+#[allow(clippy::too_many_arguments)]
+fn panel_rows(
     w: &TensorRef,
     k: &PanelKernels,
     data: &[u8],
@@ -299,17 +340,15 @@ fn panel_product(
     ystride: usize,
     cols: usize,
     out: &SharedOut,
-    i: usize,
-    parts: usize,
+    rows: Range<usize>,
     scratch: &mut [f32],
 ) {
     let rb = w.row_bytes();
     let panel_bytes = (k.panel_bytes)(w.cols);
     let panel = &mut bytemuck::cast_slice_mut::<f32, u8>(scratch)[..panel_bytes];
     let mut tile = [0f32; PANEL_TILE_COLS * PANEL_ROWS];
-    for p in split(w.rows.div_ceil(PANEL_ROWS), parts, i) {
-        let r0 = p * PANEL_ROWS;
-        let m = (w.rows - r0).min(PANEL_ROWS);
+    for r0 in rows.clone().step_by(PANEL_ROWS) {
+        let m = (rows.end - r0).min(PANEL_ROWS);
         (k.pack)(w.cols, &data[r0 * rb..(r0 + m) * rb], m, panel);
         let mut c0 = 0;
         while c0 < cols {
@@ -319,9 +358,9 @@ fn panel_product(
             for (j, t) in tile.chunks_exact(PANEL_ROWS).enumerate() {
                 let c = c0 + j;
                 #[allow(unsafe_code)]
-                // SAFETY: rows `r0..r0 + m` belong to panel `p`, which only this worker
-                // handles (`split` gives disjoint panel ranges); the range lies inside the
-                // `cols * rows` output, which outlives the region.
+                // SAFETY: rows `r0..r0 + m` belong to this chunk, which only this call handles
+                // (chunks are disjoint); the range lies inside the `cols * rows` output, which
+                // outlives the region.
                 let dst = unsafe { out.range(c * w.rows + r0..c * w.rows + r0 + m) };
                 // Whole panels (all but a weight's last) copy a fixed 64 bytes, inline.
                 if m == PANEL_ROWS {

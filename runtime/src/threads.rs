@@ -1,11 +1,18 @@
 //! A small persistent thread pool for the forward pass.
 //!
-//! The context owns it; the calling thread takes part as worker 0. A parallel region hands every
-//! worker the same closure and its worker index; work is split by the callers into fixed ranges
-//! (e.g. rows of a weight matrix), so each output is always computed the same way and results are
-//! bit-identical for any thread count. Workers spin briefly for the next region, then park on a
-//! condition variable. Starting a region allocates nothing (the closure is passed by reference),
-//! which keeps the decode loop allocation-free with threads on.
+//! The context owns it; the calling thread takes part as worker 0. A parallel region is a number
+//! of chunks (e.g. fixed blocks of rows of a weight matrix) and one closure; every thread claims
+//! chunks one at a time from a shared counter and runs the closure on each, with its own worker
+//! index for per-worker scratch. Chunk boundaries are fixed by the caller independently of the
+//! thread count, so each output is always computed the same way and results are bit-identical
+//! for any thread count, whichever thread ran which chunk.
+//!
+//! Claiming instead of a fixed share per thread matters on small shared devices: a worker that
+//! the OS has descheduled (another process holds the core) claims nothing, and the calling
+//! thread finishes the region alone instead of waiting for it at a barrier; a slower core simply
+//! takes fewer chunks. The caller waits only for chunks already claimed. Workers spin briefly for
+//! the next region, then park on a condition variable. Starting a region allocates nothing (the
+//! closure is passed by reference), which keeps the decode loop allocation-free with threads on.
 //!
 //! rayon is not used here: injecting work from a foreign thread costs microseconds and allocates
 //! now and then, and a decode step runs about 40 regions per token.
@@ -19,15 +26,35 @@ use std::thread::JoinHandle;
 /// Spins before parking (a region on these models takes tens of microseconds).
 const SPIN_ITERS: u32 = 20_000;
 
-type Job = *const (dyn Fn(usize) + Sync);
+type Job = *const (dyn Fn(usize, usize) + Sync);
+
+/// The region word: generation (20 bits, wrapping), chunk count (22 bits), next unclaimed chunk
+/// (22 bits). One word, so that a claim (a compare-and-swap) succeeds only for a chunk of the
+/// region that is still running: a worker that read the word of a finished region fails.
+const CHUNK_BITS: u32 = 22;
+const CHUNK_MASK: u64 = (1 << CHUNK_BITS) - 1;
+const GEN_MASK: u64 = (1 << (64 - 2 * CHUNK_BITS)) - 1;
+/// Most chunks in one region.
+pub const MAX_CHUNKS: usize = CHUNK_MASK as usize;
+
+fn pack(generation: u64, n_chunks: u64, next: u64) -> u64 {
+    ((generation & GEN_MASK) << (2 * CHUNK_BITS)) | (n_chunks << CHUNK_BITS) | next
+}
+
+fn generation_of(word: u64) -> u64 {
+    word >> (2 * CHUNK_BITS)
+}
 
 struct Shared {
-    /// The current region's closure; written by the caller before `generation` is bumped, read
-    /// by workers after they see the new generation.
+    /// The current region's closure; written by the caller before the region word is published,
+    /// read by a thread only after it claimed a chunk of that region.
     job: UnsafeCell<Option<Job>>,
-    generation: AtomicU64,
-    /// Workers that have not finished the current region.
-    pending: AtomicUsize,
+    /// See [`pack`].
+    region: AtomicU64,
+    /// Chunks of the current region that have finished.
+    done: AtomicUsize,
+    /// A chunk panicked on a worker thread in the current region.
+    worker_panicked: AtomicBool,
     /// Workers parked on `wake`.
     sleepers: AtomicUsize,
     shutdown: AtomicBool,
@@ -35,13 +62,38 @@ struct Shared {
     wake: Condvar,
 }
 
-// SAFETY: `job` is only written by the pool's owner while no region is running (all workers
-// have finished the previous one, `pending == 0`) and read by workers only between observing a
-// new `generation` (Acquire, paired with the owner's Release) and decrementing `pending`. The
-// pointee is `Sync`. Every other field is a synchronisation primitive.
+// SAFETY: `job` is only written by the pool's owner while no chunk of any region is claimed and
+// unfinished (the previous region waited for `done == n_chunks`), and read by a worker only
+// after a successful claim in the current region (the claim's Acquire pairs with the owner's
+// Release publication of the region word), before that chunk is counted in `done`. The pointee
+// is `Sync`. Every other field is a synchronisation primitive.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw pointer is only dereferenced under that protocol.
 unsafe impl Send for Shared {}
+
+impl Shared {
+    /// Claims the next chunk of region `generation`, if that region is still running and has
+    /// one left.
+    fn claim(&self, generation: u64) -> Option<usize> {
+        let mut word = self.region.load(Ordering::Acquire);
+        loop {
+            let n = (word >> CHUNK_BITS) & CHUNK_MASK;
+            let next = word & CHUNK_MASK;
+            if generation_of(word) != generation || next >= n {
+                return None;
+            }
+            match self.region.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(next as usize),
+                Err(now) => word = now,
+            }
+        }
+    }
+}
 
 /// A pool of `n_threads - 1` workers plus the calling thread. With one thread it allocates
 /// nothing and starts nothing.
@@ -72,8 +124,9 @@ impl ThreadPool {
         }
         let shared = Arc::new(Shared {
             job: UnsafeCell::new(None),
-            generation: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
+            region: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+            worker_panicked: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -99,34 +152,48 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Runs `f(i)` for every worker index `i` in `0..n_threads` (index 0 on the calling thread)
-    /// and returns when all have finished.
-    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        let Some(s) = self.shared.as_deref() else {
-            f(0);
+    /// Runs `f(worker, chunk)` once for every `chunk` in `0..n_chunks`, on whichever threads
+    /// claim them (`worker` is the index of the thread, 0 for the caller, below
+    /// [`ThreadPool::n_threads`]), and returns when all have finished. Chunks beyond
+    /// [`MAX_CHUNKS`] run on the calling thread.
+    pub fn run_chunks(&self, n_chunks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        let Some(s) = self.shared.as_deref().filter(|_| n_chunks > 1) else {
+            (0..n_chunks).for_each(|c| f(0, c));
             return;
         };
-        // SAFETY: no region is running (the previous `run` waited for `pending == 0`), so no
-        // worker reads `job` now. The lifetime is erased; the pointer is only used until this
-        // function returns, after every worker has finished with it.
+        let n = n_chunks.min(MAX_CHUNKS);
+        // SAFETY: no chunk of an earlier region is claimed and unfinished (each `run_chunks`
+        // waits for all of its chunks), so no thread reads `job` now. The lifetime is erased;
+        // the pointer is only used for chunks of this region, all finished before this
+        // function returns.
         unsafe {
-            let erased: Job = std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f);
+            let erased: Job = std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), Job>(f);
             *s.job.get() = Some(erased);
         }
-        s.pending.store(self.n_threads - 1, Ordering::Relaxed);
+        s.done.store(0, Ordering::Relaxed);
+        s.worker_panicked.store(false, Ordering::Relaxed);
+        // Only this thread writes the region word.
+        let generation = (generation_of(s.region.load(Ordering::Relaxed)) + 1) & GEN_MASK;
         {
-            // Bump under the lock so that a worker about to park cannot miss it.
+            // Publish under the lock so that a worker about to park cannot miss it.
             let _guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.generation.fetch_add(1, Ordering::Release);
+            s.region
+                .store(pack(generation, n as u64, 0), Ordering::Release);
         }
         if s.sleepers.load(Ordering::Acquire) > 0 {
             s.wake.notify_all();
         }
-        // A panic in `f` on this thread must not leave workers holding a dangling job: wait for
-        // them before unwinding further.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0)));
+        // A panic in `f` on this thread must not leave workers holding a dangling job: the
+        // remaining chunks still run, and all of them finish before unwinding further.
+        let mut panic = None;
+        while let Some(c) = s.claim(generation) {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0, c))) {
+                panic.get_or_insert(p);
+            }
+            s.done.fetch_add(1, Ordering::Release);
+        }
         let mut spins = 0u32;
-        while s.pending.load(Ordering::Acquire) != 0 {
+        while s.done.load(Ordering::Acquire) != n {
             spins += 1;
             if spins < SPIN_ITERS {
                 std::hint::spin_loop();
@@ -134,9 +201,13 @@ impl ThreadPool {
                 std::thread::yield_now();
             }
         }
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic);
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
         }
+        if s.worker_panicked.load(Ordering::Acquire) {
+            panic!("a worker thread panicked in a parallel region");
+        }
+        (n..n_chunks).for_each(|c| f(0, c));
     }
 }
 
@@ -145,14 +216,13 @@ fn worker(s: &Shared, index: usize) {
     loop {
         // Wait for a new region: spin, then park.
         let mut spins = 0u32;
-        loop {
+        let generation = loop {
             if s.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            let g = s.generation.load(Ordering::Acquire);
+            let g = generation_of(s.region.load(Ordering::Acquire));
             if g != seen {
-                seen = g;
-                break;
+                break g;
             }
             spins += 1;
             if spins < SPIN_ITERS {
@@ -161,25 +231,30 @@ fn worker(s: &Shared, index: usize) {
             }
             let mut guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.sleepers.fetch_add(1, Ordering::AcqRel);
-            while s.generation.load(Ordering::Acquire) == seen
+            while generation_of(s.region.load(Ordering::Acquire)) == seen
                 && !s.shutdown.load(Ordering::Acquire)
             {
                 guard = s.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
             s.sleepers.fetch_sub(1, Ordering::AcqRel);
             spins = 0;
+        };
+        seen = generation;
+        while let Some(c) = s.claim(generation) {
+            // SAFETY: the owner wrote `job` before publishing this region (Release; our claim
+            // read it with Acquire) and keeps the closure alive until every chunk of the region,
+            // this one included, is counted in `done` below.
+            let job = unsafe { *s.job.get() };
+            if let Some(job) = job {
+                // SAFETY: see above; the closure is `Sync`, so calling it from here is allowed.
+                let f = unsafe { &*job };
+                // A panicking chunk must still be counted, or the owner waits for ever.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index, c))).is_err() {
+                    s.worker_panicked.store(true, Ordering::Release);
+                }
+            }
+            s.done.fetch_add(1, Ordering::Release);
         }
-        // SAFETY: the owner wrote `job` before bumping `generation` (Release; we loaded it with
-        // Acquire) and keeps the closure alive until `pending` reaches 0, which happens only
-        // after this call returns and we decrement it below.
-        let job = unsafe { *s.job.get() };
-        if let Some(job) = job {
-            // SAFETY: see above; the closure is `Sync`, so calling it from here is allowed.
-            let f = unsafe { &*job };
-            // A panicking region must still be counted as finished, or the owner waits for ever.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)));
-        }
-        s.pending.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -237,16 +312,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_worker_runs_each_region_once() {
+    fn every_chunk_runs_once_on_a_valid_worker() {
         for n in [1, 2, 3, 5] {
             let pool = ThreadPool::new(n).unwrap();
-            let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-            for _ in 0..200 {
-                pool.run(&|i| {
-                    hits[i].fetch_add(1, Ordering::Relaxed);
-                });
+            for chunks in [0usize, 1, 2, 7, 100] {
+                let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                for _ in 0..50 {
+                    pool.run_chunks(chunks, &|w, c| {
+                        assert!(w < n);
+                        hits[c].fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
             }
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 200));
         }
     }
 
@@ -271,8 +349,8 @@ mod tests {
         let mut out = vec![0f32; 1001];
         for round in 0..50 {
             let shared = SharedOut::new(&mut out);
-            pool.run(&|i| {
-                let r = split(1001, 3, i);
+            pool.run_chunks(11, &|_, c| {
+                let r = split(1001, 11, c);
                 let start = r.start;
                 // SAFETY: `split` ranges are disjoint and inside the buffer.
                 let part = unsafe { shared.range(r) };
@@ -290,5 +368,41 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
+    }
+
+    /// A worker that is slow (as if descheduled) delays only the chunk it holds: the caller
+    /// takes every other chunk.
+    #[test]
+    fn the_caller_takes_the_chunks_of_a_slow_worker() {
+        let pool = ThreadPool::new(2).unwrap();
+        let by_caller = AtomicUsize::new(0);
+        pool.run_chunks(64, &|w, _| {
+            if w == 0 {
+                by_caller.fetch_add(1, Ordering::Relaxed);
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        assert!(by_caller.load(Ordering::Relaxed) >= 60, "{by_caller:?}");
+    }
+
+    #[test]
+    fn a_panicking_chunk_reaches_the_caller_after_the_region() {
+        let pool = ThreadPool::new(2).unwrap();
+        let ran = AtomicUsize::new(0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run_chunks(20, &|_, c| {
+                ran.fetch_add(1, Ordering::Relaxed);
+                assert!(c != 7, "chunk 7");
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(ran.load(Ordering::Relaxed), 20);
+        // The pool still works.
+        let hits = AtomicUsize::new(0);
+        pool.run_chunks(9, &|_, _| {
+            hits.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 9);
     }
 }
