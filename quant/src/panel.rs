@@ -34,11 +34,13 @@
 //!   with four activation bytes broadcast, eight columns per call.
 //! - AVX2 with FMA and F16C (`x86_panel`): two 256-bit halves of eight rows, `vpmaddubsw` into
 //!   i16 pairs summed over the block with `vpaddw` and into i32 by one `vpmaddwd` per block,
-//!   three columns per call.
+//!   three columns per call; its own column preparation.
 //! - AArch64 dotprod (`aarch64_panel`): four 128-bit vectors of four rows, `sdot` by element
 //!   (the four activation bytes taken from a lane), two columns per call.
 //! - AArch64 baseline NEON (`aarch64_panel`, no `sdot`: Cortex-A72 and the like): `smull`/`smlal`
 //!   into i16 over the block, then pairwise adds into i32, two columns per call.
+//!
+//! Both AArch64 tiers share one packing and prepare columns with the scalar reference code.
 //!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
 //! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
@@ -243,7 +245,7 @@ static Q4_1_AVX2: PanelKernels = PanelKernels {
     panel_bytes: q4_1_panel_bytes,
     column_bytes: q4_1_column_bytes,
     pack: crate::x86_panel::q4_1_pack_avx2_bytes,
-    prepare: q8_1_prepare,
+    prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
     run: crate::x86_panel::q4_1_run_avx2_bytes,
 };
 

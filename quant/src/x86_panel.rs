@@ -416,3 +416,75 @@ pub(crate) fn q4_1_run_avx2_bytes(
         j += k;
     }
 }
+
+/// Prepares a column for the Q4_1 panel kernels with AVX2, as [`crate::panel`]'s reference does
+/// (the same steps as the AVX-512 preparation): per block, the absolute maximum, quants
+/// `round_even(x · 127/max)` saturated to i8 (`vpackssdw`, `vpacksswb`, then `vpermd` to undo
+/// the lane interleaving), their sum for `s`, and `d`, `s` rounded to f16 and widened back.
+/// Blocks holding a NaN go through the reference code.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `x` must be whole blocks and `out` their prepared
+/// bytes (checked by the wrapper).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_1_prepare_avx2(x: &[f32], out: &mut [u8]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let lo = _mm256_set1_epi32(-128);
+    let hi = _mm256_set1_epi32(127);
+    // After the two packs, dword i holds the quants of register i % 4 from its 128-bit half
+    // i / 4 (quants 4 (i / 4)..4 (i / 4) + 4): dwords 0, 4, 1, 5 … put them back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(COL_BLOCK)) {
+        // SAFETY: `src` holds 32 f32 and `dst` 40 bytes; unaligned loads and stores.
+        unsafe {
+            let v: [__m256; 4] = core::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(8 * i)));
+            let unord = v.map(|a| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a));
+            let any_nan = _mm256_or_ps(
+                _mm256_or_ps(unord[0], unord[1]),
+                _mm256_or_ps(unord[2], unord[3]),
+            );
+            if _mm256_movemask_ps(any_nan) != 0 {
+                q8_1_prepare_block(src, dst);
+                continue;
+            }
+            let a = v.map(|a| _mm256_andnot_ps(sign, a));
+            let m8 = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps::<1>(m8));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2)));
+            let d = amax / 127.0;
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let ids = _mm256_set1_ps(id);
+            // Rounds to nearest even (the default MXCSR mode); NaN products (an infinite
+            // maximum) become i32::MIN, which saturates to -128 as in the reference.
+            let q = v.map(|a| _mm256_cvtps_epi32(_mm256_mul_ps(a, ids)));
+            let q16a = _mm256_packs_epi32(q[0], q[1]);
+            let q16b = _mm256_packs_epi32(q[2], q[3]);
+            let q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), q8);
+            let clamp = |q| _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            let s8 = _mm256_add_epi32(
+                _mm256_add_epi32(clamp(q[0]), clamp(q[1])),
+                _mm256_add_epi32(clamp(q[2]), clamp(q[3])),
+            );
+            let s4 = _mm_add_epi32(
+                _mm256_castsi256_si128(s8),
+                _mm256_extracti128_si256::<1>(s8),
+            );
+            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2)));
+            let dh = f32_to_f16(d);
+            let sh = f32_to_f16(d * sum as f32);
+            dst[32..36].copy_from_slice(&f16_to_f32(dh).to_le_bytes());
+            dst[36..40].copy_from_slice(&f16_to_f32(sh).to_le_bytes());
+        }
+    }
+}
+
+/// Safe wrapper of the AVX2 column preparation.
+pub(crate) fn q8_1_prepare_avx2_bytes(x: &[f32], out: &mut [u8]) {
+    check_prepare(x, out);
+    // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
+    // supports the AVX2 tier.
+    unsafe { q8_1_prepare_avx2(x, out) }
+}
