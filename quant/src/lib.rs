@@ -21,11 +21,11 @@
 //! once ([`matmat`], with multi-column kernels in the private `x86_matmat` module),
 //! bit-identical per column. [`panel`] is the GEMM-style path of batched prefill: weight rows
 //! repacked into small panels in the caller's scratch and multiplied with many columns at once
-//! (Q4_1 with AVX-512 VNNI so far), its own f32 order checked bit for bit against a scalar
-//! reference.
+//! (Q4_1 so far, in the AVX-512 VNNI, AVX2, AArch64 dotprod and NEON tiers), its own f32 order
+//! checked bit for bit against a scalar reference.
 //!
 //! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
-//! every format.
+//! every format, and `aarch64_panel` with the panel kernels of both tiers.
 //!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
@@ -39,6 +39,8 @@
 mod aarch64_dotprod;
 #[cfg(target_arch = "aarch64")]
 mod aarch64_neon;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_panel;
 mod block;
 pub mod dispatch;
 mod error;

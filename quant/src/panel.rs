@@ -28,6 +28,20 @@
 //! of [`panel_kernels_reference`] compute exactly the formula above (with a software fused
 //! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
 //!
+//! SIMD kernels, by tier ([`panel_kernels_for`]), all for Q4_1 weights so far:
+//!
+//! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
+//!   with four activation bytes broadcast, eight columns per call.
+//! - AVX2 with FMA and F16C (`x86_panel`): two 256-bit halves of eight rows, `vpmaddubsw` into
+//!   i16 pairs summed over the block with `vpaddw` and into i32 by one `vpmaddwd` per block,
+//!   three columns per call; its own column preparation.
+//! - AArch64 dotprod (`aarch64_panel`): four 128-bit vectors of four rows, `sdot` by element
+//!   (the four activation bytes taken from a lane), two columns per call.
+//! - AArch64 baseline NEON (`aarch64_panel`, no `sdot`: Cortex-A72 and the like): `smull`/`smlal`
+//!   into i16 over the block, then pairwise adds into i32, two columns per call.
+//!
+//! Both AArch64 tiers share one packing and prepare columns with the scalar reference code.
+//!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
 //! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
 //! out per block as the 32 quants followed by `d_y` and `s_y` in f32, which the kernels
@@ -40,7 +54,8 @@ use crate::legacy::{BlockQ4_1, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
 use crate::traits::blocks;
 
-/// Weight rows in one panel (the lanes of a 512-bit register of i32).
+/// Weight rows in one panel (the lanes of a 512-bit register of i32; two 256-bit or four 128-bit
+/// registers in the other tiers).
 pub const PANEL_ROWS: usize = 16;
 
 /// Bytes of one prepared activation block: 32 quants, `d_y` and `s_y` as f32.
@@ -224,6 +239,36 @@ static Q4_1_AVX512: PanelKernels = PanelKernels {
     run: crate::x86_panel::q4_1_run_avx512_bytes,
 };
 
+#[cfg(target_arch = "x86_64")]
+static Q4_1_AVX2: PanelKernels = PanelKernels {
+    ty: GgmlType::Q4_1,
+    panel_bytes: q4_1_panel_bytes,
+    column_bytes: q4_1_column_bytes,
+    pack: crate::x86_panel::q4_1_pack_avx2_bytes,
+    prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
+    run: crate::x86_panel::q4_1_run_avx2_bytes,
+};
+
+#[cfg(target_arch = "aarch64")]
+static Q4_1_DOTPROD: PanelKernels = PanelKernels {
+    ty: GgmlType::Q4_1,
+    panel_bytes: q4_1_panel_bytes,
+    column_bytes: q4_1_column_bytes,
+    pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
+    prepare: q8_1_prepare,
+    run: crate::aarch64_panel::q4_1_run_dotprod_bytes,
+};
+
+#[cfg(target_arch = "aarch64")]
+static Q4_1_NEON: PanelKernels = PanelKernels {
+    ty: GgmlType::Q4_1,
+    panel_bytes: q4_1_panel_bytes,
+    column_bytes: q4_1_column_bytes,
+    pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
+    prepare: q8_1_prepare,
+    run: crate::aarch64_panel::q4_1_run_neon_bytes,
+};
+
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
 /// rounded up to whole 32-blocks): what a caller sizes its panel scratch with.
 pub fn max_panel_bytes(n: usize) -> usize {
@@ -253,6 +298,12 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
     match (tier, ty) {
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, GgmlType::Q4_1) => Some(&Q4_1_AVX512),
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx2, GgmlType::Q4_1) => Some(&Q4_1_AVX2),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Dotprod, GgmlType::Q4_1) => Some(&Q4_1_DOTPROD),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Neon, GgmlType::Q4_1) => Some(&Q4_1_NEON),
         _ => None,
     }
 }

@@ -246,3 +246,245 @@ pub(crate) fn q8_1_prepare_avx512_bytes(x: &[f32], out: &mut [u8]) {
     // supports the AVX-512 tier.
     unsafe { q8_1_prepare(x, out) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 (with FMA and F16C): the same layout and arithmetic without VNNI.
+
+/// Packs `rows` Q4_1 rows of `nb` blocks into `panel` with SSE2 shuffles: per block and group
+/// of four rows, the 16 quant bytes of each row split into low and high nibbles, each 4 × 4
+/// dword square transposed (`punpck{l,h}dq`, `punpck{l,h}qdq`) so that vector `j` holds dword
+/// `j` of the four rows; `d` and `m` collected and widened to f32 with `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. `x` must hold `rows` rows of `nb` 20-byte blocks,
+/// `rows` must be 1 to 16, and `panel` must hold `nb * PANEL_BLOCK` bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_pack_avx2(nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let row_bytes = nb * 20;
+    let nibbles = _mm_set1_epi8(0x0f);
+    for b in 0..nb {
+        let out = panel[b * PANEL_BLOCK..][..PANEL_BLOCK].as_mut_ptr();
+        let mut d = [0u16; PANEL_ROWS];
+        let mut m = [0u16; PANEL_ROWS];
+        for g in 0..PANEL_ROWS / 4 {
+            let q: [__m128i; 4] = core::array::from_fn(|i| {
+                let r = 4 * g + i;
+                if r < rows {
+                    let blk = &x[r * row_bytes + b * 20..][..20];
+                    d[r] = u16::from_le_bytes([blk[0], blk[1]]);
+                    m[r] = u16::from_le_bytes([blk[2], blk[3]]);
+                    // SAFETY: `blk[4..20]` holds the 16 quant bytes; unaligned load.
+                    unsafe { _mm_loadu_si128(blk[4..].as_ptr().cast()) }
+                } else {
+                    _mm_setzero_si128()
+                }
+            });
+            let lo = q.map(|v| _mm_and_si128(v, nibbles));
+            let hi = q.map(|v| _mm_and_si128(_mm_srli_epi16::<4>(v), nibbles));
+            for (half, a) in [lo, hi].iter().enumerate() {
+                let t0 = _mm_unpacklo_epi32(a[0], a[1]);
+                let t1 = _mm_unpacklo_epi32(a[2], a[3]);
+                let t2 = _mm_unpackhi_epi32(a[0], a[1]);
+                let t3 = _mm_unpackhi_epi32(a[2], a[3]);
+                let v = [
+                    _mm_unpacklo_epi64(t0, t1),
+                    _mm_unpackhi_epi64(t0, t1),
+                    _mm_unpacklo_epi64(t2, t3),
+                    _mm_unpackhi_epi64(t2, t3),
+                ];
+                for (j, vj) in v.iter().enumerate() {
+                    // SAFETY: vector `4 half + j` of this block is `out[64 (4 half + j)..][..64]`,
+                    // rows 4g..4g + 4 its bytes `16 g..16 g + 16`, inside the 640-byte block.
+                    unsafe { _mm_storeu_si128(out.add(64 * (4 * half + j) + 16 * g).cast(), *vj) };
+                }
+            }
+        }
+        // SAFETY: `d` and `m` hold 16 u16 each; the stores write bytes 512..640 of the block.
+        unsafe {
+            for h in 0..2 {
+                let dh = _mm_loadu_si128(d.as_ptr().add(8 * h).cast());
+                let mh = _mm_loadu_si128(m.as_ptr().add(8 * h).cast());
+                _mm256_storeu_ps(out.add(512 + 32 * h).cast(), _mm256_cvtph_ps(dh));
+                _mm256_storeu_ps(out.add(576 + 32 * h).cast(), _mm256_cvtph_ps(mh));
+            }
+        }
+    }
+}
+
+/// Safe wrapper of the AVX2 Q4_1 packing.
+pub(crate) fn q4_1_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack(n, x, rows, panel);
+    // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
+    // supports the AVX2 tier.
+    unsafe { q4_1_pack_avx2(nb, x, rows, panel) }
+}
+
+/// `C` prepared columns times a Q4_1 panel with AVX2, into `out[c * 16 + r]`. The 16 rows are
+/// two halves of eight i32 lanes. Per block and column, `vpmaddubsw` of each half of the eight
+/// weight vectors (u8 0..15) with the four activation bytes broadcast (i8) gives pairs of
+/// products in i16 (at most 2·15·128 in magnitude, no saturation), summed over the eight
+/// vectors with `vpaddw` (at most 8·3840 = 30720, exact), then one `vpmaddwd` with ones adds the
+/// pairs into the row's i32 lane: the exact integer block sum. Then, as the reference,
+/// `acc = fma(f32(isum), d_x·d_y, acc)` and `acc = fma(m_x, s_y, acc)`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `panel` must hold `nb * PANEL_BLOCK` bytes and each
+/// `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); 2]; C];
+    for b in 0..nb {
+        // SAFETY: block b of the panel is `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]` and block b
+        // of column c is `ys[c][b * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * PANEL_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            let mut isum = [[_mm256_setzero_si256(); 2]; C];
+            for k in 0..8 {
+                let w0 = _mm256_loadu_si256(p.add(64 * k).cast());
+                let w1 = _mm256_loadu_si256(p.add(64 * k + 32).cast());
+                for c in 0..C {
+                    let yk = _mm256_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
+                    isum[c][0] = _mm256_add_epi16(isum[c][0], _mm256_maddubs_epi16(w0, yk));
+                    isum[c][1] = _mm256_add_epi16(isum[c][1], _mm256_maddubs_epi16(w1, yk));
+                }
+            }
+            for h in 0..2 {
+                let dx = _mm256_loadu_ps(p.add(512 + 32 * h).cast());
+                let mx = _mm256_loadu_ps(p.add(576 + 32 * h).cast());
+                for c in 0..C {
+                    let dy = _mm256_set1_ps(y[c].add(32).cast::<f32>().read_unaligned());
+                    let sy = _mm256_set1_ps(y[c].add(36).cast::<f32>().read_unaligned());
+                    let s = _mm256_cvtepi32_ps(_mm256_madd_epi16(isum[c][h], ones));
+                    acc[c][h] = _mm256_fmadd_ps(s, _mm256_mul_ps(dx, dy), acc[c][h]);
+                    acc[c][h] = _mm256_fmadd_ps(mx, sy, acc[c][h]);
+                }
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe {
+            _mm256_storeu_ps(dst.as_mut_ptr(), v[0]);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(8), v[1]);
+        }
+    }
+}
+
+/// Columns per call of [`q4_1_run_avx2`]: `C` columns keep `4 C` registers live (two integer
+/// sums and two accumulators each) next to two weight vectors and a broadcast, so three fill
+/// the sixteen ymm registers without spilling.
+const GROUP_AVX2: usize = 3;
+
+/// Safe wrapper of the AVX2 Q4_1 panel product: columns [`GROUP_AVX2`] at a time, the last ones
+/// in one smaller group.
+pub(crate) fn q4_1_run_avx2_bytes(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &mut [f32],
+) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+    let mut j = 0;
+    while j < cols {
+        let k = (cols - j).min(GROUP_AVX2);
+        macro_rules! group {
+            ($c:literal) => {{
+                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
+                // is handed out only for a CPU that supports the AVX2 tier.
+                unsafe {
+                    q4_1_run_avx2::<$c>(
+                        nb,
+                        panel,
+                        core::array::from_fn(|c| col(j + c)),
+                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
+                    )
+                };
+            }};
+        }
+        match k {
+            3 => group!(3),
+            2 => group!(2),
+            _ => group!(1),
+        }
+        j += k;
+    }
+}
+
+/// Prepares a column for the Q4_1 panel kernels with AVX2, as [`crate::panel`]'s reference does
+/// (the same steps as the AVX-512 preparation): per block, the absolute maximum, quants
+/// `round_even(x · 127/max)` saturated to i8 (`vpackssdw`, `vpacksswb`, then `vpermd` to undo
+/// the lane interleaving), their sum for `s`, and `d`, `s` rounded to f16 and widened back.
+/// Blocks holding a NaN go through the reference code.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `x` must be whole blocks and `out` their prepared
+/// bytes (checked by the wrapper).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_1_prepare_avx2(x: &[f32], out: &mut [u8]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let lo = _mm256_set1_epi32(-128);
+    let hi = _mm256_set1_epi32(127);
+    // After the two packs, dword i holds the quants of register i % 4 from its 128-bit half
+    // i / 4 (quants 4 (i / 4)..4 (i / 4) + 4): dwords 0, 4, 1, 5 … put them back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(COL_BLOCK)) {
+        // SAFETY: `src` holds 32 f32 and `dst` 40 bytes; unaligned loads and stores.
+        unsafe {
+            let v: [__m256; 4] = core::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(8 * i)));
+            let unord = v.map(|a| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a));
+            let any_nan = _mm256_or_ps(
+                _mm256_or_ps(unord[0], unord[1]),
+                _mm256_or_ps(unord[2], unord[3]),
+            );
+            if _mm256_movemask_ps(any_nan) != 0 {
+                q8_1_prepare_block(src, dst);
+                continue;
+            }
+            let a = v.map(|a| _mm256_andnot_ps(sign, a));
+            let m8 = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps::<1>(m8));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2)));
+            let d = amax / 127.0;
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let ids = _mm256_set1_ps(id);
+            // Rounds to nearest even (the default MXCSR mode); NaN products (an infinite
+            // maximum) become i32::MIN, which saturates to -128 as in the reference.
+            let q = v.map(|a| _mm256_cvtps_epi32(_mm256_mul_ps(a, ids)));
+            let q16a = _mm256_packs_epi32(q[0], q[1]);
+            let q16b = _mm256_packs_epi32(q[2], q[3]);
+            let q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), order);
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), q8);
+            let clamp = |q| _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            let s8 = _mm256_add_epi32(
+                _mm256_add_epi32(clamp(q[0]), clamp(q[1])),
+                _mm256_add_epi32(clamp(q[2]), clamp(q[3])),
+            );
+            let s4 = _mm_add_epi32(
+                _mm256_castsi256_si128(s8),
+                _mm256_extracti128_si256::<1>(s8),
+            );
+            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2)));
+            let dh = f32_to_f16(d);
+            let sh = f32_to_f16(d * sum as f32);
+            dst[32..36].copy_from_slice(&f16_to_f32(dh).to_le_bytes());
+            dst[36..40].copy_from_slice(&f16_to_f32(sh).to_le_bytes());
+        }
+    }
+}
+
+/// Safe wrapper of the AVX2 column preparation.
+pub(crate) fn q8_1_prepare_avx2_bytes(x: &[f32], out: &mut [u8]) {
+    check_prepare(x, out);
+    // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
+    // supports the AVX2 tier.
+    unsafe { q8_1_prepare_avx2(x, out) }
+}
