@@ -16,6 +16,12 @@
 //!
 //! - `matmat_small/...`: the same comparison over SmolLM2-135M's FFN up projection (1536 × 576
 //!   Q4_1, 0.5 MiB), which stays in L2, for `n = 32`.
+//! - `panel/Q4_1/<tier>/<n>`: the same matrix through the packed-panel kernels (every panel
+//!   packed, then multiplied with all `n` prepared columns), the runtime's prefill path from 8
+//!   tokens on; compare with `matmat_small` (same throughput convention).
+//! - `attention/<tier>/<span>`: one KV group of SmolLM2 (3 query heads of 64, f16 keys and
+//!   values, `span` cached rows): the fused kernels against widening each row and using `dot`
+//!   and `axpy` per head, as tiers without fused kernels do.
 //!
 //! `EDDY_BENCH_MIB=<n>` changes the size of the 64 MiB matrices. Every benchmark is kept short (10 samples, about a second each) so that the whole run takes a
 //! few minutes on two cores.
@@ -225,6 +231,101 @@ fn bench_matmat_small(c: &mut Criterion) {
     group.finish();
 }
 
+/// SmolLM2's FFN up projection through the panel kernels: pack every panel, multiply it with
+/// all `n` prepared columns.
+fn bench_panel(c: &mut Criterion) {
+    use eddy_quant::panel::{PANEL_ROWS, panel_kernels_for};
+    let mut group = c.benchmark_group("panel");
+    let (ty, rows, cols) = (GgmlType::Q4_1, 1536, 576);
+    let w = weights(ty, rows, cols);
+    let rb = row_bytes(ty, cols).expect("whole blocks");
+    for tier in Tier::ALL {
+        let Some(k) = panel_kernels_for(tier, ty) else {
+            continue;
+        };
+        for n in [32usize, 128] {
+            let x = values(n * cols, 19);
+            let cb = (k.column_bytes)(cols);
+            let mut ys = vec![0u8; n * cb];
+            for (xc, yc) in x.chunks_exact(cols).zip(ys.chunks_exact_mut(cb)) {
+                (k.prepare)(xc, yc);
+            }
+            let mut panel = vec![0u8; (k.panel_bytes)(cols)];
+            let mut out = vec![0f32; n * PANEL_ROWS];
+            group.throughput(Throughput::Bytes((n * w.len()) as u64));
+            group.bench_function(BenchmarkId::new("Q4_1", format!("{tier}/{n}")), |b| {
+                b.iter(|| {
+                    for r0 in (0..rows).step_by(PANEL_ROWS) {
+                        (k.pack)(
+                            cols,
+                            &w[r0 * rb..(r0 + PANEL_ROWS) * rb],
+                            PANEL_ROWS,
+                            &mut panel,
+                        );
+                        (k.run)(cols, &panel, black_box(&ys), cb, &mut out);
+                    }
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// One KV group of SmolLM2's attention over `span` cached f16 rows: scores, then the weighted
+/// sum of values, fused or row by row.
+fn bench_attention(c: &mut Criterion) {
+    use eddy_quant::f32ops::ops_for;
+    let mut group = c.benchmark_group("attention");
+    let (g, hd) = (3usize, 64usize);
+    for tier in Tier::ALL {
+        let Some(ops) = ops_for(tier) else {
+            continue;
+        };
+        for span in [128usize, 1024] {
+            let q = values(g * hd, 23);
+            let kv: Vec<u16> = values(span * hd, 29)
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let mut scores = vec![0f32; g * span];
+            let mut out = vec![0f32; g * hd];
+            let mut row = vec![0f32; hd];
+            group.throughput(Throughput::Elements(span as u64));
+            let id = format!("{tier}/{span}");
+            group.bench_function(BenchmarkId::new("row_by_row", &id), |b| {
+                b.iter(|| {
+                    for i in 0..span {
+                        (ops.f16_to_f32)(&kv[i * hd..(i + 1) * hd], &mut row);
+                        for j in 0..g {
+                            scores[j * span + i] = (ops.dot)(&q[j * hd..(j + 1) * hd], &row);
+                        }
+                    }
+                    out.fill(0.0);
+                    for i in 0..span {
+                        (ops.f16_to_f32)(&kv[i * hd..(i + 1) * hd], &mut row);
+                        for j in 0..g {
+                            (ops.axpy)(scores[j * span + i], &row, &mut out[j * hd..(j + 1) * hd]);
+                        }
+                    }
+                    black_box(&out);
+                })
+            });
+            if let (Some(sf), Some(vf)) = (ops.attn_scores_f16, ops.attn_values_f16) {
+                group.bench_function(BenchmarkId::new("fused", &id), |b| {
+                    b.iter(|| {
+                        sf(black_box(&q), &kv, hd, &mut scores, span);
+                        out.fill(0.0);
+                        vf(&scores, span, &kv, hd, &mut out);
+                        black_box(&out);
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -235,6 +336,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_matvec, bench_head, bench_matmat, bench_matmat_small
+    targets = bench_matvec, bench_head, bench_matmat, bench_matmat_small, bench_panel, bench_attention
 }
 criterion_main!(benches);
