@@ -89,7 +89,16 @@ pub struct PanelKernels {
     /// `out[j * PANEL_ROWS + r]` = row `r` of the panel times column `j`, for every column
     /// `j < out.len() / PANEL_ROWS` (column `j` is `ys[j * y_stride..][..column_bytes(n)]`).
     pub run: PanelRunFn,
+    /// A matrix-vector product on one prepared column, without packing: `out[r]` is, bit for
+    /// bit, what the same tier's [`crate::TypeTraits::vec_dot`] gives for weight row `r` (`x`,
+    /// `out.len()` rows of `n` weights in the file's format) and the `vec_dot_type` column the
+    /// preparation came from — a decode step's kernel with fewer instructions. `None` where the
+    /// tier has none.
+    pub matvec: Option<MatvecFn>,
 }
+
+/// `(n, x, y, out)`: see [`PanelKernels::matvec`].
+pub type MatvecFn = fn(n: usize, x: &[u8], y: &[u8], out: &mut [f32]);
 
 fn q4_1_panel_bytes(n: usize) -> usize {
     n / 32 * PANEL_BLOCK
@@ -227,6 +236,7 @@ static Q4_1_SCALAR: PanelKernels = PanelKernels {
     pack: q4_1_pack_scalar,
     prepare: q8_1_prepare,
     run: q4_1_run_scalar,
+    matvec: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -237,6 +247,7 @@ static Q4_1_AVX512: PanelKernels = PanelKernels {
     pack: crate::x86_panel::q4_1_pack_avx512_bytes,
     prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
     run: crate::x86_panel::q4_1_run_avx512_bytes,
+    matvec: Some(crate::x86_avx512::matvec_q4_1_prepared_avx512_bytes),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -247,6 +258,7 @@ static Q4_1_AVX2: PanelKernels = PanelKernels {
     pack: crate::x86_panel::q4_1_pack_avx2_bytes,
     prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
     run: crate::x86_panel::q4_1_run_avx2_bytes,
+    matvec: None,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -257,6 +269,7 @@ static Q4_1_DOTPROD: PanelKernels = PanelKernels {
     pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
     prepare: q8_1_prepare,
     run: crate::aarch64_panel::q4_1_run_dotprod_bytes,
+    matvec: None,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -267,6 +280,7 @@ static Q4_1_NEON: PanelKernels = PanelKernels {
     pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
     prepare: q8_1_prepare,
     run: crate::aarch64_panel::q4_1_run_neon_bytes,
+    matvec: None,
 };
 
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`

@@ -131,6 +131,88 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
     sum
 }
 
+/// `out[r]` = [`vec_dot_q4_1_q8_1_avx512`] of weight row `r` with the Q8_1 column that
+/// [`crate::panel`]'s preparation laid out (`y`: per block 32 quants, then `d` and `s` widened
+/// to f32), bit for bit: the same instructions on the same values, except that the column's
+/// scales are loaded already widened (they are the f16 values, exactly) instead of being
+/// converted again for every row, and that the rows are looped here rather than through a
+/// function pointer per row. A decode step's products are bound by this loop's arithmetic as
+/// much as by memory, which is what the saved instructions buy.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `x` holds `rows` rows of
+/// `nb` blocks, `y` holds `nb` prepared blocks and `out` `rows` values (checked by the wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn matvec_q4_1_prepared_avx512(nb: usize, x: &[BlockQ4_1], y: &[u8], out: &mut [f32]) {
+    use crate::panel::COL_BLOCK;
+    let pairs = nb / 2;
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+        let mut acc = _mm512_setzero_ps();
+        let mut acc_ms = _mm_setzero_ps();
+        for (bx, by) in row[..2 * pairs]
+            .chunks_exact(2)
+            .zip(y.chunks_exact(2 * COL_BLOCK))
+        {
+            let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+            // SAFETY: `by` is two prepared blocks (80 bytes): quants at 0 and 40, `d, s` at 32
+            // and 72; unaligned loads.
+            let (qy, dsy) = unsafe {
+                let p = by.as_ptr();
+                let qa = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
+                let qb = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.add(COL_BLOCK).cast()));
+                let lo = _mm_loadl_epi64(p.add(32).cast());
+                let hi = _mm_loadl_epi64(p.add(COL_BLOCK + 32).cast());
+                (
+                    _mm512_mask_blend_epi64(0xf0, qa, qb),
+                    _mm_castsi128_ps(_mm_unpacklo_epi64(lo, hi)),
+                )
+            };
+            let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
+            // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1], as in the single-column kernel.
+            let dm = _mm_mul_ps(f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m), dsy);
+            acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
+            acc_ms = _mm_add_ps(acc_ms, dm);
+        }
+        let odd = _mm_movehdup_ps(acc_ms);
+        let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
+        let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+        if nb % 2 == 1 {
+            // The odd last block through the AVX2 kernel, on the Q8_1 block the prepared one
+            // came from (its scales are f16 values, so narrowing them back is exact).
+            let last = &y[(nb - 1) * COL_BLOCK..][..COL_BLOCK];
+            let mut qs = [0i8; 32];
+            for (q, &b) in qs.iter_mut().zip(&last[..32]) {
+                *q = b as i8;
+            }
+            let f = |at: usize| {
+                f32::from_le_bytes([last[at], last[at + 1], last[at + 2], last[at + 3]])
+            };
+            let block = BlockQ8_1 {
+                d: crate::num::f32_to_f16(f(32)),
+                s: crate::num::f32_to_f16(f(36)),
+                qs,
+            };
+            // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+            sum += unsafe { vec_dot_q4_1_q8_1_avx2(32, &row[nb - 1..], &[block]) };
+        }
+        *o = sum;
+    }
+}
+
+/// Safe wrapper of [`matvec_q4_1_prepared_avx512`] for [`crate::panel::PanelKernels::matvec`].
+pub(crate) fn matvec_q4_1_prepared_avx512_bytes(n: usize, x: &[u8], y: &[u8], out: &mut [f32]) {
+    assert!(n % 32 == 0, "{n} weights are not whole Q4_1 blocks");
+    let nb = n / 32;
+    assert_eq!(x.len(), out.len() * nb * 20, "Q4_1 rows");
+    assert_eq!(y.len(), nb * crate::panel::COL_BLOCK, "prepared column");
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
+    unsafe { matvec_q4_1_prepared_avx512(nb, blocks::<BlockQ4_1>(x), y, out) }
+}
+
 /// Q5_1 · Q8_1 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
 /// to the nibbles; unsigned quants × signed Q8_1 quants through `vpdpbusd`, plus `m_x·s_y`.
 ///

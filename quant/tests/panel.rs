@@ -7,6 +7,7 @@ mod common;
 
 use common::Rng;
 use eddy_quant::dispatch::Tier;
+use eddy_quant::dispatch::type_traits_for;
 use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
 use eddy_quant::{GgmlType, from_float, quantize, row_bytes, type_traits};
 
@@ -177,6 +178,57 @@ fn prepare_matches_the_reference() {
             assert_eq!(got, want, "{tier}: case {case}");
         }
     }
+}
+
+/// The matrix-vector kernel on a prepared column gives, bit for bit, the same tier's `vec_dot`
+/// on the `from_float` column: odd and even block counts, normal and raw rows, extreme scales.
+#[test]
+fn matvec_equals_vec_dot_bit_for_bit() {
+    let mut rng = Rng(16);
+    let mut checked = 0;
+    for (tier, k) in tiers() {
+        let Some(matvec) = k.matvec else {
+            continue;
+        };
+        let t = type_traits_for(tier, GgmlType::Q4_1).unwrap();
+        for nb in [1usize, 2, 3, 18, 47, 48] {
+            let n = nb * 32;
+            for (raw, scale) in [(false, 1.0), (true, 1.0), (true, 1e4), (false, 1e-6)] {
+                let rows = 13;
+                let w = if raw {
+                    q4_1_raw(&mut rng, rows, n)
+                } else {
+                    q4_1_rows(&mut rng, rows, n)
+                };
+                let x: Vec<f32> = (0..n)
+                    .map(|i| {
+                        if i % 13 == 5 {
+                            40.0 * scale
+                        } else {
+                            rng.normal() * scale
+                        }
+                    })
+                    .collect();
+                let mut y = vec![0u8; (k.column_bytes)(n)];
+                (k.prepare)(&x, &mut y);
+                let ab = row_bytes(GgmlType::Q8_1, n).unwrap();
+                let mut yq = vec![0u8; ab];
+                from_float(GgmlType::Q8_1, &x, &mut yq).unwrap();
+                let mut out = vec![0f32; rows];
+                matvec(n, &w, &y, &mut out);
+                let rb = row_bytes(GgmlType::Q4_1, n).unwrap();
+                for (r, &got) in out.iter().enumerate() {
+                    let want = (t.vec_dot)(n, &w[r * rb..(r + 1) * rb], &yq);
+                    assert!(
+                        same(got, want),
+                        "{tier}: nb {nb} raw {raw} scale {scale} row {r}: {got:e} vs {want:e}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} matvec cases checked");
 }
 
 /// A longer column stride (columns with gaps between them) reads the same values.

@@ -59,12 +59,7 @@ impl<'b> Activations<'b> {
     ) -> Self {
         let padded = max_len.next_multiple_of(256);
         let bytes = |ty: GgmlType| ty.bytes_for(padded as u64).unwrap_or(0) as usize;
-        let panel_cols = if max_cols >= PANEL_MIN_COLS {
-            max_cols
-        } else {
-            0
-        };
-        let panel_words = if panel_cols > 0 {
+        let panel_words = if max_cols >= PANEL_MIN_COLS {
             panel::max_panel_bytes(max_len).div_ceil(4)
         } else {
             0
@@ -76,7 +71,7 @@ impl<'b> Activations<'b> {
             max_len,
             converted: PARTNERS.map(|ty| c.slice(bytes(ty) * max_cols)),
             ready: [false; 4],
-            prepared: c.slice(panel::max_column_bytes(max_len) * panel_cols),
+            prepared: c.slice(panel::max_column_bytes(max_len) * max_cols),
             prepared_for: None,
             panels: c.slice(panel_words * n_threads),
             panel_words,
@@ -182,7 +177,11 @@ pub(crate) fn matmul<const K: usize>(
 ) {
     let cols = act.cols;
     let use_panels = cols >= PANEL_MIN_COLS && act.panel_words > 0;
-    let panel_of = |w: &TensorRef| panel::panel_kernels(w.ty).filter(|_| use_panels);
+    // Panel kernels for a batch; for a single column, their matrix-vector kernel where the tier
+    // has one (the same bits as `vec_dot`, so decoding does not depend on it).
+    let panel_of = |w: &TensorRef| {
+        panel::panel_kernels(w.ty).filter(|k| use_panels || (cols == 1 && k.matvec.is_some()))
+    };
     for (w, _) in &jobs {
         let partner = traits(w.ty).vec_dot_type;
         match panel_of(w) {
@@ -219,7 +218,7 @@ pub(crate) fn matmul<const K: usize>(
     let plan = work.each_ref().map(|(w, _, k, ..)| {
         let by_bytes = CHUNK_MIN_BYTES.div_ceil(w.row_bytes());
         let mut rows = w.rows.div_ceil(CHUNKS_PER_THREAD * n).max(by_bytes).max(1);
-        if k.is_some() {
+        if k.is_some() && use_panels {
             rows = rows.next_multiple_of(PANEL_ROWS);
         }
         (rows, w.rows.div_ceil(rows))
@@ -237,6 +236,15 @@ pub(crate) fn matmul<const K: usize>(
         let data = model.data(w);
         match k {
             Some(k) => {
+                if let (Some(f), false) = (k.matvec, use_panels) {
+                    let rb = w.row_bytes();
+                    #[allow(unsafe_code)]
+                    // SAFETY: only this chunk writes rows `rows` of the single output column
+                    // (chunks are disjoint); the output outlives the region.
+                    let part = unsafe { out.range(rows.clone()) };
+                    f(w.cols, &data[rows.start * rb..rows.end * rb], y, part);
+                    return;
+                }
                 #[allow(unsafe_code)]
                 // SAFETY: a worker runs one chunk at a time, and only worker `worker` uses words
                 // `worker * panel_words..` of the panel scratch during this region.
