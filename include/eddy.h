@@ -231,8 +231,9 @@ typedef struct eddy_context_params {
      */
     eddy_kv_type kv_type;
     /**
-     * Threads of the context's pool, the calling thread included; 0 means 1. Matrix rows are
-     * split over them in fixed ranges, so logits are bit-identical for any count.
+     * Threads of the context's pool, the calling thread included; 0 means 1. The threads claim
+     * chunks of rows whose arithmetic does not depend on who computes them, so logits are
+     * bit-identical for any count.
      */
     uint32_t n_threads;
     /**

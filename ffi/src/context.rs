@@ -46,8 +46,9 @@ pub struct eddy_context_params {
     pub n_ubatch: u32,
     /// EDDY_KV_F16 (default) or EDDY_KV_F32.
     pub kv_type: eddy_kv_type,
-    /// Threads of the context's pool, the calling thread included; 0 means 1. Matrix rows are
-    /// split over them in fixed ranges, so logits are bit-identical for any count.
+    /// Threads of the context's pool, the calling thread included; 0 means 1. The threads claim
+    /// chunks of rows whose arithmetic does not depend on who computes them, so logits are
+    /// bit-identical for any count.
     pub n_threads: u32,
     /// Keep the logits of every token of a batch (for scoring text); default false: only the
     /// last token's logits are kept.

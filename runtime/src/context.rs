@@ -36,8 +36,9 @@ pub struct ContextParams {
     /// Keep logits for every token of a batch (needed for perplexity and teacher forcing);
     /// otherwise only for the last one.
     pub logits_all: bool,
-    /// Threads of the context's pool, the calling thread included (matrix rows are split over
-    /// them in fixed ranges: logits are bit-identical for any count).
+    /// Threads of the context's pool, the calling thread included (they claim chunks of rows
+    /// whose arithmetic does not depend on who computes them: logits are bit-identical for any
+    /// count).
     pub n_threads: usize,
 }
 
@@ -647,8 +648,8 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             }
             // Attention over the arena: the sinks (at their cache positions) and the window.
             // Layers with their own sliding window (Gemma 3) see only keys within that text
-            // distance, all at true distances. The (token, head) pairs are split over the pool
-            // in fixed ranges; each pair is computed the same way whatever the split.
+            // distance, all at true distances. Chunks of (token, KV head) items are claimed by
+            // the pool's threads; each item is computed the same way whoever takes it.
             let keys = s.kv.keys(l);
             let values = s.kv.values(l);
             let layout = self.layout;

@@ -355,8 +355,8 @@ fn batched_prefill_agrees_with_token_by_token() {
     }
 }
 
-/// The thread pool splits matrix rows in fixed ranges: logits are bit-identical for 1, 2 and 3
-/// threads, batched and token by token.
+/// Threads claim chunks of rows and attention items whose arithmetic does not depend on the
+/// thread: logits are bit-identical for 1, 2 and 3 threads, batched and token by token.
 #[test]
 fn logits_are_bit_identical_across_thread_counts() {
     let Some(path) = common::model(common::SMOLLM2) else {
