@@ -2,7 +2,7 @@
 //!
 //! Keys and values are stored head-major, `[layer][kv_head][slot][head_dim]`, so that the rows
 //! one head attends to lie one after another and are widened to f32 in runs; f16 (default) or f32,
-//! in the context's region ([`crate::memory`]). This module only stores and loads rows; which
+//! in the context's region (`runtime/src/memory.rs`). This module only stores and loads rows; which
 //! slot a token occupies is decided by the arena ([`crate::arena`]).
 
 use std::ops::Range;
