@@ -5,7 +5,12 @@
 //! runs on [`Tier::Scalar`] and on other architectures: it keeps eight independent f32 lanes, and
 //! the release assembly for aarch64 shows LLVM turning its loops into 4-wide NEON code, all but the
 //! f32 → f16 rounding, which stays `half`'s scalar software conversion) and, on x86-64, an
-//! AVX2+FMA+F16C version, and AVX-512 versions of the helpers built on `exp`. The set used is
+//! AVX2+FMA+F16C version, and AVX-512 versions of the helpers built on `exp`. The fused f16
+//! attention kernels ([`F32Ops::attn_scores_f16`], [`F32Ops::attn_values_f16`]) exist for the
+//! AVX2 and AVX-512 tiers and, on AArch64, in NEON for the NEON and dotprod tiers (which share
+//! one set); the scalar tier has none (`None`: the caller widens rows and uses [`dot`] and
+//! [`axpy`]). Each SIMD version fuses head sizes of 64, 128 and 256 (scores) or multiples of 64
+//! (values) and hands any other size to the reference. The set used is
 //! chosen once, by the same tier choice as the dot-product kernels ([`crate::dispatch`], so
 //! `EDDY_QUANT_TIER` governs it too); [`ops_for`] gives the set of any supported tier for
 //! comparisons.
@@ -188,8 +193,8 @@ static AVX2_OPS: F32Ops = {
         silu_mul: k::f32_silu_mul_avx2,
         f16_to_f32: k::f16_to_f32_avx2,
         f32_to_f16: k::f32_to_f16_avx2,
-        attn_scores_f16: None,
-        attn_values_f16: None,
+        attn_scores_f16: Some(k::attn_scores_f16_avx2),
+        attn_values_f16: Some(k::attn_values_f16_avx2),
     }
 };
 
@@ -210,6 +215,19 @@ static AVX512_OPS: F32Ops = {
     }
 };
 
+/// Only handed out when [`Tier::Neon`] (or [`Tier::Dotprod`], which implies it) is supported:
+/// the fused attention kernels in NEON, the portable code for the rest.
+#[cfg(target_arch = "aarch64")]
+static NEON_OPS: F32Ops = {
+    use crate::aarch64_f32ops as k;
+    F32Ops {
+        tier: Tier::Neon,
+        attn_scores_f16: Some(k::attn_scores_f16_neon),
+        attn_values_f16: Some(k::attn_values_f16_neon),
+        ..SCALAR_OPS
+    }
+};
+
 /// The kernels of `tier`, or `None` if this CPU does not support it. A supported tier without
 /// f32 kernels of its own gets the portable set.
 pub fn ops_for(tier: Tier) -> Option<&'static F32Ops> {
@@ -221,6 +239,8 @@ pub fn ops_for(tier: Tier) -> Option<&'static F32Ops> {
         Tier::Avx2 => &AVX2_OPS,
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512 => &AVX512_OPS,
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::Dotprod => &NEON_OPS,
         // The scalar tier, and tiers without f32 kernels of their own (the portable code
         // vectorises well wherever LLVM has SIMD).
         _ => &SCALAR_OPS,

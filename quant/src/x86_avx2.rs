@@ -1290,6 +1290,184 @@ f32ops_wrapper!(f32_silu_mul_avx2, f32_silu_mul_avx2_impl, (gate: &mut [f32], up
 f32ops_wrapper!(f16_to_f32_avx2, f16_to_f32_avx2_impl, (src: &[u16], dst: &mut [f32]));
 f32ops_wrapper!(f32_to_f16_avx2, f32_to_f16_avx2_impl, (src: &[f32], dst: &mut [u16]));
 
+/// Scores of `J` query heads (from `j0`) against every key row, `NC` vectors of 8 per row: each
+/// 8-value piece of a key row is widened once (`vcvtph2ps`) and dotted with all `J` heads, two
+/// accumulators per head (alternate pieces) so that `2·J` multiply-add chains run at once and
+/// nothing spills (at most 8 accumulators, one key piece, one query piece).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `hd == 8 * NC` with `NC` even, `j0 + J <= g`, and
+/// the lengths were checked by `check_scores`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_scores_f16_impl<const NC: usize, const J: usize>(
+    q: &[f32],
+    k: &[u16],
+    j0: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let hd = 8 * NC;
+    for i in 0..rows {
+        let mut acc = [[_mm256_setzero_ps(); 2]; J];
+        // Pieces in pairs, so that each accumulator has a fixed index (registers, not memory).
+        for c2 in (0..NC).step_by(2) {
+            for (h, c) in [c2, c2 + 1].into_iter().enumerate() {
+                // SAFETY: row i of `k` holds `hd` halves (checked; `c < NC` as `NC` is even);
+                // unaligned load of 8 halves.
+                let kc = unsafe {
+                    _mm256_cvtph_ps(_mm_loadu_si128(k.as_ptr().add(i * hd + 8 * c).cast()))
+                };
+                for (jj, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: head j0 + jj < g of `q` holds `hd` values (checked); unaligned
+                    // load.
+                    let qc = unsafe { _mm256_loadu_ps(q.as_ptr().add((j0 + jj) * hd + 8 * c)) };
+                    a[h] = _mm256_fmadd_ps(qc, kc, a[h]);
+                }
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            out[(j0 + jj) * out_stride + i] = hsum_f32x8(_mm256_add_ps(a[0], a[1]));
+        }
+    }
+}
+
+/// [`attn_scores_f16_impl`] for the heads `0..g`, up to four at a time.
+///
+/// # Safety
+/// As for [`attn_scores_f16_impl`], for all heads.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_scores_f16_heads<const NC: usize>(
+    q: &[f32],
+    k: &[u16],
+    g: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let mut j0 = 0;
+    while j0 < g {
+        let jn = (g - j0).min(4);
+        // SAFETY: `j0 + jn <= g`; the rest is this function's contract.
+        unsafe {
+            match jn {
+                4 => attn_scores_f16_impl::<NC, 4>(q, k, j0, rows, out, out_stride),
+                3 => attn_scores_f16_impl::<NC, 3>(q, k, j0, rows, out, out_stride),
+                2 => attn_scores_f16_impl::<NC, 2>(q, k, j0, rows, out, out_stride),
+                _ => attn_scores_f16_impl::<NC, 1>(q, k, j0, rows, out, out_stride),
+            }
+        }
+        j0 += jn;
+    }
+}
+
+/// AVX2 [`crate::f32ops::attn_scores_f16_ref`]: head sizes of 64, 128 and 256 through the
+/// fused kernel, others through the reference.
+pub(crate) fn attn_scores_f16_avx2(
+    q: &[f32],
+    k: &[u16],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let (g, rows) = crate::f32ops::check_scores(q, k, hd, out, out_stride);
+    // SAFETY: installed only in the AVX2 f32ops table, handed out only after AVX2, FMA and F16C
+    // were detected; `hd` matches `NC` in each arm and the lengths were checked.
+    unsafe {
+        match hd {
+            64 => attn_scores_f16_heads::<8>(q, k, g, rows, out, out_stride),
+            128 => attn_scores_f16_heads::<16>(q, k, g, rows, out, out_stride),
+            256 => attn_scores_f16_heads::<32>(q, k, g, rows, out, out_stride),
+            _ => crate::f32ops::attn_scores_f16_ref(q, k, hd, out, out_stride),
+        }
+    }
+}
+
+/// Columns of `out` per pass of [`attn_values_f16_impl`] (4 vectors of 8).
+const VALUE_COLS: usize = 32;
+
+/// Weighted sum of value rows for up to `J` (≤ 3) heads at once, [`VALUE_COLS`] columns at a
+/// time: the `J × 4` accumulators (at most 12 of the 16 ymm registers, leaving room for the
+/// widened value piece and the broadcast weight) stay in registers over all rows, and each
+/// piece of a value row is widened once for all heads.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `hd % VALUE_COLS == 0`, `j0 + J <= g`, and the
+/// lengths were checked by `check_values`.
+// `i` indexes the weights of every head and the rows of `v` alike.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_values_f16_impl<const J: usize>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u16],
+    hd: usize,
+    rows: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    // The weights of each head, sliced once (no bounds checks in the row loop).
+    let pj: [&[f32]; J] = core::array::from_fn(|jj| &p[(j0 + jj) * p_stride..][..rows]);
+    for d0 in (0..hd).step_by(VALUE_COLS) {
+        // Head j0 + jj of `out` holds `hd` values and row i of `v` holds `hd` halves (checked by
+        // `check_values`; `d0 + VALUE_COLS <= hd`), so every access below is in bounds.
+        let mut acc: [[__m256; VALUE_COLS / 8]; J] = core::array::from_fn(|jj| {
+            // SAFETY: in bounds (above); unaligned load.
+            core::array::from_fn(|c| unsafe {
+                _mm256_loadu_ps(out.as_ptr().add((j0 + jj) * hd + d0 + 8 * c))
+            })
+        });
+        for i in 0..rows {
+            let w: [__m256; J] = core::array::from_fn(|jj| _mm256_set1_ps(pj[jj][i]));
+            for c in 0..VALUE_COLS / 8 {
+                // SAFETY: in bounds (above); unaligned load of 8 halves.
+                let vc = unsafe {
+                    _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(i * hd + d0 + 8 * c).cast()))
+                };
+                for (a, wj) in acc.iter_mut().zip(&w) {
+                    a[c] = _mm256_fmadd_ps(*wj, vc, a[c]);
+                }
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            for (c, ac) in a.iter().enumerate() {
+                // SAFETY: in bounds (above); unaligned store.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * hd + d0 + 8 * c), *ac) };
+            }
+        }
+    }
+}
+
+/// AVX2 [`crate::f32ops::attn_values_f16_ref`]: head sizes that are multiples of 64 through the
+/// fused kernel (heads three at a time), others through the reference.
+pub(crate) fn attn_values_f16_avx2(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u16],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let (g, rows) = crate::f32ops::check_values(p, p_stride, v, hd, out);
+    if hd % 64 != 0 {
+        return crate::f32ops::attn_values_f16_ref(p, p_stride, v, hd, out);
+    }
+    let mut j0 = 0;
+    while j0 < g {
+        let jn = (g - j0).min(3);
+        // SAFETY: installed only in the AVX2 f32ops table, handed out only after AVX2, FMA and
+        // F16C were detected; `hd % 64 == 0` (so `hd % VALUE_COLS == 0`), `j0 + jn <= g`, and
+        // the lengths were checked.
+        unsafe {
+            match jn {
+                3 => attn_values_f16_impl::<3>(p, p_stride, v, hd, rows, j0, out),
+                2 => attn_values_f16_impl::<2>(p, p_stride, v, hd, rows, j0, out),
+                _ => attn_values_f16_impl::<1>(p, p_stride, v, hd, rows, j0, out),
+            }
+        }
+        j0 += jn;
+    }
+}
+
 /// `Σ x_i²` (the dot product of `x` with itself).
 pub(crate) fn f32_sum_squares_avx2(x: &[f32]) -> f32 {
     f32_dot_avx2(x, x)
