@@ -1,6 +1,10 @@
-//! Matrix-vector products of the forward pass: the input vector is converted once to each
-//! activation format a weight asks for (ggml's `from_float` of the weight's `vec_dot_type`),
-//! then every weight row is dotted with it by `eddy-quant`'s kernel for the weight's format.
+//! Matrix products of the forward pass: the input columns (one per token of the micro-batch)
+//! are converted once to each activation format a weight asks for (ggml's `from_float` of the
+//! weight's `vec_dot_type`, or the panel kernels' preparation of it), then every weight row is
+//! multiplied with them by `eddy-quant`'s kernels for the weight's format: `vec_dot` or the
+//! multi-column kernels for small batches, the matrix-vector kernel on the prepared column for
+//! one token where the tier has it, the packed-panel kernels for batches of `PANEL_MIN_COLS`
+//! tokens or more.
 //!
 //! With the CPU path's activation conversion (inverse scale `127 / amax`, rounding half to
 //! even), SmolLM2's first-position logits equal llama.cpp's to 4e-6; ggml's `_ref` conversion
@@ -161,7 +165,8 @@ const PANEL_TILE_COLS: usize = 64;
 /// One parallel region for all of them: the rows of every weight are cut into chunks that the
 /// threads claim, and each block of rows is dotted with all columns while it is in L1, so the
 /// weights are read from memory once per call however many columns there are. From
-/// [`PANEL_MIN_COLS`] columns on, weights with panel kernels go through [`panel_rows`] instead.
+/// [`PANEL_MIN_COLS`] columns on, weights with panel kernels go through [`panel_rows`] instead,
+/// and a single column through the panel kernels' `matvec` where the tier has one.
 ///
 /// Each output's arithmetic depends only on its row, its column and whether the call has at
 /// least [`PANEL_MIN_COLS`] columns, never on the thread count or on how rows are grouped, so
