@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use eddy_quant::panel::{self, PANEL_ROWS, PanelKernels};
+use eddy_quant::panel::{self, MatvecFn, PANEL_ROWS, PanelKernels};
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::memory::Carver;
@@ -159,6 +159,37 @@ pub(crate) const PANEL_MIN_COLS: usize = 8;
 /// Columns per panel kernel call (a stack tile of `PANEL_TILE_COLS × PANEL_ROWS` outputs).
 const PANEL_TILE_COLS: usize = 64;
 
+/// How one product is computed, chosen once per call from the weight's format, the column count
+/// and the tier's kernels.
+#[derive(Clone, Copy)]
+enum Path {
+    /// `vec_dot` per row, or the multi-column kernels, on `from_float` columns.
+    Dot,
+    /// One column through the panel kernels' matrix-vector kernel on the prepared column (the
+    /// same bits as `vec_dot`).
+    Matvec(&'static PanelKernels, MatvecFn),
+    /// [`PANEL_MIN_COLS`] columns or more through packed panels.
+    Panel(&'static PanelKernels),
+}
+
+impl Path {
+    fn of(w: &TensorRef, cols: usize, have_panel_scratch: bool) -> Path {
+        match panel::panel_kernels(w.ty) {
+            Some(k) if cols >= PANEL_MIN_COLS && have_panel_scratch => Path::Panel(k),
+            Some(k) if cols == 1 => k.matvec.map_or(Path::Dot, |f| Path::Matvec(k, f)),
+            _ => Path::Dot,
+        }
+    }
+
+    /// The panel kernels whose column preparation the path reads.
+    fn kernels(&self) -> Option<&'static PanelKernels> {
+        match *self {
+            Path::Dot => None,
+            Path::Matvec(k, _) | Path::Panel(k) => Some(k),
+        }
+    }
+}
+
 /// Products that share their input: `out_k[c][r] = dot(row r of w_k, column c)` for every
 /// weight `w_k`, row `r` and current activation column `c` (outputs are `[cols][rows]`).
 ///
@@ -181,15 +212,12 @@ pub(crate) fn matmul<const K: usize>(
     pool: &ThreadPool,
 ) {
     let cols = act.cols;
-    let use_panels = cols >= PANEL_MIN_COLS && act.panel_words > 0;
-    // Panel kernels for a batch; for a single column, their matrix-vector kernel where the tier
-    // has one (the same bits as `vec_dot`, so decoding does not depend on it).
-    let panel_of = |w: &TensorRef| {
-        panel::panel_kernels(w.ty).filter(|k| use_panels || (cols == 1 && k.matvec.is_some()))
-    };
-    for (w, _) in &jobs {
+    let paths = jobs
+        .each_ref()
+        .map(|(w, _)| Path::of(w, cols, act.panel_words > 0));
+    for ((w, _), path) in jobs.iter().zip(&paths) {
         let partner = traits(w.ty).vec_dot_type;
-        match panel_of(w) {
+        match path.kernels() {
             Some(k) => act.prepare_panel(k, partner),
             None => act.prepare(partner),
         }
@@ -200,30 +228,31 @@ pub(crate) fn matmul<const K: usize>(
     let panels = SharedOut::new(panel_buf);
     let panel_words = act.panel_words;
     let act_ref = &*act;
+    let mut paths = paths.into_iter();
     let work = jobs.map(|(w, out)| {
         debug_assert_eq!(act_ref.len, w.cols);
         debug_assert_eq!(out.len(), w.rows * cols);
         let t = traits(w.ty);
-        let k = panel_of(w);
-        let (y, ystride) = match k {
+        let path = paths.next().unwrap_or(Path::Dot);
+        let (y, ystride) = match path.kernels() {
             Some(k) => {
                 let n = (k.column_bytes)(act_ref.len);
                 (&act_ref.prepared[..n * cols], n)
             }
             None => act_ref.converted(t.vec_dot_type),
         };
-        (w, t, k, y, ystride, SharedOut::new(out))
+        (w, t, path, y, ystride, SharedOut::new(out))
     });
     let n = pool.n_threads();
     let bytes: usize = work.iter().map(|(w, ..)| w.rows * w.row_bytes()).sum();
-    // Rows per chunk of each product: about eight chunks per thread so that claiming balances
-    // the threads (and a thread the OS took away delays only the chunk it holds), at least
-    // `CHUNK_MIN_BYTES` of weights, whole panels on the panel path. Any grouping of rows gives
-    // the same bits, so chunk sizes may depend on the thread count.
-    let plan = work.each_ref().map(|(w, _, k, ..)| {
+    // Rows per chunk of each product: `CHUNKS_PER_THREAD` chunks per thread so that claiming
+    // balances the threads (and a thread the OS took away delays only the chunk it holds), at
+    // least `CHUNK_MIN_BYTES` of weights, whole panels on the panel path. Any grouping of rows
+    // gives the same bits, so chunk sizes may depend on the thread count.
+    let plan = work.each_ref().map(|(w, _, path, ..)| {
         let by_bytes = CHUNK_MIN_BYTES.div_ceil(w.row_bytes());
         let mut rows = w.rows.div_ceil(CHUNKS_PER_THREAD * n).max(by_bytes).max(1);
-        if k.is_some() && use_panels {
+        if let Path::Panel(_) = path {
             rows = rows.next_multiple_of(PANEL_ROWS);
         }
         (rows, w.rows.div_ceil(rows))
@@ -235,21 +264,20 @@ pub(crate) fn matmul<const K: usize>(
             c -= plan[j].1;
             j += 1;
         }
-        let (w, t, k, y, ystride, out) = &work[j];
+        let (w, t, path, y, ystride, out) = &work[j];
         let per = plan[j].0;
         let rows = c * per..((c + 1) * per).min(w.rows);
         let data = model.data(w);
-        match k {
-            Some(k) => {
-                if let (Some(f), false) = (k.matvec, use_panels) {
-                    let rb = w.row_bytes();
-                    #[allow(unsafe_code)]
-                    // SAFETY: only this chunk writes rows `rows` of the single output column
-                    // (chunks are disjoint); the output outlives the region.
-                    let part = unsafe { out.range(rows.clone()) };
-                    f(w.cols, &data[rows.start * rb..rows.end * rb], y, part);
-                    return;
-                }
+        match *path {
+            Path::Matvec(_, f) => {
+                let rb = w.row_bytes();
+                #[allow(unsafe_code)]
+                // SAFETY: only this chunk writes rows `rows` of the single output column
+                // (chunks are disjoint); the output outlives the region.
+                let part = unsafe { out.range(rows.clone()) };
+                f(w.cols, &data[rows.start * rb..rows.end * rb], y, part);
+            }
+            Path::Panel(k) => {
                 #[allow(unsafe_code)]
                 // SAFETY: a worker runs one chunk at a time, and only worker `worker` uses words
                 // `worker * panel_words..` of the panel scratch during this region.
@@ -257,7 +285,7 @@ pub(crate) fn matmul<const K: usize>(
                     unsafe { panels.range(worker * panel_words..(worker + 1) * panel_words) };
                 panel_rows(w, k, data, y, *ystride, cols, out, rows, scratch);
             }
-            None => dot_rows(w, t, data, y, *ystride, cols, out, rows),
+            Path::Dot => dot_rows(w, t, data, y, *ystride, cols, out, rows),
         }
     };
     // Small products are not worth a region.
