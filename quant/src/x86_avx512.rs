@@ -91,6 +91,33 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
     sum
 }
 
+/// One pair of Q4_1 blocks in the AVX-512 Q4_1 kernels ([`vec_dot_q4_1_q8_1_avx512`] and
+/// [`matvec_q4_1_prepared_avx512`], which share it so that they agree bit for bit): `qy` holds
+/// the pair's 64 activation quants, `dsy` is `[d_y0, s_y0, d_y1, s_y1]`. Unsigned nibbles ×
+/// signed quants through `vpdpbusd`; `acc` collects `d_x·d_y·Σq_x·q_y` in lanes, lanes 1 and 3 of
+/// `acc_ms` collect `m_x·s_y`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_1_pair(bx: &[BlockQ4_1], qy: __m512i, dsy: __m128, acc: &mut __m512, acc_ms: &mut __m128) {
+    // Per block: weights 0..16 are the low nibbles, 16..32 the high ones.
+    let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+    let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
+    // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
+    let dm = _mm_mul_ps(f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m), dsy);
+    *acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), *acc);
+    *acc_ms = _mm_add_ps(*acc_ms, dm);
+}
+
+/// The sum of [`q4_1_pair`]'s accumulators.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_1_total(acc: __m512, acc_ms: __m128) -> f32 {
+    // [a1, a1, a3, a3] → lane 0: a1 + a3
+    let odd = _mm_movehdup_ps(acc_ms);
+    let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
+    _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms)
+}
+
 /// Q4_1 · Q8_1 with AVX-512 VNNI: unsigned nibbles × signed Q8_1 quants through `vpdpbusd`,
 /// plus `m_x·s_y` per block.
 ///
@@ -100,29 +127,17 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx512(n: usize, x: &[BlockQ8_0], y: &[Bl
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     let nb = check_dot(n, x, y);
     let mut acc = _mm512_setzero_ps();
-    // Lanes 1 and 3 collect Σ m_x·s_y.
     let mut acc_ms = _mm_setzero_ps();
     let pairs = nb / 2;
     for (bx, by) in x[..2 * pairs]
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        // Per block: weights 0..16 are the low nibbles, 16..32 the high ones.
-        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
         let qy = q8_pair(&by[0].qs, &by[1].qs);
-        let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
-        // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
-        let dm = _mm_mul_ps(
-            f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m),
-            f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s),
-        );
-        acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
-        acc_ms = _mm_add_ps(acc_ms, dm);
+        let dsy = f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s);
+        q4_1_pair(bx, qy, dsy, &mut acc, &mut acc_ms);
     }
-    // [a1, a1, a3, a3] → lane 0: a1 + a3
-    let odd = _mm_movehdup_ps(acc_ms);
-    let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
-    let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+    let mut sum = q4_1_total(acc, acc_ms);
     if nb % 2 == 1 {
         let last = nb - 1;
         // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
@@ -153,7 +168,6 @@ unsafe fn matvec_q4_1_prepared_avx512(nb: usize, x: &[BlockQ4_1], y: &[u8], out:
             .chunks_exact(2)
             .zip(y.chunks_exact(2 * COL_BLOCK))
         {
-            let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
             // SAFETY: `by` is two prepared blocks (80 bytes): quants at 0 and 40, `d, s` at 32
             // and 72; unaligned loads.
             let (qy, dsy) = unsafe {
@@ -167,15 +181,9 @@ unsafe fn matvec_q4_1_prepared_avx512(nb: usize, x: &[BlockQ4_1], y: &[u8], out:
                     _mm_castsi128_ps(_mm_unpacklo_epi64(lo, hi)),
                 )
             };
-            let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
-            // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1], as in the single-column kernel.
-            let dm = _mm_mul_ps(f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m), dsy);
-            acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
-            acc_ms = _mm_add_ps(acc_ms, dm);
+            q4_1_pair(bx, qy, dsy, &mut acc, &mut acc_ms);
         }
-        let odd = _mm_movehdup_ps(acc_ms);
-        let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
-        let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+        let mut sum = q4_1_total(acc, acc_ms);
         if nb % 2 == 1 {
             // The odd last block through the AVX2 kernel, on the Q8_1 block the prepared one
             // came from (its scales are f16 values, so narrowing them back is exact).
