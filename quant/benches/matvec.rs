@@ -151,6 +151,42 @@ fn bench_head(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` columns of `m` through one `matmat_rows` call (`matmat`) and through `n` `matvec_rows`
+/// calls (`matvec_x_n`), the weights counted once per column.
+fn matmat_vs_matvec(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    m: &WeightMatrix<'_>,
+    n: usize,
+    seed: u64,
+    id: &str,
+) {
+    let rows = m.rows();
+    let x = values(n * m.cols(), seed);
+    let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
+    m.quantize_activations(n, &x, &mut xq).expect("quantize");
+    let ab = m.activation_row_bytes();
+    let mut y = vec![0f32; n * rows];
+    group.throughput(Throughput::Bytes(
+        (n * rows * row_bytes(m.ty(), m.cols()).expect("row")) as u64,
+    ));
+    group.bench_function(BenchmarkId::new("matmat", id), |b| {
+        b.iter(|| {
+            m.matmat_rows(n, black_box(&xq), 0..rows, &mut y, rows)
+                .expect("matmat");
+            black_box(&y);
+        })
+    });
+    group.bench_function(BenchmarkId::new("matvec_x_n", id), |b| {
+        b.iter(|| {
+            for (j, yj) in y.chunks_exact_mut(rows).enumerate() {
+                m.matvec_rows(black_box(&xq[j * ab..(j + 1) * ab]), 0..rows, yj)
+                    .expect("matvec");
+            }
+            black_box(&y);
+        })
+    });
+}
+
 fn bench_matmat(c: &mut Criterion) {
     use GgmlType::*;
     let mut group = c.benchmark_group("matmat");
@@ -164,29 +200,7 @@ fn bench_matmat(c: &mut Criterion) {
         {
             let m = WeightMatrix::with_traits(t, &w, rows, COLS).expect("matrix");
             for n in [4usize, 8, 32] {
-                let x = values(n * COLS, 13);
-                let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
-                m.quantize_activations(n, &x, &mut xq).expect("quantize");
-                let ab = m.activation_row_bytes();
-                let mut y = vec![0f32; n * rows];
-                group.throughput(Throughput::Bytes((n * w.len()) as u64));
-                let id = format!("{ty}/{tier}/{n}");
-                group.bench_function(BenchmarkId::new("matmat", &id), |b| {
-                    b.iter(|| {
-                        m.matmat_rows(n, black_box(&xq), 0..rows, &mut y, rows)
-                            .expect("matmat");
-                        black_box(&y);
-                    })
-                });
-                group.bench_function(BenchmarkId::new("matvec_x_n", &id), |b| {
-                    b.iter(|| {
-                        for (j, yj) in y.chunks_exact_mut(rows).enumerate() {
-                            m.matvec_rows(black_box(&xq[j * ab..(j + 1) * ab]), 0..rows, yj)
-                                .expect("matvec");
-                        }
-                        black_box(&y);
-                    })
-                });
+                matmat_vs_matvec(&mut group, &m, n, 13, &format!("{ty}/{tier}/{n}"));
             }
         }
     }
@@ -204,29 +218,7 @@ fn bench_matmat_small(c: &mut Criterion) {
         .filter(|(t, _)| *t != Tier::Scalar)
     {
         let m = WeightMatrix::with_traits(t, &w, rows, cols).expect("matrix");
-        let x = values(n * cols, 17);
-        let mut xq = vec![0u8; m.scratch_bytes(n).expect("scratch")];
-        m.quantize_activations(n, &x, &mut xq).expect("quantize");
-        let ab = m.activation_row_bytes();
-        let mut y = vec![0f32; n * rows];
-        group.throughput(Throughput::Bytes((n * w.len()) as u64));
-        let id = format!("{ty}/{tier}/{n}");
-        group.bench_function(BenchmarkId::new("matmat", &id), |b| {
-            b.iter(|| {
-                m.matmat_rows(n, black_box(&xq), 0..rows, &mut y, rows)
-                    .expect("matmat");
-                black_box(&y);
-            })
-        });
-        group.bench_function(BenchmarkId::new("matvec_x_n", &id), |b| {
-            b.iter(|| {
-                for (j, yj) in y.chunks_exact_mut(rows).enumerate() {
-                    m.matvec_rows(black_box(&xq[j * ab..(j + 1) * ab]), 0..rows, yj)
-                        .expect("matvec");
-                }
-                black_box(&y);
-            })
-        });
+        matmat_vs_matvec(&mut group, &m, n, 17, &format!("{ty}/{tier}/{n}"));
     }
     group.finish();
 }
