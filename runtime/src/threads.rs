@@ -307,6 +307,60 @@ impl SharedOut {
     }
 }
 
+/// Runs `f(part, out_part, scratch)` for every `part` of `out` cut into pieces of `part_len`
+/// elements (the last may be shorter): `out_part` is that piece, `scratch` the `scratch_len`
+/// elements of `scratch` that belong to the thread running it. Parts run in parallel on
+/// `pool` when given, else one after another on the calling thread (with the first share of
+/// scratch).
+///
+/// The safe face of [`SharedOut`] for regions whose items each own one contiguous piece of the
+/// output: the forward pass itself needs no `unsafe`.
+///
+/// # Panics
+/// If `part_len` is 0 or `scratch` holds fewer than `scratch_len` elements per thread (a bug
+/// in the caller's buffer layout, caught before anything runs).
+pub fn run_parts(
+    pool: Option<&ThreadPool>,
+    out: &mut [f32],
+    part_len: usize,
+    scratch: &mut [f32],
+    scratch_len: usize,
+    f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+) {
+    assert!(part_len > 0, "run_parts: parts of 0 elements");
+    let n_parts = out.len().div_ceil(part_len);
+    let Some(pool) = pool else {
+        let mine = &mut scratch[..scratch_len];
+        for (i, piece) in out.chunks_mut(part_len).enumerate() {
+            f(i, piece, mine);
+        }
+        return;
+    };
+    assert!(
+        scratch.len() >= pool.n_threads() * scratch_len,
+        "run_parts: {} scratch elements for {} threads of {scratch_len}",
+        scratch.len(),
+        pool.n_threads()
+    );
+    let (out_len, shared_out, shared_scratch) =
+        (out.len(), SharedOut::new(out), SharedOut::new(scratch));
+    pool.run_chunks(n_parts, &|worker, part| {
+        let r = part * part_len..((part + 1) * part_len).min(out_len);
+        // SAFETY: part `part` runs exactly once in this region and parts are disjoint ranges
+        // of `out` (checked in bounds by construction: `part < n_parts`); `worker` is below
+        // `n_threads` and runs one part at a time, so its share of `scratch` (in bounds by the
+        // assert above) is used by nobody else meanwhile. Both buffers are borrowed mutably
+        // by this function for the whole region, which ends before it returns.
+        let (piece, mine) = unsafe {
+            (
+                shared_out.range(r),
+                shared_scratch.range(worker * scratch_len..(worker + 1) * scratch_len),
+            )
+        };
+        f(part, piece, mine);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

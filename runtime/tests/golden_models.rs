@@ -128,10 +128,6 @@ struct Greedy {
     gaps: Vec<f64>,
 }
 
-fn greedy_cases() -> Vec<Greedy> {
-    greedy_cases_of("greedy_smollm2.jsonl")
-}
-
 fn greedy_cases_of(file: &str) -> Vec<Greedy> {
     std::fs::read_to_string(common::golden(file))
         .unwrap()
@@ -228,11 +224,15 @@ fn teacher_forced_argmax_f16_kv() {
 /// least up to the first near-tie (top-2 gap < 0.25).
 #[test]
 fn free_running_greedy_matches_until_first_near_tie() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    free_running_greedy_on(common::SMOLLM2, "greedy_smollm2.jsonl");
+}
+
+fn free_running_greedy_on(model_file: &str, greedy_file: &str) {
+    let Some(path) = common::model(model_file) else {
         return;
     };
     let model = Model::load(&path).unwrap();
-    for case in greedy_cases() {
+    for case in greedy_cases_of(greedy_file) {
         let mut ctx = Context::new(
             &model,
             ContextParams {
@@ -286,11 +286,15 @@ fn free_running_greedy_matches_until_first_near_tie() {
 /// them.
 #[test]
 fn batched_prefill_agrees_with_token_by_token() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    batched_vs_token_by_token(common::SMOLLM2, "greedy_smollm2.jsonl", 3);
+}
+
+fn batched_vs_token_by_token(model_file: &str, greedy_file: &str, case: usize) {
+    let Some(path) = common::model(model_file) else {
         return;
     };
     let model = Model::load(&path).unwrap();
-    let case = &greedy_cases()[3];
+    let case = &greedy_cases_of(greedy_file)[case];
     let ids = &case.prompt_ids;
     let params = |kv_type| ContextParams {
         n_sink: 0,
@@ -359,11 +363,15 @@ fn batched_prefill_agrees_with_token_by_token() {
 /// thread: logits are bit-identical for 1, 2 and 3 threads, batched and token by token.
 #[test]
 fn logits_are_bit_identical_across_thread_counts() {
-    let Some(path) = common::model(common::SMOLLM2) else {
+    bit_identical_across_threads(common::SMOLLM2, "greedy_smollm2.jsonl");
+}
+
+fn bit_identical_across_threads(model_file: &str, greedy_file: &str) {
+    let Some(path) = common::model(model_file) else {
         return;
     };
     let model = Model::load(&path).unwrap();
-    let ids = &greedy_cases()[1].prompt_ids;
+    let ids = &greedy_cases_of(greedy_file)[1].prompt_ids;
     let run = |n_threads: usize| {
         let mut ctx = Context::new(
             &model,
@@ -390,4 +398,32 @@ fn logits_are_bit_identical_across_thread_counts() {
     for n in [2, 3] {
         assert!(run(n) == one, "{n} threads differ from 1");
     }
+}
+
+// Qwen2.5-Coder-0.5B-Instruct Q4_K_M (arch `qwen2`: Q/K/V biases, NEOX RoPE base 1e6, 14
+// query heads on 2 KV heads, tied head; Q5_0 with Q4_K, Q6_K and Q8_0 weights).
+
+#[test]
+fn qwen2_logits_match_llama_cpp() {
+    check_logits(common::QWEN2, "logits_qwen2.json", 0.25);
+}
+
+#[test]
+fn qwen2_teacher_forced_argmax_f32_kv() {
+    teacher_forced_on(common::QWEN2, "greedy_qwen2.jsonl", KvType::F32, 0.25);
+}
+
+#[test]
+fn qwen2_free_running_greedy_matches_until_first_near_tie() {
+    free_running_greedy_on(common::QWEN2, "greedy_qwen2.jsonl");
+}
+
+#[test]
+fn qwen2_batched_prefill_agrees_with_token_by_token() {
+    batched_vs_token_by_token(common::QWEN2, "greedy_qwen2.jsonl", 3);
+}
+
+#[test]
+fn qwen2_logits_are_bit_identical_across_thread_counts() {
+    bit_identical_across_threads(common::QWEN2, "greedy_qwen2.jsonl");
 }

@@ -7,10 +7,15 @@
 
 mod gemma3;
 mod llama;
+mod qwen2;
+mod qwen3;
 
 use crate::error::{Error, Result, metadata};
 use crate::gguf::Gguf;
-use crate::model::ModelDesc;
+use crate::model::{
+    Activation, HParams, LayerWeights, ModelDesc, RopeStyle, TensorRef, Weights,
+    optional_tensor_ref, tensor_ref,
+};
 
 /// One supported architecture.
 #[derive(Debug)]
@@ -21,7 +26,7 @@ pub struct Arch {
     pub load: fn(&Gguf) -> Result<ModelDesc>,
 }
 
-const REGISTRY: &[&Arch] = &[&llama::LLAMA, &gemma3::GEMMA3];
+const REGISTRY: &[&Arch] = &[&llama::LLAMA, &gemma3::GEMMA3, &qwen2::QWEN2, &qwen3::QWEN3];
 
 /// Names of all supported architectures.
 pub fn names() -> Vec<&'static str> {
@@ -47,7 +52,8 @@ pub(crate) struct Meta<'a> {
 }
 
 impl Meta<'_> {
-    fn key(&self, suffix: &str) -> String {
+    /// The full key `<arch>.<suffix>`.
+    pub fn key(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.arch)
     }
 
@@ -95,4 +101,99 @@ impl Meta<'_> {
     pub fn str(&self, suffix: &str) -> Option<&str> {
         self.g.get_str(&self.key(suffix))
     }
+}
+
+/// The hyper-parameters every architecture reads the same way (`<arch>.embedding_length`,
+/// heads, head sizes, FFN width, RMS epsilon, RoPE dimensions and linear scaling, context
+/// length), with Llama's defaults for the rest: RoPE on adjacent pairs, SwiGLU, no embedding
+/// scale, attention scaled by 1/sqrt(head_dim). A loader changes what its architecture does
+/// differently.
+pub(crate) fn base_hparams(m: &Meta<'_>) -> Result<HParams> {
+    let n_embd = m.usize("embedding_length")?;
+    let n_head = m.usize("attention.head_count")?;
+    let n_head_kv = m.usize_or("attention.head_count_kv", n_head)?;
+    if n_head % n_head_kv != 0 {
+        return Err(metadata(
+            &m.key("attention.head_count_kv"),
+            format!("{n_head} query heads are not a multiple of {n_head_kv} kv heads"),
+        ));
+    }
+    let head_dim = m.usize_or("attention.key_length", n_embd / n_head)?;
+    let head_dim_v = m.usize_or("attention.value_length", head_dim)?;
+    let rope_dim = m.usize_or("rope.dimension_count", head_dim)?;
+    if rope_dim > head_dim || rope_dim % 2 != 0 {
+        return Err(metadata(
+            &m.key("rope.dimension_count"),
+            format!("{rope_dim} must be even and at most the head size {head_dim}"),
+        ));
+    }
+    let n_vocab = match m.g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()) {
+        Some(tokens) => tokens.len(),
+        None => m.usize("vocab_size")?,
+    };
+    let rope_freq_scale = match m.str("rope.scaling.type") {
+        None | Some("none") => 1.0,
+        Some("linear") => 1.0 / m.f32_or("rope.scaling.factor", 1.0)?,
+        Some(other) => {
+            return Err(metadata(
+                &m.key("rope.scaling.type"),
+                format!("'{other}' is not supported (none, linear)"),
+            ));
+        }
+    };
+    Ok(HParams {
+        n_vocab,
+        n_embd,
+        n_layer: m.usize("block_count")?,
+        n_head,
+        n_head_kv,
+        head_dim,
+        head_dim_v,
+        n_ff: m.usize("feed_forward_length")?,
+        rms_eps: m.f32_or("attention.layer_norm_rms_epsilon", 1e-5)?,
+        rope_dim,
+        rope_style: RopeStyle::Adjacent,
+        rope_freq_scale,
+        n_ctx_train: m.usize_or("context_length", 2048)?,
+        activation: Activation::Silu,
+        embd_scale: 1.0,
+        attn_scale: 1.0 / (head_dim as f32).sqrt(),
+    })
+}
+
+/// Every block through [`LayerWeights::read`], each checked for the optional tensors the
+/// architecture `requires`, with RoPE base `rope_base`.
+pub(crate) fn read_layers(
+    g: &Gguf,
+    hp: &HParams,
+    rope_base: f32,
+    requires: &[&str],
+) -> Result<Vec<LayerWeights>> {
+    (0..hp.n_layer)
+        .map(|i| {
+            let l = LayerWeights::read(g, i, hp, rope_base)?;
+            l.require(i, requires)?;
+            Ok(l)
+        })
+        .collect()
+}
+
+/// The embedding, the final norm and the output head (the embedding itself when
+/// `output.weight` is absent: a tied head), around `layers`.
+pub(crate) fn weights(g: &Gguf, hp: &HParams, layers: Vec<LayerWeights>) -> Result<Weights> {
+    let token_embd = tensor_ref(g, "token_embd.weight", &[hp.n_embd, hp.n_vocab])?;
+    let output: Option<TensorRef> =
+        optional_tensor_ref(g, "output.weight", &[hp.n_embd, hp.n_vocab])?;
+    Ok(Weights {
+        output_norm: tensor_ref(g, "output_norm.weight", &[hp.n_embd])?,
+        output: output.unwrap_or_else(|| token_embd.clone()),
+        token_embd,
+        layers,
+        rope_freqs: optional_tensor_ref(g, "rope_freqs.weight", &[hp.rope_dim / 2])?,
+    })
+}
+
+/// The description of a model from its parts.
+pub(crate) fn desc(hparams: HParams, weights: Weights) -> ModelDesc {
+    ModelDesc { hparams, weights }
 }

@@ -88,14 +88,39 @@ impl TensorRef {
     pub fn row_bytes(&self) -> usize {
         self.cols / self.ty.block_size() as usize * self.ty.type_size() as usize
     }
+
+    /// Consecutive groups of `rows` rows as tensors of their own: views of the same bytes (a
+    /// fused tensor's parts). The row counts must add up to `self.rows`; otherwise empty.
+    pub fn split_rows(&self, rows: &[usize]) -> Vec<TensorRef> {
+        if rows.iter().sum::<usize>() != self.rows {
+            return Vec::new();
+        }
+        let rb = self.row_bytes();
+        let mut at = self.range.start;
+        rows.iter()
+            .map(|&r| {
+                let part = TensorRef {
+                    ty: self.ty,
+                    cols: self.cols,
+                    rows: r,
+                    range: at..at + r * rb,
+                };
+                at += r * rb;
+                part
+            })
+            .collect()
+    }
 }
 
-/// Weights of one transformer block.
+/// Weights of one transformer block. The required ones are read by [`LayerWeights::read`]; an
+/// optional tensor (a bias, a per-head norm, a post-norm) is used by the forward pass wherever
+/// it is present, so a new architecture only names which of them it requires.
 #[derive(Clone, Debug)]
 pub struct LayerWeights {
     /// RMS norm before attention.
     pub attn_norm: TensorRef,
-    /// Query projection, `n_head*head_dim` rows of `n_embd`.
+    /// Query projection, `n_head*head_dim` rows of `n_embd` (a view into `attn_qkv` when the
+    /// file fuses Q, K and V, as Phi-3 does).
     pub wq: TensorRef,
     /// Key projection, `n_head_kv*head_dim` rows.
     pub wk: TensorRef,
@@ -103,17 +128,23 @@ pub struct LayerWeights {
     pub wv: TensorRef,
     /// Attention output projection, `n_embd` rows of `n_head*head_dim_v`.
     pub wo: TensorRef,
-    /// Per-head RMS norm of queries (Gemma 3).
+    /// Biases of the query, key and value projections (Qwen 2).
+    pub bq: Option<TensorRef>,
+    /// See `bq`.
+    pub bk: Option<TensorRef>,
+    /// See `bq`.
+    pub bv: Option<TensorRef>,
+    /// Per-head RMS norm of queries (Gemma 3, Qwen 3).
     pub q_norm: Option<TensorRef>,
-    /// Per-head RMS norm of keys (Gemma 3).
+    /// Per-head RMS norm of keys (Gemma 3, Qwen 3).
     pub k_norm: Option<TensorRef>,
     /// RMS norm of the attention output before the residual add (Gemma).
     pub post_attn_norm: Option<TensorRef>,
     /// RMS norm before the FFN.
     pub ffn_norm: TensorRef,
-    /// FFN gate, `n_ff` rows of `n_embd`.
+    /// FFN gate, `n_ff` rows of `n_embd` (the first half of a fused `ffn_up`, as in Phi-3).
     pub w_gate: TensorRef,
-    /// FFN up, `n_ff` rows of `n_embd`.
+    /// FFN up, `n_ff` rows of `n_embd` (the second half of a fused `ffn_up`).
     pub w_up: TensorRef,
     /// FFN down, `n_embd` rows of `n_ff`.
     pub w_down: TensorRef,
@@ -125,6 +156,103 @@ pub struct LayerWeights {
     pub rope_freq_scale: f32,
     /// Sliding-window size if this layer attends locally only (Gemma 3 local layers).
     pub sliding_window: Option<usize>,
+}
+
+impl LayerWeights {
+    /// Reads block `i` in llama.cpp's tensor names: the matrices and norms every block has
+    /// (fused `attn_qkv` and fused gate+up `ffn_up` are split into views, no copy), and every
+    /// optional tensor that is present. RoPE settings come from `hp`; the loader adjusts them
+    /// per layer where the architecture does.
+    pub(crate) fn read(g: &Gguf, i: usize, hp: &HParams, rope_base: f32) -> Result<LayerWeights> {
+        let name = |t: &str| format!("blk.{i}.{t}.weight");
+        let t = |n: &str, dims: &[usize]| tensor_ref(g, &name(n), dims);
+        let opt = |n: &str, dims: &[usize]| optional_tensor_ref(g, &name(n), dims);
+        let bias =
+            |n: &str, len: usize| optional_tensor_ref(g, &format!("blk.{i}.{n}.bias"), &[len]);
+        let (d, f) = (hp.n_embd, hp.n_ff);
+        let (q_rows, k_rows, v_rows) = (
+            hp.n_head * hp.head_dim,
+            hp.n_head_kv * hp.head_dim,
+            hp.n_head_kv * hp.head_dim_v,
+        );
+        let (wq, wk, wv) = match opt("attn_qkv", &[d, q_rows + k_rows + v_rows])? {
+            Some(qkv) => {
+                let mut parts = qkv.split_rows(&[q_rows, k_rows, v_rows]).into_iter();
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(q), Some(k), Some(v)) => (q, k, v),
+                    _ => return Err(tensor(&name("attn_qkv"), "cannot split")),
+                }
+            }
+            None => (
+                t("attn_q", &[d, q_rows])?,
+                t("attn_k", &[d, k_rows])?,
+                t("attn_v", &[d, v_rows])?,
+            ),
+        };
+        let (w_gate, w_up) = match opt("ffn_gate", &[d, f])? {
+            Some(gate) => (gate, t("ffn_up", &[d, f])?),
+            // No gate: `ffn_up` holds the gate rows, then the up rows.
+            None => {
+                let fused = t("ffn_up", &[d, 2 * f]).map_err(|_| {
+                    tensor(
+                        &name("ffn_gate"),
+                        format!(
+                            "missing (and ffn_up is not a fused gate+up of {} rows)",
+                            2 * f
+                        ),
+                    )
+                })?;
+                let mut parts = fused.split_rows(&[f, f]).into_iter();
+                match (parts.next(), parts.next()) {
+                    (Some(g_), Some(u)) => (g_, u),
+                    _ => return Err(tensor(&name("ffn_up"), "cannot split")),
+                }
+            }
+        };
+        Ok(LayerWeights {
+            attn_norm: t("attn_norm", &[d])?,
+            wq,
+            wk,
+            wv,
+            wo: t("attn_output", &[hp.n_head * hp.head_dim_v, d])?,
+            bq: bias("attn_q", q_rows)?,
+            bk: bias("attn_k", k_rows)?,
+            bv: bias("attn_v", v_rows)?,
+            q_norm: opt("attn_q_norm", &[hp.head_dim])?,
+            k_norm: opt("attn_k_norm", &[hp.head_dim])?,
+            post_attn_norm: opt("post_attention_norm", &[d])?,
+            ffn_norm: t("ffn_norm", &[d])?,
+            w_gate,
+            w_up,
+            w_down: t("ffn_down", &[f, d])?,
+            post_ffn_norm: opt("post_ffw_norm", &[d])?,
+            rope_base,
+            rope_freq_scale: hp.rope_freq_scale,
+            sliding_window: None,
+        })
+    }
+
+    /// Fails naming the first optional tensor of `names` (as in `LayerWeights`' field names:
+    /// `bq`, `q_norm`, `post_attn_norm`, ...) that block `i` lacks: an architecture that always
+    /// has them refuses a file without them.
+    pub(crate) fn require(&self, i: usize, names: &[&str]) -> Result<()> {
+        for &n in names {
+            let (present, file_name) = match n {
+                "bq" => (self.bq.is_some(), "attn_q.bias"),
+                "bk" => (self.bk.is_some(), "attn_k.bias"),
+                "bv" => (self.bv.is_some(), "attn_v.bias"),
+                "q_norm" => (self.q_norm.is_some(), "attn_q_norm.weight"),
+                "k_norm" => (self.k_norm.is_some(), "attn_k_norm.weight"),
+                "post_attn_norm" => (self.post_attn_norm.is_some(), "post_attention_norm.weight"),
+                "post_ffn_norm" => (self.post_ffn_norm.is_some(), "post_ffw_norm.weight"),
+                other => (false, other),
+            };
+            if !present {
+                return Err(tensor(&format!("blk.{i}.{file_name}"), "missing"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// All weights of a model.
@@ -151,7 +279,8 @@ pub struct ModelDesc {
     pub weights: Weights,
 }
 
-/// Norm weights of one block as f32 values (read once at load, shared by every context).
+/// Norm weights and biases of one block as f32 values (read once at load, shared by every
+/// context).
 #[derive(Clone, Debug)]
 pub struct LayerNorms {
     /// Before attention.
@@ -166,9 +295,15 @@ pub struct LayerNorms {
     pub post_attn: Option<Vec<f32>>,
     /// Of the FFN output (Gemma).
     pub post_ffn: Option<Vec<f32>>,
+    /// Biases of the query, key and value projections (Qwen 2).
+    pub bias_q: Option<Vec<f32>>,
+    /// See `bias_q`.
+    pub bias_k: Option<Vec<f32>>,
+    /// See `bias_q`.
+    pub bias_v: Option<Vec<f32>>,
 }
 
-/// The model's small f32 vectors: norm weights and RoPE frequency factors.
+/// The model's small f32 vectors: norm weights, biases and RoPE frequency factors.
 #[derive(Clone, Debug)]
 pub struct Norms {
     /// Per block.
@@ -191,6 +326,9 @@ impl Norms {
                 k: l.k_norm.as_ref().map(f).transpose()?,
                 post_attn: l.post_attn_norm.as_ref().map(f).transpose()?,
                 post_ffn: l.post_ffn_norm.as_ref().map(f).transpose()?,
+                bias_q: l.bq.as_ref().map(f).transpose()?,
+                bias_k: l.bk.as_ref().map(f).transpose()?,
+                bias_v: l.bv.as_ref().map(f).transpose()?,
             });
         }
         Ok(Norms {
@@ -204,7 +342,10 @@ impl Norms {
 /// A 1-D F32 tensor copied out as f32 values.
 fn f32_vector(gguf: &Gguf, t: &TensorRef) -> Result<Vec<f32>> {
     if t.ty != GgmlType::F32 {
-        return Err(tensor("norm", format!("type {} (expected F32)", t.ty)));
+        return Err(tensor(
+            "norm, bias or RoPE factors",
+            format!("type {} (expected F32)", t.ty),
+        ));
     }
     Ok(gguf.bytes()[t.range.clone()]
         .chunks_exact(4)

@@ -1,0 +1,352 @@
+//! Attention of a micro-batch over the KV arena.
+//!
+//! A query at absolute position `pos` sees a [`Span`] of cached tokens: the sink slots (the
+//! stream's first tokens, kept for ever) and the recent window, or on a layer with its own
+//! sliding window (Gemma 3's local layers) only the keys within that text distance. Keys were
+//! rotated once, when they entered the arena, to their cache position; when the window has
+//! moved past the sinks the query is rotated back by the distance for the sink keys, so that
+//! every score is taken at the distance the model saw in the cache (StreamingLLM).
+//!
+//! The work is one item per (token, KV head): each cached key and value row is read once for
+//! all query heads of the group (grouped-query attention). Items are claimed by the pool's
+//! threads in chunks, each item computed the same way whoever takes it. Runs of consecutive
+//! slots go through the fused f16 kernels of `eddy_quant::f32ops` where the tier has them
+//! ([`scores_fused`], [`values_fused`]), else row by row ([`scores_rows`], [`values_rows`]).
+
+use super::buffers::Shape;
+use crate::arena::ArenaLayout;
+use crate::kv::Rows;
+use crate::ops;
+use crate::threads::{self, ThreadPool};
+
+use eddy_quant::f32ops::F32Ops;
+
+/// Cached rows of one head widened to f32 per call on the row-by-row path.
+const KV_RUN: usize = 32;
+/// Items per thread the work is cut into (claiming balances the threads).
+const CHUNKS_PER_THREAD: usize = 8;
+/// Fewest multiply-adds worth a parallel region.
+const PARALLEL_MIN_WORK: usize = 1 << 14;
+
+/// One layer's attention of a micro-batch: what every item reads.
+pub(super) struct Job<'a> {
+    pub shape: &'a Shape,
+    pub layout: ArenaLayout,
+    /// Absolute position of the micro-batch's first token.
+    pub n_seen: u64,
+    /// The layer's cached keys and values.
+    pub keys: Rows<'a>,
+    pub values: Rows<'a>,
+    /// Queries of the micro-batch, `[n][n_head * head_dim]`, rotated to their positions.
+    pub q: &'a [f32],
+    /// The layer's sliding window, if it attends locally only.
+    pub sliding_window: Option<usize>,
+    /// RoPE of the layer (for the queries' extra rotation towards the sinks).
+    pub rope_base: f32,
+    pub rope_freq_scale: f32,
+    pub rope_factors: Option<&'a [f32]>,
+    pub rope_adjacent: bool,
+    pub attn_scale: f32,
+}
+
+/// Elements of scratch one worker needs: the scores of a KV group's query heads, their copies
+/// rotated for the sinks, the angles of that rotation, and a run of rows widened to f32.
+pub(super) fn scratch_len(sh: &Shape) -> usize {
+    let len = sh.group * sh.n_slots
+        + sh.group * sh.head_dim
+        + 2 * sh.half_rot
+        + KV_RUN * sh.head_dim.max(sh.head_dim_v);
+    // Whole cache lines, so that workers' shares never share one.
+    len.next_multiple_of(16)
+}
+
+/// A worker's scratch, split.
+struct Scratch<'s> {
+    /// `[group][n_slots]`.
+    scores: &'s mut [f32],
+    /// `[group][head_dim]`.
+    q_sink: &'s mut [f32],
+    cos: &'s mut [f32],
+    sin: &'s mut [f32],
+    rows: &'s mut [f32],
+}
+
+impl<'s> Scratch<'s> {
+    fn split(sh: &Shape, buf: &'s mut [f32]) -> Scratch<'s> {
+        let (scores, rest) = buf.split_at_mut(sh.group * sh.n_slots);
+        let (q_sink, rest) = rest.split_at_mut(sh.group * sh.head_dim);
+        let (cos, rest) = rest.split_at_mut(sh.half_rot);
+        let (sin, rest) = rest.split_at_mut(sh.half_rot);
+        let rows = &mut rest[..KV_RUN * sh.head_dim.max(sh.head_dim_v)];
+        Scratch {
+            scores,
+            q_sink,
+            cos,
+            sin,
+            rows,
+        }
+    }
+}
+
+/// The cached tokens a query at `pos` attends to: `n_sinks` sink slots from `sink_start`,
+/// then every position from `first` to `pos` in the ring.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    n_sinks: usize,
+    sink_start: usize,
+    first: u64,
+    /// Whether the sink keys sit at cache positions other than the query's: the query is then
+    /// rotated back for them.
+    shift: bool,
+    /// Position the query has in the cache (for the shift).
+    query_pos: u64,
+    /// Number of keys.
+    len: usize,
+}
+
+impl Span {
+    fn of(layout: &ArenaLayout, pos: u64, sliding_window: Option<usize>) -> Span {
+        let view = layout.view(pos);
+        let (n_sinks, first, shift) = match sliding_window {
+            None => (
+                view.n_sink_visible,
+                view.window_first,
+                view.query_pos != pos,
+            ),
+            Some(sw) => {
+                // Only keys within `sw` tokens of text; all at their true distances.
+                let oldest = (pos + 1).saturating_sub(sw as u64);
+                let sinks = (oldest..view.n_sink_visible as u64).count();
+                (
+                    sinks.min(view.n_sink_visible),
+                    view.window_first.max(oldest),
+                    false,
+                )
+            }
+        };
+        Span {
+            n_sinks,
+            // Sinks visible on a sliding-window layer are the last `n_sinks` of them.
+            sink_start: view.n_sink_visible - n_sinks,
+            first,
+            shift: shift && n_sinks > 0,
+            query_pos: view.query_pos,
+            len: n_sinks + (pos + 1 - first) as usize,
+        }
+    }
+
+    /// The arena slot of the span's `i`-th key.
+    fn slot(&self, layout: &ArenaLayout, i: usize) -> usize {
+        if i < self.n_sinks {
+            self.sink_start + i
+        } else {
+            layout.slot_of(self.first + (i - self.n_sinks) as u64)
+        }
+    }
+
+    /// The run of consecutive slots starting at key `i`: its first slot and length (at most
+    /// `KV_RUN`, broken where the ring wraps and at the sinks/window boundary, where the query
+    /// differs).
+    fn run(&self, layout: &ArenaLayout, i: usize) -> (usize, usize) {
+        let s0 = self.slot(layout, i);
+        let mut len = 1;
+        while i + len < self.len
+            && len < KV_RUN
+            && self.slot(layout, i + len) == s0 + len
+            && (i + len < self.n_sinks) == (i < self.n_sinks)
+        {
+            len += 1;
+        }
+        (s0, len)
+    }
+}
+
+/// Attention of the `n` tokens of the micro-batch, written to `out` (`[n][n_head *
+/// head_dim_v]`), with `scratch` holding [`scratch_len`] elements per thread of `pool`.
+pub(super) fn attend(
+    job: &Job<'_>,
+    n: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    pool: &ThreadPool,
+) {
+    let sh = job.shape;
+    let n_items = n * sh.n_head_kv;
+    let nt = pool.n_threads();
+    let per_chunk = n_items.div_ceil(CHUNKS_PER_THREAD * nt).max(1);
+    let item_out = sh.group * sh.head_dim_v;
+    let fops = eddy_quant::f32ops::ops();
+    // Worth a region only when the spans are long or the batch is large.
+    let longest = job.layout.n_sink + job.layout.n_window;
+    let work = n * sh.group * sh.n_head_kv * longest.min(job.n_seen as usize + n) * sh.head_dim;
+    let parallel = (nt > 1 && work >= PARALLEL_MIN_WORK).then_some(pool);
+    threads::run_parts(
+        parallel,
+        &mut out[..n_items * item_out],
+        per_chunk * item_out,
+        scratch,
+        scratch_len(sh),
+        &|chunk, outs, buf| {
+            let mut s = Scratch::split(sh, buf);
+            let mut angles_for = None;
+            for (j, out) in outs.chunks_exact_mut(item_out).enumerate() {
+                let item = chunk * per_chunk + j;
+                let (t, kvh) = (item / sh.n_head_kv, item % sh.n_head_kv);
+                attend_item(job, fops, t, kvh, out, &mut s, &mut angles_for);
+            }
+        },
+    );
+}
+
+/// One item: the query heads of KV group `kvh` of token `t` attend over their span; `out` is
+/// their `[group][head_dim_v]` output. `angles_for` remembers which token's sink rotation is in
+/// the scratch.
+fn attend_item(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    t: usize,
+    kvh: usize,
+    out: &mut [f32],
+    s: &mut Scratch<'_>,
+    angles_for: &mut Option<usize>,
+) {
+    let sh = job.shape;
+    let (hd, group) = (sh.head_dim, sh.group);
+    let pos = job.n_seen + t as u64;
+    let span = Span::of(&job.layout, pos, job.sliding_window);
+    let q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
+    if span.shift {
+        if *angles_for != Some(t) {
+            ops::rope_angles(
+                s.cos,
+                s.sin,
+                span.query_pos as f64 - pos as f64,
+                job.rope_base,
+                job.rope_freq_scale,
+                job.rope_factors,
+            );
+            *angles_for = Some(t);
+        }
+        s.q_sink[..group * hd].copy_from_slice(q);
+        for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
+            ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
+        }
+    }
+    let mut i = 0;
+    while i < span.len {
+        let (s0, len) = span.run(&job.layout, i);
+        // A run lies on one side of the sinks/window boundary: one query block.
+        let q_run = if span.shift && i < span.n_sinks {
+            &s.q_sink[..group * hd]
+        } else {
+            q
+        };
+        let at = (kvh * sh.n_slots + s0) * hd;
+        if !scores_fused(job, fops, q_run, at, len, i, s.scores) {
+            scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
+        }
+        i += len;
+    }
+    for h in 0..group {
+        ops::softmax(&mut s.scores[h * sh.n_slots..h * sh.n_slots + span.len]);
+    }
+    out.fill(0.0);
+    let mut i = 0;
+    while i < span.len {
+        let (s0, len) = span.run(&job.layout, i);
+        let at = (kvh * sh.n_slots + s0) * sh.head_dim_v;
+        if !values_fused(job, fops, at, len, i, s.scores, out) {
+            values_rows(job, fops, at, len, i, s.scores, s.rows, out);
+        }
+        i += len;
+    }
+}
+
+/// Scores of the group's queries `q` against `len` f16 keys from element `at`, into columns
+/// `i..` of `scores` (`[group][n_slots]`), through the fused kernel; false when there is none
+/// (an f32 cache, or a tier without it).
+fn scores_fused(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    q: &[f32],
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &mut [f32],
+) -> bool {
+    let sh = job.shape;
+    let (Some(f), Some(k)) = (fops.attn_scores_f16, job.keys.halves(at, len * sh.head_dim)) else {
+        return false;
+    };
+    f(q, k, sh.head_dim, &mut scores[i..], sh.n_slots);
+    for h in 0..sh.group {
+        for v in &mut scores[h * sh.n_slots + i..][..len] {
+            *v *= job.attn_scale;
+        }
+    }
+    true
+}
+
+/// [`scores_fused`] row by row: each key widened to f32 once for all query heads.
+#[allow(clippy::too_many_arguments)]
+fn scores_rows(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    q: &[f32],
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &mut [f32],
+    rows: &mut [f32],
+) {
+    let sh = job.shape;
+    let hd = sh.head_dim;
+    let k = job.keys.row_f32(at, &mut rows[..len * hd], fops);
+    for (r, krow) in k.chunks_exact(hd).enumerate() {
+        for (h, qh) in q.chunks_exact(hd).enumerate() {
+            scores[h * sh.n_slots + i + r] = (fops.dot)(qh, krow) * job.attn_scale;
+        }
+    }
+}
+
+/// `out[h] += Σ_r scores[h][i + r] · value_r` over `len` f16 value rows from element `at`,
+/// through the fused kernel; false when there is none.
+fn values_fused(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let sh = job.shape;
+    let hdv = sh.head_dim_v;
+    let (Some(f), Some(v)) = (fops.attn_values_f16, job.values.halves(at, len * hdv)) else {
+        return false;
+    };
+    f(&scores[i..], sh.n_slots, v, hdv, out);
+    true
+}
+
+/// [`values_fused`] row by row.
+#[allow(clippy::too_many_arguments)]
+fn values_rows(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &[f32],
+    rows: &mut [f32],
+    out: &mut [f32],
+) {
+    let sh = job.shape;
+    let hdv = sh.head_dim_v;
+    let v = job.values.row_f32(at, &mut rows[..len * hdv], fops);
+    for (r, vrow) in v.chunks_exact(hdv).enumerate() {
+        for (h, oh) in out.chunks_exact_mut(hdv).enumerate() {
+            (fops.axpy)(scores[h * sh.n_slots + i + r], vrow, oh);
+        }
+    }
+}

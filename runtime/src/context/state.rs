@@ -1,0 +1,227 @@
+//! Saving and restoring a context's stream: position, the K/V of the slots in use and the
+//! last logits, behind a header that says which model and arena geometry they belong to.
+//!
+//! Format (little-endian): a 72-byte header — magic `EDDYSTAT`, format version, K/V type, the
+//! model's fingerprint, layer count, sinks, window, ring size, K row, V row, position, logit
+//! rows, vocabulary size, checksum of the data — then for each layer and KV head the K rows of
+//! the slots in use, the same for V, then the logits. Loading treats the bytes as untrusted.
+
+use std::ops::{Deref, Range};
+
+use super::Context;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
+const STATE_VERSION: u32 = 2;
+/// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
+/// checksum.
+const STATE_HEADER: usize = 72;
+
+/// A 64-bit checksum of the state's data (FNV-1a over 8-byte words): catches truncation and
+/// damage, not deliberate forgery (a state is as trusted as the memory it came from).
+fn checksum(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ data.len() as u64
+}
+
+impl<'a, M: Deref<Target = Model>> Context<'a, M> {
+    /// Bytes [`Context::save_state`] writes for the current state: a header, the K and V of
+    /// the slots in use, and the logits of the last decode.
+    pub fn state_size(&self) -> usize {
+        STATE_HEADER + self.state_payload()
+    }
+
+    fn slots_in_use(&self) -> usize {
+        self.n_seen.min(self.shape.n_slots as u64) as usize
+    }
+
+    fn state_payload(&self) -> usize {
+        let sh = &self.shape;
+        let used = self.slots_in_use();
+        sh.n_layer * used * (sh.k_row + sh.v_row) * sh.kv_type.size()
+            + self.n_logits * sh.n_vocab * size_of::<f32>()
+    }
+
+    /// Writes the stream's state (position, K/V arena, last logits) into `out`, which must hold
+    /// [`Context::state_size`] bytes; returns the bytes written. A context of the same model and
+    /// the same arena geometry can continue the stream from it with [`Context::load_state`].
+    /// Allocates nothing.
+    pub fn save_state(&self, out: &mut [u8]) -> Result<usize> {
+        let need = self.state_size();
+        if out.len() < need {
+            return Err(Error::BufferTooSmall {
+                needed: need,
+                got: out.len(),
+            });
+        }
+        let (head, body) = out[..need].split_at_mut(STATE_HEADER);
+        let mut at = 0;
+        for chunk in self.state_chunks() {
+            body[at..at + chunk.len()].copy_from_slice(chunk);
+            at += chunk.len();
+        }
+        let h = self.state_header(checksum(body));
+        head.copy_from_slice(&h);
+        Ok(need)
+    }
+
+    /// Continues the stream saved by [`Context::save_state`]. The bytes are untrusted: the
+    /// header must match this context (model fingerprint, arena geometry, K/V type, logit rows),
+    /// the length must be exact and the checksum must agree; otherwise [`Error::State`] says
+    /// what differs and the context is unchanged. Allocates nothing.
+    pub fn load_state(&mut self, data: &[u8]) -> Result<()> {
+        let bad = |what: String| Err(Error::State(what));
+        if data.len() < STATE_HEADER {
+            return bad(format!(
+                "{} bytes is shorter than the {STATE_HEADER}-byte header",
+                data.len()
+            ));
+        }
+        let (head, body) = data.split_at(STATE_HEADER);
+        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().unwrap_or_default());
+        let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().unwrap_or_default());
+        if head[..8] != STATE_MAGIC {
+            return bad("not an Eddy context state (bad magic)".into());
+        }
+        if u32_at(8) != STATE_VERSION {
+            return bad(format!(
+                "format version {} (this build reads {STATE_VERSION})",
+                u32_at(8)
+            ));
+        }
+        let n_seen = u64_at(48);
+        // Far beyond any real stream, and leaves room for positions to grow without overflow.
+        if n_seen > 1 << 53 {
+            return bad(format!("position {n_seen} is beyond 2^53 tokens"));
+        }
+        let n_logits = u32_at(56) as usize;
+        // Compare the header with the one this context would write for the same position.
+        let (saved_seen, saved_logits) = (self.n_seen, self.n_logits);
+        self.n_seen = n_seen;
+        self.n_logits = n_logits;
+        let want = self.state_header(u64_at(STATE_HEADER - 8));
+        let payload = self.state_payload();
+        self.n_seen = saved_seen;
+        self.n_logits = saved_logits;
+        let names = [
+            (12, "K/V type"),
+            (16, "model fingerprint"),
+            (24, "layer count"),
+            (28, "sink count"),
+            (32, "window"),
+            (36, "ring size"),
+            (40, "K row"),
+            (44, "V row"),
+            (60, "vocabulary size"),
+        ];
+        for (at, name) in names {
+            let len = if at == 16 { 8 } else { 4 };
+            if head[at..at + len] != want[at..at + len] {
+                return bad(format!(
+                    "{name} differs from this context's (saved {:?}, here {:?})",
+                    &head[at..at + len],
+                    &want[at..at + len]
+                ));
+            }
+        }
+        let max_rows = self.shape.logit_rows as u64;
+        if n_logits as u64 > max_rows.min(n_seen) {
+            return bad(format!(
+                "{n_logits} rows of logits after {n_seen} tokens (this context keeps at most {max_rows})"
+            ));
+        }
+        if body.len() != payload {
+            return bad(format!(
+                "{} bytes of data, expected {payload} for {n_seen} tokens",
+                body.len()
+            ));
+        }
+        if checksum(body) != u64_at(STATE_HEADER - 8) {
+            return bad("checksum mismatch: the data is damaged".into());
+        }
+        self.n_seen = n_seen;
+        self.n_logits = n_logits;
+        let mut at = 0;
+        for chunk in self.state_chunks_mut() {
+            chunk.copy_from_slice(&body[at..at + chunk.len()]);
+            at += chunk.len();
+        }
+        Ok(())
+    }
+
+    fn state_header(&self, sum: u64) -> [u8; STATE_HEADER] {
+        let sh = &self.shape;
+        let mut h = [0u8; STATE_HEADER];
+        let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+        put(0, &STATE_MAGIC);
+        put(8, &STATE_VERSION.to_le_bytes());
+        put(12, &(sh.kv_type as u32).to_le_bytes());
+        put(16, &self.model.fingerprint().to_le_bytes());
+        let geometry = [
+            sh.n_layer,
+            self.layout.n_sink,
+            self.layout.n_window,
+            self.layout.n_ring,
+            sh.k_row,
+            sh.v_row,
+        ];
+        for (i, g) in geometry.into_iter().enumerate() {
+            put(24 + 4 * i, &(g as u32).to_le_bytes());
+        }
+        put(48, &self.n_seen.to_le_bytes());
+        put(56, &(self.n_logits as u32).to_le_bytes());
+        put(60, &(sh.n_vocab as u32).to_le_bytes());
+        put(64, &sum.to_le_bytes());
+        h
+    }
+
+    /// Byte ranges of the region that make up the state, in order: for each layer and KV head
+    /// the K rows of the slots in use, then the same for V, then the logits rows.
+    fn state_ranges(&self) -> impl Iterator<Item = Range<usize>> + use<'a, M> {
+        let sh = self.shape;
+        let used = self.slots_in_use();
+        let es = sh.kv_type.size();
+        let (k0, v0) = (self.marks.k.start, self.marks.v.start);
+        let heads = sh.n_layer * sh.n_head_kv;
+        let lay = move |base: usize, row: usize| {
+            let dim = row / sh.n_head_kv;
+            (0..heads).map(move |lh| {
+                let s = base + lh * sh.n_slots * dim * es;
+                s..s + used * dim * es
+            })
+        };
+        let logits = self.marks.logits.start;
+        let logit_bytes = self.n_logits * sh.n_vocab * size_of::<f32>();
+        lay(k0, sh.k_row)
+            .chain(lay(v0, sh.v_row))
+            .chain(std::iter::once(logits..logits + logit_bytes))
+    }
+
+    fn state_chunks(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = self.region.bytes();
+        self.state_ranges().map(move |r| &bytes[r])
+    }
+
+    fn state_chunks_mut(&mut self) -> impl Iterator<Item = &mut [u8]> {
+        let ranges = self.state_ranges();
+        let mut rest: &mut [u8] = self.region.bytes_mut();
+        let mut base = 0;
+        ranges.map(move |r| {
+            let tail = std::mem::take(&mut rest);
+            let (_, tail) = tail.split_at_mut(r.start - base);
+            let (mine, tail) = tail.split_at_mut(r.len());
+            rest = tail;
+            base = r.end;
+            mine
+        })
+    }
+}
