@@ -31,11 +31,25 @@ fn read(file: &str) -> Json {
 #[test]
 fn chunked_perplexity_matches_llama_cpp() {
     let Some(m) = smollm2() else { return };
+    chunked_on(&m, "smollm2");
+}
+
+/// Qwen2.5-Coder 0.5B (arch `qwen2`): 8192 tokens through a 0.5B model, the slowest test here.
+#[test]
+fn qwen2_chunked_perplexity_matches_llama_cpp() {
+    let Some(m) = common::model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
+        return;
+    };
+    chunked_on(&m, "qwen2");
+}
+
+/// llama-perplexity's chunked mode (16 chunks of 512 tokens) against `ppl.json`, within 1 %.
+fn chunked_on(m: &str, name: &str) {
     let hamlet = golden("hamlet.txt");
-    let want = read("ppl.json")["results"]["smollm2"].clone();
+    let want = read("ppl.json")["results"][name].clone();
     let got = perplexity(&[
         "-m",
-        &m,
+        m,
         "-f",
         hamlet.to_str().unwrap(),
         "--ctx",
@@ -46,7 +60,7 @@ fn chunked_perplexity_matches_llama_cpp() {
         "2",
     ]);
     let (ppl, want_ppl) = (got["ppl"].as_f64().unwrap(), want["ppl"].as_f64().unwrap());
-    eprintln!("chunked: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
+    eprintln!("{name} chunked: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
     assert_eq!(got["tokens_scored"], want["scored"]);
     assert_eq!(got["text_tokens"], want["tokens"]);
     assert!((ppl / want_ppl - 1.0).abs() < 0.01, "{ppl} vs {want_ppl}");

@@ -9,16 +9,34 @@ use eddy_quant::dispatch::{Tier, active_tier, best_supported};
 
 const CHILD: &str = "EDDY_QUANT_TIER_EXPECT";
 
-/// The test binary as a command; under cross-testing (`EDDY_TEST_RUNNER`, e.g.
-/// `qemu-aarch64-static`, set by CI) the binary is started through the runner.
+/// The test binary as a command, started the way cargo started this one: through
+/// `EDDY_TEST_RUNNER` if set, else through cargo's runner for this target
+/// (`CARGO_TARGET_<TRIPLE>_RUNNER`, e.g. `qemu-aarch64-static` when cross-testing, read from
+/// the environment cargo passes on), else directly. A runner may carry arguments
+/// (`qemu-aarch64-static -cpu max`).
 fn child(exe: &std::path::Path) -> Command {
-    match std::env::var("EDDY_TEST_RUNNER") {
-        Ok(runner) if !runner.is_empty() => {
-            let mut c = Command::new(runner);
-            c.arg(exe);
+    let arch = std::env::consts::ARCH.to_uppercase();
+    let runner = std::env::var("EDDY_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| {
+            std::env::vars()
+                .filter(|(k, v)| {
+                    k.starts_with(&format!("CARGO_TARGET_{arch}_"))
+                        && k.ends_with("_RUNNER")
+                        && !v.trim().is_empty()
+                })
+                .map(|(_, v)| v)
+                .next()
+        });
+    match runner {
+        Some(runner) => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().unwrap_or_default());
+            c.args(words).arg(exe);
             c
         }
-        _ => Command::new(exe),
+        None => Command::new(exe),
     }
 }
 

@@ -1,8 +1,9 @@
 //! f32 building blocks of the forward pass, following ggml's arithmetic where it matters for
 //! agreement with llama.cpp (sums of squares and softmax denominators in f64).
 //!
-//! Vectorised versions will come from `eddy-quant`; these are written so the compiler can
-//! auto-vectorise the inner loops.
+//! The hot f32 loops (dot, axpy, softmax, SiLU, f16 conversion, fused attention) have
+//! dispatched SIMD versions in `eddy_quant::f32ops`; these scalar ones serve the cold paths and
+//! are written so that the compiler can auto-vectorise their inner loops.
 
 /// `out = x / rms(x) * w`, with the mean square summed in f64 as ggml does.
 pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {

@@ -174,6 +174,23 @@ fn gemma3_matches_llama_cpp() {
     check_golden(&t, "tokenize_gemma3.jsonl");
 }
 
+#[test]
+fn qwen2_matches_llama_cpp() {
+    let Some(t) = load(common::QWEN2) else {
+        return;
+    };
+    assert_eq!(t.kind(), TokenizerKind::Bpe(PreTokenizer::Qwen2));
+    assert_eq!(t.n_tokens(), 151936);
+    assert!(!t.add_bos());
+    let ids = t.special_ids();
+    assert_eq!((ids.bos, ids.eos), (Some(151643), Some(151645)));
+    // <|im_end|> ends a turn, <|endoftext|> ends generation too; <|im_start|> does not.
+    let im_end = t.token_id("<|im_end|>").unwrap();
+    let im_start = t.token_id("<|im_start|>").unwrap();
+    assert!(t.is_eog(im_end) && t.is_eog(151643) && !t.is_eog(im_start));
+    check_golden(&t, "tokenize_qwen2.jsonl");
+}
+
 fn hamlet() -> String {
     std::fs::read_to_string(common::golden("hamlet.txt")).unwrap()
 }
@@ -228,6 +245,14 @@ fn gemma3_hamlet_token_count() {
         return;
     };
     check_hamlet(&t, "gemma3");
+}
+
+#[test]
+fn qwen2_hamlet_token_count() {
+    let Some(t) = load(common::QWEN2) else {
+        return;
+    };
+    check_hamlet(&t, "qwen2");
 }
 
 // ---------------------------------------------------------------------------------------------
