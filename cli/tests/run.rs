@@ -217,3 +217,29 @@ fn bench_reports_pp_tg_and_stream_depths() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--window"));
 }
+
+/// Every subcommand on Qwen2.5 (arch `qwen2`): tokenize and greedy generate equal llama.cpp's
+/// golden ids (`greedy_qwen2.jsonl`, prompt "def fibonacci(n):", whose first 8 steps all have a
+/// top-2 gap of at least 0.5), logits and bench print their JSON.
+#[test]
+fn every_command_runs_on_qwen2() {
+    let Some(m) = common::model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
+        return;
+    };
+    let prompt = "def fibonacci(n):";
+    let ids = ok_json(eddy(&["tokenize", "-m", &m, "-p", prompt]));
+    assert_eq!(ids, serde_json::json!([750, 75698, 1445, 1648]));
+    let j = ok_json(eddy(&[
+        "generate", "-m", &m, "-p", prompt, "-n", "8", "--temp", "0", "--kv-type", "f32", "--json",
+    ]));
+    assert_eq!(
+        j["generated_ids"],
+        serde_json::json!([198, 262, 421, 308, 2651, 220, 15, 510])
+    );
+    let l = ok_json(eddy(&["logits", "-m", &m, "-p", prompt, "--top", "3"]));
+    assert_eq!(l["positions"].as_array().unwrap().len(), 4);
+    let b = ok_json(eddy(&[
+        "bench", "-m", &m, "-p", "16", "-n", "4", "-r", "1", "--json",
+    ]));
+    assert!(b["tg_tokens_per_s"].as_f64().unwrap() > 0.0, "{b}");
+}
