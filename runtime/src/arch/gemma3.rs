@@ -26,15 +26,13 @@ const ROPE_BASE_LOCAL: f32 = 10_000.0;
 
 fn load(g: &Gguf) -> Result<ModelDesc> {
     let m = Meta { g, arch: "gemma3" };
-    let mut hp = base_hparams(&m)?;
+    let mut hp = base_hparams(&m, 32768, 1e-6)?;
     if hp.head_dim % 2 != 0 {
         return Err(metadata("gemma3.attention.key_length", "must be even"));
     }
     // Gemma rotates the whole head.
     hp.rope_dim = hp.head_dim;
     hp.rope_style = RopeStyle::Halves;
-    hp.rms_eps = m.f32_or("attention.layer_norm_rms_epsilon", 1e-6)?;
-    hp.n_ctx_train = m.usize_or("context_length", 32768)?;
     hp.activation = Activation::GeluTanh;
     hp.embd_scale = (hp.n_embd as f32).sqrt();
     let window = m.usize_or("attention.sliding_window", 4096)?;

@@ -18,7 +18,7 @@ pub(super) static LLAMA: Arch = Arch {
 
 fn load(g: &Gguf) -> Result<ModelDesc> {
     let m = Meta { g, arch: "llama" };
-    let hp = base_hparams(&m)?;
+    let hp = base_hparams(&m, 2048, 1e-5)?;
     let rope_base = m.f32_or("rope.freq_base", 10000.0)?;
     let layers = read_layers(g, &hp, rope_base, &[])?;
     Ok(desc(hp.clone(), weights(g, &hp, layers)?))

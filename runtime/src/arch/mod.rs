@@ -7,6 +7,7 @@
 
 mod gemma3;
 mod llama;
+mod phi3;
 mod qwen2;
 mod qwen3;
 
@@ -26,7 +27,13 @@ pub struct Arch {
     pub load: fn(&Gguf) -> Result<ModelDesc>,
 }
 
-const REGISTRY: &[&Arch] = &[&llama::LLAMA, &gemma3::GEMMA3, &qwen2::QWEN2, &qwen3::QWEN3];
+const REGISTRY: &[&Arch] = &[
+    &llama::LLAMA,
+    &gemma3::GEMMA3,
+    &qwen2::QWEN2,
+    &qwen3::QWEN3,
+    &phi3::PHI3,
+];
 
 /// Names of all supported architectures.
 pub fn names() -> Vec<&'static str> {
@@ -107,8 +114,9 @@ impl Meta<'_> {
 /// heads, head sizes, FFN width, RMS epsilon, RoPE dimensions and linear scaling, context
 /// length), with Llama's defaults for the rest: RoPE on adjacent pairs, SwiGLU, no embedding
 /// scale, attention scaled by 1/sqrt(head_dim). A loader changes what its architecture does
-/// differently.
-pub(crate) fn base_hparams(m: &Meta<'_>) -> Result<HParams> {
+/// differently. `n_ctx` and `rms_eps` are the defaults of `context_length` and the RMS epsilon
+/// where the file lacks them.
+pub(crate) fn base_hparams(m: &Meta<'_>, n_ctx: usize, rms_eps: f32) -> Result<HParams> {
     let n_embd = m.usize("embedding_length")?;
     let n_head = m.usize("attention.head_count")?;
     let n_head_kv = m.usize_or("attention.head_count_kv", n_head)?;
@@ -132,15 +140,17 @@ pub(crate) fn base_hparams(m: &Meta<'_>) -> Result<HParams> {
         None => m.usize("vocab_size")?,
     };
     let rope_freq_scale = match m.str("rope.scaling.type") {
-        None | Some("none") => 1.0,
+        // LongRoPE's scaling is in its frequency factors (`rope_factors_long/short`).
+        None | Some("none") | Some("longrope") => 1.0,
         Some("linear") => 1.0 / m.f32_or("rope.scaling.factor", 1.0)?,
         Some(other) => {
             return Err(metadata(
                 &m.key("rope.scaling.type"),
-                format!("'{other}' is not supported (none, linear)"),
+                format!("'{other}' is not supported (none, linear, longrope)"),
             ));
         }
     };
+    let n_ctx_train = m.usize_or("context_length", n_ctx)?;
     Ok(HParams {
         n_vocab,
         n_embd,
@@ -150,14 +160,16 @@ pub(crate) fn base_hparams(m: &Meta<'_>) -> Result<HParams> {
         head_dim,
         head_dim_v,
         n_ff: m.usize("feed_forward_length")?,
-        rms_eps: m.f32_or("attention.layer_norm_rms_epsilon", 1e-5)?,
+        rms_eps: m.f32_or("attention.layer_norm_rms_epsilon", rms_eps)?,
         rope_dim,
         rope_style: RopeStyle::Adjacent,
         rope_freq_scale,
-        n_ctx_train: m.usize_or("context_length", 2048)?,
+        n_ctx_train,
         activation: Activation::Silu,
         embd_scale: 1.0,
         attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        rope_attn_factor: m.f32_or("rope.scaling.attn_factor", 1.0)?,
+        n_ctx_orig: m.usize_or("rope.scaling.original_context_length", n_ctx_train)?,
     })
 }
 
@@ -190,6 +202,7 @@ pub(crate) fn weights(g: &Gguf, hp: &HParams, layers: Vec<LayerWeights>) -> Resu
         token_embd,
         layers,
         rope_freqs: optional_tensor_ref(g, "rope_freqs.weight", &[hp.rope_dim / 2])?,
+        rope_freqs_long: None,
     })
 }
 

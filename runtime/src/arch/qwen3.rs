@@ -16,10 +16,8 @@ pub(super) static QWEN3: Arch = Arch {
 
 fn load(g: &Gguf) -> Result<ModelDesc> {
     let m = Meta { g, arch: "qwen3" };
-    let mut hp = base_hparams(&m)?;
+    let mut hp = base_hparams(&m, 32768, 1e-6)?;
     hp.rope_style = RopeStyle::Halves;
-    hp.rms_eps = m.f32_or("attention.layer_norm_rms_epsilon", 1e-6)?;
-    hp.n_ctx_train = m.usize_or("context_length", 32768)?;
     let rope_base = m.f32_or("rope.freq_base", 1_000_000.0)?;
     let layers = read_layers(g, &hp, rope_base, &["q_norm", "k_norm"])?;
     Ok(desc(hp.clone(), weights(g, &hp, layers)?))

@@ -50,7 +50,9 @@ impl<M: Deref<Target = Model>> Context<'_, M> {
             pool: &self.pool,
             n_seen: self.n_seen,
             n: tokens.len(),
-            rope_factors: model.norms().rope_factors.as_deref(),
+            rope_factors: model
+                .norms()
+                .rope_factors_for(self.layout.n_sink + self.layout.n_window, model.hparams()),
         };
         let (mut b, _) = Bufs::carve(&self.shape, &mut Carver::over(self.region.bytes_mut()));
         embed(&step, tokens, &mut b);
@@ -127,6 +129,11 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
             lw.rope_freq_scale,
             st.rope_factors,
         );
+        if hp.rope_attn_factor != 1.0 {
+            // LongRoPE's magnitude correction, on the rotated elements only (as ggml's rope).
+            b.cos.iter_mut().for_each(|c| *c *= hp.rope_attn_factor);
+            b.sin.iter_mut().for_each(|s| *s *= hp.rope_attn_factor);
+        }
         for h in q.chunks_exact_mut(hp.head_dim) {
             ops::rope_apply(h, b.cos, b.sin, adjacent);
         }

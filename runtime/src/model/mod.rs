@@ -68,6 +68,13 @@ pub struct HParams {
     pub embd_scale: f32,
     /// Multiplier applied to attention scores (usually 1/sqrt(head_dim)).
     pub attn_scale: f32,
+    /// Multiplier of the rotated elements of queries and keys (`<arch>.rope.scaling.attn_factor`,
+    /// Phi-3's LongRoPE magnitude correction; 1 for most models).
+    pub rope_attn_factor: f32,
+    /// Context length the RoPE factors were trained for
+    /// (`<arch>.rope.scaling.original_context_length`, else `n_ctx_train`): a context whose
+    /// attention span exceeds it uses the long frequency factors where the model has them.
+    pub n_ctx_orig: usize,
 }
 
 /// Where a weight matrix (or vector) lies in the file, with its validated shape.
@@ -266,8 +273,12 @@ pub struct Weights {
     pub output: TensorRef,
     /// Blocks.
     pub layers: Vec<LayerWeights>,
-    /// Per-frequency RoPE divisors (`rope_freqs.weight`, Llama 3 style scaling), if present.
+    /// Per-frequency RoPE divisors (`rope_freqs.weight`, Llama 3 style scaling; Phi-3's
+    /// `rope_factors_short.weight`), if present.
     pub rope_freqs: Option<TensorRef>,
+    /// Divisors for contexts longer than `HParams::n_ctx_orig` (Phi-3's
+    /// `rope_factors_long.weight`), if present.
+    pub rope_freqs_long: Option<TensorRef>,
 }
 
 /// What an architecture's loader produces.
@@ -310,8 +321,23 @@ pub struct Norms {
     pub layers: Vec<LayerNorms>,
     /// The final norm.
     pub output: Vec<f32>,
-    /// RoPE frequency divisors (`rope_freqs.weight`), if the model has them.
+    /// RoPE frequency divisors (`rope_freqs.weight` or the short factors), if the model has
+    /// them.
     pub rope_factors: Option<Vec<f32>>,
+    /// RoPE frequency divisors for long contexts, if the model has them.
+    pub rope_factors_long: Option<Vec<f32>>,
+}
+
+impl Norms {
+    /// The RoPE frequency divisors a context uses whose queries see up to `span` tokens: the
+    /// long ones when the span exceeds what the short ones were trained for (as llama.cpp
+    /// chooses by context size).
+    pub fn rope_factors_for(&self, span: usize, hp: &HParams) -> Option<&[f32]> {
+        match &self.rope_factors_long {
+            Some(long) if span > hp.n_ctx_orig => Some(long),
+            _ => self.rope_factors.as_deref(),
+        }
+    }
 }
 
 impl Norms {
@@ -335,6 +361,7 @@ impl Norms {
             layers,
             output: f(&w.output_norm)?,
             rope_factors: w.rope_freqs.as_ref().map(f).transpose()?,
+            rope_factors_long: w.rope_freqs_long.as_ref().map(f).transpose()?,
         })
     }
 }
