@@ -230,7 +230,18 @@ fn every_command_runs_on_qwen2() {
     let ids = ok_json(eddy(&["tokenize", "-m", &m, "-p", prompt]));
     assert_eq!(ids, serde_json::json!([750, 75698, 1445, 1648]));
     let j = ok_json(eddy(&[
-        "generate", "-m", &m, "-p", prompt, "-n", "8", "--temp", "0", "--kv-type", "f32", "--json",
+        "generate",
+        "-m",
+        &m,
+        "-p",
+        prompt,
+        "-n",
+        "8",
+        "--temp",
+        "0",
+        "--kv-type",
+        "f32",
+        "--json",
     ]));
     assert_eq!(
         j["generated_ids"],

@@ -257,6 +257,36 @@ fn malformed_models_are_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("llama"));
+    // The same blocks under another architecture's name lack what that architecture requires,
+    // and the error names the first missing tensor.
+    for (arch, missing) in [
+        ("qwen2", "blk.0.attn_q.bias"),
+        ("qwen3", "blk.0.attn_q_norm.weight"),
+        ("gemma3", "blk.0.attn_q_norm.weight"),
+    ] {
+        let e = load(tiny_model(|w| {
+            w.kvs[0].1 = OwnedValue::String(arch.into());
+            for (k, _) in w.kvs.iter_mut() {
+                if let Some(rest) = k.strip_prefix("llama.") {
+                    *k = format!("{arch}.{rest}");
+                }
+            }
+        }))
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Tensor { name, .. } if name == missing),
+            "{arch}: {e}"
+        );
+    }
+    // Without ffn_gate, ffn_up must be a fused gate+up (Phi-3); a plain one is refused.
+    let e = load(tiny_model(|w| {
+        w.tensors.retain(|t| t.name != "blk.0.ffn_gate.weight")
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Tensor { name, problem } if name == "blk.0.ffn_gate.weight" && problem.contains("fused")),
+        "{e}"
+    );
 }
 
 fn stream_params(
