@@ -307,6 +307,9 @@ impl SharedOut {
     }
 }
 
+/// What [`run_parts`] runs for each part: `(part, out_part, scratch)`.
+pub type PartFn<'f> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'f;
+
 /// Runs `f(part, out_part, scratch)` for every `part` of `out` cut into pieces of `part_len`
 /// elements (the last may be shorter): `out_part` is that piece, `scratch` the `scratch_len`
 /// elements of `scratch` that belong to the thread running it. Parts run in parallel on
@@ -325,7 +328,7 @@ pub fn run_parts(
     part_len: usize,
     scratch: &mut [f32],
     scratch_len: usize,
-    f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+    f: &PartFn<'_>,
 ) {
     assert!(part_len > 0, "run_parts: parts of 0 elements");
     let n_parts = out.len().div_ceil(part_len);
