@@ -19,11 +19,18 @@ pub fn model(file: &str) -> Option<String> {
         "{} missing; run scripts/fetch-models.sh",
         path.display()
     );
-    eprintln!(
-        "\n*** SKIPPED: {} not found; run scripts/fetch-models.sh ***\n",
+    skipped(&format!(
+        "{} not found; run scripts/fetch-models.sh (or scripts/test.sh)",
         path.display()
-    );
+    ));
     None
+}
+
+/// Says loudly on the real stderr that a test is skipped. `eprintln!` would be captured by
+/// the test harness and never shown for a passing test; a write to `std::io::stderr()` is not.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
 }
 
 /// The default model.
@@ -31,12 +38,13 @@ pub fn smollm2() -> Option<String> {
     model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
-/// `../shared/golden/<file>` next to the workspace, or `$EDDY_GOLDEN_DIR/<file>`.
+/// `testdata/golden/<file>` of the workspace (llama.cpp's reference outputs, see
+/// `testdata/README.md`), or `$EDDY_GOLDEN_DIR/<file>` when that variable is set.
 pub fn golden(file: &str) -> PathBuf {
     match std::env::var_os("EDDY_GOLDEN_DIR") {
         Some(d) => PathBuf::from(d).join(file),
         None => {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden")).join(file)
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/golden")).join(file)
         }
     }
 }

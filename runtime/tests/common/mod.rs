@@ -31,19 +31,27 @@ pub fn model(file: &str) -> Option<PathBuf> {
             path.display()
         );
     }
-    eprintln!(
-        "\n*** SKIPPED: model {} not found. Run scripts/fetch-models.sh to run this test. ***\n",
+    skipped(&format!(
+        "model {} not found. Run scripts/fetch-models.sh (or scripts/test.sh) to run this test.",
         path.display()
-    );
+    ));
     None
 }
 
-/// `../shared/golden/<file>` next to the workspace, or `$EDDY_GOLDEN_DIR/<file>`.
+/// Says loudly on the real stderr that a test is skipped. `eprintln!` would be captured by
+/// the test harness and never shown for a passing test; a write to `std::io::stderr()` is not.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
+}
+
+/// `testdata/golden/<file>` of the workspace (llama.cpp's reference outputs, see
+/// `testdata/README.md`), or `$EDDY_GOLDEN_DIR/<file>` when that variable is set.
 pub fn golden(file: &str) -> PathBuf {
     match std::env::var_os("EDDY_GOLDEN_DIR") {
         Some(d) => PathBuf::from(d).join(file),
         None => {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden")).join(file)
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/golden")).join(file)
         }
     }
 }
