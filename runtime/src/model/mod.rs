@@ -119,7 +119,7 @@ impl TensorRef {
     }
 }
 
-/// Weights of one transformer block. The required ones are read by [`LayerWeights::read`]; an
+/// Weights of one transformer block. The required ones are read by `LayerWeights::read`; an
 /// optional tensor (a bias, a per-head norm, a post-norm) is used by the forward pass wherever
 /// it is present, so a new architecture only names which of them it requires.
 #[derive(Clone, Debug)]
