@@ -1,6 +1,6 @@
 //! `eddy perplexity`: how well a model predicts a text, in three modes.
 //!
-//! - `--ctx N [--chunks C]`: llama.cpp's convention (`../shared/golden/ppl.json`): the text is cut
+//! - `--ctx N [--chunks C]`: llama.cpp's convention (`testdata/golden/ppl.json`): the text is cut
 //!   into independent chunks of N tokens, each evaluated from an empty cache (first token
 //!   replaced by BOS when the model adds one), and the second half of each chunk is scored.
 //! - `--stream --sinks S --window W [--max-tokens N]`: one continuous stream through the KV

@@ -1,4 +1,4 @@
-//! `eddy perplexity` reproduces llama.cpp's numbers on Hamlet (`../shared/golden/`), within 1 %.
+//! `eddy perplexity` reproduces llama.cpp's numbers on Hamlet (`testdata/golden/`), within 1 %.
 //! These are the slowest tests of the suite (about 8192 + 65536 evaluated tokens).
 
 mod common;
