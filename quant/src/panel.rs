@@ -50,7 +50,7 @@
 use crate::GgmlType;
 use crate::block::GgmlBlock;
 use crate::dispatch::Tier;
-use crate::legacy::{BlockQ4_1, BlockQ8_1};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
 use crate::traits::blocks;
 
@@ -100,11 +100,11 @@ pub struct PanelKernels {
 /// `(n, x, y, out)`: see [`PanelKernels::matvec`].
 pub type MatvecFn = fn(n: usize, x: &[u8], y: &[u8], out: &mut [f32]);
 
-fn q4_1_panel_bytes(n: usize) -> usize {
+fn panel_bytes_32(n: usize) -> usize {
     n / 32 * PANEL_BLOCK
 }
 
-fn q4_1_column_bytes(n: usize) -> usize {
+fn column_bytes_32(n: usize) -> usize {
     n / 32 * COL_BLOCK
 }
 
@@ -129,9 +129,9 @@ pub(crate) fn check_run(
     y_stride: usize,
     out: &[f32],
 ) -> (usize, usize) {
-    assert!(n % 32 == 0, "{n} weights are not whole Q4_1 blocks");
+    assert!(n % 32 == 0, "{n} weights are not whole 32-weight blocks");
     let nb = n / 32;
-    assert_eq!(panel.len(), nb * PANEL_BLOCK, "Q4_1 panel");
+    assert_eq!(panel.len(), nb * PANEL_BLOCK, "panel");
     assert!(
         out.len() % PANEL_ROWS == 0,
         "output is not whole panel columns"
@@ -231,8 +231,8 @@ fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut
 
 static Q4_1_SCALAR: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
-    panel_bytes: q4_1_panel_bytes,
-    column_bytes: q4_1_column_bytes,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
     pack: q4_1_pack_scalar,
     prepare: q8_1_prepare,
     run: q4_1_run_scalar,
@@ -242,8 +242,8 @@ static Q4_1_SCALAR: PanelKernels = PanelKernels {
 #[cfg(target_arch = "x86_64")]
 static Q4_1_AVX512: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
-    panel_bytes: q4_1_panel_bytes,
-    column_bytes: q4_1_column_bytes,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
     pack: crate::x86_panel::q4_1_pack_avx512_bytes,
     prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
     run: crate::x86_panel::q4_1_run_avx512_bytes,
@@ -253,8 +253,8 @@ static Q4_1_AVX512: PanelKernels = PanelKernels {
 #[cfg(target_arch = "x86_64")]
 static Q4_1_AVX2: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
-    panel_bytes: q4_1_panel_bytes,
-    column_bytes: q4_1_column_bytes,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
     pack: crate::x86_panel::q4_1_pack_avx2_bytes,
     prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
     run: crate::x86_panel::q4_1_run_avx2_bytes,
@@ -264,8 +264,8 @@ static Q4_1_AVX2: PanelKernels = PanelKernels {
 #[cfg(target_arch = "aarch64")]
 static Q4_1_DOTPROD: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
-    panel_bytes: q4_1_panel_bytes,
-    column_bytes: q4_1_column_bytes,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
     pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
     prepare: q8_1_prepare,
     run: crate::aarch64_panel::q4_1_run_dotprod_bytes,
@@ -275,13 +275,237 @@ static Q4_1_DOTPROD: PanelKernels = PanelKernels {
 #[cfg(target_arch = "aarch64")]
 static Q4_1_NEON: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
-    panel_bytes: q4_1_panel_bytes,
-    column_bytes: q4_1_column_bytes,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
     pack: crate::aarch64_panel::q4_1_pack_neon_bytes,
     prepare: q8_1_prepare,
     run: crate::aarch64_panel::q4_1_run_neon_bytes,
     matvec: None,
 };
+
+// ---------------------------------------------------------------------------------------------
+// Q4_0, Q5_0 and Q8_0 weights against Q8_0 activations.
+//
+// The three formats pack into one layout of signed values, so one product kernel per tier
+// serves them all. Per block, 512 bytes hold the values `v = q - 8` (Q4_0), `q - 16` (Q5_0) or
+// `q` (Q8_0) as i8, transposed as for Q4_1 (byte `64 k + 4 r + i` is value `4 k + i` of row
+// `r`); then the 16 `d_x` widened to f32; then the 16 row sums `Σ v` as i32 (which the AVX-512
+// kernel needs to undo its unsigned offset). The arithmetic, block after block:
+//
+//     acc = fma(f32(Σ v·q_y), d_x·d_y, acc)
+//
+// The column is prepared exactly as for Q4_1 ([`q8_1_prepare`]): its quants and `d_y` are
+// those of Q8_0's `from_float` (ggml's CPU conversion is the same for Q8_0 and Q8_1), and the
+// `s_y` field is not read.
+
+/// Byte offset of the `d_x` values in a packed block of signed values.
+pub(crate) const SIGNED_D: usize = 512;
+/// Byte offset of the row sums `Σ v` in a packed block of signed values.
+pub(crate) const SIGNED_SUM: usize = 576;
+
+/// The 32 signed values and the f16 scale of one block of a Q8_0-partner format.
+trait SignedBlock: GgmlBlock {
+    fn values(&self) -> ([u8; 2], [i8; 32]);
+}
+
+impl SignedBlock for BlockQ4_0 {
+    fn values(&self) -> ([u8; 2], [i8; 32]) {
+        let mut v = [0i8; 32];
+        for (j, &q) in self.qs.iter().enumerate() {
+            v[j] = (q & 0x0f) as i8 - 8;
+            v[j + 16] = (q >> 4) as i8 - 8;
+        }
+        (self.d, v)
+    }
+}
+
+impl SignedBlock for BlockQ5_0 {
+    fn values(&self) -> ([u8; 2], [i8; 32]) {
+        let qh = u32::from_le_bytes(self.qh);
+        let mut v = [0i8; 32];
+        for (j, &q) in self.qs.iter().enumerate() {
+            let h0 = ((qh >> j) << 4) & 0x10;
+            let h1 = (qh >> (j + 12)) & 0x10;
+            v[j] = ((q & 0x0f) as u32 | h0) as i8 - 16;
+            v[j + 16] = ((q >> 4) as u32 | h1) as i8 - 16;
+        }
+        (self.d, v)
+    }
+}
+
+impl SignedBlock for BlockQ8_0 {
+    fn values(&self) -> ([u8; 2], [i8; 32]) {
+        (self.d, self.qs)
+    }
+}
+
+/// Packs rows of a Q8_0-partner format into the signed layout (every tier uses this packing).
+fn signed_pack<B: SignedBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack_of(n, x, rows, panel, size_of::<B>(), B::TYPE);
+    let xb = blocks::<B>(x);
+    panel.fill(0);
+    for (b, out) in panel.chunks_exact_mut(PANEL_BLOCK).enumerate() {
+        for r in 0..rows {
+            let (d, v) = xb[r * nb + b].values();
+            let mut sum = 0i32;
+            for k in 0..8 {
+                for i in 0..4 {
+                    out[k * 64 + r * 4 + i] = v[4 * k + i] as u8;
+                    sum += i32::from(v[4 * k + i]);
+                }
+            }
+            out[SIGNED_D + 4 * r..][..4].copy_from_slice(&f16_to_f32(d).to_le_bytes());
+            out[SIGNED_SUM + 4 * r..][..4].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+}
+
+/// Checks the buffers of a pack call of a format with `block_bytes`-byte blocks of 32 weights;
+/// returns the block count per row.
+pub(crate) fn check_pack_of(
+    n: usize,
+    x: &[u8],
+    rows: usize,
+    panel: &[u8],
+    block_bytes: usize,
+    ty: GgmlType,
+) -> usize {
+    assert!(n % 32 == 0, "{n} weights are not whole {ty} blocks");
+    assert!(
+        (1..=PANEL_ROWS).contains(&rows),
+        "a panel holds 1 to {PANEL_ROWS} rows, not {rows}"
+    );
+    let nb = n / 32;
+    assert_eq!(x.len(), rows * nb * block_bytes, "{ty} rows");
+    assert_eq!(panel.len(), nb * PANEL_BLOCK, "{ty} panel");
+    nb
+}
+
+/// Scalar product of a signed panel with prepared columns: the formula above, lane by lane.
+fn signed_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    for j in 0..cols {
+        let y = &ys[j * y_stride..][..nb * COL_BLOCK];
+        for r in 0..PANEL_ROWS {
+            let mut acc = 0f32;
+            for (p, yb) in panel
+                .chunks_exact(PANEL_BLOCK)
+                .zip(y.chunks_exact(COL_BLOCK))
+            {
+                let mut isum = 0i32;
+                for k in 0..8 {
+                    for i in 0..4 {
+                        isum +=
+                            i32::from(p[k * 64 + r * 4 + i] as i8) * i32::from(yb[4 * k + i] as i8);
+                    }
+                }
+                let dx = f32_at(p, SIGNED_D + 4 * r);
+                acc = fmaf(isum as f32, dx * f32_at(yb, 32), acc);
+            }
+            out[j * PANEL_ROWS + r] = acc;
+        }
+    }
+}
+
+macro_rules! signed_kernels {
+    ($name:ident, $ty:ident, $block:ty, $prepare:expr, $run:expr) => {
+        static $name: PanelKernels = PanelKernels {
+            ty: GgmlType::$ty,
+            panel_bytes: panel_bytes_32,
+            column_bytes: column_bytes_32,
+            pack: signed_pack::<$block>,
+            prepare: $prepare,
+            run: $run,
+            matvec: None,
+        };
+    };
+}
+
+signed_kernels!(
+    Q4_0_SCALAR,
+    Q4_0,
+    BlockQ4_0,
+    q8_1_prepare,
+    signed_run_scalar
+);
+signed_kernels!(
+    Q5_0_SCALAR,
+    Q5_0,
+    BlockQ5_0,
+    q8_1_prepare,
+    signed_run_scalar
+);
+signed_kernels!(
+    Q8_0_SCALAR,
+    Q8_0,
+    BlockQ8_0,
+    q8_1_prepare,
+    signed_run_scalar
+);
+
+#[cfg(target_arch = "x86_64")]
+mod x86_signed {
+    use super::*;
+    use crate::x86_panel::{
+        q8_1_prepare_avx2_bytes, q8_1_prepare_avx512_bytes, signed_run_avx2_bytes,
+        signed_run_avx512_bytes,
+    };
+    signed_kernels!(
+        Q4_0_AVX512,
+        Q4_0,
+        BlockQ4_0,
+        q8_1_prepare_avx512_bytes,
+        signed_run_avx512_bytes
+    );
+    signed_kernels!(
+        Q5_0_AVX512,
+        Q5_0,
+        BlockQ5_0,
+        q8_1_prepare_avx512_bytes,
+        signed_run_avx512_bytes
+    );
+    signed_kernels!(
+        Q8_0_AVX512,
+        Q8_0,
+        BlockQ8_0,
+        q8_1_prepare_avx512_bytes,
+        signed_run_avx512_bytes
+    );
+    signed_kernels!(
+        Q4_0_AVX2,
+        Q4_0,
+        BlockQ4_0,
+        q8_1_prepare_avx2_bytes,
+        signed_run_avx2_bytes
+    );
+    signed_kernels!(
+        Q5_0_AVX2,
+        Q5_0,
+        BlockQ5_0,
+        q8_1_prepare_avx2_bytes,
+        signed_run_avx2_bytes
+    );
+    signed_kernels!(
+        Q8_0_AVX2,
+        Q8_0,
+        BlockQ8_0,
+        q8_1_prepare_avx2_bytes,
+        signed_run_avx2_bytes
+    );
+
+    /// The signed-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
+    pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {
+        Some(match (ty, avx512) {
+            (GgmlType::Q4_0, true) => &Q4_0_AVX512,
+            (GgmlType::Q5_0, true) => &Q5_0_AVX512,
+            (GgmlType::Q8_0, true) => &Q8_0_AVX512,
+            (GgmlType::Q4_0, false) => &Q4_0_AVX2,
+            (GgmlType::Q5_0, false) => &Q5_0_AVX2,
+            (GgmlType::Q8_0, false) => &Q8_0_AVX2,
+            _ => return None,
+        })
+    }
+}
 
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
 /// rounded up to whole 32-blocks): what a caller sizes its panel scratch with.
@@ -298,6 +522,9 @@ pub fn max_column_bytes(n: usize) -> usize {
 pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
     match ty {
         GgmlType::Q4_1 => Some(&Q4_1_SCALAR),
+        GgmlType::Q4_0 => Some(&Q4_0_SCALAR),
+        GgmlType::Q5_0 => Some(&Q5_0_SCALAR),
+        GgmlType::Q8_0 => Some(&Q8_0_SCALAR),
         _ => None,
     }
 }
@@ -314,6 +541,10 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Avx512, GgmlType::Q4_1) => Some(&Q4_1_AVX512),
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx2, GgmlType::Q4_1) => Some(&Q4_1_AVX2),
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx512, _) => x86_signed::kernels(ty, true),
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx2, _) => x86_signed::kernels(ty, false),
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, GgmlType::Q4_1) => Some(&Q4_1_DOTPROD),
         #[cfg(target_arch = "aarch64")]

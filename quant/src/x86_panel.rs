@@ -10,7 +10,8 @@ use core::arch::x86_64::*;
 
 use crate::num::{f16_to_f32, f32_to_f16};
 use crate::panel::{
-    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, check_pack, check_prepare, check_run, q8_1_prepare_block,
+    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_pack, check_prepare, check_run,
+    q8_1_prepare_block,
 };
 
 /// Packs `rows` Q4_1 rows of `nb` blocks (`x`, `nb * 20` bytes apart) into `panel`: per block,
@@ -487,4 +488,196 @@ pub(crate) fn q8_1_prepare_avx2_bytes(x: &[f32], out: &mut [u8]) {
     // SAFETY: lengths were checked above; this wrapper is handed out only for a CPU that
     // supports the AVX2 tier.
     unsafe { q8_1_prepare_avx2(x, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_0, Q5_0 and Q8_0: the signed layout (see `crate::panel`), one product kernel per tier.
+
+/// `C` prepared columns times a panel of signed values with AVX-512 VNNI, into
+/// `out[c * 16 + r]`. `vpdpbusd` multiplies unsigned by signed bytes, so each broadcast of four
+/// activation bytes is flipped to `q_y + 128` (xor 0x80) and multiplied with the signed
+/// weights: the sum gains `128·Σv`, which the row sums stored in the panel take away again.
+/// The integer block sum is exact, then `acc = fma(f32(isum), d_x·d_y, acc)` as the reference.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `panel` must hold
+/// `nb * PANEL_BLOCK` bytes and each `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn signed_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let flip = _mm512_set1_epi8(-128);
+    let mut acc = [_mm512_setzero_ps(); C];
+    for b in 0..nb {
+        // SAFETY: block b of the panel is `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]` and block b
+        // of column c is `ys[c][b * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * PANEL_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            let mut isum = [_mm512_setzero_si512(); C];
+            for k in 0..8 {
+                let w = _mm512_loadu_si512(p.add(64 * k).cast());
+                for c in 0..C {
+                    let yk = _mm512_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], _mm512_xor_si512(yk, flip), w);
+                }
+            }
+            let dx = _mm512_loadu_ps(p.add(SIGNED_D).cast());
+            let offset = _mm512_slli_epi32::<7>(_mm512_loadu_si512(p.add(SIGNED_SUM).cast()));
+            for c in 0..C {
+                let dy = _mm512_set1_ps(y[c].add(32).cast::<f32>().read_unaligned());
+                let s = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[c], offset));
+                acc[c] = _mm512_fmadd_ps(s, _mm512_mul_ps(dx, dy), acc[c]);
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
+    }
+}
+
+/// Safe wrapper of the AVX-512 signed panel product: columns eight at a time, the last ones in
+/// one smaller group.
+pub(crate) fn signed_run_avx512_bytes(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &mut [f32],
+) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+    let mut j = 0;
+    while j < cols {
+        let k = (cols - j).min(GROUP);
+        macro_rules! group {
+            ($c:literal) => {{
+                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
+                // is handed out only for a CPU that supports the AVX-512 tier.
+                unsafe {
+                    signed_run::<$c>(
+                        nb,
+                        panel,
+                        core::array::from_fn(|c| col(j + c)),
+                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
+                    )
+                };
+            }};
+        }
+        match k {
+            8 => group!(8),
+            7 => group!(7),
+            6 => group!(6),
+            5 => group!(5),
+            4 => group!(4),
+            3 => group!(3),
+            2 => group!(2),
+            _ => group!(1),
+        }
+        j += k;
+    }
+}
+
+/// `C` prepared columns times a panel of signed values with AVX2, into `out[c * 16 + r]`. The
+/// 16 rows are two halves of eight i32 lanes. `vpmaddubsw` needs one unsigned operand: per
+/// weight vector its absolute values (at most 128) are taken once, and each column's four
+/// broadcast activation bytes get the weights' signs (`vpsignb`), so every i16 pair sum is
+/// `Σ v·q_y` of two weights, at most 2·128·127 in magnitude (no saturation), and one
+/// `vpmaddwd` with ones adds the pairs into the row's i32 lane. (As in ggml's AVX2 kernels,
+/// an activation quant of −128, which only a block holding an infinity produces, would change
+/// sign there; such a block's scale is infinite and its products are not finite anyway.)
+/// Then, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `panel` must hold `nb * PANEL_BLOCK` bytes and each
+/// `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn signed_run_avx2<const C: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); 2]; C];
+    for b in 0..nb {
+        // SAFETY: block b of the panel is `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]` and block b
+        // of column c is `ys[c][b * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * PANEL_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            let mut isum = [[_mm256_setzero_si256(); 2]; C];
+            for k in 0..8 {
+                let w = [
+                    _mm256_loadu_si256(p.add(64 * k).cast()),
+                    _mm256_loadu_si256(p.add(64 * k + 32).cast()),
+                ];
+                let a = w.map(|v| _mm256_abs_epi8(v));
+                for c in 0..C {
+                    let yk = _mm256_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
+                    for h in 0..2 {
+                        let pairs = _mm256_maddubs_epi16(a[h], _mm256_sign_epi8(yk, w[h]));
+                        isum[c][h] = _mm256_add_epi32(isum[c][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for h in 0..2 {
+                let dx = _mm256_loadu_ps(p.add(SIGNED_D + 32 * h).cast());
+                for c in 0..C {
+                    let dy = _mm256_set1_ps(y[c].add(32).cast::<f32>().read_unaligned());
+                    let s = _mm256_cvtepi32_ps(isum[c][h]);
+                    acc[c][h] = _mm256_fmadd_ps(s, _mm256_mul_ps(dx, dy), acc[c][h]);
+                }
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe {
+            _mm256_storeu_ps(dst.as_mut_ptr(), v[0]);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(8), v[1]);
+        }
+    }
+}
+
+/// Safe wrapper of the AVX2 signed panel product: columns [`GROUP_AVX2`] at a time, the last
+/// ones in one smaller group.
+pub(crate) fn signed_run_avx2_bytes(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &mut [f32],
+) {
+    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+    let mut j = 0;
+    while j < cols {
+        let k = (cols - j).min(GROUP_AVX2);
+        macro_rules! group {
+            ($c:literal) => {{
+                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
+                // is handed out only for a CPU that supports the AVX2 tier.
+                unsafe {
+                    signed_run_avx2::<$c>(
+                        nb,
+                        panel,
+                        core::array::from_fn(|c| col(j + c)),
+                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
+                    )
+                };
+            }};
+        }
+        match k {
+            3 => group!(3),
+            2 => group!(2),
+            _ => group!(1),
+        }
+        j += k;
+    }
 }
