@@ -339,23 +339,34 @@ impl SignedBlock for BlockQ8_0 {
     }
 }
 
-/// Packs rows of a Q8_0-partner format into the signed layout (every tier uses this packing).
+/// Packs rows of a Q8_0-partner format into the signed layout (every tier uses this packing):
+/// per block, each row's values are decoded into a tile of 16 × 8 dwords, which is then
+/// written transposed (dword `k` of row `r` to word `16 k + r`), so the scatter moves whole
+/// dwords rather than bytes.
 fn signed_pack<B: SignedBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     let nb = check_pack_of(n, x, rows, panel, size_of::<B>(), B::TYPE);
     let xb = blocks::<B>(x);
-    panel.fill(0);
     for (b, out) in panel.chunks_exact_mut(PANEL_BLOCK).enumerate() {
+        let mut tile = [[0u32; 8]; PANEL_ROWS];
+        let mut d = [0f32; PANEL_ROWS];
+        let mut sums = [0i32; PANEL_ROWS];
         for r in 0..rows {
-            let (d, v) = xb[r * nb + b].values();
-            let mut sum = 0i32;
-            for k in 0..8 {
-                for i in 0..4 {
-                    out[k * 64 + r * 4 + i] = v[4 * k + i] as u8;
-                    sum += i32::from(v[4 * k + i]);
-                }
+            let (dh, v) = xb[r * nb + b].values();
+            d[r] = f16_to_f32(dh);
+            sums[r] = v.iter().map(|&q| i32::from(q)).sum();
+            for (t, q) in tile[r].iter_mut().zip(v.chunks_exact(4)) {
+                *t = u32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]);
             }
-            out[SIGNED_D + 4 * r..][..4].copy_from_slice(&f16_to_f32(d).to_le_bytes());
-            out[SIGNED_SUM + 4 * r..][..4].copy_from_slice(&sum.to_le_bytes());
+        }
+        let (vals, rest) = out.split_at_mut(SIGNED_D);
+        for (k, vk) in vals.chunks_exact_mut(64).enumerate() {
+            for (r, w) in vk.chunks_exact_mut(4).enumerate() {
+                w.copy_from_slice(&tile[r][k].to_le_bytes());
+            }
+        }
+        for (r, (dr, sr)) in d.iter().zip(&sums).enumerate() {
+            rest[4 * r..][..4].copy_from_slice(&dr.to_le_bytes());
+            rest[64 + 4 * r..][..4].copy_from_slice(&sr.to_le_bytes());
         }
     }
 }
