@@ -11,6 +11,9 @@ use clap::Args;
 use eddy::{Context, ContextParams, Model, Sampler, SamplerParams};
 use serde_json::json;
 
+use crate::args;
+use crate::run::{KV_HELP, KvArg};
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// `eddy bench`.
@@ -19,32 +22,41 @@ pub struct BenchArgs {
     /// Path to the .gguf model.
     #[arg(short = 'm', long = "model")]
     model: PathBuf,
-    /// Threads of the context's pool (the calling thread included).
-    #[arg(short = 't', long, default_value_t = 1)]
+    /// Threads of the context's pool (the calling thread included), 1..=256.
+    #[arg(short = 't', long, value_name = "N", default_value_t = 1,
+          value_parser = args::threads, allow_hyphen_values = true)]
     threads: usize,
-    /// Prompt tokens (pp).
-    #[arg(short = 'p', long, default_value_t = 128)]
+    /// Prompt tokens (pp), 1..=65536; pp + tg at most the model's trained context.
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 128,
+          value_parser = args::int_in(1, 65536), allow_hyphen_values = true)]
     prompt: usize,
-    /// Generated tokens (tg).
-    #[arg(short = 'n', long, default_value_t = 64)]
+    /// Generated tokens (tg), 1..=1048576.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 64,
+          value_parser = args::int_in(1, 1 << 20), allow_hyphen_values = true)]
     n_gen: usize,
-    /// Repetitions (best is reported).
-    #[arg(short = 'r', long, default_value_t = 3)]
+    /// Repetitions (best is reported), 1..=1000.
+    #[arg(short = 'r', long, value_name = "N", default_value_t = 3,
+          value_parser = args::int_in(1, 1000), allow_hyphen_values = true)]
     reps: usize,
+    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
+    kv_type: KvArg,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
     /// Streaming mode: instead of pp/tg, measure tg after the stream has already seen each of
-    /// these token counts (comma-separated, e.g. 100,2000), through a sinks + window arena.
-    /// Depths are measured interleaved within every repetition, so drift of the machine hits
-    /// all of them alike.
-    #[arg(long, value_delimiter = ',')]
-    stream: Vec<u64>,
-    /// Attention sinks in streaming mode.
-    #[arg(long, default_value_t = 4)]
+    /// these token counts (comma-separated, e.g. 100,2000; each 0..=100000000), through a
+    /// sinks + window arena. Depths are measured interleaved within every repetition, so drift
+    /// of the machine hits all of them alike.
+    #[arg(long, value_name = "DEPTHS", value_delimiter = ',',
+          value_parser = args::int_in(0, 100_000_000), allow_hyphen_values = true)]
+    stream: Vec<usize>,
+    /// Attention sinks in streaming mode, 0..=1024.
+    #[arg(long, value_name = "S", default_value_t = 4, value_parser = args::sinks,
+          allow_hyphen_values = true)]
     sinks: usize,
-    /// Window in streaming mode.
-    #[arg(long, default_value_t = 64)]
+    /// Window in streaming mode, 1 up to the model's trained context.
+    #[arg(long, value_name = "W", default_value_t = 64, value_parser = args::window,
+          allow_hyphen_values = true)]
     window: usize,
 }
 
@@ -55,12 +67,21 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 pub fn run(a: BenchArgs) -> Res<()> {
-    if a.prompt == 0 || a.n_gen == 0 || a.reps == 0 {
-        return Err("-p, -n and -r must be at least 1".into());
-    }
+    args::warn_threads(a.threads, false);
     let model = Model::load(&a.model)?;
+    let n_ctx_train = model.hparams().n_ctx_train;
     if !a.stream.is_empty() {
+        args::within_context("--window", a.window, 1, n_ctx_train)?;
         return stream(&a, &model);
+    }
+    if a.prompt + a.n_gen > n_ctx_train.max(1) {
+        return Err(format!(
+            "-p {} + -n {}: allowed up to {} tokens together (the model's trained context)",
+            a.prompt,
+            a.n_gen,
+            n_ctx_train.max(1)
+        )
+        .into());
     }
     let n_vocab = model.hparams().n_vocab;
     // A fixed, ordinary-looking prompt: token ids spread over the vocabulary.
@@ -73,6 +94,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
             n_window: a.prompt + a.n_gen,
             n_batch: a.prompt,
             n_ubatch: a.prompt.min(512),
+            kv_type: a.kv_type.into(),
             n_threads: a.threads,
             ..Default::default()
         },
@@ -137,6 +159,7 @@ fn stream(a: &BenchArgs, model: &Model) -> Res<()> {
         n_sink: a.sinks,
         n_window: a.window,
         n_batch: 256,
+        kv_type: a.kv_type.into(),
         n_threads: a.threads,
         ..Default::default()
     };
@@ -150,11 +173,11 @@ fn stream(a: &BenchArgs, model: &Model) -> Res<()> {
     for rep in 0..=a.reps {
         for (d, &depth) in a.stream.iter().enumerate() {
             ctx.reset();
-            let mut fed = 0u64;
+            let mut fed = 0;
             while fed < depth {
-                let n = (depth - fed).min(filler.len() as u64) as usize;
+                let n = (depth - fed).min(filler.len());
                 ctx.decode(&filler[..n])?;
-                fed += n as u64;
+                fed += n;
             }
             let t = Instant::now();
             for _ in 0..a.n_gen {

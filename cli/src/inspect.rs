@@ -1,9 +1,11 @@
-//! `eddy inspect MODEL [--json]`.
+//! `eddy inspect MODEL [--json]` (or `-m MODEL`, as the other subcommands take it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 
 use eddy::gguf::{ArrayView, Gguf, Value, file_type_name};
 use serde_json::{Map, Value as Json, json};
@@ -11,7 +13,36 @@ use serde_json::{Map, Value as Json, json};
 /// Arrays longer than this are summarised (type, length, first elements).
 const ARRAY_PREVIEW: usize = 8;
 
-pub fn run(path: &Path, as_json: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// `eddy inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    model: ModelPath,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The file, given either way.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ModelPath {
+    /// Path to the .gguf file.
+    #[arg(value_name = "MODEL")]
+    path: Option<PathBuf>,
+    /// Path to the .gguf file (as the other subcommands take it).
+    #[arg(short = 'm', long = "model", value_name = "MODEL")]
+    model: Option<PathBuf>,
+}
+
+pub fn run(a: InspectArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let path = a
+        .model
+        .path
+        .as_deref()
+        .or(a.model.model.as_deref())
+        .ok_or("give the model: eddy inspect MODEL or eddy inspect -m MODEL")?;
+    let as_json = a.json;
     let g = Gguf::open(path)?;
     let mut out = std::io::stdout().lock();
     if as_json {

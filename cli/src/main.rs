@@ -4,12 +4,13 @@
 //! `perplexity`, `bench`.
 #![forbid(unsafe_code)]
 
+mod args;
 mod bench;
 mod inspect;
 mod perplexity;
+mod progress;
 mod run;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,20 +29,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show a GGUF file's metadata and tensor table.
-    Inspect {
-        /// Path to the .gguf file.
-        model: PathBuf,
-        /// Print one JSON object instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(inspect::InspectArgs),
     /// Print the token ids of a text as a JSON array.
     Tokenize(run::TokenizeArgs),
     /// Stream a continuation of a prompt.
     Generate(run::GenerateArgs),
     /// Evaluate a sequence in one pass and print the top logits of every position as JSON.
     Logits(run::LogitsArgs),
-    /// Perplexity of a text: llama.cpp chunks, a stream through the arena, or re-computation.
+    /// Perplexity of a text: llama.cpp chunks (the default, 512 tokens), a stream through the
+    /// arena, or re-computation.
     Perplexity(perplexity::PerplexityArgs),
     /// Prompt-processing and generation speed (best of several repetitions).
     Bench(bench::BenchArgs),
@@ -50,7 +46,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { model, json } => inspect::run(&model, json),
+        Command::Inspect(a) => inspect::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Generate(a) => run::generate(a),
         Command::Logits(a) => run::logits(a),

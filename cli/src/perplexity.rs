@@ -1,6 +1,6 @@
 //! `eddy perplexity`: how well a model predicts a text, in three modes.
 //!
-//! - `--ctx N [--chunks C]`: llama.cpp's convention (`testdata/golden/ppl.json`): the text is cut
+//! - `--ctx N [--chunks C]` (the default, with 512): llama.cpp's convention (`testdata/golden/ppl.json`): the text is cut
 //!   into independent chunks of N tokens, each evaluated from an empty cache (first token
 //!   replaced by BOS when the model adds one), and the second half of each chunk is scored.
 //! - `--stream --sinks S --window W [--max-tokens N]`: one continuous stream through the KV
@@ -10,9 +10,9 @@
 //!   scored from a fresh pass over the W tokens before its last target.
 //!
 //! All modes print one JSON line at the end: `ppl`, `tokens_scored`, `seconds`, `tokens_per_s`
-//! and the mode's parameters. Progress goes to stderr.
+//! and the mode's parameters. On a terminal, progress (tokens, rate, time left, perplexity so
+//! far) is redrawn on one line of stderr; a pipe gets none.
 
-use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,7 +20,9 @@ use clap::Args;
 use eddy::{Context, ContextParams, KvType, Model};
 use serde_json::json;
 
-use crate::run::KvArg;
+use crate::args;
+use crate::progress::Progress;
+use crate::run::{KV_HELP, KvArg};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -30,14 +32,18 @@ pub struct PerplexityArgs {
     /// Path to the .gguf model.
     #[arg(short = 'm', long = "model")]
     model: PathBuf,
-    /// The text file to score.
+    /// The text file to score (`-` reads standard input).
     #[arg(short = 'f', long = "file")]
     file: PathBuf,
-    /// Chunk size of the llama.cpp-style mode.
-    #[arg(long, conflicts_with_all = ["stream", "recompute"])]
+    /// Chunk size of the llama.cpp-style mode, the default mode (with 512), 4 up to the model's
+    /// trained context. `-c/--ctx-size` as in llama.cpp.
+    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N",
+          conflicts_with_all = ["stream", "recompute"], value_parser = args::int_in(4, 1 << 20),
+          allow_hyphen_values = true)]
     ctx: Option<usize>,
-    /// Most chunks to score in `--ctx` mode (default: all).
-    #[arg(long, requires = "ctx")]
+    /// Most chunks to score in the chunked mode (default: all).
+    #[arg(long, value_name = "C", conflicts_with_all = ["stream", "recompute"],
+          value_parser = args::int_in(1, u64::MAX), allow_hyphen_values = true)]
     chunks: Option<usize>,
     /// One continuous stream through the sink + window arena.
     #[arg(long, conflicts_with = "recompute", requires = "window")]
@@ -45,24 +51,27 @@ pub struct PerplexityArgs {
     /// Sliding window with re-computation (the baseline).
     #[arg(long, requires_all = ["window", "stride"])]
     recompute: bool,
-    /// Attention sinks in `--stream` mode.
-    #[arg(long, default_value_t = 4)]
+    /// Attention sinks in `--stream` mode, 0..=1024.
+    #[arg(long, value_name = "S", default_value_t = 4, value_parser = args::sinks,
+          allow_hyphen_values = true)]
     sinks: usize,
-    /// Window size in `--stream` and `--recompute` modes.
-    #[arg(long)]
+    /// Window size in `--stream` and `--recompute` modes, 1 up to the model's trained context.
+    #[arg(long, value_name = "W", value_parser = args::window, allow_hyphen_values = true)]
     window: Option<usize>,
-    /// Targets per fresh pass in `--recompute` mode.
-    #[arg(long)]
+    /// Targets per fresh pass in `--recompute` mode, 1 up to the window.
+    #[arg(long, value_name = "K", value_parser = args::int_in(1, 1 << 20),
+          allow_hyphen_values = true)]
     stride: Option<usize>,
     /// Use only the first N tokens of the text.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true)]
     max_tokens: Option<usize>,
-    /// K/V cache element type.
-    #[arg(long, value_enum, default_value = "f32")]
+    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
     kv_type: KvArg,
-    /// Threads: `--ctx` and `--recompute` run independent passes in parallel (one single-threaded
-    /// context each); `--stream` is one sequence and gives its context a pool of this size.
-    #[arg(short = 't', long, default_value_t = 1)]
+    /// Threads, 1..=256: the chunked and `--recompute` modes run independent passes in
+    /// parallel (one single-threaded context each, at most one per core and per pass);
+    /// `--stream` is one sequence and gives its context a pool of this size.
+    #[arg(short = 't', long, value_name = "N", default_value_t = 1,
+          value_parser = args::threads, allow_hyphen_values = true)]
     threads: usize,
 }
 
@@ -91,84 +100,39 @@ impl Nll {
     }
 }
 
-/// A progress bar on stderr, redrawn at most a few times a second.
-#[derive(Debug)]
-struct Progress {
-    total: usize,
-    start: Instant,
-    last: Instant,
-    tty: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Progress {
-        let now = Instant::now();
-        Progress {
-            total,
-            start: now,
-            last: now,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn update(&mut self, done: usize, nll: &Nll) {
-        let every = if self.tty { 0.25 } else { 10.0 };
-        if self.last.elapsed().as_secs_f64() < every && done < self.total {
-            return;
-        }
-        self.last = Instant::now();
-        let frac = done as f64 / self.total.max(1) as f64;
-        let width = 30;
-        let filled = (frac * width as f64) as usize;
-        let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-        let bar: String = (0..width)
-            .map(|i| if i < filled { '=' } else { ' ' })
-            .collect();
-        let end = if self.tty { "\r" } else { "\n" };
-        eprint!(
-            "[{bar}] {:5.1}% {done}/{} tokens, {rate:.0} tok/s, ppl so far {:.3}{end}",
-            100.0 * frac,
-            self.total,
-            nll.ppl()
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
-
 pub fn run(a: PerplexityArgs) -> Res<()> {
+    args::warn_threads(a.threads, !a.stream);
     let model = Model::load(&a.model)?;
-    let text = std::fs::read_to_string(&a.file)
-        .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
+    let n_ctx_train = model.hparams().n_ctx_train;
+    if let Some(n) = a.ctx {
+        args::within_context("-c/--ctx", n, 4, n_ctx_train)?;
+    }
+    if let Some(w) = a.window {
+        args::within_context("--window", w, 1, n_ctx_train)?;
+    }
+    let text = args::read_text("-f", &a.file)?;
     let tok = model.tokenizer();
     let mut tokens = tok.encode(&text, true, false);
     if let Some(n) = a.max_tokens {
         tokens.truncate(n);
     }
     let kv: KvType = a.kv_type.into();
+    // Independent passes beyond the cores would only take turns, each with its own context.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = a.threads.min(cores);
     let start = Instant::now();
-    let (nll, mode, evaluated) = if let Some(n_ctx) = a.ctx {
-        chunks(&model, &tokens, n_ctx, a.chunks, kv, a.threads.max(1))?
-    } else if a.stream {
+    let (nll, mode, evaluated) = if a.stream {
         let window = a.window.ok_or("--stream needs --window")?;
-        if window == 0 {
-            return Err("--window 0: the arena needs a window of at least 1 token".into());
-        }
-        stream(&model, &tokens, a.sinks, window, kv, a.threads.max(1))?
+        stream(&model, &tokens, a.sinks, window, kv, a.threads)?
     } else if a.recompute {
         let window = a.window.ok_or("--recompute needs --window")?;
         let stride = a.stride.ok_or("--recompute needs --stride")?;
-        recompute(&model, &tokens, window, stride, kv, a.threads.max(1))?
+        recompute(&model, &tokens, window, stride, kv, workers)?
     } else {
-        return Err(
-            "choose a mode: --ctx N, --stream --window W, or --recompute --window W --stride K"
-                .into(),
-        );
+        // llama.cpp's chunked mode is the default, with its default chunk of 512 tokens
+        // (or the trained context if that is smaller).
+        let n_ctx = a.ctx.unwrap_or(512.min(n_ctx_train.max(4)));
+        chunks(&model, &tokens, n_ctx, a.chunks, kv, workers)?
     };
     let seconds = start.elapsed().as_secs_f64();
     let doc = json!({
@@ -217,7 +181,8 @@ fn parallel<'m>(
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let done = AtomicUsize::new(0);
-    let progress = Mutex::new(Progress::new(total_tokens));
+    let threads = threads.clamp(1, jobs.max(1));
+    let progress = Mutex::new(Progress::new("perplexity", total_tokens));
     let results: Vec<Result<(Nll, usize), String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|w| {
@@ -231,7 +196,7 @@ fn parallel<'m>(
                         evaluated += n;
                         let all = done.fetch_add(n, Ordering::Relaxed) + n;
                         if let Ok(mut p) = progress.lock() {
-                            p.update(all, &nll);
+                            p.update(all, || format!("ppl so far {:.3}", nll.ppl()));
                         }
                     }
                     Ok((nll, evaluated))
@@ -243,7 +208,7 @@ fn parallel<'m>(
             .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
             .collect()
     });
-    if let Ok(p) = progress.lock() {
+    if let Ok(mut p) = progress.lock() {
         p.finish();
     }
     let mut total = Nll::default();
@@ -342,7 +307,7 @@ fn stream(
         },
     )?;
     let mut nll = Nll::default();
-    let mut progress = Progress::new(tokens.len());
+    let mut progress = Progress::new("perplexity", tokens.len());
     for (b, batch) in tokens.chunks(n_batch).enumerate() {
         ctx.decode(batch)?;
         for i in 0..batch.len() {
@@ -351,7 +316,9 @@ fn stream(
                 nll.add(ctx.logits_ith(i).ok_or("missing logits")?, tokens[pos + 1]);
             }
         }
-        progress.update(b * n_batch + batch.len(), &nll);
+        progress.update(b * n_batch + batch.len(), || {
+            format!("ppl so far {:.3}", nll.ppl())
+        });
     }
     progress.finish();
     Ok((
@@ -372,7 +339,7 @@ fn recompute(
     threads: usize,
 ) -> Res<(Nll, serde_json::Value, usize)> {
     if stride == 0 || window == 0 || stride > window {
-        return Err(format!("need 0 < stride ({stride}) <= window ({window})").into());
+        return Err(format!("--stride {stride}: allowed 1..={window} (at most --window)").into());
     }
     if tokens.len() < 2 {
         return Err("the text has fewer than 2 tokens".into());

@@ -9,6 +9,9 @@ use eddy::tokenizer::StreamDecoder;
 use eddy::{Context, ContextParams, KvType, Model, Sampler, SamplerParams};
 use serde_json::json;
 
+use crate::args;
+use crate::progress::Progress;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Where the input text (or ids) comes from.
@@ -18,7 +21,7 @@ pub struct Input {
     /// The prompt text.
     #[arg(short = 'p', long = "prompt")]
     prompt: Option<String>,
-    /// A file holding the prompt text.
+    /// A file holding the prompt text (`-` reads standard input).
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
 }
@@ -27,21 +30,24 @@ impl Input {
     fn text(&self) -> Res<String> {
         match (&self.prompt, &self.file) {
             (Some(p), _) => Ok(p.clone()),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| format!("cannot read {}: {e}", f.display()).into()),
+            (None, Some(f)) => Ok(args::read_text("-f", f)?),
             (None, None) => Err("give -p TEXT or -f FILE".into()),
         }
     }
 }
 
-/// K/V cache element type on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// K/V cache element type on the command line; f16 is the default of every subcommand.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum KvArg {
-    /// Half precision (default).
+    /// Half precision (the default everywhere).
+    #[default]
     F16,
-    /// Single precision.
+    /// Single precision (llama.cpp's exact path, which the golden files were made with).
     F32,
 }
+
+/// The help text of every `--kv-type` flag.
+pub const KV_HELP: &str = "K/V cache element type (f16 is the default in every subcommand)";
 
 impl From<KvArg> for KvType {
     fn from(k: KvArg) -> KvType {
@@ -61,10 +67,10 @@ pub struct TokenizeArgs {
     #[command(flatten)]
     input: Input,
     /// Add BOS (default: the model's own setting).
-    #[arg(long, action = clap::ArgAction::Set)]
+    #[arg(long, action = clap::ArgAction::Set, allow_hyphen_values = true)]
     add_bos: Option<bool>,
     /// Parse special-token text such as `<|im_start|>` into its id.
-    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true, allow_hyphen_values = true)]
     parse_special: bool,
 }
 
@@ -98,39 +104,54 @@ pub struct GenerateArgs {
     model: PathBuf,
     #[command(flatten)]
     input: Input,
-    /// Tokens to generate (generation also stops at end-of-generation tokens).
-    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
-    n_predict: usize,
-    /// Temperature; 0 is greedy.
-    #[arg(long = "temp", default_value_t = 0.8)]
+    /// Tokens to generate; -1 = until an end-of-generation token (streaming past the window).
+    /// Generation also stops at end-of-generation tokens.
+    #[arg(short = 'n', long = "n-predict", value_name = "N", default_value = "128",
+          value_parser = args::n_predict, allow_hyphen_values = true)]
+    n_predict: args::NPredict,
+    /// Temperature, finite and >= 0; 0 is greedy.
+    #[arg(long = "temp", value_name = "T", default_value_t = 0.8,
+          value_parser = args::temperature, allow_hyphen_values = true)]
     temp: f32,
     /// Top-k (0 = off).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, value_name = "K", default_value_t = 40, value_parser = args::count,
+          allow_hyphen_values = true)]
     top_k: usize,
-    /// Top-p (1 = off).
-    #[arg(long, default_value_t = 0.95)]
+    /// Top-p in [0, 1] (1 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = args::probability,
+          allow_hyphen_values = true)]
     top_p: f32,
-    /// Min-p (0 = off).
-    #[arg(long, default_value_t = 0.05)]
+    /// Min-p in [0, 1] (0 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.05, value_parser = args::probability,
+          allow_hyphen_values = true)]
     min_p: f32,
-    /// Repetition penalty over the last 64 tokens (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Repetition penalty, finite and > 0 (1 = off).
+    #[arg(long, value_name = "R", default_value_t = 1.0, value_parser = args::penalty,
+          allow_hyphen_values = true)]
     repeat_penalty: f32,
-    /// Random seed: the same seed gives the same text.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
-    /// Threads of the context's pool (the calling thread included).
-    #[arg(short = 't', long, default_value_t = 1)]
+    /// Recent tokens the repetition penalty looks at: -1 = the window, 0 = off, up to 65536.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = args::repeat_last_n,
+          allow_hyphen_values = true)]
+    repeat_last_n: args::LastN,
+    /// Random seed: the same seed gives the same text; -1 = a random seed (printed on stderr).
+    #[arg(short = 's', long, value_name = "S", default_value = "24301",
+          value_parser = args::seed, allow_hyphen_values = true)]
+    seed: args::Seed,
+    /// Threads of the context's pool (the calling thread included), 1..=256.
+    #[arg(short = 't', long, value_name = "N", default_value_t = 1,
+          value_parser = args::threads, allow_hyphen_values = true)]
     threads: usize,
-    /// K/V cache element type.
-    #[arg(long, value_enum, default_value = "f16")]
+    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
     kv_type: KvArg,
-    /// Attention-sink slots of the KV arena.
-    #[arg(long, default_value_t = 4)]
+    /// Attention-sink slots of the KV arena, 0..=1024.
+    #[arg(long, value_name = "S", default_value_t = 4, value_parser = args::sinks,
+          allow_hyphen_values = true)]
     sinks: usize,
-    /// Recent tokens the arena keeps besides the sinks; generation streams past it for ever
-    /// (default: room for prompt + n-predict, up to the model's context).
-    #[arg(long)]
+    /// Recent tokens the arena keeps besides the sinks, 1 up to the model's trained context;
+    /// generation streams past it for ever (default: room for prompt + n-predict, up to the
+    /// trained context or 4096). `-c/--ctx-size` as in llama.cpp.
+    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "W",
+          value_parser = args::window, allow_hyphen_values = true)]
     window: Option<usize>,
     /// Keep generating past end-of-generation tokens (for long streaming runs).
     #[arg(long)]
@@ -141,19 +162,28 @@ pub struct GenerateArgs {
 }
 
 pub fn generate(a: GenerateArgs) -> Res<()> {
+    args::warn_threads(a.threads, false);
     let model = load(&a.model)?;
     let tok = model.tokenizer();
+    let n_ctx_train = model.hparams().n_ctx_train;
+    if let Some(w) = a.window {
+        args::within_context("-c/--window", w, 1, n_ctx_train)?;
+    }
     let prompt = tokenize_prompt(&model, &a.input.text()?, None, true);
     if prompt.is_empty() {
         return Err("the prompt is empty after tokenization".into());
     }
-    // The window: as asked, else room for the whole text up to the model's default.
-    if a.window == Some(0) {
-        return Err("--window 0: the arena needs a window of at least 1 token".into());
-    }
+    // The window: as asked, else room for the whole text up to the model's default. It bounds
+    // the arena; `-n` never does (it only counts tokens).
+    let default_cap = n_ctx_train.clamp(1, 4096);
     let window = match a.window {
         Some(w) => w,
-        None => (prompt.len() + a.n_predict).min(model.hparams().n_ctx_train.min(4096)),
+        None => match a.n_predict.0 {
+            Some(n) => (prompt.len() as u64)
+                .saturating_add(n)
+                .min(default_cap as u64) as usize,
+            None => default_cap,
+        },
     };
     let params = ContextParams {
         n_sink: a.sinks,
@@ -166,6 +196,11 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
         ..Default::default()
     };
     let mut ctx = Context::new(&model, params)?;
+    let seed = a.seed.0.unwrap_or_else(|| {
+        let s = args::random_seed();
+        eprintln!("eddy: seed {s}");
+        s
+    });
     let mut sampler = Sampler::new(
         model.hparams().n_vocab,
         SamplerParams {
@@ -174,37 +209,45 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             top_p: a.top_p,
             min_p: a.min_p,
             repeat_penalty: a.repeat_penalty,
-            seed: a.seed,
+            penalty_last_n: a.repeat_last_n.0.unwrap_or(ctx.params().n_window),
+            seed,
             ..Default::default()
         },
     );
     let mut out = std::io::stdout().lock();
     let t0 = Instant::now();
-    for chunk in prompt.chunks(ctx.params().n_batch) {
-        ctx.decode(chunk)?;
-    }
+    prefill(&mut ctx, &prompt)?;
     for &t in &prompt {
         sampler.accept(t);
     }
     let t_prompt = t0.elapsed().as_secs_f64();
 
     let mut decoder = StreamDecoder::new(tok, false);
-    let mut generated = Vec::with_capacity(a.n_predict);
+    // Only `--json` keeps the ids (it prints them); a text stream keeps nothing per token, so
+    // `-n -1` runs in constant memory.
+    let mut generated = Vec::new();
+    let mut n_generated = 0u64;
     let mut text = String::new();
     let t1 = Instant::now();
-    // Generation speed per block of 100 tokens: constant in streaming mode, however long.
-    let mut block_rates = Vec::with_capacity(a.n_predict / 100 + 1);
+    // Generation speed per block of 100 tokens (`--json`): constant in streaming mode.
+    let mut block_rates = Vec::new();
     let mut block_start = Instant::now();
     let mut io_err = None;
-    for _ in 0..a.n_predict {
+    let mut stopped_by = None;
+    let limit = a.n_predict.0;
+    while limit.is_none_or(|n| n_generated < n) {
         let next = sampler.sample(ctx.logits());
         sampler.accept(next);
-        generated.push(next);
-        if generated.len() % 100 == 0 {
-            block_rates.push(100.0 / block_start.elapsed().as_secs_f64());
-            block_start = Instant::now();
+        n_generated += 1;
+        if a.json {
+            generated.push(next);
+            if n_generated.is_multiple_of(100) {
+                block_rates.push(100.0 / block_start.elapsed().as_secs_f64());
+                block_start = Instant::now();
+            }
         }
         if tok.is_eog(next) && !a.ignore_eos {
+            stopped_by = Some(next);
             break;
         }
         decoder.push(next, |s| {
@@ -217,7 +260,7 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
         if let Some(e) = io_err.take() {
             return Err(e.into());
         }
-        if generated.len() == a.n_predict {
+        if limit.is_some_and(|n| n_generated == n) {
             break;
         }
         ctx.decode(&[next])?;
@@ -236,11 +279,12 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             "generated_ids": generated,
             "text": text,
             "prompt_tokens_per_s": prompt.len() as f64 / t_prompt,
-            "gen_tokens_per_s": generated.len() as f64 / t_gen,
+            "gen_tokens_per_s": n_generated as f64 / t_gen,
             "gen_tokens_per_s_per_100": block_rates,
             "n_sink": ctx.params().n_sink,
             "n_window": ctx.params().n_window,
             "threads": a.threads,
+            "seed": seed,
         });
         writeln!(out, "{doc}")?;
     } else {
@@ -250,12 +294,64 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             prompt.len(),
             t_prompt,
             prompt.len() as f64 / t_prompt,
-            generated.len(),
+            n_generated,
             t_gen,
-            generated.len() as f64 / t_gen
+            n_generated as f64 / t_gen
         );
     }
+    if let Some(id) = stopped_by
+        && n_generated == 1
+    {
+        eprintln!("{}", ended_at_once_note(&model, id));
+    }
     Ok(())
+}
+
+/// Decodes the prompt; a long one (over 512 tokens) shows its progress on a terminal, in
+/// pieces that are whole micro-batches, so the result is the same as in one call.
+fn prefill(ctx: &mut Context<'static, &Model>, prompt: &[u32]) -> Res<()> {
+    let n_batch = ctx.params().n_batch;
+    let mut progress = Progress::new("prefill", prompt.len());
+    let show = prompt.len() > 512;
+    let piece = if show {
+        let ub = ctx.params().n_ubatch.max(1);
+        (ub * (128 / ub).max(1)).min(n_batch)
+    } else {
+        n_batch
+    };
+    let mut done = 0;
+    for chunk in prompt.chunks(piece) {
+        ctx.decode(chunk)?;
+        done += chunk.len();
+        if show {
+            progress.update(done, String::new);
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Why generation ended before its first visible token, and what to try instead: instruct
+/// models end their turn at once when a plain question is not in their chat format.
+fn ended_at_once_note(model: &Model, id: u32) -> String {
+    let tok = model.tokenizer();
+    let name = String::from_utf8_lossy(tok.token_to_piece(id, true)).into_owned();
+    let template = model
+        .gguf()
+        .get_str("tokenizer.chat_template")
+        .unwrap_or("");
+    let example = if template.contains("<|im_start|>") {
+        r"e.g. -p $'<|im_start|>user\nYOUR QUESTION<|im_end|>\n<|im_start|>assistant\n'"
+    } else if template.contains("<start_of_turn>") || model.arch_name() == "gemma3" {
+        r"e.g. -p $'<start_of_turn>user\nYOUR QUESTION<end_of_turn>\n<start_of_turn>model\n'"
+    } else {
+        "in the model's chat format (`eddy inspect` shows tokenizer.chat_template)"
+    };
+    format!(
+        "eddy: note: generation stopped at once: the model's first token was end-of-turn \
+         {name:?} (id {id}); an instruct model answers a chat-formatted prompt, {example}, \
+         or pass --ignore-eos"
+    )
 }
 
 /// `eddy logits`.
@@ -267,17 +363,17 @@ pub struct LogitsArgs {
     /// The text to evaluate.
     #[arg(short = 'p', long = "prompt", group = "src")]
     prompt: Option<String>,
-    /// A file with the text to evaluate.
+    /// A file with the text to evaluate (`-` reads standard input).
     #[arg(short = 'f', long = "file", group = "src")]
     file: Option<PathBuf>,
-    /// A file with a JSON array of token ids to evaluate.
+    /// A file with a JSON array of token ids to evaluate (`-` reads standard input).
     #[arg(long = "ids", group = "src")]
     ids: Option<PathBuf>,
-    /// How many of the highest logits to print per position.
-    #[arg(long, default_value_t = 20)]
+    /// How many of the highest logits to print per position (0 or more).
+    #[arg(long, value_name = "K", default_value_t = 20, value_parser = args::count,
+          allow_hyphen_values = true)]
     top: usize,
-    /// K/V cache element type.
-    #[arg(long, value_enum, default_value = "f16")]
+    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
     kv_type: KvArg,
 }
 
@@ -285,13 +381,27 @@ pub fn logits(a: LogitsArgs) -> Res<()> {
     let model = load(&a.model)?;
     let ids: Vec<u32> = match (&a.prompt, &a.file, &a.ids) {
         (Some(p), _, _) => tokenize_prompt(&model, p, None, true),
-        (_, Some(f), _) => tokenize_prompt(&model, &std::fs::read_to_string(f)?, None, true),
-        (_, _, Some(f)) => serde_json::from_str(&std::fs::read_to_string(f)?)
+        (_, Some(f), _) => tokenize_prompt(&model, &args::read_text("-f", f)?, None, true),
+        (_, _, Some(f)) => serde_json::from_str(&args::read_text("--ids", f)?)
             .map_err(|e| format!("{}: expected a JSON array of token ids: {e}", f.display()))?,
         _ => return Err("give -p TEXT, -f FILE or --ids FILE".into()),
     };
     if ids.is_empty() {
         return Err("no tokens to evaluate".into());
+    }
+    // One pass holds every token: no more than the model was trained on.
+    let n_ctx_train = model.hparams().n_ctx_train.max(1);
+    if ids.len() > n_ctx_train {
+        let flag = match (&a.prompt, &a.file) {
+            (Some(_), _) => "-p",
+            (_, Some(_)) => "-f",
+            _ => "--ids",
+        };
+        return Err(format!(
+            "{flag}: {} tokens to evaluate; allowed 1..={n_ctx_train} (the model's trained context)",
+            ids.len()
+        )
+        .into());
     }
     let n_batch = ids.len().min(512);
     let mut ctx = Context::new(

@@ -43,7 +43,8 @@ fn qwen2_chunked_perplexity_matches_llama_cpp() {
     chunked_on(&m, "qwen2");
 }
 
-/// llama-perplexity's chunked mode (16 chunks of 512 tokens) against `ppl.json`, within 1 %.
+/// llama-perplexity's chunked mode (16 chunks of 512 tokens) against `ppl.json`, within 1 %,
+/// with f32 K/V: the exact path the golden numbers were made with.
 fn chunked_on(m: &str, name: &str) {
     let hamlet = golden("hamlet.txt");
     let want = read("ppl.json")["results"][name].clone();
@@ -58,6 +59,8 @@ fn chunked_on(m: &str, name: &str) {
         "16",
         "-t",
         "2",
+        "--kv-type",
+        "f32",
     ]);
     let (ppl, want_ppl) = (got["ppl"].as_f64().unwrap(), want["ppl"].as_f64().unwrap());
     eprintln!("{name} chunked: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
@@ -85,6 +88,8 @@ fn recompute_perplexity_matches_llama_cpp() {
         "16384",
         "-t",
         "2",
+        "--kv-type",
+        "f32",
     ]);
     let (ppl, want_ppl) = (got["ppl"].as_f64().unwrap(), want["ppl"].as_f64().unwrap());
     eprintln!("recompute: ours {ppl:.4}, llama.cpp {want_ppl:.4}");
