@@ -419,12 +419,12 @@ fn signed_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &m
 }
 
 macro_rules! signed_kernels {
-    ($name:ident, $ty:ident, $block:ty, $prepare:expr, $run:expr) => {
+    ($name:ident, $ty:ident, $pack:expr, $prepare:expr, $run:expr) => {
         static $name: PanelKernels = PanelKernels {
             ty: GgmlType::$ty,
             panel_bytes: panel_bytes_32,
             column_bytes: column_bytes_32,
-            pack: signed_pack::<$block>,
+            pack: $pack,
             prepare: $prepare,
             run: $run,
             matvec: None,
@@ -435,21 +435,21 @@ macro_rules! signed_kernels {
 signed_kernels!(
     Q4_0_SCALAR,
     Q4_0,
-    BlockQ4_0,
+    signed_pack::<BlockQ4_0>,
     q8_1_prepare,
     signed_run_scalar
 );
 signed_kernels!(
     Q5_0_SCALAR,
     Q5_0,
-    BlockQ5_0,
+    signed_pack::<BlockQ5_0>,
     q8_1_prepare,
     signed_run_scalar
 );
 signed_kernels!(
     Q8_0_SCALAR,
     Q8_0,
-    BlockQ8_0,
+    signed_pack::<BlockQ8_0>,
     q8_1_prepare,
     signed_run_scalar
 );
@@ -458,51 +458,18 @@ signed_kernels!(
 mod x86_signed {
     use super::*;
     use crate::x86_panel::{
-        q8_1_prepare_avx2_bytes, q8_1_prepare_avx512_bytes, signed_run_avx2_bytes,
-        signed_run_avx512_bytes,
+        q4_0_pack_avx512_bytes as q4_0_pack512, q5_0_pack_avx512_bytes as q5_0_pack512,
+        q8_0_pack_avx512_bytes as q8_0_pack512, q8_1_prepare_avx2_bytes as prep2,
+        q8_1_prepare_avx512_bytes as prep512, signed_run_avx2_bytes as run2,
+        signed_run_avx512_bytes as run512,
     };
-    signed_kernels!(
-        Q4_0_AVX512,
-        Q4_0,
-        BlockQ4_0,
-        q8_1_prepare_avx512_bytes,
-        signed_run_avx512_bytes
-    );
-    signed_kernels!(
-        Q5_0_AVX512,
-        Q5_0,
-        BlockQ5_0,
-        q8_1_prepare_avx512_bytes,
-        signed_run_avx512_bytes
-    );
-    signed_kernels!(
-        Q8_0_AVX512,
-        Q8_0,
-        BlockQ8_0,
-        q8_1_prepare_avx512_bytes,
-        signed_run_avx512_bytes
-    );
-    signed_kernels!(
-        Q4_0_AVX2,
-        Q4_0,
-        BlockQ4_0,
-        q8_1_prepare_avx2_bytes,
-        signed_run_avx2_bytes
-    );
-    signed_kernels!(
-        Q5_0_AVX2,
-        Q5_0,
-        BlockQ5_0,
-        q8_1_prepare_avx2_bytes,
-        signed_run_avx2_bytes
-    );
-    signed_kernels!(
-        Q8_0_AVX2,
-        Q8_0,
-        BlockQ8_0,
-        q8_1_prepare_avx2_bytes,
-        signed_run_avx2_bytes
-    );
+    signed_kernels!(Q4_0_AVX512, Q4_0, q4_0_pack512, prep512, run512);
+    signed_kernels!(Q5_0_AVX512, Q5_0, q5_0_pack512, prep512, run512);
+    signed_kernels!(Q8_0_AVX512, Q8_0, q8_0_pack512, prep512, run512);
+    // AVX2 packs with the portable code (it moves dwords; no transposing shuffles yet).
+    signed_kernels!(Q4_0_AVX2, Q4_0, signed_pack::<BlockQ4_0>, prep2, run2);
+    signed_kernels!(Q5_0_AVX2, Q5_0, signed_pack::<BlockQ5_0>, prep2, run2);
+    signed_kernels!(Q8_0_AVX2, Q8_0, signed_pack::<BlockQ8_0>, prep2, run2);
 
     /// The signed-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {

@@ -10,8 +10,8 @@ use core::arch::x86_64::*;
 
 use crate::num::{f16_to_f32, f32_to_f16};
 use crate::panel::{
-    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_pack, check_prepare, check_run,
-    q8_1_prepare_block,
+    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_pack, check_pack_of,
+    check_prepare, check_run, q8_1_prepare_block,
 };
 
 /// Packs `rows` Q4_1 rows of `nb` blocks (`x`, `nb * 20` bytes apart) into `panel`: per block,
@@ -680,4 +680,184 @@ pub(crate) fn signed_run_avx2_bytes(
         }
         j += k;
     }
+}
+
+/// The 32 signed values of one block of a Q8_0-partner format as bytes of a 256-bit vector,
+/// in weight order (`blk` points at the block).
+///
+/// # Safety
+/// The CPU must support AVX-512 BW and VL and AVX2; `blk` must point at a whole block of `ty`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn signed_values(ty: SignedFormat, blk: *const u8) -> __m256i {
+    let nibbles = _mm_set1_epi8(0x0f);
+    // SAFETY: the reads stay inside the block (Q4_0: 18 bytes, Q5_0: 22, Q8_0: 34) by the
+    // contract; unaligned loads.
+    unsafe {
+        let split = |qs: __m128i| {
+            let lo = _mm_and_si128(qs, nibbles);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), nibbles);
+            _mm256_set_m128i(hi, lo)
+        };
+        match ty {
+            SignedFormat::Q4_0 => {
+                let q = split(_mm_loadu_si128(blk.add(2).cast()));
+                _mm256_sub_epi8(q, _mm256_set1_epi8(8))
+            }
+            SignedFormat::Q5_0 => {
+                let qh = blk.add(2).cast::<u32>().read_unaligned();
+                let q = split(_mm_loadu_si128(blk.add(6).cast()));
+                let h = _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(0x10));
+                _mm256_sub_epi8(_mm256_or_si256(q, h), _mm256_set1_epi8(16))
+            }
+            SignedFormat::Q8_0 => _mm256_loadu_si256(blk.add(2).cast()),
+        }
+    }
+}
+
+/// The formats of the signed layout, for the SIMD packing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignedFormat {
+    Q4_0,
+    Q5_0,
+    Q8_0,
+}
+
+impl SignedFormat {
+    fn block_bytes(self) -> usize {
+        match self {
+            SignedFormat::Q4_0 => 18,
+            SignedFormat::Q5_0 => 22,
+            SignedFormat::Q8_0 => 34,
+        }
+    }
+}
+
+/// Packs `rows` rows of a signed-layout format into `panel` with AVX-512: per block, each
+/// row's 32 values decoded into half a register (two rows per register), the 16 × 8 dwords
+/// transposed in two rounds of `vpermt2d` (four rows × eight dwords into two registers, then
+/// dword `k` of every row into vector `k`), the row sums `Σ v` by `vpdpbusd` with ones, and the
+/// 16 `d_x` widened with `vcvtph2ps`: the reference's bytes.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C. `x` must hold `rows`
+/// rows of `nb` blocks of `ty`, `rows` must be 1 to 16, and `panel` must hold
+/// `nb * PANEL_BLOCK` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn signed_pack(ty: SignedFormat, nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let bb = ty.block_bytes();
+    let row_bytes = nb * bb;
+    // Round one: lane 4 k' + i of the result is dword k (k' = k % 4 of one half) of row i of
+    // a group of four, whose rows 0, 1 sit in the first register and 2, 3 in the second.
+    let round1 = |half: i32| {
+        let at = |k: i32, i: i32| (i / 2) * 16 + (i % 2) * 8 + 4 * half + k;
+        _mm512_setr_epi32(
+            at(0, 0),
+            at(0, 1),
+            at(0, 2),
+            at(0, 3),
+            at(1, 0),
+            at(1, 1),
+            at(1, 2),
+            at(1, 3),
+            at(2, 0),
+            at(2, 1),
+            at(2, 2),
+            at(2, 3),
+            at(3, 0),
+            at(3, 1),
+            at(3, 2),
+            at(3, 3),
+        )
+    };
+    // Round two: lane 4 g + i (g = 0, 1 the group of the pair) takes lane 4 k' + i.
+    let round2 = |k: i32| {
+        let at = |g: i32, i: i32| g * 16 + 4 * k + i;
+        _mm512_setr_epi32(
+            at(0, 0),
+            at(0, 1),
+            at(0, 2),
+            at(0, 3),
+            at(1, 0),
+            at(1, 1),
+            at(1, 2),
+            at(1, 3),
+            at(0, 0),
+            at(0, 1),
+            at(0, 2),
+            at(0, 3),
+            at(1, 0),
+            at(1, 1),
+            at(1, 2),
+            at(1, 3),
+        )
+    };
+    let r1 = [round1(0), round1(1)];
+    let r2 = [round2(0), round2(1), round2(2), round2(3)];
+    let ones = _mm512_set1_epi8(1);
+    for b in 0..nb {
+        let out = panel[b * PANEL_BLOCK..][..PANEL_BLOCK].as_mut_ptr();
+        let mut d = [0u16; PANEL_ROWS];
+        // SAFETY: row r < rows reads its block b, `x[r * row_bytes + b * bb..][..bb]`, inside
+        // `x` by the contract; rows at or beyond `rows` are zero. The stores write the 640
+        // bytes of this block's part of `panel`.
+        unsafe {
+            let v: [__m256i; PANEL_ROWS] = core::array::from_fn(|r| {
+                if r < rows {
+                    let blk = x.as_ptr().add(r * row_bytes + b * bb);
+                    d[r] = blk.cast::<u16>().read_unaligned();
+                    signed_values(ty, blk)
+                } else {
+                    _mm256_setzero_si256()
+                }
+            });
+            let pairs: [__m512i; 8] = core::array::from_fn(|p| {
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v[2 * p]), v[2 * p + 1])
+            });
+            // groups[g][h]: rows 4g..4g + 4, dwords 4h..4h + 4.
+            let groups: [[__m512i; 2]; 4] = core::array::from_fn(|g| {
+                [0, 1].map(|h| _mm512_permutex2var_epi32(pairs[2 * g], r1[h], pairs[2 * g + 1]))
+            });
+            let mut sums = _mm512_setzero_si512();
+            for k in 0..8 {
+                let (h, kk) = (k / 4, k % 4);
+                let low = _mm512_permutex2var_epi32(groups[0][h], r2[kk], groups[1][h]);
+                let high = _mm512_permutex2var_epi32(groups[2][h], r2[kk], groups[3][h]);
+                let vk = _mm512_mask_blend_epi32(0xff00, low, high);
+                sums = _mm512_dpbusd_epi32(sums, ones, vk);
+                _mm512_storeu_si512(out.add(64 * k).cast(), vk);
+            }
+            let dx = _mm512_cvtph_ps(_mm256_loadu_si256(d.as_ptr().cast()));
+            _mm512_storeu_ps(out.add(SIGNED_D).cast(), dx);
+            _mm512_storeu_si512(out.add(SIGNED_SUM).cast(), sums);
+        }
+    }
+}
+
+/// Safe wrapper of the AVX-512 signed packing for `ty`.
+fn signed_pack_avx512(ty: SignedFormat, n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let gty = match ty {
+        SignedFormat::Q4_0 => crate::GgmlType::Q4_0,
+        SignedFormat::Q5_0 => crate::GgmlType::Q5_0,
+        SignedFormat::Q8_0 => crate::GgmlType::Q8_0,
+    };
+    let nb = check_pack_of(n, x, rows, panel, ty.block_bytes(), gty);
+    // SAFETY: lengths were checked above; the wrappers below are handed out only for a CPU
+    // that supports the AVX-512 tier.
+    unsafe { signed_pack(ty, nb, x, rows, panel) }
+}
+
+/// AVX-512 packing of Q4_0 rows (see [`signed_pack`]).
+pub(crate) fn q4_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx512(SignedFormat::Q4_0, n, x, rows, panel);
+}
+
+/// AVX-512 packing of Q5_0 rows (see [`signed_pack`]).
+pub(crate) fn q5_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx512(SignedFormat::Q5_0, n, x, rows, panel);
+}
+
+/// AVX-512 packing of Q8_0 rows (see [`signed_pack`]).
+pub(crate) fn q8_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx512(SignedFormat::Q8_0, n, x, rows, panel);
 }
