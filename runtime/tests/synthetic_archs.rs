@@ -18,12 +18,13 @@
 //!
 //! | difference | top-5 max | top-5 median | log-sum-exp max | argmax flips at gap |
 //! |---|---|---|---|---|
-//! | Eddy (AVX-512 tier) vs llama.cpp, batched and token by token | 1.9e-6 | 0 | 9e-7 | none |
+//! | Eddy (AVX-512 tier) token by token vs llama.cpp | 1.9e-6 | 0 | 9e-7 | none |
+//! | Eddy batched (Q8_0 packed-panel kernels, 7ce3ecc) vs llama.cpp | 0.151 | 0.018 | 0.031 | none |
 //! | Eddy scalar or AVX2 tier vs llama.cpp (`EDDY_QUANT_TIER`) | 0.151 | 0.018 | 0.037 | none |
 //! | llama.cpp with flash attention vs without (F32 K/V both) | 0.40 | 0.058 | 0.118 | ≤ 0.184 |
 //! | one feature broken (smallest of 11 bugs tried, per column) | 5.8 | 0.80 | 0.59 | up to 4.5 |
 //!
-//! The first three rows change nothing but the order of f32 operations (kernel tiers, an
+//! The first four rows change nothing but the order of f32 operations (kernel tiers, an
 //! online softmax): two correct implementations can differ that much. The last row is what a
 //! bug costs: a RoPE factor table scaled by 1.5 or ignored, Phi-3's other factor set, its
 //! attention factor ignored, Qwen2's Q/K/V or K biases dropped, Qwen3's head-norm weights
