@@ -157,9 +157,12 @@ unsafe fn sdot_lane<const L: u32>(mut acc: int32x4_t, w: int8x16_t, y: int8x16_t
 /// # Safety
 /// The CPU must support NEON and FEAT_DotProd; `panel` must hold `nb * PANEL_BLOCK` bytes and
 /// each `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+///
+/// With `MIN` false the same product serves the signed layout of Q4_0, Q5_0 and Q8_0 (signed
+/// values, no minimum term): `sdot` multiplies signed bytes, so only the scale step differs.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn q4_1_run_dotprod<const C: usize>(
+unsafe fn run_dotprod<const C: usize, const MIN: bool>(
     nb: usize,
     panel: &[u8],
     ys: [&[u8]; C],
@@ -196,10 +199,101 @@ unsafe fn q4_1_run_dotprod<const C: usize>(
             }
             for g in 0..4 {
                 let dx = load_f32x4(p.add(512 + 16 * g));
-                let mx = load_f32x4(p.add(576 + 16 * g));
                 for c in 0..C {
-                    let (dy, sy) = (dup_f32(y[c].add(32)), dup_f32(y[c].add(36)));
-                    acc[c][g] = scale_step(acc[c][g], isum[c][g], dx, mx, dy, sy);
+                    let dy = dup_f32(y[c].add(32));
+                    acc[c][g] = if MIN {
+                        let mx = load_f32x4(p.add(576 + 16 * g));
+                        scale_step(acc[c][g], isum[c][g], dx, mx, dy, dup_f32(y[c].add(36)))
+                    } else {
+                        vfmaq_f32(acc[c][g], vcvtq_f32_s32(isum[c][g]), vmulq_f32(dx, dy))
+                    };
+                }
+            }
+        }
+    }
+    store(&acc, out);
+}
+
+/// The Q4_1 product of [`run_dotprod`].
+///
+/// # Safety
+/// As [`run_dotprod`].
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn q4_1_run_dotprod<const C: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
+    // SAFETY: the same contract.
+    unsafe { run_dotprod::<C, true>(nb, panel, ys, out) }
+}
+
+/// The signed-layout product of [`run_dotprod`] (Q4_0, Q5_0, Q8_0).
+///
+/// # Safety
+/// As [`run_dotprod`].
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn signed_run_dotprod<const C: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
+    // SAFETY: the same contract.
+    unsafe { run_dotprod::<C, false>(nb, panel, ys, out) }
+}
+
+/// `C` prepared columns times a panel of signed values (Q4_0, Q5_0, Q8_0) with baseline NEON,
+/// into `out[c * 16 + r]`. Values and activations reach ±128, so products do not add up in
+/// i16 over a block as Q4_1's do: per weight vector, `smull`/`smull2` give the products in i16
+/// (at most 2^14) and `sadalp` adds their pairs into i32 lanes (two per row); at the block's
+/// end `addp` joins each row's two lanes: the exact `Σ v·q_y`. Then, as the reference,
+/// `acc = fma(f32(isum), d_x·d_y, acc)`.
+///
+/// # Safety
+/// The CPU must support NEON; `panel` must hold `nb * PANEL_BLOCK` bytes and each `ys[c]`
+/// `nb * COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn signed_run_neon<const C: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
+    let mut acc = [[vdupq_n_f32(0.0); 4]; C];
+    for b in 0..nb {
+        // SAFETY: block b of the panel is `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]` and block b
+        // of column c is `ys[c][b * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+        // byte loads and `read_unaligned` have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * PANEL_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            // Rows 4g, 4g + 1 in `lo[c][g]`, rows 4g + 2, 4g + 3 in `hi[c][g]`, two i32 each.
+            let mut lo = [[vdupq_n_s32(0); 4]; C];
+            let mut hi = [[vdupq_n_s32(0); 4]; C];
+            for k in 0..8 {
+                let w: [int8x16_t; 4] =
+                    core::array::from_fn(|g| vld1q_s8(p.add(64 * k + 16 * g).cast()));
+                for c in 0..C {
+                    let word = y[c].add(4 * k).cast::<i32>().read_unaligned();
+                    let yk = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                    for g in 0..4 {
+                        let pl = vmull_s8(vget_low_s8(w[g]), vget_low_s8(yk));
+                        lo[c][g] = vpadalq_s16(lo[c][g], pl);
+                        hi[c][g] = vpadalq_s16(hi[c][g], vmull_high_s8(w[g], yk));
+                    }
+                }
+            }
+            for g in 0..4 {
+                let dx = load_f32x4(p.add(512 + 16 * g));
+                for c in 0..C {
+                    let isum = vpaddq_s32(lo[c][g], hi[c][g]);
+                    let dy = dup_f32(y[c].add(32));
+                    acc[c][g] = vfmaq_f32(acc[c][g], vcvtq_f32_s32(isum), vmulq_f32(dx, dy));
                 }
             }
         }
@@ -277,7 +371,7 @@ const GROUP: usize = 2;
 /// Runs `kernel` over the columns, [`GROUP`] at a time and a last single column if any.
 macro_rules! run_bytes {
     ($name:ident, $kernel:ident, $tier:literal) => {
-        #[doc = concat!("Safe wrapper of the ", $tier, " Q4_1 panel product.")]
+        #[doc = concat!("Safe wrapper of the ", $tier, " panel product.")]
         pub(crate) fn $name(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
             let (nb, cols) = check_run(n, panel, ys, y_stride, out);
             let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
@@ -312,5 +406,19 @@ macro_rules! run_bytes {
     };
 }
 
-run_bytes!(q4_1_run_dotprod_bytes, q4_1_run_dotprod, "dotprod (`sdot`)");
-run_bytes!(q4_1_run_neon_bytes, q4_1_run_neon, "baseline NEON");
+run_bytes!(
+    q4_1_run_dotprod_bytes,
+    q4_1_run_dotprod,
+    "dotprod (`sdot`) Q4_1"
+);
+run_bytes!(q4_1_run_neon_bytes, q4_1_run_neon, "baseline NEON Q4_1");
+run_bytes!(
+    signed_run_dotprod_bytes,
+    signed_run_dotprod,
+    "dotprod (`sdot`) signed-layout"
+);
+run_bytes!(
+    signed_run_neon_bytes,
+    signed_run_neon,
+    "baseline NEON signed-layout"
+);

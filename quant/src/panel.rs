@@ -366,7 +366,7 @@ fn signed_pack<B: SignedBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]
         }
         for (r, (dr, sr)) in d.iter().zip(&sums).enumerate() {
             rest[4 * r..][..4].copy_from_slice(&dr.to_le_bytes());
-            rest[64 + 4 * r..][..4].copy_from_slice(&sr.to_le_bytes());
+            rest[SIGNED_SUM - SIGNED_D + 4 * r..][..4].copy_from_slice(&sr.to_le_bytes());
         }
     }
 }
@@ -485,6 +485,67 @@ mod x86_signed {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64_signed {
+    use super::*;
+    use crate::aarch64_panel::{signed_run_dotprod_bytes as dot, signed_run_neon_bytes as neon};
+    signed_kernels!(
+        Q4_0_DOTPROD,
+        Q4_0,
+        signed_pack::<BlockQ4_0>,
+        q8_1_prepare,
+        dot
+    );
+    signed_kernels!(
+        Q5_0_DOTPROD,
+        Q5_0,
+        signed_pack::<BlockQ5_0>,
+        q8_1_prepare,
+        dot
+    );
+    signed_kernels!(
+        Q8_0_DOTPROD,
+        Q8_0,
+        signed_pack::<BlockQ8_0>,
+        q8_1_prepare,
+        dot
+    );
+    signed_kernels!(
+        Q4_0_NEON,
+        Q4_0,
+        signed_pack::<BlockQ4_0>,
+        q8_1_prepare,
+        neon
+    );
+    signed_kernels!(
+        Q5_0_NEON,
+        Q5_0,
+        signed_pack::<BlockQ5_0>,
+        q8_1_prepare,
+        neon
+    );
+    signed_kernels!(
+        Q8_0_NEON,
+        Q8_0,
+        signed_pack::<BlockQ8_0>,
+        q8_1_prepare,
+        neon
+    );
+
+    /// The signed-layout kernels of `ty` on the dotprod tier (`dotprod`) or baseline NEON.
+    pub(super) fn kernels(ty: GgmlType, dotprod: bool) -> Option<&'static PanelKernels> {
+        Some(match (ty, dotprod) {
+            (GgmlType::Q4_0, true) => &Q4_0_DOTPROD,
+            (GgmlType::Q5_0, true) => &Q5_0_DOTPROD,
+            (GgmlType::Q8_0, true) => &Q8_0_DOTPROD,
+            (GgmlType::Q4_0, false) => &Q4_0_NEON,
+            (GgmlType::Q5_0, false) => &Q5_0_NEON,
+            (GgmlType::Q8_0, false) => &Q8_0_NEON,
+            _ => return None,
+        })
+    }
+}
+
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
 /// rounded up to whole 32-blocks): what a caller sizes its panel scratch with.
 pub fn max_panel_bytes(n: usize) -> usize {
@@ -527,6 +588,10 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Dotprod, GgmlType::Q4_1) => Some(&Q4_1_DOTPROD),
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, GgmlType::Q4_1) => Some(&Q4_1_NEON),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Dotprod, _) => aarch64_signed::kernels(ty, true),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Neon, _) => aarch64_signed::kernels(ty, false),
         _ => None,
     }
 }

@@ -1,4 +1,4 @@
-//! Golden vectors from ggml itself (`../shared/golden/quant_vectors.json`, see its README):
+//! Golden vectors from ggml itself (`testdata/golden/quant_vectors.json`, see testdata/README.md):
 //! for 14 weight types, two cases of 512 values each.
 //!
 //! Per type and case:
@@ -29,7 +29,7 @@ fn golden_path() -> std::path::PathBuf {
         Some(d) => std::path::PathBuf::from(d).join("quant_vectors.json"),
         None => std::path::PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/golden/quant_vectors.json"
+            "/../testdata/golden/quant_vectors.json"
         )),
     }
 }
