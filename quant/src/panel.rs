@@ -28,7 +28,9 @@
 //! of [`panel_kernels_reference`] compute exactly the formula above (with a software fused
 //! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
 //!
-//! SIMD kernels, by tier ([`panel_kernels_for`]), all for Q4_1 weights so far:
+//! Q4_0, Q5_0 and Q8_0 weights (against Q8_0 activations) pack into a second layout of signed
+//! values with one product kernel per tier, described at its section below. SIMD kernels for
+//! Q4_1, by tier ([`panel_kernels_for`]):
 //!
 //! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
 //!   with four activation bytes broadcast, eight columns per call.
@@ -41,6 +43,8 @@
 //!   into i16 over the block, then pairwise adds into i32, two columns per call.
 //!
 //! Both AArch64 tiers share one packing and prepare columns with the scalar reference code.
+//! The signed layout has products for the same four tiers; AVX-512 packs it with SIMD code, the
+//! others with the portable packing.
 //!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
 //! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
