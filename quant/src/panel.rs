@@ -43,8 +43,8 @@
 //!   into i16 over the block, then pairwise adds into i32, two columns per call.
 //!
 //! Both AArch64 tiers share one packing and prepare columns with the scalar reference code.
-//! The signed layout has products for the same four tiers; AVX-512 packs it with SIMD code, the
-//! others with the portable packing.
+//! The signed layout has products for the same four tiers; AVX-512 and AVX2 pack it with SIMD
+//! code, the AArch64 tiers with the portable packing.
 //!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
 //! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
@@ -462,18 +462,18 @@ signed_kernels!(
 mod x86_signed {
     use super::*;
     use crate::x86_panel::{
-        q4_0_pack_avx512_bytes as q4_0_pack512, q5_0_pack_avx512_bytes as q5_0_pack512,
-        q8_0_pack_avx512_bytes as q8_0_pack512, q8_1_prepare_avx2_bytes as prep2,
-        q8_1_prepare_avx512_bytes as prep512, signed_run_avx2_bytes as run2,
-        signed_run_avx512_bytes as run512,
+        q4_0_pack_avx2_bytes as q4_0_pack2, q4_0_pack_avx512_bytes as q4_0_pack512,
+        q5_0_pack_avx2_bytes as q5_0_pack2, q5_0_pack_avx512_bytes as q5_0_pack512,
+        q8_0_pack_avx2_bytes as q8_0_pack2, q8_0_pack_avx512_bytes as q8_0_pack512,
+        q8_1_prepare_avx2_bytes as prep2, q8_1_prepare_avx512_bytes as prep512,
+        signed_run_avx2_bytes as run2, signed_run_avx512_bytes as run512,
     };
     signed_kernels!(Q4_0_AVX512, Q4_0, q4_0_pack512, prep512, run512);
     signed_kernels!(Q5_0_AVX512, Q5_0, q5_0_pack512, prep512, run512);
     signed_kernels!(Q8_0_AVX512, Q8_0, q8_0_pack512, prep512, run512);
-    // AVX2 packs with the portable code (it moves dwords; no transposing shuffles yet).
-    signed_kernels!(Q4_0_AVX2, Q4_0, signed_pack::<BlockQ4_0>, prep2, run2);
-    signed_kernels!(Q5_0_AVX2, Q5_0, signed_pack::<BlockQ5_0>, prep2, run2);
-    signed_kernels!(Q8_0_AVX2, Q8_0, signed_pack::<BlockQ8_0>, prep2, run2);
+    signed_kernels!(Q4_0_AVX2, Q4_0, q4_0_pack2, prep2, run2);
+    signed_kernels!(Q5_0_AVX2, Q5_0, q5_0_pack2, prep2, run2);
+    signed_kernels!(Q8_0_AVX2, Q8_0, q8_0_pack2, prep2, run2);
 
     /// The signed-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {

@@ -724,6 +724,14 @@ pub(crate) enum SignedFormat {
 }
 
 impl SignedFormat {
+    fn ggml(self) -> crate::GgmlType {
+        match self {
+            SignedFormat::Q4_0 => crate::GgmlType::Q4_0,
+            SignedFormat::Q5_0 => crate::GgmlType::Q5_0,
+            SignedFormat::Q8_0 => crate::GgmlType::Q8_0,
+        }
+    }
+
     fn block_bytes(self) -> usize {
         match self {
             SignedFormat::Q4_0 => 18,
@@ -836,12 +844,7 @@ unsafe fn signed_pack(ty: SignedFormat, nb: usize, x: &[u8], rows: usize, panel:
 
 /// Safe wrapper of the AVX-512 signed packing for `ty`.
 fn signed_pack_avx512(ty: SignedFormat, n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
-    let gty = match ty {
-        SignedFormat::Q4_0 => crate::GgmlType::Q4_0,
-        SignedFormat::Q5_0 => crate::GgmlType::Q5_0,
-        SignedFormat::Q8_0 => crate::GgmlType::Q8_0,
-    };
-    let nb = check_pack_of(n, x, rows, panel, ty.block_bytes(), gty);
+    let nb = check_pack_of(n, x, rows, panel, ty.block_bytes(), ty.ggml());
     // SAFETY: lengths were checked above; the wrappers below are handed out only for a CPU
     // that supports the AVX-512 tier.
     unsafe { signed_pack(ty, nb, x, rows, panel) }
@@ -860,4 +863,146 @@ pub(crate) fn q5_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mu
 /// AVX-512 packing of Q8_0 rows (see [`signed_pack`]).
 pub(crate) fn q8_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     signed_pack_avx512(SignedFormat::Q8_0, n, x, rows, panel);
+}
+
+/// The 32 signed values of one block of a Q8_0-partner format with AVX2 (no mask registers:
+/// Q5_0's fifth bits are spread to bytes by a byte shuffle and a bit test).
+///
+/// # Safety
+/// The CPU must support AVX2; `blk` must point at a whole block of `ty`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn signed_values_avx2(ty: SignedFormat, blk: *const u8) -> __m256i {
+    let nibbles = _mm_set1_epi8(0x0f);
+    // SAFETY: the reads stay inside the block (Q4_0: 18 bytes, Q5_0: 22, Q8_0: 34) by the
+    // contract; unaligned loads.
+    unsafe {
+        let split = |qs: __m128i| {
+            let lo = _mm_and_si128(qs, nibbles);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), nibbles);
+            _mm256_set_m128i(hi, lo)
+        };
+        match ty {
+            SignedFormat::Q4_0 => {
+                let q = split(_mm_loadu_si128(blk.add(2).cast()));
+                _mm256_sub_epi8(q, _mm256_set1_epi8(8))
+            }
+            SignedFormat::Q5_0 => {
+                let qh = blk.add(2).cast::<i32>().read_unaligned();
+                let q = split(_mm_loadu_si128(blk.add(6).cast()));
+                // Byte j takes byte j / 8 of qh, then tests bit j % 8.
+                let bytes = _mm256_shuffle_epi8(
+                    _mm256_set1_epi32(qh),
+                    _mm256_setr_epi8(
+                        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                        3, 3, 3, 3, 3, 3, 3,
+                    ),
+                );
+                let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+                let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+                let h = _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+                _mm256_sub_epi8(_mm256_or_si256(q, h), _mm256_set1_epi8(16))
+            }
+            SignedFormat::Q8_0 => _mm256_loadu_si256(blk.add(2).cast()),
+        }
+    }
+}
+
+/// Packs `rows` rows of a signed-layout format into `panel` with AVX2: per block and group of
+/// eight rows, each row's 32 values decoded into a register, the 8 × 8 dwords transposed
+/// (`vpunpck{l,h}dq`, `vpunpck{l,h}qdq`, `vperm2i128`) so that vector `k` holds dword `k` of the
+/// eight rows, the row sums from `vpmaddubsw` with ones and `vpmaddwd`, and the 16 `d_x` widened
+/// with `vcvtph2ps`: the reference's bytes.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. `x` must hold `rows` rows of `nb` blocks of `ty`,
+/// `rows` must be 1 to 16, and `panel` must hold `nb * PANEL_BLOCK` bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn signed_pack_avx2(ty: SignedFormat, nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let bb = ty.block_bytes();
+    let row_bytes = nb * bb;
+    let ones8 = _mm256_set1_epi8(1);
+    let ones16 = _mm256_set1_epi16(1);
+    for b in 0..nb {
+        let out = panel[b * PANEL_BLOCK..][..PANEL_BLOCK].as_mut_ptr();
+        let mut d = [0u16; PANEL_ROWS];
+        // SAFETY: row r < rows reads its block b, `x[r * row_bytes + b * bb..][..bb]`, inside
+        // `x` by the contract; rows at or beyond `rows` are zero. The stores write the 640
+        // bytes of this block's part of `panel`.
+        unsafe {
+            for h in 0..2 {
+                let v: [__m256i; 8] = core::array::from_fn(|i| {
+                    let r = 8 * h + i;
+                    if r < rows {
+                        let blk = x.as_ptr().add(r * row_bytes + b * bb);
+                        d[r] = blk.cast::<u16>().read_unaligned();
+                        signed_values_avx2(ty, blk)
+                    } else {
+                        _mm256_setzero_si256()
+                    }
+                });
+                let t: [__m256i; 8] = [
+                    _mm256_unpacklo_epi32(v[0], v[1]),
+                    _mm256_unpackhi_epi32(v[0], v[1]),
+                    _mm256_unpacklo_epi32(v[2], v[3]),
+                    _mm256_unpackhi_epi32(v[2], v[3]),
+                    _mm256_unpacklo_epi32(v[4], v[5]),
+                    _mm256_unpackhi_epi32(v[4], v[5]),
+                    _mm256_unpacklo_epi32(v[6], v[7]),
+                    _mm256_unpackhi_epi32(v[6], v[7]),
+                ];
+                // u[j]: within each 128-bit half, dword j % 4 (of that half) of four rows.
+                let u: [__m256i; 8] = [
+                    _mm256_unpacklo_epi64(t[0], t[2]),
+                    _mm256_unpackhi_epi64(t[0], t[2]),
+                    _mm256_unpacklo_epi64(t[1], t[3]),
+                    _mm256_unpackhi_epi64(t[1], t[3]),
+                    _mm256_unpacklo_epi64(t[4], t[6]),
+                    _mm256_unpackhi_epi64(t[4], t[6]),
+                    _mm256_unpacklo_epi64(t[5], t[7]),
+                    _mm256_unpackhi_epi64(t[5], t[7]),
+                ];
+                let mut sums = _mm256_setzero_si256();
+                for j in 0..4 {
+                    // Rows 0..4 from u[j], rows 4..8 from u[j + 4]; low halves are dwords 0..4,
+                    // high halves dwords 4..8.
+                    let lo = _mm256_permute2x128_si256::<0x20>(u[j], u[j + 4]);
+                    let hi = _mm256_permute2x128_si256::<0x31>(u[j], u[j + 4]);
+                    for (k, vk) in [(j, lo), (j + 4, hi)] {
+                        let pairs = _mm256_maddubs_epi16(ones8, vk);
+                        sums = _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, ones16));
+                        _mm256_storeu_si256(out.add(64 * k + 32 * h).cast(), vk);
+                    }
+                }
+                _mm256_storeu_si256(out.add(SIGNED_SUM + 32 * h).cast(), sums);
+            }
+            for h in 0..2 {
+                let dh = _mm_loadu_si128(d.as_ptr().add(8 * h).cast());
+                _mm256_storeu_ps(out.add(SIGNED_D + 32 * h).cast(), _mm256_cvtph_ps(dh));
+            }
+        }
+    }
+}
+
+/// Safe wrapper of the AVX2 signed packing for `ty`.
+fn signed_pack_avx2_checked(ty: SignedFormat, n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack_of(n, x, rows, panel, ty.block_bytes(), ty.ggml());
+    // SAFETY: lengths were checked above; the wrappers below are handed out only for a CPU
+    // that supports the AVX2 tier.
+    unsafe { signed_pack_avx2(ty, nb, x, rows, panel) }
+}
+
+/// AVX2 packing of Q4_0 rows (see [`signed_pack_avx2`]).
+pub(crate) fn q4_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx2_checked(SignedFormat::Q4_0, n, x, rows, panel);
+}
+
+/// AVX2 packing of Q5_0 rows (see [`signed_pack_avx2`]).
+pub(crate) fn q5_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx2_checked(SignedFormat::Q5_0, n, x, rows, panel);
+}
+
+/// AVX2 packing of Q8_0 rows (see [`signed_pack_avx2`]).
+pub(crate) fn q8_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx2_checked(SignedFormat::Q8_0, n, x, rows, panel);
 }
