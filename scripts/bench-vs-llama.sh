@@ -43,7 +43,7 @@ log "building eddy"
 # features -> ggml AVX2/AVX-512 options, AMX off); a RUSTFLAGS from the caller would replace it.
 log "building llama.cpp (tools/llama-bench; the first build takes several minutes)"
 (cd "$root/tools/llama-bench" &&
-  env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS nice cargo build --release) >&2
+  env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS nice cargo build --release --bin llama-bench) >&2
 
 eddy="$root/target/release/eddy"
 llama="$root/tools/llama-bench/target/release/llama-bench"
