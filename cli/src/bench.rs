@@ -3,6 +3,12 @@
 //! A prompt of `-p` tokens is decoded as one batch (pp), then `-n` tokens are generated one at a
 //! time with greedy sampling (tg); each is timed around decode (and sampling for tg), best of
 //! `-r` repetitions after one warm-up.
+//!
+//! Then the roofline: generating a token reads every weight matrix once (and one embedding
+//! row), so the machine's memory-read bandwidth divided by those bytes is the most tg can be. A
+//! short probe measures the bandwidth (a 128 MiB buffer read by 1 thread and by every core,
+//! best of 3 passes); the report gives the limit at the run's thread count and the fraction of
+//! it reached.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,6 +64,64 @@ pub struct BenchArgs {
     #[arg(long, value_name = "W", default_value_t = 64, value_parser = args::window,
           allow_hyphen_values = true)]
     window: usize,
+}
+
+/// Bytes of weights one generated token reads: every matrix of every block, the output head and
+/// one row of the embedding (norms and biases are a few KB and left out).
+fn bytes_per_token(model: &Model) -> u64 {
+    let w = model.weights();
+    let size = |t: &eddy::model::TensorRef| (t.rows * t.row_bytes()) as u64;
+    let layers: u64 = w
+        .layers
+        .iter()
+        .map(|l| {
+            [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                .into_iter()
+                .map(size)
+                .sum::<u64>()
+        })
+        .sum();
+    layers + size(&w.output) + w.token_embd.row_bytes() as u64
+}
+
+/// Read bandwidth in GB/s with `threads` threads: each sums its share of `buf` (8-byte words,
+/// vectorised by the compiler), best of 3 passes.
+fn read_bandwidth(buf: &[u64], threads: usize) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for part in buf.chunks(buf.len().div_ceil(threads)) {
+                s.spawn(move || {
+                    let sum = part.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+                    std::hint::black_box(sum);
+                });
+            }
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::mem::size_of_val(buf) as f64 / best / 1e9
+}
+
+/// The roofline of a tg run at `threads` threads: `(bandwidth with 1 thread, with every core,
+/// at `threads`, cores)`.
+fn bandwidths(threads: usize) -> (f64, f64, f64, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // 128 MiB: well past the last-level caches of the devices Eddy targets, small enough for a
+    // 1 GB board. Written first so that every page is backed.
+    let buf: Vec<u64> = (0..16u64 << 20).collect();
+    let one = read_bandwidth(&buf, 1);
+    let all = if cores > 1 {
+        read_bandwidth(&buf, cores)
+    } else {
+        one
+    };
+    let at = match threads {
+        1 => one,
+        t if t == cores => all,
+        t => read_bandwidth(&buf, t),
+    };
+    (one, all, at, cores)
 }
 
 fn peak_rss_bytes() -> Option<u64> {
@@ -120,6 +184,9 @@ pub fn run(a: BenchArgs) -> Res<()> {
     }
     let pp_rate = a.prompt as f64 / best_pp;
     let tg_rate = a.n_gen as f64 / best_tg;
+    let bytes = bytes_per_token(&model);
+    let (bw_one, bw_all, bw, cores) = bandwidths(a.threads);
+    let limit = bw * 1e9 / bytes as f64;
     let name = a
         .model
         .file_name()
@@ -137,6 +204,13 @@ pub fn run(a: BenchArgs) -> Res<()> {
                 "pp_tokens_per_s": pp_rate,
                 "tg_tokens_per_s": tg_rate,
                 "peak_rss_bytes": peak_rss_bytes(),
+                "bandwidth_gb_s": bw,
+                "bandwidth_1_thread_gb_s": bw_one,
+                "bandwidth_all_cores_gb_s": bw_all,
+                "cores": cores,
+                "bytes_per_token": bytes,
+                "tg_limit_tokens_per_s": limit,
+                "tg_fraction_of_limit": tg_rate / limit,
             })
         );
     } else {
@@ -144,6 +218,15 @@ pub fn run(a: BenchArgs) -> Res<()> {
         println!("|---|---|---|---|");
         println!("| {name} | {} | pp{} | {pp_rate:.1} |", a.threads, a.prompt);
         println!("| {name} | {} | tg{} | {tg_rate:.1} |", a.threads, a.n_gen);
+        println!();
+        println!(
+            "roofline: read bandwidth {bw_one:.1} GB/s (1 thread), {bw_all:.1} GB/s ({cores} \
+             cores), {bw:.1} GB/s at {} threads; a token reads {:.1} MB of weights, so tg can \
+             reach at most {limit:.1} tok/s here; this run: {tg_rate:.1} ({:.0} %)",
+            a.threads,
+            bytes as f64 / 1e6,
+            100.0 * tg_rate / limit
+        );
     }
     Ok(())
 }

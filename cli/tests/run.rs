@@ -254,3 +254,36 @@ fn every_command_runs_on_qwen2() {
     ]));
     assert!(b["tg_tokens_per_s"].as_f64().unwrap() > 0.0, "{b}");
 }
+
+/// `eddy bench --json` reports the roofline: the weight bytes a token reads (every 2-D tensor
+/// of SmolLM2, whose head is tied to the embedding, plus one embedding row), a measured read
+/// bandwidth, the tg limit they give and the fraction of it reached.
+#[test]
+fn bench_reports_the_roofline() {
+    let Some(m) = smollm2() else { return };
+    let info = ok_json(eddy(&["inspect", "--json", &m]));
+    let mut matrices = 0u64;
+    let mut embd_row = 0u64;
+    for t in info["tensors"].as_array().unwrap() {
+        let shape = t["shape"].as_array().unwrap();
+        let bytes = t["bytes"].as_u64().unwrap();
+        if shape.len() == 2 {
+            matrices += bytes;
+        }
+        if t["name"] == "token_embd.weight" {
+            embd_row = bytes / shape[1].as_u64().unwrap();
+        }
+    }
+    let b = ok_json(eddy(&[
+        "bench", "-m", &m, "-p", "8", "-n", "4", "-r", "1", "--json",
+    ]));
+    assert_eq!(b["bytes_per_token"].as_u64().unwrap(), matrices + embd_row);
+    let bw = b["bandwidth_gb_s"].as_f64().unwrap();
+    assert!(bw > 0.0 && bw.is_finite(), "{b}");
+    let limit = b["tg_limit_tokens_per_s"].as_f64().unwrap();
+    let want = bw * 1e9 / (matrices + embd_row) as f64;
+    assert!((limit / want - 1.0).abs() < 1e-9, "{limit} vs {want}");
+    let frac = b["tg_fraction_of_limit"].as_f64().unwrap();
+    let tg = b["tg_tokens_per_s"].as_f64().unwrap();
+    assert!((frac - tg / limit).abs() < 1e-9, "{b}");
+}
