@@ -14,6 +14,36 @@ use crate::panel::{
     check_prepare, check_run, q8_1_prepare_block,
 };
 
+/// A safe wrapper of a panel product kernel `$kernel::<C>`: checks the lengths, then runs the
+/// columns `$max` at a time, the last ones in one smaller group (the sizes listed, else 1).
+macro_rules! run_columns {
+    ($name:ident, $kernel:ident, $doc:literal, $max:expr, [$($c:literal),*]) => {
+        #[doc = $doc]
+        pub(crate) fn $name(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
+            let (nb, cols) = check_run(n, panel, ys, y_stride, out);
+            let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+            let mut j = 0;
+            while j < cols {
+                let k = (cols - j).min($max);
+                let out = &mut out[j * PANEL_ROWS..][..k * PANEL_ROWS];
+                match k {
+                    $(
+                        // SAFETY: panel and column lengths were checked by `check_run` and
+                        // `out` holds `$c` columns; this wrapper is handed out only for a CPU
+                        // that supports the kernel's tier.
+                        $c => unsafe {
+                            $kernel::<$c>(nb, panel, core::array::from_fn(|c| col(j + c)), out)
+                        },
+                    )*
+                    // SAFETY: as above, for one column.
+                    _ => unsafe { $kernel::<1>(nb, panel, [col(j)], out) },
+                }
+                j += k;
+            }
+        }
+    };
+}
+
 /// Packs `rows` Q4_1 rows of `nb` blocks (`x`, `nb * 20` bytes apart) into `panel`: per block,
 /// the 16 quant bytes of each row loaded four rows to a register, the 16 × 4 dwords transposed
 /// with `vpermt2d` so that vector `j` holds dword `j` of every row, split into low and high
@@ -155,47 +185,13 @@ unsafe fn q4_1_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out:
 /// Columns per call of [`q4_1_run`] (its registers: `C` accumulators, `C` integer sums).
 const GROUP: usize = 8;
 
-/// Safe wrapper of the AVX-512 Q4_1 panel product: columns eight at a time, the last ones in
-/// one smaller group.
-pub(crate) fn q4_1_run_avx512_bytes(
-    n: usize,
-    panel: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
-    let mut j = 0;
-    while j < cols {
-        let k = (cols - j).min(GROUP);
-        macro_rules! group {
-            ($c:literal) => {{
-                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
-                // is handed out only for a CPU that supports the AVX-512 tier.
-                unsafe {
-                    q4_1_run::<$c>(
-                        nb,
-                        panel,
-                        core::array::from_fn(|c| col(j + c)),
-                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
-                    )
-                };
-            }};
-        }
-        match k {
-            8 => group!(8),
-            7 => group!(7),
-            6 => group!(6),
-            5 => group!(5),
-            4 => group!(4),
-            3 => group!(3),
-            2 => group!(2),
-            _ => group!(1),
-        }
-        j += k;
-    }
-}
+run_columns!(
+    q4_1_run_avx512_bytes,
+    q4_1_run,
+    "Safe wrapper of the AVX-512 Q4_1 panel product: columns eight at a time, the last ones in one smaller group.",
+    GROUP,
+    [8, 7, 6, 5, 4, 3, 2]
+);
 
 /// Prepares a column for the Q4_1 panel kernels, as [`crate::panel`]'s reference does: per block,
 /// the absolute maximum, quants `round_even(x · 127/max)` saturated to i8 (`vpmovsdb`), their sum
@@ -381,42 +377,13 @@ unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
 /// the sixteen ymm registers without spilling.
 const GROUP_AVX2: usize = 3;
 
-/// Safe wrapper of the AVX2 Q4_1 panel product: columns [`GROUP_AVX2`] at a time, the last ones
-/// in one smaller group.
-pub(crate) fn q4_1_run_avx2_bytes(
-    n: usize,
-    panel: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
-    let mut j = 0;
-    while j < cols {
-        let k = (cols - j).min(GROUP_AVX2);
-        macro_rules! group {
-            ($c:literal) => {{
-                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
-                // is handed out only for a CPU that supports the AVX2 tier.
-                unsafe {
-                    q4_1_run_avx2::<$c>(
-                        nb,
-                        panel,
-                        core::array::from_fn(|c| col(j + c)),
-                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
-                    )
-                };
-            }};
-        }
-        match k {
-            3 => group!(3),
-            2 => group!(2),
-            _ => group!(1),
-        }
-        j += k;
-    }
-}
+run_columns!(
+    q4_1_run_avx2_bytes,
+    q4_1_run_avx2,
+    "Safe wrapper of the AVX2 Q4_1 panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
+    GROUP_AVX2,
+    [3, 2]
+);
 
 /// Prepares a column for the Q4_1 panel kernels with AVX2, as [`crate::panel`]'s reference does
 /// (the same steps as the AVX-512 preparation): per block, the absolute maximum, quants
@@ -538,47 +505,13 @@ unsafe fn signed_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
     }
 }
 
-/// Safe wrapper of the AVX-512 signed panel product: columns eight at a time, the last ones in
-/// one smaller group.
-pub(crate) fn signed_run_avx512_bytes(
-    n: usize,
-    panel: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
-    let mut j = 0;
-    while j < cols {
-        let k = (cols - j).min(GROUP);
-        macro_rules! group {
-            ($c:literal) => {{
-                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
-                // is handed out only for a CPU that supports the AVX-512 tier.
-                unsafe {
-                    signed_run::<$c>(
-                        nb,
-                        panel,
-                        core::array::from_fn(|c| col(j + c)),
-                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
-                    )
-                };
-            }};
-        }
-        match k {
-            8 => group!(8),
-            7 => group!(7),
-            6 => group!(6),
-            5 => group!(5),
-            4 => group!(4),
-            3 => group!(3),
-            2 => group!(2),
-            _ => group!(1),
-        }
-        j += k;
-    }
-}
+run_columns!(
+    signed_run_avx512_bytes,
+    signed_run,
+    "Safe wrapper of the AVX-512 signed panel product: columns eight at a time, the last ones in one smaller group.",
+    GROUP,
+    [8, 7, 6, 5, 4, 3, 2]
+);
 
 /// `C` prepared columns times a panel of signed values with AVX2, into `out[c * 16 + r]`. The
 /// 16 rows are two halves of eight i32 lanes. `vpmaddubsw` needs one unsigned operand: per
@@ -645,42 +578,13 @@ unsafe fn signed_run_avx2<const C: usize>(
     }
 }
 
-/// Safe wrapper of the AVX2 signed panel product: columns [`GROUP_AVX2`] at a time, the last
-/// ones in one smaller group.
-pub(crate) fn signed_run_avx2_bytes(
-    n: usize,
-    panel: &[u8],
-    ys: &[u8],
-    y_stride: usize,
-    out: &mut [f32],
-) {
-    let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-    let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
-    let mut j = 0;
-    while j < cols {
-        let k = (cols - j).min(GROUP_AVX2);
-        macro_rules! group {
-            ($c:literal) => {{
-                // SAFETY: panel and column lengths were checked by `check_run`; this wrapper
-                // is handed out only for a CPU that supports the AVX2 tier.
-                unsafe {
-                    signed_run_avx2::<$c>(
-                        nb,
-                        panel,
-                        core::array::from_fn(|c| col(j + c)),
-                        &mut out[j * PANEL_ROWS..][..$c * PANEL_ROWS],
-                    )
-                };
-            }};
-        }
-        match k {
-            3 => group!(3),
-            2 => group!(2),
-            _ => group!(1),
-        }
-        j += k;
-    }
-}
+run_columns!(
+    signed_run_avx2_bytes,
+    signed_run_avx2,
+    "Safe wrapper of the AVX2 signed panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
+    GROUP_AVX2,
+    [3, 2]
+);
 
 /// The 32 signed values of one block of a Q8_0-partner format as bytes of a 256-bit vector,
 /// in weight order (`blk` points at the block).
