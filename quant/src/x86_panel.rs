@@ -586,39 +586,6 @@ run_columns!(
     [3, 2]
 );
 
-/// The 32 signed values of one block of a Q8_0-partner format as bytes of a 256-bit vector,
-/// in weight order (`blk` points at the block).
-///
-/// # Safety
-/// The CPU must support AVX-512 BW and VL and AVX2; `blk` must point at a whole block of `ty`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-unsafe fn signed_values(ty: SignedFormat, blk: *const u8) -> __m256i {
-    let nibbles = _mm_set1_epi8(0x0f);
-    // SAFETY: the reads stay inside the block (Q4_0: 18 bytes, Q5_0: 22, Q8_0: 34) by the
-    // contract; unaligned loads.
-    unsafe {
-        let split = |qs: __m128i| {
-            let lo = _mm_and_si128(qs, nibbles);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), nibbles);
-            _mm256_set_m128i(hi, lo)
-        };
-        match ty {
-            SignedFormat::Q4_0 => {
-                let q = split(_mm_loadu_si128(blk.add(2).cast()));
-                _mm256_sub_epi8(q, _mm256_set1_epi8(8))
-            }
-            SignedFormat::Q5_0 => {
-                let qh = blk.add(2).cast::<u32>().read_unaligned();
-                let q = split(_mm_loadu_si128(blk.add(6).cast()));
-                let h = _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(0x10));
-                _mm256_sub_epi8(_mm256_or_si256(q, h), _mm256_set1_epi8(16))
-            }
-            SignedFormat::Q8_0 => _mm256_loadu_si256(blk.add(2).cast()),
-        }
-    }
-}
-
 /// The formats of the signed layout, for the SIMD packing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SignedFormat {
@@ -718,7 +685,7 @@ unsafe fn signed_pack(ty: SignedFormat, nb: usize, x: &[u8], rows: usize, panel:
                 if r < rows {
                     let blk = x.as_ptr().add(r * row_bytes + b * bb);
                     d[r] = blk.cast::<u16>().read_unaligned();
-                    signed_values(ty, blk)
+                    signed_values_avx2(ty, blk)
                 } else {
                     _mm256_setzero_si256()
                 }
@@ -769,8 +736,9 @@ pub(crate) fn q8_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mu
     signed_pack_avx512(SignedFormat::Q8_0, n, x, rows, panel);
 }
 
-/// The 32 signed values of one block of a Q8_0-partner format with AVX2 (no mask registers:
-/// Q5_0's fifth bits are spread to bytes by a byte shuffle and a bit test).
+/// The 32 signed values of one block of a Q8_0-partner format as bytes of a 256-bit vector, in
+/// weight order, with AVX2 (Q5_0's fifth bits spread to bytes by a byte shuffle and a bit
+/// test); both SIMD packings use it.
 ///
 /// # Safety
 /// The CPU must support AVX2; `blk` must point at a whole block of `ty`.
