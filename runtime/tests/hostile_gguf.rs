@@ -538,7 +538,9 @@ fn random_mutations_never_panic() {
         state
     };
     let mut accepted = 0;
-    for _ in 0..20_000 {
+    // Miri (scripts/sanitize.sh) interprets every step: fewer mutations there.
+    let n = if cfg!(miri) { 200 } else { 20_000 };
+    for _ in 0..n {
         let mut b = full.clone();
         for _ in 0..(1 + next() % 4) {
             if b.is_empty() {
@@ -565,7 +567,7 @@ fn random_mutations_never_panic() {
             }
         }
     }
-    eprintln!("random mutations: {accepted} of 20000 accepted");
+    eprintln!("random mutations: {accepted} of {n} accepted");
     // Some mutations hit tensor data or padding and stay valid; most must be refused.
-    assert!(accepted < 20_000);
+    assert!(accepted < n);
 }
