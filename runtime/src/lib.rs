@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod arena;
+pub mod chat;
 pub mod context;
 mod error;
 pub mod gguf;
