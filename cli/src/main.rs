@@ -1,11 +1,12 @@
 //! `eddy`: the command-line face of the Eddy runtime.
 //!
-//! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `logits`,
+//! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `chat`, `logits`,
 //! `perplexity`, `bench`.
 #![forbid(unsafe_code)]
 
 mod args;
 mod bench;
+mod chat;
 mod inspect;
 mod perplexity;
 mod progress;
@@ -34,6 +35,8 @@ enum Command {
     Tokenize(run::TokenizeArgs),
     /// Stream a continuation of a prompt.
     Generate(run::GenerateArgs),
+    /// Talk to an instruct model in its own chat format; the history stays in the KV arena.
+    Chat(chat::ChatArgs),
     /// Evaluate a sequence in one pass and print the top logits of every position as JSON.
     Logits(run::LogitsArgs),
     /// Perplexity of a text: llama.cpp chunks (the default, 512 tokens), a stream through the
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Generate(a) => run::generate(a),
+        Command::Chat(a) => chat::run(a),
         Command::Logits(a) => run::logits(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Bench(a) => bench::run(a),

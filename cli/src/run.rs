@@ -96,6 +96,61 @@ pub fn tokenize(a: TokenizeArgs) -> Res<()> {
     Ok(())
 }
 
+/// The sampling flags of `generate` and `chat`.
+#[derive(Args, Debug)]
+pub struct SamplingArgs {
+    /// Temperature, finite and >= 0; 0 is greedy.
+    #[arg(long = "temp", value_name = "T", default_value_t = 0.8,
+          value_parser = args::temperature, allow_hyphen_values = true)]
+    pub temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long, value_name = "K", default_value_t = 40, value_parser = args::count,
+          allow_hyphen_values = true)]
+    pub top_k: usize,
+    /// Top-p in [0, 1] (1 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = args::probability,
+          allow_hyphen_values = true)]
+    pub top_p: f32,
+    /// Min-p in [0, 1] (0 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.05, value_parser = args::probability,
+          allow_hyphen_values = true)]
+    pub min_p: f32,
+    /// Repetition penalty, finite and > 0 (1 = off).
+    #[arg(long, value_name = "R", default_value_t = 1.0, value_parser = args::penalty,
+          allow_hyphen_values = true)]
+    pub repeat_penalty: f32,
+    /// Recent tokens the repetition penalty looks at: -1 = the window, 0 = off, up to 65536.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = args::repeat_last_n,
+          allow_hyphen_values = true)]
+    pub repeat_last_n: args::LastN,
+    /// Random seed: the same seed gives the same text; -1 = a random seed (printed on stderr).
+    #[arg(short = 's', long, value_name = "S", default_value = "24301",
+          value_parser = args::seed, allow_hyphen_values = true)]
+    pub seed: args::Seed,
+}
+
+impl SamplingArgs {
+    /// The sampler's parameters for a context whose window is `n_window` tokens, and the seed
+    /// (a random one, printed on stderr, for `--seed -1`).
+    pub fn params(&self, n_window: usize) -> SamplerParams {
+        let seed = self.seed.0.unwrap_or_else(|| {
+            let s = args::random_seed();
+            eprintln!("eddy: seed {s}");
+            s
+        });
+        SamplerParams {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            penalty_last_n: self.repeat_last_n.0.unwrap_or(n_window),
+            seed,
+            ..Default::default()
+        }
+    }
+}
+
 /// `eddy generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -109,34 +164,8 @@ pub struct GenerateArgs {
     #[arg(short = 'n', long = "n-predict", value_name = "N", default_value = "128",
           value_parser = args::n_predict, allow_hyphen_values = true)]
     n_predict: args::NPredict,
-    /// Temperature, finite and >= 0; 0 is greedy.
-    #[arg(long = "temp", value_name = "T", default_value_t = 0.8,
-          value_parser = args::temperature, allow_hyphen_values = true)]
-    temp: f32,
-    /// Top-k (0 = off).
-    #[arg(long, value_name = "K", default_value_t = 40, value_parser = args::count,
-          allow_hyphen_values = true)]
-    top_k: usize,
-    /// Top-p in [0, 1] (1 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = args::probability,
-          allow_hyphen_values = true)]
-    top_p: f32,
-    /// Min-p in [0, 1] (0 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.05, value_parser = args::probability,
-          allow_hyphen_values = true)]
-    min_p: f32,
-    /// Repetition penalty, finite and > 0 (1 = off).
-    #[arg(long, value_name = "R", default_value_t = 1.0, value_parser = args::penalty,
-          allow_hyphen_values = true)]
-    repeat_penalty: f32,
-    /// Recent tokens the repetition penalty looks at: -1 = the window, 0 = off, up to 65536.
-    #[arg(long, value_name = "N", default_value = "64", value_parser = args::repeat_last_n,
-          allow_hyphen_values = true)]
-    repeat_last_n: args::LastN,
-    /// Random seed: the same seed gives the same text; -1 = a random seed (printed on stderr).
-    #[arg(short = 's', long, value_name = "S", default_value = "24301",
-          value_parser = args::seed, allow_hyphen_values = true)]
-    seed: args::Seed,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Threads of the context's pool (the calling thread included), 1..=256.
     #[arg(short = 't', long, value_name = "N", default_value_t = 1,
           value_parser = args::threads, allow_hyphen_values = true)]
@@ -196,24 +225,9 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
         ..Default::default()
     };
     let mut ctx = Context::new(&model, params)?;
-    let seed = a.seed.0.unwrap_or_else(|| {
-        let s = args::random_seed();
-        eprintln!("eddy: seed {s}");
-        s
-    });
-    let mut sampler = Sampler::new(
-        model.hparams().n_vocab,
-        SamplerParams {
-            temperature: a.temp,
-            top_k: a.top_k,
-            top_p: a.top_p,
-            min_p: a.min_p,
-            repeat_penalty: a.repeat_penalty,
-            penalty_last_n: a.repeat_last_n.0.unwrap_or(ctx.params().n_window),
-            seed,
-            ..Default::default()
-        },
-    );
+    let sampler_params = a.sampling.params(ctx.params().n_window);
+    let seed = sampler_params.seed;
+    let mut sampler = Sampler::new(model.hparams().n_vocab, sampler_params);
     let mut out = std::io::stdout().lock();
     let t0 = Instant::now();
     prefill(&mut ctx, &prompt)?;
@@ -309,7 +323,7 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
 
 /// Decodes the prompt; a long one (over 512 tokens) shows its progress on a terminal, in
 /// pieces that are whole micro-batches, so the result is the same as in one call.
-fn prefill(ctx: &mut Context<'static, &Model>, prompt: &[u32]) -> Res<()> {
+pub(crate) fn prefill(ctx: &mut Context<'static, &Model>, prompt: &[u32]) -> Res<()> {
     let n_batch = ctx.params().n_batch;
     let mut progress = Progress::new("prefill", prompt.len());
     let show = prompt.len() > 512;

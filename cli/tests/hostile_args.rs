@@ -118,6 +118,57 @@ fn generate_refuses_hostile_values() {
 }
 
 #[test]
+fn chat_refuses_hostile_values_and_inputs() {
+    let Some(m) = smollm2() else { return };
+    let base = ["chat", "-m", &m, "--temp", "0"];
+    sweep(&base, "-n", "--n-predict", &["-2", "1.5"], &["-1"]);
+    sweep(&base, "--top-p", "--top-p", &["2", "-0.1"], &[]);
+    sweep(&base, "-t", "--threads", &["0", "257"], &[]);
+    sweep(&base, "--sinks", "--sinks", &["1025"], &[]);
+    sweep(&base, "-c", "--window", &["0"], &[]);
+    sweep(&base, "--kv-type", "--kv-type", &["f8"], &[]);
+    sweep(&base, "--keep-system", "--keep-system", &["maybe"], &[]);
+    assert_refused(&[&base[..], &["-c", "100000"]].concat(), "--window");
+    let dir = std::env::temp_dir().join(format!("eddy-hostile-chat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    assert_refused(
+        &[&base[..], &["--render", "/nonexistent.json"]].concat(),
+        "--render",
+    );
+    let bad_conv = file("conv.json", "{\"messages\": 3}");
+    assert_refused(
+        &[&base[..], &["--render", &bad_conv]].concat(),
+        "conversation",
+    );
+    let bad_tools = file("tools.json", "{not json");
+    assert_refused(
+        &[&base[..], &["--tools", &bad_tools]].concat(),
+        "conversation",
+    );
+    let bad_tmpl = file("t.jinja", "{% for m in messages %}");
+    assert_refused(
+        &[&base[..], &["--chat-template", &bad_tmpl]].concat(),
+        "chat template",
+    );
+    let raising = file("r.jinja", "{{ raise_exception('roles must alternate') }}");
+    let conv = file("ok.json", "[{\"role\": \"user\", \"content\": \"hi\"}]");
+    assert_refused(
+        &[&base[..], &["--chat-template", &raising, "--render", &conv]].concat(),
+        "roles must alternate",
+    );
+    assert_refused(
+        &[&base[..], &["--chat-template", "/nonexistent.jinja"]].concat(),
+        "--chat-template",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn tokenize_and_logits_refuse_hostile_values() {
     let Some(m) = smollm2() else { return };
     for v in ["maybe", "2", "", "-1"] {

@@ -33,9 +33,16 @@ pub fn skipped(why: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
 }
 
+/// SmolLM2-135M-Instruct, Q4_1 (arch `llama`), the default model.
+pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// Gemma 3 270M, Q4_K_M (arch `gemma3`).
+pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
+/// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (arch `qwen2`).
+pub const QWEN2: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+
 /// The default model.
 pub fn smollm2() -> Option<String> {
-    model("SmolLM2-135M-Instruct.Q4_1.gguf")
+    model(SMOLLM2)
 }
 
 /// `testdata/golden/<file>` of the workspace (llama.cpp's reference outputs, see
