@@ -137,6 +137,12 @@ typedef enum eddy_status {
      * The system allocator refused memory.
      */
     EDDY_STATUS_OUT_OF_MEMORY = 16,
+    /**
+     * A chat template does not parse or fails while rendering (raise_exception, out of its
+     * instruction budget, output too large), or the model has no template and no built-in
+     * format fits it; eddy_last_error says which.
+     */
+    EDDY_STATUS_INVALID_TEMPLATE = 17,
 } eddy_status;
 
 /**
@@ -303,6 +309,20 @@ typedef struct eddy_sampler_params {
  * Runs on the thread that called eddy_generate.
  */
 typedef bool (*eddy_piece_callback)(const char *piece, size_t len, void *user_data);
+
+/**
+ * One message of a conversation.
+ */
+typedef struct eddy_chat_message {
+    /**
+     * "system", "user", "assistant" or "tool": NUL-terminated UTF-8.
+     */
+    const char *role;
+    /**
+     * The message's text: NUL-terminated UTF-8.
+     */
+    const char *content;
+} eddy_chat_message;
 
 /**
  * Logging off (as a maximum level: deliver nothing).
@@ -1045,6 +1065,43 @@ enum eddy_status eddy_generate(struct eddy_context *context,
                                eddy_piece_callback on_piece,
                                void *user_data,
                                size_t *out_n_generated);
+
+/**
+ * Renders a conversation into prompt text with a chat template, NUL-terminated.
+ *
+ * chat_template is NULL for the model's own template (tokenizer.chat_template; a file without
+ * one gets llama.cpp's built-in format for its vocabulary: Gemma's turns or ChatML), the name
+ * of a built-in format ("gemma", "chatml"), or the source of a Jinja template. The template is
+ * rendered the way Hugging Face transformers renders it, with messages (n_messages of them;
+ * messages may be NULL only when n_messages is 0), tools (tools_json: NULL or a JSON array of
+ * tool schemas) and add_generation_prompt (true opens the assistant's turn).
+ * Rendering is bounded (an instruction budget, a recursion limit, 16 MiB of output).
+ *
+ * The text carries BOS only if the template writes it: tokenize it with add_special true at
+ * the start of a context (eddy_tokenize adds BOS where the model wants one) and parse_special
+ * true. To continue a conversation without re-processing it, render the whole conversation
+ * each turn and decode only the text after what the context already holds (see
+ * examples/c/chat.c).
+ *
+ * On EDDY_STATUS_OK, *out_len receives the text's length without the NUL; on
+ * EDDY_STATUS_BUFFER_TOO_SMALL, the buffer size needed with the NUL (buf may be NULL when
+ * buf_len is 0). Other returns: EDDY_STATUS_NULL_POINTER, EDDY_STATUS_INVALID_UTF8,
+ * EDDY_STATUS_INVALID_ARGUMENT (tools_json is not a JSON array), EDDY_STATUS_INVALID_TEMPLATE.
+ *
+ * # Safety
+ * model is NULL or a live model; chat_template and tools_json are NULL or NUL-terminated;
+ * messages is NULL or holds n_messages messages whose strings are NULL or NUL-terminated;
+ * buf is NULL or holds buf_len writable bytes; out_len is NULL or writable.
+ */
+enum eddy_status eddy_chat_apply_template(const struct eddy_model *model,
+                                          const char *chat_template,
+                                          const struct eddy_chat_message *messages,
+                                          size_t n_messages,
+                                          const char *tools_json,
+                                          bool add_generation_prompt,
+                                          char *buf,
+                                          size_t buf_len,
+                                          size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

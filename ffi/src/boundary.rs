@@ -58,6 +58,10 @@ pub enum eddy_status {
     EDDY_STATUS_INVALID_STATE = 15,
     /// The system allocator refused memory.
     EDDY_STATUS_OUT_OF_MEMORY = 16,
+    /// A chat template does not parse or fails while rendering (raise_exception, out of its
+    /// instruction budget, output too large), or the model has no template and no built-in
+    /// format fits it; eddy_last_error says which.
+    EDDY_STATUS_INVALID_TEMPLATE = 17,
 }
 
 use eddy_status::*;

@@ -33,6 +33,8 @@ pub mod sampler;
 
 pub mod generate;
 
+pub mod chat;
+
 pub use boundary::eddy_status;
 
 /// Major version of the library; eddy_version() reports the same.

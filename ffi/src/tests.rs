@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::ptr;
 
 use super::*;
+use crate::chat::*;
 use crate::context::*;
 use crate::generate::*;
 use crate::logging::*;
@@ -330,4 +331,121 @@ fn log_records_reach_the_c_callback() {
             .iter()
             .any(|(_, m)| m == "filtered out" || m == "after turning it off")
     );
+}
+
+/// Calls eddy_chat_apply_template with a buffer of `cap` bytes; returns the status, the text
+/// and *out_len.
+fn apply(
+    m: *const eddy_model,
+    tmpl: Option<&CStr>,
+    msgs: &[eddy_chat_message],
+    tools: Option<&CStr>,
+    cap: usize,
+) -> (eddy_status, String, usize) {
+    let mut buf = vec![0 as c_char; cap];
+    let mut len = usize::MAX;
+    // SAFETY: valid strings, a buffer of cap bytes, a writable length.
+    let st = unsafe {
+        eddy_chat_apply_template(
+            m,
+            tmpl.map_or(ptr::null(), CStr::as_ptr),
+            msgs.as_ptr(),
+            msgs.len(),
+            tools.map_or(ptr::null(), CStr::as_ptr),
+            true,
+            if cap == 0 {
+                ptr::null_mut()
+            } else {
+                buf.as_mut_ptr()
+            },
+            cap,
+            &mut len,
+        )
+    };
+    let text = if st == EDDY_STATUS_OK {
+        // SAFETY: on success the buffer holds a NUL-terminated string.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        String::new()
+    };
+    (st, text, len)
+}
+
+#[test]
+fn chat_apply_template_renders_sizes_and_refuses() {
+    let Some(path) = model_path() else { return };
+    let m = load(&path);
+    let msgs = [
+        eddy_chat_message {
+            role: c"system".as_ptr(),
+            content: c"Be brief.".as_ptr(),
+        },
+        eddy_chat_message {
+            role: c"user".as_ptr(),
+            content: c"Hi!".as_ptr(),
+        },
+    ];
+    let want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n";
+    // Size query, then the exact size (with the NUL), then one byte short.
+    let (st, _, need) = apply(m, None, &msgs, None, 0);
+    assert_eq!(st, EDDY_STATUS_BUFFER_TOO_SMALL);
+    assert_eq!(need, want.len() + 1);
+    let (st, text, len) = apply(m, None, &msgs, None, need);
+    assert_eq!((st, text.as_str(), len), (EDDY_STATUS_OK, want, want.len()));
+    assert_eq!(
+        apply(m, None, &msgs, None, need - 1).0,
+        EDDY_STATUS_BUFFER_TOO_SMALL
+    );
+    // A built-in format by name, and a template given as source.
+    let (st, text, _) = apply(m, Some(c"gemma"), &msgs, None, 4096);
+    assert_eq!(st, EDDY_STATUS_OK);
+    assert_eq!(
+        text,
+        "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\n"
+    );
+    let (st, text, _) = apply(
+        m,
+        Some(c"{{ messages | length }}{{ tools[0].x }}"),
+        &msgs,
+        Some(c"[{\"x\": 7}]"),
+        64,
+    );
+    assert_eq!((st, text.as_str()), (EDDY_STATUS_OK, "27"));
+    // Bad templates, tools, strings and pointers.
+    let (st, _, len) = apply(m, Some(c"{% if %}"), &msgs, None, 64);
+    assert_eq!((st, len), (EDDY_STATUS_INVALID_TEMPLATE, usize::MAX));
+    assert!(last_error().contains("syntax"), "{}", last_error());
+    let (st, _, _) = apply(m, Some(c"{{ raise_exception('nope') }}"), &msgs, None, 64);
+    assert_eq!(st, EDDY_STATUS_INVALID_TEMPLATE);
+    assert!(last_error().contains("nope"), "{}", last_error());
+    assert_eq!(
+        apply(m, None, &msgs, Some(c"{}"), 64).0,
+        EDDY_STATUS_INVALID_ARGUMENT
+    );
+    let bad = [eddy_chat_message {
+        role: c"user".as_ptr(),
+        content: c"\xff".as_ptr(),
+    }];
+    assert_eq!(apply(m, None, &bad, None, 64).0, EDDY_STATUS_INVALID_UTF8);
+    let null_role = [eddy_chat_message {
+        role: ptr::null(),
+        content: c"x".as_ptr(),
+    }];
+    assert_eq!(
+        apply(m, None, &null_role, None, 64).0,
+        EDDY_STATUS_NULL_POINTER
+    );
+    assert!(
+        last_error().contains("messages[0].role"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(
+        apply(ptr::null(), None, &msgs, None, 64).0,
+        EDDY_STATUS_NULL_POINTER
+    );
+    // SAFETY: m was loaded above and is not used afterwards.
+    unsafe { eddy_model_free(m) };
 }
