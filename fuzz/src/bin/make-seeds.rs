@@ -80,6 +80,45 @@ fn main() {
     eprintln!("make-seeds: {n} tokenizer seeds");
     let n = state_seeds(&out.join("state_load"));
     eprintln!("make-seeds: {n} state_load seeds");
+    let n = chat_template_seeds(&out.join("chat_template"));
+    eprintln!("make-seeds: {n} chat_template seeds");
+}
+
+/// The real models' templates (`tokenizer.chat_template`, where the file has one) and
+/// hand-written ones, each followed by a NUL and a conversation of the golden file.
+fn chat_template_seeds(dir: &Path) -> usize {
+    let golden = fs::read_to_string(repo_root().join("testdata/golden/chat_templates.jsonl"))
+        .expect("testdata/golden/chat_templates.jsonl");
+    let conversations: Vec<&str> = golden.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut templates: Vec<String> = REAL_MODELS
+        .iter()
+        .filter_map(|m| {
+            let g = Gguf::open(m.path()).ok()?;
+            g.get_str("tokenizer.chat_template").map(str::to_string)
+        })
+        .collect();
+    templates.extend(
+        [
+            "{% for m in messages %}<|{{ m.role }}|>{{ m.content | trim }}{% endfor %}",
+            "{{ bos_token }}{% for m in messages %}{{ m | tojson(indent=2) }}{% endfor %}",
+            "{% if tools %}{{ tools | tojson }}{% endif %}{{ messages[-1].content.split(' ') }}",
+            "{% set ns = namespace(x=0) %}{% for m in messages %}{% set ns.x = ns.x + 1 %}{% if loop.last %}{{ ns.x }}{% break %}{% endif %}{% endfor %}",
+            "{{ raise_exception('roles must alternate') }}",
+            "{{ strftime_now('%d %b %Y') }}",
+        ]
+        .map(str::to_string),
+    );
+    let mut n = 0;
+    for (i, t) in templates.iter().enumerate() {
+        for (j, c) in conversations.iter().enumerate().step_by(3) {
+            let mut bytes = t.as_bytes().to_vec();
+            bytes.push(0);
+            bytes.extend_from_slice(c.as_bytes());
+            write(dir, &format!("t{i}-c{j}"), &bytes);
+            n += 1;
+        }
+    }
+    n
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
