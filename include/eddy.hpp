@@ -108,6 +108,38 @@ inline std::string token_to_piece(const eddy_model *model, eddy_token token, boo
     return piece;
 }
 
+/// One chat message: role ("system", "user", "assistant", "tool") and content.
+struct ChatMessage {
+    std::string role;
+    std::string content;
+};
+
+/// A conversation rendered into prompt text by the model's chat template (chat_template
+/// empty), a built-in format ("gemma", "chatml") or a Jinja source; tools_json is empty or a
+/// JSON array of tool schemas. Throws eddy::Error (EDDY_STATUS_INVALID_TEMPLATE for a broken
+/// template).
+inline std::string chat_apply_template(const eddy_model *model,
+                                       const std::vector<ChatMessage> &messages,
+                                       bool add_generation_prompt = true,
+                                       const std::string &chat_template = "",
+                                       const std::string &tools_json = "") {
+    std::vector<eddy_chat_message> msgs;
+    msgs.reserve(messages.size());
+    for (const ChatMessage &m : messages) msgs.push_back({m.role.c_str(), m.content.c_str()});
+    const char *tmpl = chat_template.empty() ? nullptr : chat_template.c_str();
+    const char *tools = tools_json.empty() ? nullptr : tools_json.c_str();
+    size_t n = 0;
+    eddy_status st = eddy_chat_apply_template(model, tmpl, msgs.data(), msgs.size(), tools,
+                                              add_generation_prompt, nullptr, 0, &n);
+    if (st != EDDY_STATUS_BUFFER_TOO_SMALL) check(st, "eddy_chat_apply_template");
+    std::string text(n, '\0');
+    check(eddy_chat_apply_template(model, tmpl, msgs.data(), msgs.size(), tools,
+                                   add_generation_prompt, text.data(), text.size(), &n),
+          "eddy_chat_apply_template");
+    text.resize(n);
+    return text;
+}
+
 namespace detail {
 template <class F> struct PieceSink {
     F *f;

@@ -1,5 +1,6 @@
 // stream.cpp: the C++ wrapper (include/eddy.hpp): RAII handles, a lambda streaming the text,
-// an abort callback that stops generation after N tokens, then the same context going on.
+// an abort callback that stops generation after N tokens, then the same context going on; a
+// chat prompt rendered with the model's template.
 //
 //   cargo build --release -p eddy-ffi
 //   c++ -std=c++17 -Wall -Wextra -Werror examples/cpp/stream.cpp -Iinclude
@@ -66,6 +67,22 @@ int main(int argc, char **argv) {
         if (st != EDDY_STATUS_OK || eddy_context_n_seen(c) != n_prompt + n_generated + n_more) {
             std::cerr << "stream: unexpected token count\n";
             return 1;
+        }
+
+        // A chat prompt in the model's own format, and a broken template as an exception.
+        const std::string chat = eddy::chat_apply_template(
+            model.get(), {{"system", "Be brief."}, {"user", "Name a colour."}});
+        std::cerr << "stream: chat prompt of " << chat.size() << " bytes\n";
+        if (chat.find("Name a colour.") == std::string::npos) {
+            std::cerr << "stream: the chat prompt lacks the user's message\n";
+            return 1;
+        }
+        try {
+            eddy::chat_apply_template(model.get(), {{"user", "x"}}, true, "{% if %}");
+            std::cerr << "stream: a broken template was accepted\n";
+            return 1;
+        } catch (const eddy::Error &e) {
+            if (e.status() != EDDY_STATUS_INVALID_TEMPLATE) throw;
         }
     } catch (const eddy::Error &e) {
         std::cerr << "stream: " << e.what() << " (status " << e.status() << ")\n";
