@@ -10,6 +10,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::Args;
@@ -140,10 +142,16 @@ pub fn run(a: ChatArgs) -> Res<()> {
         fed: String::new(),
         n_predict: a.n_predict.0,
         last_rate: 0.0,
+        interrupt: Arc::new(AtomicBool::new(false)),
     };
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal() && !a.json;
     if interactive {
+        // Ctrl-C ends the reply being generated; at the prompt it is ignored (Ctrl-D ends).
+        let flag = Arc::clone(&s.interrupt);
+        if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+            eprintln!("eddy chat: Ctrl-C will end the program ({e})");
+        }
         eprintln!(
             "eddy chat: {} sinks + {}-token window (system prompt: {system_tokens} tokens); /help for commands, Ctrl-D to end",
             n_sink, n_window
@@ -246,6 +254,8 @@ struct Session<'m> {
     fed: String,
     n_predict: Option<u64>,
     last_rate: f64,
+    /// Set by Ctrl-C on a terminal: the reply being generated ends there.
+    interrupt: Arc<AtomicBool>,
 }
 
 struct TurnStats {
@@ -292,9 +302,14 @@ impl Session<'_> {
         let mut reply_ids = Vec::new();
         let mut n = 0u64;
         let t0 = Instant::now();
+        self.interrupt.store(false, Ordering::Relaxed);
         // `n` counts the reply's tokens (each one decoded into the context); the token that
         // ends the turn is neither decoded nor counted.
         while self.n_predict.is_none_or(|max| n < max) {
+            if self.interrupt.swap(false, Ordering::Relaxed) {
+                emit(" [stopped]");
+                break;
+            }
             let next = self.sampler.sample(self.ctx.logits());
             let is_marker = tok
                 .token_text(next)
