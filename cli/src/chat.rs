@@ -458,3 +458,20 @@ fn tool_calls(reply: &str) -> Vec<serde_json::Value> {
     }
     calls
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tool_calls;
+
+    #[test]
+    fn tool_call_markup_is_parsed() {
+        let reply = "Let me add.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>\
+                     <tool_call>not json</tool_call><tool_call>{\"name\": \"x\"}</tool_call><tool_call>{";
+        let calls = tool_calls(reply);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0]["name"], "add");
+        assert_eq!(calls[0]["arguments"]["a"], 1);
+        assert_eq!(calls[1]["name"], "x");
+        assert!(tool_calls("no calls").is_empty());
+    }
+}

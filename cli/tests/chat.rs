@@ -286,3 +286,47 @@ fn saved_sessions_continue_identically_and_damaged_ones_are_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A template that rewrites earlier text (here: it keeps only the last message, as reasoning
+/// templates drop old thinking): the session sees that the rendering no longer extends what the
+/// context holds, says so, and restarts the context from the whole rendering.
+#[test]
+fn a_template_that_rewrites_history_restarts_the_context() {
+    let Some(m) = common::smollm2() else { return };
+    let dir = std::env::temp_dir().join(format!("eddy-chat-rewrite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmpl = dir.join("last-only.jinja");
+    std::fs::write(
+        &tmpl,
+        "{% for m in messages[-1:] %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n\
+         {% endfor %}<|im_start|>assistant\n",
+    )
+    .unwrap();
+    let out = eddy(
+        &[
+            "chat",
+            "-m",
+            &m,
+            "--json",
+            "--temp",
+            "0",
+            "-n",
+            "8",
+            "--chat-template",
+            tmpl.to_str().unwrap(),
+        ],
+        "Hi.\nName a colour.\n",
+    );
+    let t = turns(&ok(&out));
+    assert_eq!(t.len(), 2);
+    assert!(t[0].get("restarted").is_none());
+    assert_eq!(t[1]["restarted"], true, "{}", t[1]);
+    // After the restart the context holds only the new rendering and the reply.
+    let (p, g) = (
+        t[1]["prompt_tokens"].as_u64().unwrap(),
+        t[1]["generated_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(t[1]["context_tokens"].as_u64().unwrap(), p + g);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rewrote earlier text"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
