@@ -149,7 +149,8 @@ int main(int argc, char **argv) {
         }
         /* Normally the rendering extends what the context holds. A template that rewrites
            earlier turns breaks that: start the context afresh from the whole rendering. */
-        if (len < fed.len || memcmp(text, fed.data, fed.len) != 0) {
+        /* (fed.data is NULL before the first turn: memcmp must not see it, even for 0 bytes.) */
+        if (fed.len > 0 && (len < fed.len || memcmp(text, fed.data, fed.len) != 0)) {
             fprintf(stderr, "[the template rewrote earlier turns: starting afresh]\n");
             eddy_context_reset(ctx);
             eddy_sampler_reset(sampler);
