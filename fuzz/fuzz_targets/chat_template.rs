@@ -11,41 +11,11 @@
 #![no_main]
 
 use std::ffi::CString;
-use std::sync::OnceLock;
 
-use eddy::Model;
 use eddy::chat::{ChatTemplate, Conversation, MAX_RENDERED_BYTES};
 use eddy_ffi::chat::{eddy_chat_apply_template, eddy_chat_message};
 use eddy_ffi::eddy_status::*;
-use eddy_ffi::model::{eddy_model, eddy_model_load_from_buffer};
 use libfuzzer_sys::fuzz_target;
-
-struct Models {
-    model: Model,
-    c_model: *mut eddy_model,
-}
-
-// SAFETY: the C model is only read (templates render against it) and lives until the process
-// exits; libFuzzer calls the target from one thread.
-unsafe impl Send for Models {}
-// SAFETY: as above.
-unsafe impl Sync for Models {}
-
-fn models() -> &'static Models {
-    static MODELS: OnceLock<Models> = OnceLock::new();
-    MODELS.get_or_init(|| {
-        let bytes = eddy_fuzz::state_model_bytes();
-        let mut c_model = std::ptr::null_mut();
-        // SAFETY: bytes holds len readable bytes; c_model is writable.
-        let status =
-            unsafe { eddy_model_load_from_buffer(bytes.as_ptr(), bytes.len(), &mut c_model) };
-        assert_eq!(status, EDDY_STATUS_OK);
-        Models {
-            model: Model::from_vec(bytes).expect("the tiny model loads"),
-            c_model,
-        }
-    })
-}
 
 const DEFAULT_CONVERSATION: &str = r#"{"messages": [
   {"role": "system", "content": "Be brief."},
@@ -62,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(src) else {
         return;
     };
-    let m = models();
+    let m = eddy_fuzz::tiny_models();
     let conv = std::str::from_utf8(rest)
         .ok()
         .and_then(|t| Conversation::from_json(t).ok())

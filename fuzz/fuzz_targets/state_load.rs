@@ -8,8 +8,6 @@
 //! saves back to the same bytes and the stream continues (one more token decodes).
 #![no_main]
 
-use std::sync::OnceLock;
-
 use eddy::{Context, Model};
 use eddy_ffi::context::{
     EDDY_KV_F16, EDDY_KV_F32, eddy_context, eddy_context_default_params, eddy_context_free,
@@ -17,36 +15,9 @@ use eddy_ffi::context::{
     eddy_decode,
 };
 use eddy_ffi::eddy_status::{self, *};
-use eddy_ffi::model::{eddy_model, eddy_model_load_from_buffer};
-use eddy_fuzz::{fix_state_checksum, state_model_bytes, state_params};
+use eddy_ffi::model::eddy_model;
+use eddy_fuzz::{fix_state_checksum, state_params};
 use libfuzzer_sys::fuzz_target;
-
-struct Models {
-    model: Model,
-    c_model: *mut eddy_model,
-}
-
-// SAFETY: the C model is only read (contexts are created from it) and lives until the process
-// exits; libFuzzer calls the target from one thread.
-unsafe impl Send for Models {}
-// SAFETY: as above.
-unsafe impl Sync for Models {}
-
-fn models() -> &'static Models {
-    static MODELS: OnceLock<Models> = OnceLock::new();
-    MODELS.get_or_init(|| {
-        let bytes = state_model_bytes();
-        let mut c_model = std::ptr::null_mut();
-        // SAFETY: bytes holds len readable bytes; c_model is writable.
-        let status =
-            unsafe { eddy_model_load_from_buffer(bytes.as_ptr(), bytes.len(), &mut c_model) };
-        assert_eq!(status, EDDY_STATUS_OK);
-        Models {
-            model: Model::from_vec(bytes).expect("the tiny model loads"),
-            c_model,
-        }
-    })
-}
 
 fn check(status: eddy_status, call: &str) -> eddy_status {
     assert_ne!(status, EDDY_STATUS_PANIC, "{call} panicked");
@@ -122,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
     if flags & 4 != 0 {
         fix_state_checksum(&mut state);
     }
-    let m = models();
+    let m = eddy_fuzz::tiny_models();
     if flags & 8 != 0 {
         load_c(m.c_model, *flags, &state);
     } else {

@@ -681,6 +681,40 @@ pub fn state_model_bytes() -> Vec<u8> {
     build(&TINY[0])
 }
 
+/// The tiny model of [`state_model_bytes`], loaded once through the Rust API and the C ABI
+/// (the `state_load` and `chat_template` targets).
+#[derive(Debug)]
+pub struct TinyModels {
+    /// Through `Model::from_vec`.
+    pub model: Model,
+    /// Through `eddy_model_load_from_buffer`; lives until the process exits.
+    pub c_model: *mut eddy_ffi::model::eddy_model,
+}
+
+// SAFETY: the C model is only read (contexts are created and templates rendered from it) and
+// lives until the process exits; libFuzzer calls a target from one thread.
+unsafe impl Send for TinyModels {}
+// SAFETY: as above.
+unsafe impl Sync for TinyModels {}
+
+/// The process's [`TinyModels`], loaded at the first call.
+pub fn tiny_models() -> &'static TinyModels {
+    static MODELS: std::sync::OnceLock<TinyModels> = std::sync::OnceLock::new();
+    MODELS.get_or_init(|| {
+        let bytes = state_model_bytes();
+        let mut c_model = std::ptr::null_mut();
+        // SAFETY: bytes holds len readable bytes; c_model is writable.
+        let status = unsafe {
+            eddy_ffi::model::eddy_model_load_from_buffer(bytes.as_ptr(), bytes.len(), &mut c_model)
+        };
+        assert_eq!(status, eddy_ffi::eddy_status::EDDY_STATUS_OK);
+        TinyModels {
+            model: Model::from_vec(bytes).expect("the tiny model loads"),
+            c_model,
+        }
+    })
+}
+
 /// Byte offset of the data checksum in a saved state's 72-byte header.
 pub const STATE_CHECKSUM_AT: usize = 64;
 
