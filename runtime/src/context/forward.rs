@@ -40,8 +40,9 @@ struct Step<'m> {
 }
 
 impl<M: Deref<Target = Model>> Context<'_, M> {
-    /// One micro-batch; its logits go to rows `row0..` (all tokens) or row 0 (the last).
-    pub(super) fn forward(&mut self, tokens: &[u32], row0: usize) {
+    /// One micro-batch; with `logits`, its logits go to rows `row0..` (all tokens) or row 0
+    /// (the last).
+    pub(super) fn forward(&mut self, tokens: &[u32], row0: usize, logits: bool) {
         let model: &Model = &self.model;
         let step = Step {
             model,
@@ -60,6 +61,9 @@ impl<M: Deref<Target = Model>> Context<'_, M> {
         for (l, (lw, ln)) in model.weights().layers.iter().zip(&norms.layers).enumerate() {
             attention_block(&step, l, lw, ln, &mut b);
             ffn_block(&step, lw, ln, &mut b);
+        }
+        if !logits {
+            return;
         }
         let rows = if self.params.logits_all {
             row0..row0 + step.n
@@ -189,10 +193,7 @@ fn ffn_block(st: &Step<'_>, lw: &LayerWeights, ln: &LayerNorms, b: &mut Bufs<'_>
             .chunks_exact_mut(f)
             .zip(up.chunks_exact(f))
             .for_each(|(g, u)| eddy_quant::f32ops::silu_mul(g, u)),
-        Activation::GeluTanh => gate
-            .iter_mut()
-            .zip(up)
-            .for_each(|(g, u)| *g = ops::gelu_tanh_f16_table(*g) * u),
+        Activation::GeluTanh => ops::gelu_tanh_f16_table_mul(gate, up),
     }
     b.act.set(gate, f);
     linalg::matmul(

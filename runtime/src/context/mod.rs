@@ -207,8 +207,12 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             });
         }
         let mut row = 0;
-        for chunk in tokens.chunks(self.params.n_ubatch) {
-            self.forward(chunk, row);
+        let n_chunks = n.div_ceil(self.params.n_ubatch);
+        for (i, chunk) in tokens.chunks(self.params.n_ubatch).enumerate() {
+            // Without `logits_all` only the batch's last token has logits: the earlier
+            // micro-batches skip the output head (Gemma 3's is two thirds of its weights).
+            let logits = self.params.logits_all || i + 1 == n_chunks;
+            self.forward(chunk, row, logits);
             self.n_seen += chunk.len() as u64;
             row += chunk.len();
         }
