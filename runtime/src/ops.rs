@@ -69,6 +69,46 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
     }
 }
 
+/// [`gelu_tanh_f16_table`] of every f16 value, indexed by its bits: ggml's table, in f32.
+/// Built once (256 KiB), on first use; a model with GELU builds it at load so that no decode
+/// step allocates.
+pub(crate) fn gelu_f16_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Box<[f32]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = half::f16::from_bits(bits).to_f32();
+                half::f16::from_f32(gelu_tanh(x)).to_f32()
+            })
+            .collect()
+    })
+}
+
+/// `g[i] = gelu_tanh_f16_table(g[i]) * u[i]`, converting to f16 a few lanes at a time (the
+/// `half` crate's slice conversion uses F16C/NEON where the CPU has it) and reading the table.
+/// Element-wise, so a token's result does not depend on its place in the batch.
+pub fn gelu_tanh_f16_table_mul(g: &mut [f32], u: &[f32]) {
+    use half::slice::HalfFloatSliceExt;
+    debug_assert_eq!(g.len(), u.len());
+    let table = gelu_f16_table();
+    let mut h = [half::f16::ZERO; 64];
+    for (gc, uc) in g.chunks_mut(64).zip(u.chunks(64)) {
+        let h = &mut h[..gc.len()];
+        h.convert_from_f32_slice(gc);
+        for ((g, &u), hx) in gc.iter_mut().zip(uc).zip(h.iter()) {
+            let x = *g;
+            let y = if x <= -10.0 {
+                0.0
+            } else if x >= 10.0 {
+                x
+            } else {
+                table[usize::from(hx.to_bits())]
+            };
+            *g = y * u;
+        }
+    }
+}
+
 /// `sum(a[i] * b[i])` in f32.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -145,6 +185,28 @@ pub fn rope_angles(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_table_product_equals_the_element_wise_formula() {
+        // Every f16 value, values between them, the ±10 edges, infinities and NaN, in a
+        // length that leaves a partial chunk.
+        let mut x: Vec<f32> = (0..=u16::MAX)
+            .map(|b| half::f16::from_bits(b).to_f32())
+            .collect();
+        x.extend((0..5000).map(|i| (i as f32 - 2500.0) * 0.004_321));
+        x.extend([-10.0, 10.0, -9.999, 9.999, -10.001, 10.001, f32::INFINITY]);
+        x.extend([f32::NEG_INFINITY, f32::NAN, 65520.0, -65520.0, 1e-8, -0.0]);
+        let u: Vec<f32> = (0..x.len()).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+        let mut g = x.clone();
+        gelu_tanh_f16_table_mul(&mut g, &u);
+        for ((&x, &u), &g) in x.iter().zip(&u).zip(&g) {
+            let want = gelu_tanh_f16_table(x) * u;
+            assert!(
+                want.to_bits() == g.to_bits() || (want.is_nan() && g.is_nan()),
+                "x = {x:e}: {g:e} != {want:e}"
+            );
+        }
+    }
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {

@@ -40,9 +40,10 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 fn main() {
-    // SmolLM2 (llama) and Qwen2.5 (qwen2: biases, 7:1 grouped-query attention, 152k vocabulary).
+    // SmolLM2 (llama), Qwen2.5 (qwen2: biases, 7:1 grouped-query attention, 152k vocabulary)
+    // and Gemma 3 (gemma3: GELU through its f16 table, sliding-window layers, 262k vocabulary).
     let (mut passed, mut skipped) = (0, 0);
-    for file in [common::SMOLLM2, common::QWEN2] {
+    for file in [common::SMOLLM2, common::QWEN2, common::GEMMA3] {
         if decode_and_sample_allocate_nothing(file) {
             passed += 1;
         } else {

@@ -412,6 +412,10 @@ impl Model {
             )));
         }
         let norms = Norms::read(&gguf, &desc.weights)?;
+        if desc.hparams.activation == Activation::GeluTanh {
+            // Built here, once per process, so that no decode step allocates it.
+            crate::ops::gelu_f16_table();
+        }
         let fingerprint = fingerprint(&gguf);
         Ok(Model {
             gguf,
