@@ -29,7 +29,9 @@
 //! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
 //!
 //! Q4_0, Q5_0 and Q8_0 weights (against Q8_0 activations) pack into a second layout of signed
-//! values with one product kernel per tier, described at its section below. SIMD kernels for
+//! values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
+//! of 256-weight super-blocks with integer sub-block scales (AVX-512 and AVX2 so far; the
+//! AArch64 tiers keep the multi-column kernels for them), each described at its section below. SIMD kernels for
 //! Q4_1, by tier ([`panel_kernels_for`]):
 //!
 //! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
@@ -54,6 +56,7 @@
 use crate::GgmlType;
 use crate::block::GgmlBlock;
 use crate::dispatch::Tier;
+use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
 use crate::traits::blocks;
@@ -550,15 +553,330 @@ mod aarch64_signed {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Q4_K, Q5_K and Q6_K weights against Q8_K activations.
+//
+// The three k-quants pack into one layout of super-blocks of 256 weights, so one product
+// kernel per tier serves them all. Each weight is `d·sc_k·u − m·m_k` with an unsigned value
+// `u` and per-16-weight integers `sc_k`, `m_k`:
+//
+// - Q4_K, Q5_K: `u = q` (0..15, 0..31); `sc_k`, `m_k` the 6-bit scale and minimum of the
+//   32-weight sub-block holding group `k`; `d`, and `m = dmin`.
+// - Q6_K: `u = q + 32` (0..63, the stored 6 bits); `sc_k = m_k` its signed 8-bit scale; `d`,
+//   and `m = 32·d`: `d·sc·(u − 32)`.
+//
+// Per packed super-block: the 256 values of the 16 rows as bytes, transposed as in the other
+// layouts (byte `64 k + 4 r + i` is value `4 k + i` of row `r`: 4096 bytes); then `sc_k` of
+// every row as i32, one 64-byte vector per group `k` (1024 bytes); then `m_k` as i16 pairs,
+// vector `i` holding `(m_2i, m_2i+1)` of each row (512 bytes); then `d` and `−m` of each row as
+// f32. The column is plain Q8_K, as ggml's `from_float` makes it for these formats: `d_y`, the
+// 256 quants, and the 16 sums of 16 quants. The arithmetic, super-block after super-block,
+// with exact integer sums:
+//
+//     S1 = Σ_k sc_k · Σ_(i in group k) u_i·q_y,i       S2 = Σ_k m_k · bsum_k
+//     acc = fma(f32(S1), d·d_y, acc)
+//     acc = fma(f32(S2), (−m)·d_y, acc)
+//
+// (|S1| < 2^28 and |S2| < 2^23 for every format, so the i32 sums cannot overflow; the kernels
+// may group the integer products in any order.)
+
+/// Weights in one super-block of the k-quants.
+const QK_K: usize = 256;
+/// Bytes of one packed super-block of the k-quant layout.
+pub(crate) const K_BLOCK: usize = 4096 + 1024 + 512 + 2 * 64;
+/// Byte offset of the `sc_k` vectors in a packed k-quant super-block.
+pub(crate) const K_SC: usize = 4096;
+/// Byte offset of the `m_k` pair vectors.
+pub(crate) const K_MIN: usize = K_SC + 1024;
+/// Byte offset of the 16 `d` values.
+pub(crate) const K_D: usize = K_MIN + 512;
+/// Byte offset of the 16 `−m` values.
+pub(crate) const K_NEG_M: usize = K_D + 64;
+/// Bytes of one prepared activation super-block: a Q8_K block (`d_y` f32, 256 quants, 16 sums
+/// of 16 quants as i16).
+pub(crate) const K_COL_BLOCK: usize = 292;
+/// Byte offset of the quants in a prepared super-block.
+pub(crate) const K_COL_Q: usize = 4;
+/// Byte offset of the group sums in a prepared super-block.
+pub(crate) const K_COL_BSUM: usize = 260;
+
+fn panel_bytes_256(n: usize) -> usize {
+    n / QK_K * K_BLOCK
+}
+
+fn column_bytes_256(n: usize) -> usize {
+    n / QK_K * K_COL_BLOCK
+}
+
+/// One super-block of a k-quant, decoded for the k-quant layout.
+struct KValues {
+    u: [u8; QK_K],
+    sc: [i32; 16],
+    m: [i16; 16],
+    d: f32,
+    neg_m: f32,
+}
+
+/// The k-quant formats of the k-quant layout.
+trait KBlock: GgmlBlock {
+    fn k_values(&self) -> KValues;
+}
+
+/// `(u, sc, m)` of Q4_K and Q5_K, whose 4-bit quants are in `qs` as 64-weight groups: low
+/// nibbles first, then high ones; `high(l, g)` is the fifth bit (0 or 16) of weight `l` of the
+/// two halves of group `g`.
+fn k4_values(
+    qs: &[u8; QK_K / 2],
+    scales: &[u8; 12],
+    high: impl Fn(usize, usize) -> (u8, u8),
+) -> ([u8; QK_K], [i32; 16], [i16; 16]) {
+    let mut u = [0u8; QK_K];
+    for g in 0..4 {
+        for l in 0..32 {
+            let q = qs[32 * g + l];
+            let (h1, h2) = high(l, g);
+            u[64 * g + l] = (q & 0x0f) | h1;
+            u[64 * g + 32 + l] = (q >> 4) | h2;
+        }
+    }
+    let (sc8, m8) = crate::kquants::k4_scales_mins(scales);
+    let sc = core::array::from_fn(|k| i32::from(sc8[k / 2]));
+    let m = core::array::from_fn(|k| i16::from(m8[k / 2]));
+    (u, sc, m)
+}
+
+impl KBlock for BlockQ4K {
+    fn k_values(&self) -> KValues {
+        let (u, sc, m) = k4_values(&self.qs, &self.scales, |_, _| (0, 0));
+        KValues {
+            u,
+            sc,
+            m,
+            d: f16_to_f32(self.d),
+            neg_m: -f16_to_f32(self.dmin),
+        }
+    }
+}
+
+impl KBlock for BlockQ5K {
+    fn k_values(&self) -> KValues {
+        let bit = |l: usize, k: usize| ((self.qh[l] >> k) & 1) << 4;
+        let (u, sc, m) = k4_values(&self.qs, &self.scales, |l, g| {
+            (bit(l, 2 * g), bit(l, 2 * g + 1))
+        });
+        KValues {
+            u,
+            sc,
+            m,
+            d: f16_to_f32(self.d),
+            neg_m: -f16_to_f32(self.dmin),
+        }
+    }
+}
+
+impl KBlock for BlockQ6K {
+    fn k_values(&self) -> KValues {
+        let mut u = [0u8; QK_K];
+        for half in 0..2 {
+            let ql = &self.ql[64 * half..][..64];
+            let qh = &self.qh[32 * half..][..32];
+            let u = &mut u[128 * half..][..128];
+            for l in 0..32 {
+                u[l] = (ql[l] & 0x0f) | ((qh[l] & 3) << 4);
+                u[l + 32] = (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4);
+                u[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                u[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        let d = f16_to_f32(self.d);
+        KValues {
+            u,
+            sc: self.scales.map(i32::from),
+            m: self.scales.map(i16::from),
+            d,
+            neg_m: -32.0 * d,
+        }
+    }
+}
+
+/// Checks the buffers of a k-quant pack call; returns the super-block count per row.
+pub(crate) fn check_k_pack(
+    n: usize,
+    x: &[u8],
+    rows: usize,
+    panel: &[u8],
+    block_bytes: usize,
+    ty: GgmlType,
+) -> usize {
+    assert!(n % QK_K == 0, "{n} weights are not whole {ty} super-blocks");
+    assert!(
+        (1..=PANEL_ROWS).contains(&rows),
+        "a panel holds 1 to {PANEL_ROWS} rows, not {rows}"
+    );
+    let nb = n / QK_K;
+    assert_eq!(x.len(), rows * nb * block_bytes, "{ty} rows");
+    assert_eq!(panel.len(), nb * K_BLOCK, "{ty} panel");
+    nb
+}
+
+/// Checks the buffers of a k-quant run call; returns the super-block and column counts.
+pub(crate) fn check_k_run(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(n % QK_K == 0, "{n} weights are not whole super-blocks");
+    let nb = n / QK_K;
+    assert_eq!(panel.len(), nb * K_BLOCK, "panel");
+    assert!(
+        out.len() % PANEL_ROWS == 0,
+        "output is not whole panel columns"
+    );
+    let cols = out.len() / PANEL_ROWS;
+    if cols > 0 {
+        assert!(y_stride >= nb * K_COL_BLOCK, "column stride below a column");
+        assert!(
+            ys.len() >= (cols - 1) * y_stride + nb * K_COL_BLOCK,
+            "{cols} columns do not fit in {} bytes",
+            ys.len()
+        );
+    }
+    (nb, cols)
+}
+
+/// Packs rows of a k-quant into the k-quant layout (the reference packing, which every tier
+/// uses): each row's super-block decoded, then scattered a dword at a time.
+fn k_pack<B: KBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_k_pack(n, x, rows, panel, size_of::<B>(), B::TYPE);
+    let xb = blocks::<B>(x);
+    for (b, out) in panel.chunks_exact_mut(K_BLOCK).enumerate() {
+        if rows < PANEL_ROWS {
+            out.fill(0);
+        }
+        for r in 0..rows {
+            let v = xb[r * nb + b].k_values();
+            for (k, u4) in v.u.chunks_exact(4).enumerate() {
+                out[64 * k + 4 * r..][..4].copy_from_slice(u4);
+            }
+            for (k, sc) in v.sc.iter().enumerate() {
+                out[K_SC + 64 * k + 4 * r..][..4].copy_from_slice(&sc.to_le_bytes());
+            }
+            for (k, m) in v.m.iter().enumerate() {
+                out[K_MIN + 64 * (k / 2) + 4 * r + 2 * (k % 2)..][..2]
+                    .copy_from_slice(&m.to_le_bytes());
+            }
+            out[K_D + 4 * r..][..4].copy_from_slice(&v.d.to_le_bytes());
+            out[K_NEG_M + 4 * r..][..4].copy_from_slice(&v.neg_m.to_le_bytes());
+        }
+    }
+}
+
+/// Prepares a column for the k-quant layout: Q8_K blocks, exactly as `from_float` makes them.
+fn q8_k_prepare(x: &[f32], out: &mut [u8]) {
+    assert!(
+        x.len() % QK_K == 0,
+        "{} values are not whole super-blocks",
+        x.len()
+    );
+    assert_eq!(out.len(), x.len() / QK_K * K_COL_BLOCK, "prepared column");
+    match crate::block::as_blocks_mut::<crate::kquants::BlockQ8K>(out) {
+        Some(blocks) => crate::kquants::quantize_row_q8_k(x, blocks),
+        None => unreachable!("a prepared column is whole Q8_K blocks"),
+    }
+}
+
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn i16_at(b: &[u8], at: usize) -> i32 {
+    i32::from(i16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// Scalar product of a k-quant panel with prepared columns: the formula above, lane by lane.
+fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
+    let (nb, cols) = check_k_run(n, panel, ys, y_stride, out);
+    for j in 0..cols {
+        let y = &ys[j * y_stride..][..nb * K_COL_BLOCK];
+        for r in 0..PANEL_ROWS {
+            let mut acc = 0f32;
+            for (p, yb) in panel.chunks_exact(K_BLOCK).zip(y.chunks_exact(K_COL_BLOCK)) {
+                let (mut s1, mut s2) = (0i32, 0i32);
+                for k in 0..16 {
+                    let mut isum = 0i32;
+                    for v in 4 * k..4 * k + 4 {
+                        for i in 0..4 {
+                            isum += i32::from(p[64 * v + 4 * r + i])
+                                * i32::from(yb[K_COL_Q + 4 * v + i] as i8);
+                        }
+                    }
+                    s1 += isum * i32_at(p, K_SC + 64 * k + 4 * r);
+                    s2 += i16_at(p, K_MIN + 64 * (k / 2) + 4 * r + 2 * (k % 2))
+                        * i16_at(yb, K_COL_BSUM + 2 * k);
+                }
+                let dy = f32_at(yb, 0);
+                acc = fmaf(s1 as f32, f32_at(p, K_D + 4 * r) * dy, acc);
+                acc = fmaf(s2 as f32, f32_at(p, K_NEG_M + 4 * r) * dy, acc);
+            }
+            out[j * PANEL_ROWS + r] = acc;
+        }
+    }
+}
+
+macro_rules! k_kernels {
+    ($name:ident, $ty:ident, $block:ty, $run:expr) => {
+        static $name: PanelKernels = PanelKernels {
+            ty: GgmlType::$ty,
+            panel_bytes: panel_bytes_256,
+            column_bytes: column_bytes_256,
+            pack: k_pack::<$block>,
+            prepare: q8_k_prepare,
+            run: $run,
+            matvec: None,
+        };
+    };
+}
+
+k_kernels!(Q4_K_SCALAR, Q4_K, BlockQ4K, k_run_scalar);
+k_kernels!(Q5_K_SCALAR, Q5_K, BlockQ5K, k_run_scalar);
+k_kernels!(Q6_K_SCALAR, Q6_K, BlockQ6K, k_run_scalar);
+
+#[cfg(target_arch = "x86_64")]
+mod x86_k {
+    use super::*;
+    use crate::x86_panel::{k_run_avx2_bytes as run2, k_run_avx512_bytes as run512};
+    k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, run512);
+    k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, run512);
+    k_kernels!(Q6_K_AVX512, Q6_K, BlockQ6K, run512);
+    k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, run2);
+    k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, run2);
+    k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, run2);
+
+    /// The k-quant-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
+    pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {
+        Some(match (ty, avx512) {
+            (GgmlType::Q4_K, true) => &Q4_K_AVX512,
+            (GgmlType::Q5_K, true) => &Q5_K_AVX512,
+            (GgmlType::Q6_K, true) => &Q6_K_AVX512,
+            (GgmlType::Q4_K, false) => &Q4_K_AVX2,
+            (GgmlType::Q5_K, false) => &Q5_K_AVX2,
+            (GgmlType::Q6_K, false) => &Q6_K_AVX2,
+            _ => return None,
+        })
+    }
+}
+
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
-/// rounded up to whole 32-blocks): what a caller sizes its panel scratch with.
+/// rounded up to whole blocks): what a caller sizes its panel scratch with.
 pub fn max_panel_bytes(n: usize) -> usize {
-    n.div_ceil(32) * PANEL_BLOCK
+    (n.div_ceil(32) * PANEL_BLOCK).max(n.div_ceil(QK_K) * K_BLOCK)
 }
 
 /// At least [`PanelKernels::column_bytes`] of any panel kernels for columns of `n` values.
 pub fn max_column_bytes(n: usize) -> usize {
-    n.div_ceil(32) * COL_BLOCK
+    (n.div_ceil(32) * COL_BLOCK).max(n.div_ceil(QK_K) * K_COL_BLOCK)
 }
 
 /// The scalar panel kernels of `ty` (the reference), or `None` if `ty` has none.
@@ -568,6 +886,9 @@ pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
         GgmlType::Q4_0 => Some(&Q4_0_SCALAR),
         GgmlType::Q5_0 => Some(&Q5_0_SCALAR),
         GgmlType::Q8_0 => Some(&Q8_0_SCALAR),
+        GgmlType::Q4_K => Some(&Q4_K_SCALAR),
+        GgmlType::Q5_K => Some(&Q5_K_SCALAR),
+        GgmlType::Q6_K => Some(&Q6_K_SCALAR),
         _ => None,
     }
 }
@@ -584,6 +905,12 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Avx512, GgmlType::Q4_1) => Some(&Q4_1_AVX512),
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx2, GgmlType::Q4_1) => Some(&Q4_1_AVX2),
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx512, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+            x86_k::kernels(ty, true)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx2, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => x86_k::kernels(ty, false),
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, _) => x86_signed::kernels(ty, true),
         #[cfg(target_arch = "x86_64")]

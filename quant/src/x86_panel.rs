@@ -10,18 +10,25 @@ use core::arch::x86_64::*;
 
 use crate::num::{f16_to_f32, f32_to_f16};
 use crate::panel::{
-    COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_pack, check_pack_of,
-    check_prepare, check_run, q8_1_prepare_block,
+    COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, K_D, K_MIN, K_NEG_M, K_SC, PANEL_BLOCK,
+    PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_k_run, check_pack, check_pack_of, check_prepare,
+    check_run, q8_1_prepare_block,
 };
 
 /// A safe wrapper of a panel product kernel `$kernel::<C>`: checks the lengths, then runs the
 /// columns `$max` at a time, the last ones in one smaller group (the sizes listed, else 1).
 macro_rules! run_columns {
     ($name:ident, $kernel:ident, $doc:literal, $max:expr, [$($c:literal),*]) => {
+        run_columns!($name, $kernel, $doc, $max, [$($c),*], check_run, COL_BLOCK);
+    };
+    (
+        $name:ident, $kernel:ident, $doc:literal, $max:expr, [$($c:literal),*],
+        $check:ident, $col_block:expr
+    ) => {
         #[doc = $doc]
         pub(crate) fn $name(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
-            let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-            let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+            let (nb, cols) = $check(n, panel, ys, y_stride, out);
+            let col = |j: usize| &ys[j * y_stride..][..nb * $col_block];
             let mut j = 0;
             while j < cols {
                 let k = (cols - j).min($max);
@@ -878,3 +885,168 @@ pub(crate) fn q5_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut 
 pub(crate) fn q8_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     signed_pack_avx2_checked(SignedFormat::Q8_0, n, x, rows, panel);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K, Q5_K and Q6_K: the k-quant layout (see `crate::panel`), one product kernel per tier.
+
+/// `C` prepared Q8_K columns times a k-quant panel with AVX-512 VNNI, into `out[c * 16 + r]`.
+/// Per group of 16 weights, four `vpdpbusd` of the unsigned values with four broadcast
+/// activation bytes give each row's exact group sum, which `vpmulld` scales by `sc_k` into S1;
+/// S2 is eight `vpmaddwd` of the `(m_2i, m_2i+1)` pairs with the broadcast pairs of group sums.
+/// Then, as the reference, `acc = fma(f32(S1), d·d_y, acc)` and `acc = fma(f32(S2), −m·d_y,
+/// acc)`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `panel` must hold
+/// `nb * K_BLOCK` bytes and each `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let mut acc = [_mm512_setzero_ps(); C];
+    for b in 0..nb {
+        // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
+        // column c `ys[c][b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * K_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * K_COL_BLOCK));
+            let mut s1 = [_mm512_setzero_si512(); C];
+            for k in 0..16 {
+                let mut isum = [_mm512_setzero_si512(); C];
+                for v in 4 * k..4 * k + 4 {
+                    let w = _mm512_loadu_si512(p.add(64 * v).cast());
+                    for c in 0..C {
+                        let yv = y[c].add(K_COL_Q + 4 * v).cast::<i32>().read_unaligned();
+                        isum[c] = _mm512_dpbusd_epi32(isum[c], w, _mm512_set1_epi32(yv));
+                    }
+                }
+                let sc = _mm512_loadu_si512(p.add(K_SC + 64 * k).cast());
+                for c in 0..C {
+                    s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(isum[c], sc));
+                }
+            }
+            let mut s2 = [_mm512_setzero_si512(); C];
+            for i in 0..8 {
+                let m = _mm512_loadu_si512(p.add(K_MIN + 64 * i).cast());
+                for c in 0..C {
+                    let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
+                    s2[c] = _mm512_add_epi32(s2[c], _mm512_madd_epi16(m, _mm512_set1_epi32(pair)));
+                }
+            }
+            let d = _mm512_loadu_ps(p.add(K_D).cast());
+            let neg_m = _mm512_loadu_ps(p.add(K_NEG_M).cast());
+            for c in 0..C {
+                let dy = _mm512_set1_ps(y[c].cast::<f32>().read_unaligned());
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[c]), _mm512_mul_ps(d, dy), acc[c]);
+                acc[c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(s2[c]), _mm512_mul_ps(neg_m, dy), acc[c]);
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
+    }
+}
+
+run_columns!(
+    k_run_avx512_bytes,
+    k_run,
+    "Safe wrapper of the AVX-512 k-quant panel product: columns `K_GROUP` at a time, the last ones in one smaller group.",
+    K_GROUP,
+    [6, 5, 4, 3, 2],
+    check_k_run,
+    K_COL_BLOCK
+);
+
+/// Columns per AVX-512 k-quant kernel call: S1, the group sums and the accumulators of six
+/// columns fill 18 of the 32 vector registers.
+const K_GROUP: usize = 6;
+
+/// `C` prepared Q8_K columns times a k-quant panel with AVX2, into `out[c * 16 + r]`; the 16
+/// rows are two halves of eight i32 lanes. The values are unsigned (at most 63), so
+/// `vpmaddubsw` with four broadcast activation bytes gives i16 sums of two products (at most
+/// 2·63·127 in magnitude: no saturation), and `vpmaddwd` with `sc_k` repeated in both i16
+/// halves of each lane adds the pairs already scaled into S1; no i32 multiply is needed. S2
+/// and the float steps are as in the reference.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `panel` must hold `nb * K_BLOCK` bytes and each
+/// `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; C];
+    for b in 0..nb {
+        // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
+        // column c `ys[c][b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract;
+        // unaligned loads and broadcasts have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * K_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * K_COL_BLOCK));
+            let mut s1 = [[_mm256_setzero_si256(); 2]; C];
+            for k in 0..16 {
+                // sc_k (an i32 whose value fits i16) in both i16 halves of each lane.
+                let sc = [0, 32].map(|h| {
+                    let v = _mm256_loadu_si256(p.add(K_SC + 64 * k + h).cast());
+                    _mm256_blend_epi16::<0xaa>(v, _mm256_slli_epi32::<16>(v))
+                });
+                for v in 4 * k..4 * k + 4 {
+                    let w = [0, 32].map(|h| _mm256_loadu_si256(p.add(64 * v + h).cast()));
+                    for c in 0..C {
+                        let yv = y[c].add(K_COL_Q + 4 * v).cast::<i32>().read_unaligned();
+                        let yv = _mm256_set1_epi32(yv);
+                        for h in 0..2 {
+                            let pairs = _mm256_maddubs_epi16(w[h], yv);
+                            s1[c][h] = _mm256_add_epi32(s1[c][h], _mm256_madd_epi16(pairs, sc[h]));
+                        }
+                    }
+                }
+            }
+            let mut s2 = [[_mm256_setzero_si256(); 2]; C];
+            for i in 0..8 {
+                let m = [0, 32].map(|h| _mm256_loadu_si256(p.add(K_MIN + 64 * i + h).cast()));
+                for c in 0..C {
+                    let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
+                    let pair = _mm256_set1_epi32(pair);
+                    for h in 0..2 {
+                        s2[c][h] = _mm256_add_epi32(s2[c][h], _mm256_madd_epi16(m[h], pair));
+                    }
+                }
+            }
+            for h in 0..2 {
+                let d = _mm256_loadu_ps(p.add(K_D + 32 * h).cast());
+                let neg_m = _mm256_loadu_ps(p.add(K_NEG_M + 32 * h).cast());
+                for c in 0..C {
+                    let dy = _mm256_set1_ps(y[c].cast::<f32>().read_unaligned());
+                    let a = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(s1[c][h]),
+                        _mm256_mul_ps(d, dy),
+                        acc[c][h],
+                    );
+                    acc[c][h] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(s2[c][h]), _mm256_mul_ps(neg_m, dy), a);
+                }
+            }
+        }
+    }
+    for (c, v) in acc.iter().enumerate() {
+        let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
+        // SAFETY: `dst` holds 16 f32; `storeu` has no alignment requirement.
+        unsafe {
+            _mm256_storeu_ps(dst.as_mut_ptr(), v[0]);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(8), v[1]);
+        }
+    }
+}
+
+run_columns!(
+    k_run_avx2_bytes,
+    k_run_avx2,
+    "Safe wrapper of the AVX2 k-quant panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
+    GROUP_AVX2,
+    [3, 2],
+    check_k_run,
+    K_COL_BLOCK
+);

@@ -42,9 +42,11 @@ pub(crate) struct Activations<'b> {
     converted: [&'b mut [u8]; 4],
     ready: [bool; 4],
     /// The current columns prepared for panel kernels (`[max_cols]` columns of at most
-    /// `max_column_bytes(max_len)`), and the partner format they were prepared for.
-    prepared: &'b mut [u8],
-    prepared_for: Option<GgmlType>,
+    /// `max_column_bytes(max_len)`), and the partner format they were prepared for: one buffer
+    /// for the 32-weight layouts (Q8_0/Q8_1 partners) and one for the k-quants' (Q8_K), so that
+    /// products of one call whose weights have both kinds read each their own.
+    prepared: [&'b mut [u8]; 2],
+    prepared_for: [Option<GgmlType>; 2],
     /// One packed weight panel per worker, `[n_threads][panel_words]` (f32 words so that
     /// workers can take disjoint parts through [`SharedOut`]).
     panels: &'b mut [f32],
@@ -75,8 +77,8 @@ impl<'b> Activations<'b> {
             max_len,
             converted: PARTNERS.map(|ty| c.slice(bytes(ty) * max_cols)),
             ready: [false; 4],
-            prepared: c.slice(panel::max_column_bytes(max_len) * max_cols),
-            prepared_for: None,
+            prepared: [(); 2].map(|_| c.slice(panel::max_column_bytes(max_len) * max_cols)),
+            prepared_for: [None; 2],
             panels: c.slice(panel_words * n_threads),
             panel_words,
         }
@@ -96,21 +98,22 @@ impl<'b> Activations<'b> {
         self.len = len;
         self.cols = cols;
         self.ready = [false; 4];
-        self.prepared_for = None;
+        self.prepared_for = [None; 2];
     }
 
     /// Prepares the current columns for the panel kernels `k` (whose weights pair with
     /// `partner`) unless done already.
     fn prepare_panel(&mut self, k: &PanelKernels, partner: GgmlType) {
-        if self.prepared_for == Some(partner) {
+        let i = prepared_index(partner);
+        if self.prepared_for[i] == Some(partner) {
             return;
         }
         let n = (k.column_bytes)(self.len);
         for c in 0..self.cols {
             let x = &self.x[c * self.max_len..c * self.max_len + self.len];
-            (k.prepare)(x, &mut self.prepared[c * n..(c + 1) * n]);
+            (k.prepare)(x, &mut self.prepared[i][c * n..(c + 1) * n]);
         }
-        self.prepared_for = Some(partner);
+        self.prepared_for[i] = Some(partner);
     }
 
     /// Converts the current columns to `ty` (one of the partner formats) unless done already.
@@ -153,6 +156,12 @@ const TILE_COLS: usize = 32;
 const CHUNKS_PER_THREAD: usize = 2;
 /// Fewest weight bytes in one chunk of a parallel region.
 const CHUNK_MIN_BYTES: usize = 16 * 1024;
+/// Which of the two prepared-column buffers the panel kernels of a weight paired with
+/// `partner` use.
+fn prepared_index(partner: GgmlType) -> usize {
+    usize::from(partner == GgmlType::Q8_K)
+}
+
 /// Fewest columns for which a product goes through the panel kernels (packing a panel costs
 /// about as much as multiplying it with a few columns).
 pub(crate) const PANEL_MIN_COLS: usize = 8;
@@ -237,7 +246,8 @@ pub(crate) fn matmul<const K: usize>(
         let (y, ystride) = match path.kernels() {
             Some(k) => {
                 let n = (k.column_bytes)(act_ref.len);
-                (&act_ref.prepared[..n * cols], n)
+                let i = prepared_index(t.vec_dot_type);
+                (&act_ref.prepared[i][..n * cols], n)
             }
             None => act_ref.converted(t.vec_dot_type),
         };
