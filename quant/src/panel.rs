@@ -57,7 +57,7 @@ use crate::GgmlType;
 use crate::block::GgmlBlock;
 use crate::dispatch::Tier;
 use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K};
-use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
 use crate::traits::blocks;
 
@@ -235,6 +235,66 @@ fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut
         }
     }
 }
+
+/// Portable Q5_1 packing into Q4_1's layout: the 5-bit values (0..31) as bytes, `d` and `m`.
+/// Q4_1's product kernels serve it on the tiers that sum byte products straight into i32
+/// (the reference, AVX-512 VNNI's `vpdpbusd`, dotprod's `sdot`); the AVX2 and baseline NEON
+/// kernels sum pairs in i16, which 5-bit values would overflow, so those tiers have none.
+fn q5_1_pack(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack_of(n, x, rows, panel, size_of::<BlockQ5_1>(), GgmlType::Q5_1);
+    let xb = blocks::<BlockQ5_1>(x);
+    for (b, out) in panel.chunks_exact_mut(PANEL_BLOCK).enumerate() {
+        if rows < PANEL_ROWS {
+            out.fill(0);
+        }
+        for r in 0..rows {
+            let blk = &xb[r * nb + b];
+            let qh = u32::from_le_bytes(blk.qh);
+            let mut u = [0u8; 32];
+            for (j, &q) in blk.qs.iter().enumerate() {
+                u[j] = (q & 0x0f) | (((qh >> j) & 1) << 4) as u8;
+                u[j + 16] = (q >> 4) | (((qh >> (j + 16)) & 1) << 4) as u8;
+            }
+            for (k, u4) in u.chunks_exact(4).enumerate() {
+                out[k * 64 + r * 4..][..4].copy_from_slice(u4);
+            }
+            out[512 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.d).to_le_bytes());
+            out[576 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.m).to_le_bytes());
+        }
+    }
+}
+
+static Q5_1_SCALAR: PanelKernels = PanelKernels {
+    ty: GgmlType::Q5_1,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
+    pack: q5_1_pack,
+    prepare: q8_1_prepare,
+    run: q4_1_run_scalar,
+    matvec: None,
+};
+
+#[cfg(target_arch = "x86_64")]
+static Q5_1_AVX512: PanelKernels = PanelKernels {
+    ty: GgmlType::Q5_1,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
+    pack: q5_1_pack,
+    prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
+    run: crate::x86_panel::q4_1_run_avx512_bytes,
+    matvec: None,
+};
+
+#[cfg(target_arch = "aarch64")]
+static Q5_1_DOTPROD: PanelKernels = PanelKernels {
+    ty: GgmlType::Q5_1,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
+    pack: q5_1_pack,
+    prepare: q8_1_prepare,
+    run: crate::aarch64_panel::q4_1_run_dotprod_bytes,
+    matvec: None,
+};
 
 static Q4_1_SCALAR: PanelKernels = PanelKernels {
     ty: GgmlType::Q4_1,
@@ -883,6 +943,7 @@ pub fn max_column_bytes(n: usize) -> usize {
 pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
     match ty {
         GgmlType::Q4_1 => Some(&Q4_1_SCALAR),
+        GgmlType::Q5_1 => Some(&Q5_1_SCALAR),
         GgmlType::Q4_0 => Some(&Q4_0_SCALAR),
         GgmlType::Q5_0 => Some(&Q5_0_SCALAR),
         GgmlType::Q8_0 => Some(&Q8_0_SCALAR),
@@ -906,6 +967,10 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx2, GgmlType::Q4_1) => Some(&Q4_1_AVX2),
         #[cfg(target_arch = "x86_64")]
+        (Tier::Avx512, GgmlType::Q5_1) => Some(&Q5_1_AVX512),
+        #[cfg(target_arch = "x86_64")]
+        (Tier::Avx2, GgmlType::Q5_1) => None,
+        #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
             x86_k::kernels(ty, true)
         }
@@ -919,6 +984,10 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Dotprod, GgmlType::Q4_1) => Some(&Q4_1_DOTPROD),
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, GgmlType::Q4_1) => Some(&Q4_1_NEON),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Dotprod, GgmlType::Q5_1) => Some(&Q5_1_DOTPROD),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Neon, GgmlType::Q5_1) => None,
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, _) => aarch64_signed::kernels(ty, true),
         #[cfg(target_arch = "aarch64")]

@@ -1,0 +1,183 @@
+//! Q5_1 packs into Q4_1's panel layout (5-bit values as bytes) and reuses Q4_1's product
+//! kernels on the tiers whose integer sums cannot overflow with them: the packed values rebuild
+//! the dequantized weights, every tier's product equals the scalar reference bit for bit (raw
+//! random blocks with scales of every size, partial panels, every column-group remainder), and
+//! products agree with `vec_dot` to f32 rounding.
+
+mod common;
+
+use common::Rng;
+use eddy_quant::dispatch::Tier;
+use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
+use eddy_quant::{GgmlType, dequantize, from_float, quantize, row_bytes, type_traits};
+
+const TY: GgmlType = GgmlType::Q5_1;
+
+fn quantized_rows(rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
+    let rb = row_bytes(TY, n).unwrap();
+    let mut w = vec![0u8; rows * rb];
+    for (r, out) in w.chunks_exact_mut(rb).enumerate() {
+        let x: Vec<f32> = (0..n)
+            .map(|i| match r % 4 {
+                1 => 0.0,
+                2 if i % 29 == 3 => 50.0,
+                _ => rng.normal(),
+            })
+            .collect();
+        quantize(TY, &x, out).unwrap();
+    }
+    w
+}
+
+/// Random bytes with finite f16 `d` and `m` of every size.
+fn raw_rows(rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
+    let mut w: Vec<u8> = (0..rows * n / 32 * 24).map(|_| rng.byte()).collect();
+    for (i, blk) in w.chunks_exact_mut(24).enumerate() {
+        blk[..2].copy_from_slice(&rng.f16([65504.0, 1.0, 6e-8, 1e-3][i % 4]));
+        blk[2..4].copy_from_slice(&rng.f16([1e-3, 65504.0, 1.0, 6e-8][i % 4]));
+    }
+    w
+}
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+fn tiers() -> Vec<(Tier, &'static PanelKernels)> {
+    Tier::ALL
+        .into_iter()
+        .filter_map(|t| panel_kernels_for(t, TY).map(|k| (t, k)))
+        .collect()
+}
+
+fn f32_at(b: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn packed_values_are_the_weights() {
+    let mut rng = Rng(41);
+    let reference = panel_kernels_reference(TY).unwrap();
+    let here: Vec<&str> = tiers().iter().map(|(t, _)| t.name()).collect();
+    eprintln!("Q5_1 panel tiers here: {here:?}");
+    for nb in [1usize, 5] {
+        let n = nb * 32;
+        for rows in [1usize, 16] {
+            let w = raw_rows(&mut rng, rows, n);
+            let mut panel = vec![0xaa; (reference.panel_bytes)(n)];
+            (reference.pack)(n, &w, rows, &mut panel);
+            for r in 0..rows {
+                let mut x = vec![0f32; n];
+                dequantize(TY, &w[r * n / 32 * 24..][..n / 32 * 24], &mut x).unwrap();
+                for b in 0..nb {
+                    let p = &panel[b * 640..][..640];
+                    let (d, m) = (f32_at(p, 512 + 4 * r), f32_at(p, 576 + 4 * r));
+                    for j in 0..32 {
+                        let u = p[(j / 4) * 64 + r * 4 + j % 4];
+                        assert!(u < 32);
+                        let want = x[b * 32 + j];
+                        let got = f32::from(u) * d + m;
+                        assert!(
+                            same(got, want),
+                            "row {r} block {b} weight {j}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+            for b in 0..nb {
+                for r in rows..PANEL_ROWS {
+                    for k in 0..8 {
+                        assert_eq!(panel[b * 640 + k * 64 + r * 4..][..4], [0; 4]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn run_matches_the_reference_bit_for_bit() {
+    let mut rng = Rng(42);
+    let reference = panel_kernels_reference(TY).unwrap();
+    for (tier, k) in tiers() {
+        for nb in [1usize, 3, 28] {
+            let n = nb * 32;
+            for (rows, raw, scale) in [
+                (16, false, 1.0f32),
+                (5, false, 1.0),
+                (16, true, 1.0),
+                (16, true, 1e4),
+                (11, true, 1e-6),
+            ] {
+                let w = if raw {
+                    raw_rows(&mut rng, rows, n)
+                } else {
+                    quantized_rows(&mut rng, rows, n)
+                };
+                let mut panel = vec![0; (k.panel_bytes)(n)];
+                (k.pack)(n, &w, rows, &mut panel);
+                let mut want_panel = vec![0; panel.len()];
+                (reference.pack)(n, &w, rows, &mut want_panel);
+                assert_eq!(panel, want_panel, "{tier}: packing");
+                for cols in 1..=21 {
+                    let cb = (k.column_bytes)(n);
+                    let mut ys = vec![0u8; cols * cb];
+                    for c in 0..cols {
+                        let x = rng.vec(n, scale);
+                        (reference.prepare)(&x, &mut ys[c * cb..][..cb]);
+                    }
+                    let mut want = vec![0f32; cols * PANEL_ROWS];
+                    let mut got = vec![1f32; cols * PANEL_ROWS];
+                    (reference.run)(n, &panel, &ys, cb, &mut want);
+                    (k.run)(n, &panel, &ys, cb, &mut got);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            same(*g, *w),
+                            "{tier}: nb {nb} rows {rows} raw {raw} cols {cols}: output {i}: \
+                             {g:e} vs {w:e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn panel_products_agree_with_vec_dot() {
+    let mut rng = Rng(43);
+    let t = type_traits(TY).unwrap();
+    assert_eq!(t.vec_dot_type, GgmlType::Q8_1);
+    for (name, k) in std::iter::once(("reference", panel_kernels_reference(TY).unwrap()))
+        .chain(tiers().into_iter().map(|(t, k)| (t.name(), k)))
+    {
+        let (rows, nb, cols) = (16, 18, 9);
+        let n = nb * 32;
+        let w = quantized_rows(&mut rng, rows, n);
+        let rb = row_bytes(TY, n).unwrap();
+        let mut panel = vec![0; (k.panel_bytes)(n)];
+        (k.pack)(n, &w, rows, &mut panel);
+        let cb = (k.column_bytes)(n);
+        let ab = row_bytes(GgmlType::Q8_1, n).unwrap();
+        let mut ys = vec![0u8; cols * cb];
+        let mut yq = vec![0u8; cols * ab];
+        for c in 0..cols {
+            let x = rng.vec(n, 1.0);
+            (k.prepare)(&x, &mut ys[c * cb..][..cb]);
+            from_float(GgmlType::Q8_1, &x, &mut yq[c * ab..][..ab]).unwrap();
+        }
+        let mut out = vec![0f32; cols * PANEL_ROWS];
+        (k.run)(n, &panel, &ys, cb, &mut out);
+        for c in 0..cols {
+            for r in 0..rows {
+                let want = (t.vec_dot)(n, &w[r * rb..][..rb], &yq[c * ab..][..ab]);
+                let got = out[c * PANEL_ROWS + r];
+                let bound = 1e-5 * (want.abs() + 1.0) * nb as f32;
+                assert!(
+                    (got - want).abs() <= bound,
+                    "{name}: row {r} column {c}: panel {got} vs vec_dot {want}"
+                );
+            }
+        }
+    }
+}
