@@ -487,6 +487,9 @@ fn signed_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &m
 
 macro_rules! signed_kernels {
     ($name:ident, $ty:ident, $pack:expr, $prepare:expr, $run:expr) => {
+        signed_kernels!($name, $ty, $pack, $prepare, $run, None);
+    };
+    ($name:ident, $ty:ident, $pack:expr, $prepare:expr, $run:expr, $matvec:expr) => {
         static $name: PanelKernels = PanelKernels {
             ty: GgmlType::$ty,
             panel_bytes: panel_bytes_32,
@@ -494,7 +497,7 @@ macro_rules! signed_kernels {
             pack: $pack,
             prepare: $prepare,
             run: $run,
-            matvec: None,
+            matvec: $matvec,
         };
     };
 }
@@ -524,6 +527,10 @@ signed_kernels!(
 #[cfg(target_arch = "x86_64")]
 mod x86_signed {
     use super::*;
+    use crate::x86_avx512::{
+        matvec_q4_0_prepared_avx512_bytes as mv4_0, matvec_q5_0_prepared_avx512_bytes as mv5_0,
+        matvec_q8_0_prepared_avx512_bytes as mv8_0,
+    };
     use crate::x86_panel::{
         q4_0_pack_avx2_bytes as q4_0_pack2, q4_0_pack_avx512_bytes as q4_0_pack512,
         q5_0_pack_avx2_bytes as q5_0_pack2, q5_0_pack_avx512_bytes as q5_0_pack512,
@@ -531,9 +538,30 @@ mod x86_signed {
         q8_1_prepare_avx2_bytes as prep2, q8_1_prepare_avx512_bytes as prep512,
         signed_run_avx2_bytes as run2, signed_run_avx512_bytes as run512,
     };
-    signed_kernels!(Q4_0_AVX512, Q4_0, q4_0_pack512, prep512, run512);
-    signed_kernels!(Q5_0_AVX512, Q5_0, q5_0_pack512, prep512, run512);
-    signed_kernels!(Q8_0_AVX512, Q8_0, q8_0_pack512, prep512, run512);
+    signed_kernels!(
+        Q4_0_AVX512,
+        Q4_0,
+        q4_0_pack512,
+        prep512,
+        run512,
+        Some(mv4_0)
+    );
+    signed_kernels!(
+        Q5_0_AVX512,
+        Q5_0,
+        q5_0_pack512,
+        prep512,
+        run512,
+        Some(mv5_0)
+    );
+    signed_kernels!(
+        Q8_0_AVX512,
+        Q8_0,
+        q8_0_pack512,
+        prep512,
+        run512,
+        Some(mv8_0)
+    );
     signed_kernels!(Q4_0_AVX2, Q4_0, q4_0_pack2, prep2, run2);
     signed_kernels!(Q5_0_AVX2, Q5_0, q5_0_pack2, prep2, run2);
     signed_kernels!(Q8_0_AVX2, Q8_0, q8_0_pack2, prep2, run2);

@@ -1154,3 +1154,179 @@ bytes_wrapper!(
     BlockQ5_1,
     BlockQ8_1
 );
+
+// ---------------------------------------------------------------------------------------------
+// Decode kernels of the Q8_0-partner formats on the prepared column
+
+/// Pair `p` of a column prepared by [`crate::panel`] (per block 32 quants, then `d` and `s` as
+/// f32): the 64 quants as [`q8_pair`] loads them, and `[d_0, d_1, 0, 0]`.
+///
+/// # Safety
+/// `y` must hold at least `2 * p + 2` prepared blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn prepared_pair(y: &[u8], p: usize) -> (__m512i, __m128) {
+    use crate::panel::COL_BLOCK;
+    // SAFETY: blocks 2p and 2p + 1 lie inside `y` by the contract; unaligned loads.
+    unsafe {
+        let ptr = y.as_ptr().add(2 * p * COL_BLOCK);
+        let qa = _mm512_broadcast_i64x4(_mm256_loadu_si256(ptr.cast()));
+        let qb = _mm512_broadcast_i64x4(_mm256_loadu_si256(ptr.add(COL_BLOCK).cast()));
+        let d0 = ptr.add(32).cast::<f32>().read_unaligned();
+        let d1 = ptr.add(COL_BLOCK + 32).cast::<f32>().read_unaligned();
+        (
+            _mm512_mask_blend_epi64(0xf0, qa, qb),
+            _mm_setr_ps(d0, d1, 0.0, 0.0),
+        )
+    }
+}
+
+/// The Q8_0 block a prepared block came from (its scale is an f16 value, so narrowing it back
+/// is exact): for the odd last block, which the kernels hand to the AVX2 code.
+fn prepared_q8_0_block(y: &[u8], b: usize) -> BlockQ8_0 {
+    use crate::panel::COL_BLOCK;
+    let blk = &y[b * COL_BLOCK..][..COL_BLOCK];
+    let mut qs = [0i8; 32];
+    for (q, &v) in qs.iter_mut().zip(&blk[..32]) {
+        *q = v as i8;
+    }
+    let d = f32::from_le_bytes([blk[32], blk[33], blk[34], blk[35]]);
+    BlockQ8_0 {
+        d: crate::num::f32_to_f16(d),
+        qs,
+    }
+}
+
+/// Matrix-vector kernels of a Q8_0-partner format on the prepared column: `out[r]` is, bit for
+/// bit, the format's AVX-512 `vec_dot` of row `r` with the Q8_0 column the preparation came
+/// from — the same integer pair sums, scale products, `fma` order, reduction and AVX2 tail —
+/// but with [`ROWS`] rows interleaved (independent accumulator chains; the column's pair and
+/// any term that depends on it alone loaded or computed once for all of them) and the column's
+/// scales read already widened.
+macro_rules! signed_matvec {
+    (
+        $(#[$doc:meta])* $name:ident, $bytes:ident, $block:ty, $bb:literal, $tail:ident,
+        |$bx:ident, $qy:ident, $ycommon:ident| $common:expr, $sumi:expr
+    ) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `x` holds
+        /// `out.len()` rows of `nb` blocks and `y` `nb` prepared blocks (checked by the wrapper).
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn $name(nb: usize, x: &[$block], y: &[u8], out: &mut [f32]) {
+            let pairs = nb / 2;
+            let tail = (nb % 2 == 1).then(|| prepared_q8_0_block(y, nb - 1));
+            let mut rows = out.chunks_exact_mut(ROWS);
+            let mut r0 = 0;
+            for o in &mut rows {
+                let mut acc = [_mm512_setzero_ps(); ROWS];
+                for p in 0..pairs {
+                    // SAFETY: `y` holds `nb` prepared blocks, pair p is inside.
+                    let ($qy, dy) = unsafe { prepared_pair(y, p) };
+                    let $ycommon = $common;
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let $bx = &x[(r0 + i) * nb + 2 * p..][..2];
+                        let sumi = $sumi;
+                        let d = _mm_mul_ps(f16x4_to_f32($bx[0].d, $bx[1].d, [0; 2], [0; 2]), dy);
+                        *a = _mm512_fmadd_ps(spread_two(d, 0, 1), _mm512_cvtepi32_ps(sumi), *a);
+                    }
+                }
+                for (i, (o, a)) in o.iter_mut().zip(acc).enumerate() {
+                    let mut sum = _mm512_reduce_add_ps(a);
+                    if let Some(last) = &tail {
+                        let row = &x[(r0 + i) * nb + nb - 1..][..1];
+                        // SAFETY: this function's own preconditions include AVX2, FMA, F16C.
+                        sum += unsafe { $tail(32, row, core::slice::from_ref(last)) };
+                    }
+                    *o = sum;
+                }
+                r0 += ROWS;
+            }
+            for (i, o) in rows.into_remainder().iter_mut().enumerate() {
+                let r = r0 + i;
+                let mut acc = _mm512_setzero_ps();
+                for p in 0..pairs {
+                    // SAFETY: as above.
+                    let ($qy, dy) = unsafe { prepared_pair(y, p) };
+                    let $ycommon = $common;
+                    let $bx = &x[r * nb + 2 * p..][..2];
+                    let sumi = $sumi;
+                    let d = _mm_mul_ps(f16x4_to_f32($bx[0].d, $bx[1].d, [0; 2], [0; 2]), dy);
+                    acc = _mm512_fmadd_ps(spread_two(d, 0, 1), _mm512_cvtepi32_ps(sumi), acc);
+                }
+                let mut sum = _mm512_reduce_add_ps(acc);
+                if let Some(last) = &tail {
+                    // SAFETY: as above.
+                    sum += unsafe { $tail(32, &x[r * nb + nb - 1..][..1], core::slice::from_ref(last)) };
+                }
+                *o = sum;
+            }
+        }
+
+        #[doc = concat!("Safe wrapper of [`", stringify!($name), "`] for [`crate::panel::PanelKernels::matvec`].")]
+        pub(crate) fn $bytes(n: usize, x: &[u8], y: &[u8], out: &mut [f32]) {
+            assert!(n % 32 == 0, "{n} weights are not whole blocks");
+            let nb = n / 32;
+            assert_eq!(x.len(), out.len() * nb * $bb, "weight rows");
+            assert_eq!(y.len(), nb * crate::panel::COL_BLOCK, "prepared column");
+            if nb == 0 {
+                out.fill(0.0);
+                return;
+            }
+            // SAFETY: lengths checked above; handed out only for a CPU that supports the
+            // AVX-512 tier.
+            unsafe { $name(nb, blocks::<$block>(x), y, out) }
+        }
+    };
+}
+
+/// Rows interleaved by the signed matrix-vector kernels.
+const ROWS: usize = 4;
+
+signed_matvec!(
+    /// Q8_0 rows ([`vec_dot_q8_0_q8_0_avx512`]'s arithmetic) times a prepared column.
+    matvec_q8_0_prepared_avx512,
+    matvec_q8_0_prepared_avx512_bytes,
+    BlockQ8_0,
+    34,
+    vec_dot_q8_0_q8_0_avx2,
+    |bx, qy, _none| (),
+    {
+        let qx = q8_pair(&bx[0].qs, &bx[1].qs);
+        let negative = _mm512_movepi8_mask(qx);
+        let qy_signed = _mm512_mask_sub_epi8(qy, negative, _mm512_setzero_si512(), qy);
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(qx), qy_signed)
+    }
+);
+
+signed_matvec!(
+    /// Q4_0 rows ([`vec_dot_q4_0_q8_0_avx512`]'s arithmetic) times a prepared column.
+    matvec_q4_0_prepared_avx512,
+    matvec_q4_0_prepared_avx512_bytes,
+    BlockQ4_0,
+    18,
+    vec_dot_q4_0_q8_0_avx2,
+    |bx, qy, eights| _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), qy),
+    {
+        let qx = nibbles_64(&bx[0].qs, &bx[1].qs);
+        _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy), eights)
+    }
+);
+
+signed_matvec!(
+    /// Q5_0 rows ([`vec_dot_q5_0_q8_0_avx512`]'s arithmetic) times a prepared column.
+    matvec_q5_0_prepared_avx512,
+    matvec_q5_0_prepared_avx512_bytes,
+    BlockQ5_0,
+    22,
+    vec_dot_q5_0_q8_0_avx2,
+    |bx, qy, sixteens| _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(16), qy),
+    {
+        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
+            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+        let qx = _mm512_mask_add_epi8(nib, bits, nib, _mm512_set1_epi8(16));
+        _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy), sixteens)
+    }
+);
