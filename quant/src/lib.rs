@@ -56,6 +56,7 @@ pub mod legacy;
 pub mod matrix;
 mod num;
 pub mod panel;
+pub mod prefetch;
 mod traits;
 mod types;
 #[cfg(target_arch = "x86_64")]

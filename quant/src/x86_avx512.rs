@@ -161,7 +161,12 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
 unsafe fn matvec_q4_1_prepared_avx512(nb: usize, x: &[BlockQ4_1], y: &[u8], out: &mut [f32]) {
     use crate::panel::COL_BLOCK;
     let pairs = nb / 2;
-    for (o, row) in out.iter_mut().zip(x.chunks_exact(nb)) {
+    // Rows about 4 KiB ahead are prefetched (see `crate::prefetch`).
+    let ahead = 4096usize.div_ceil(nb * size_of::<BlockQ4_1>());
+    for (r, (o, row)) in out.iter_mut().zip(x.chunks_exact(nb)).enumerate() {
+        if let Some(next) = x.get((r + ahead) * nb..(r + ahead + 1) * nb) {
+            crate::prefetch::prefetch(crate::block_bytes(next));
+        }
         let mut acc = _mm512_setzero_ps();
         let mut acc_ms = _mm_setzero_ps();
         for (bx, by) in row[..2 * pairs]
@@ -1220,6 +1225,12 @@ macro_rules! signed_matvec {
             let mut rows = out.chunks_exact_mut(ROWS);
             let mut r0 = 0;
             for o in &mut rows {
+                // The rows `PREFETCH_GROUPS` groups ahead, a cache line at a time: the hardware
+                // prefetchers stop at page boundaries, a streaming decode step should not.
+                let ahead = (r0 + PREFETCH_GROUPS * ROWS) * nb;
+                if let Some(next) = x.get(ahead..(ahead + ROWS * nb).min(x.len())) {
+                    crate::prefetch::prefetch(crate::block_bytes(next));
+                }
                 let mut acc = [_mm512_setzero_ps(); ROWS];
                 for p in 0..pairs {
                     // SAFETY: `y` holds `nb` prepared blocks, pair p is inside.
@@ -1283,6 +1294,8 @@ macro_rules! signed_matvec {
 
 /// Rows interleaved by the signed matrix-vector kernels.
 const ROWS: usize = 4;
+/// How many row groups ahead the signed matrix-vector kernels prefetch.
+const PREFETCH_GROUPS: usize = 2;
 
 signed_matvec!(
     /// Q8_0 rows ([`vec_dot_q8_0_q8_0_avx512`]'s arithmetic) times a prepared column.

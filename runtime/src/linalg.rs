@@ -13,6 +13,7 @@
 use std::ops::Range;
 
 use eddy_quant::panel::{self, MatvecFn, PANEL_ROWS, PanelKernels};
+use eddy_quant::prefetch::prefetch;
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::memory::Carver;
@@ -150,6 +151,8 @@ fn traits(ty: GgmlType) -> &'static TypeTraits {
 const ROW_BLOCK_BYTES: usize = 8 * 1024;
 /// Outputs of one multi-column kernel call (a stack tile of rows × columns).
 const TILE: usize = 1024;
+/// How far ahead of the row being multiplied the one-column path prefetches weights.
+const PREFETCH_BYTES: usize = 4096;
 /// Columns per multi-column kernel call.
 const TILE_COLS: usize = 32;
 /// Chunks per thread a product is cut into.
@@ -371,6 +374,14 @@ fn dot_rows(
             let part = unsafe { out.range(c * w.rows + r0..c * w.rows + r1) };
             for (k, o) in part.iter_mut().enumerate() {
                 let r = r0 + k;
+                if c == 0 {
+                    // The row `PREFETCH_BYTES` ahead (see `eddy_quant::prefetch`): a decode step
+                    // streams the weights, and the hardware prefetchers stop at page boundaries.
+                    let ahead = r + PREFETCH_BYTES.div_ceil(rb);
+                    if ahead < rows.end {
+                        prefetch(&data[ahead * rb..(ahead + 1) * rb]);
+                    }
+                }
                 *o = (t.vec_dot)(w.cols, &data[r * rb..(r + 1) * rb], yc);
             }
         }
