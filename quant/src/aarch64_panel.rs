@@ -19,7 +19,10 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use crate::num::f16_to_f32;
-use crate::panel::{COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, check_pack, check_run};
+use crate::panel::{
+    COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, K_D, K_MIN, K_NEG_M, K_SC, PANEL_BLOCK,
+    PANEL_ROWS, check_k_run, check_pack, check_run,
+};
 
 /// Packs `rows` Q4_1 rows of `nb` blocks into `panel`: per block and group of four rows, the 16
 /// quant bytes of each row split into low and high nibbles, each 4 × 4 square of dwords
@@ -371,10 +374,13 @@ const GROUP: usize = 2;
 /// Runs `kernel` over the columns, [`GROUP`] at a time and a last single column if any.
 macro_rules! run_bytes {
     ($name:ident, $kernel:ident, $tier:literal) => {
+        run_bytes!($name, $kernel, $tier, check_run, COL_BLOCK);
+    };
+    ($name:ident, $kernel:ident, $tier:literal, $check:ident, $col_block:expr) => {
         #[doc = concat!("Safe wrapper of the ", $tier, " panel product.")]
         pub(crate) fn $name(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
-            let (nb, cols) = check_run(n, panel, ys, y_stride, out);
-            let col = |j: usize| &ys[j * y_stride..][..nb * COL_BLOCK];
+            let (nb, cols) = $check(n, panel, ys, y_stride, out);
+            let col = |j: usize| &ys[j * y_stride..][..nb * $col_block];
             let mut j = 0;
             while j < cols {
                 let k = (cols - j).min(GROUP);
@@ -421,4 +427,91 @@ run_bytes!(
     signed_run_neon_bytes,
     signed_run_neon,
     "baseline NEON signed-layout"
+);
+
+/// `C` prepared Q8_K columns times a k-quant panel with `sdot` (see [`crate::panel`]), into
+/// `out[c * 16 + r]`: per group `k` of 16 weights, the column's 16 quants in one vector and,
+/// for each group `g` of four rows, four `sdot` by element of the rows' unsigned values (at
+/// most 63, so signed bytes too) give each row's exact group sum, which `mla` scales by `sc_k`
+/// into S1. S2: each row's `(m_2i, m_2i+1)` pair times the column's pair of group sums by
+/// `smull`/`smull2`, the two products of a row added by `addp`. Then the reference's two
+/// `fma`s per lane.
+///
+/// # Safety
+/// The CPU must support NEON and FEAT_DotProd; `panel` must hold `nb * K_BLOCK` bytes and each
+/// `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let mut acc = [[vdupq_n_f32(0.0); 4]; C];
+    for b in 0..nb {
+        // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
+        // column c `ys[c][b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract;
+        // byte loads have no alignment requirement. `sdot` is supported by the contract.
+        unsafe {
+            let p = panel.as_ptr().add(b * K_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * K_COL_BLOCK));
+            let mut s1 = [[vdupq_n_s32(0); 4]; C];
+            for k in 0..16 {
+                let yv: [int8x16_t; C] =
+                    core::array::from_fn(|c| vld1q_s8(y[c].add(K_COL_Q + 16 * k).cast()));
+                let mut isum = [[vdupq_n_s32(0); 4]; C];
+                macro_rules! step {
+                    ($lane:literal) => {{
+                        let v = 4 * k + $lane;
+                        let w: [int8x16_t; 4] =
+                            core::array::from_fn(|g| vld1q_s8(p.add(64 * v + 16 * g).cast()));
+                        for c in 0..C {
+                            for g in 0..4 {
+                                isum[c][g] = sdot_lane::<$lane>(isum[c][g], w[g], yv[c]);
+                            }
+                        }
+                    }};
+                }
+                step!(0);
+                step!(1);
+                step!(2);
+                step!(3);
+                for g in 0..4 {
+                    let sc = vld1q_s32(p.add(K_SC + 64 * k + 16 * g).cast());
+                    for c in 0..C {
+                        s1[c][g] = vmlaq_s32(s1[c][g], isum[c][g], sc);
+                    }
+                }
+            }
+            let mut s2 = [[vdupq_n_s32(0); 4]; C];
+            for i in 0..8 {
+                let pairs: [int16x8_t; C] = core::array::from_fn(|c| {
+                    let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
+                    vreinterpretq_s16_s32(vdupq_n_s32(pair))
+                });
+                for g in 0..4 {
+                    let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
+                    for c in 0..C {
+                        let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pairs[c]));
+                        let hi = vmull_high_s16(m, pairs[c]);
+                        s2[c][g] = vaddq_s32(s2[c][g], vpaddq_s32(lo, hi));
+                    }
+                }
+            }
+            for g in 0..4 {
+                let d = load_f32x4(p.add(K_D + 16 * g));
+                let neg_m = load_f32x4(p.add(K_NEG_M + 16 * g));
+                for c in 0..C {
+                    let dy = dup_f32(y[c]);
+                    let a = vfmaq_f32(acc[c][g], vcvtq_f32_s32(s1[c][g]), vmulq_f32(d, dy));
+                    acc[c][g] = vfmaq_f32(a, vcvtq_f32_s32(s2[c][g]), vmulq_f32(neg_m, dy));
+                }
+            }
+        }
+    }
+    store(&acc, out);
+}
+
+run_bytes!(
+    k_run_dotprod_bytes,
+    k_run_dotprod,
+    "dotprod (`sdot`) k-quant",
+    check_k_run,
+    K_COL_BLOCK
 );

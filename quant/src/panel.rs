@@ -30,8 +30,8 @@
 //!
 //! Q4_0, Q5_0 and Q8_0 weights (against Q8_0 activations) pack into a second layout of signed
 //! values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
-//! of 256-weight super-blocks with integer sub-block scales (AVX-512 and AVX2 so far; the
-//! AArch64 tiers keep the multi-column kernels for them), each described at its section below. SIMD kernels for
+//! of 256-weight super-blocks with integer sub-block scales (AVX-512, AVX2 and dotprod; baseline
+//! NEON keeps the multi-column kernels for them), each described at its section below. SIMD kernels for
 //! Q4_1, by tier ([`panel_kernels_for`]):
 //!
 //! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
@@ -956,6 +956,25 @@ mod x86_k {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64_k {
+    use super::*;
+    use crate::aarch64_panel::k_run_dotprod_bytes as dot;
+    k_kernels!(Q4_K_DOTPROD, Q4_K, BlockQ4K, dot);
+    k_kernels!(Q5_K_DOTPROD, Q5_K, BlockQ5K, dot);
+    k_kernels!(Q6_K_DOTPROD, Q6_K, BlockQ6K, dot);
+
+    /// The k-quant-layout kernels of `ty` on the dotprod tier.
+    pub(super) fn kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
+        Some(match ty {
+            GgmlType::Q4_K => &Q4_K_DOTPROD,
+            GgmlType::Q5_K => &Q5_K_DOTPROD,
+            GgmlType::Q6_K => &Q6_K_DOTPROD,
+            _ => return None,
+        })
+    }
+}
+
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
 /// rounded up to whole blocks): what a caller sizes its panel scratch with.
 pub fn max_panel_bytes(n: usize) -> usize {
@@ -1016,6 +1035,8 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Dotprod, GgmlType::Q5_1) => Some(&Q5_1_DOTPROD),
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, GgmlType::Q5_1) => None,
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => aarch64_k::kernels(ty),
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, _) => aarch64_signed::kernels(ty, true),
         #[cfg(target_arch = "aarch64")]
