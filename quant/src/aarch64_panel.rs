@@ -485,12 +485,12 @@ unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
                     let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
                     vreinterpretq_s16_s32(vdupq_n_s32(pair))
                 });
-                for g in 0..4 {
-                    let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
-                    for c in 0..C {
-                        let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pairs[c]));
-                        let hi = vmull_high_s16(m, pairs[c]);
-                        s2[c][g] = vaddq_s32(s2[c][g], vpaddq_s32(lo, hi));
+                for (s2c, pair) in s2.iter_mut().zip(pairs) {
+                    for (g, s) in s2c.iter_mut().enumerate() {
+                        let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
+                        let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pair));
+                        let hi = vmull_high_s16(m, pair);
+                        *s = vaddq_s32(*s, vpaddq_s32(lo, hi));
                     }
                 }
             }
