@@ -467,6 +467,29 @@ pub(crate) fn q8_1_prepare_avx2_bytes(x: &[f32], out: &mut [u8]) {
 // ---------------------------------------------------------------------------------------------
 // Q4_0, Q5_0 and Q8_0: the signed layout (see `crate::panel`), one product kernel per tier.
 
+/// The four bytes at `p` broadcast to every dword of a vector by `vpbroadcastd zmm, m32`, a
+/// pure load (the intrinsics let the compiler load them into a register and broadcast with a
+/// shuffle instead).
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `p` must be valid for reading 4 bytes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn broadcast_dword(p: *const u8) -> __m512i {
+    let v: __m512i;
+    // SAFETY: the caller guarantees AVX-512 F and 4 readable bytes at `p`; the instruction
+    // reads only them and writes only the output register.
+    unsafe {
+        core::arch::asm!(
+            "vpbroadcastd {v}, dword ptr [{p}]",
+            v = out(zmm_reg) v,
+            p = in(reg) p,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
 /// `C` prepared columns times a panel of signed values with AVX-512 VNNI, into
 /// `out[c * 16 + r]`. `vpdpbusd` multiplies unsigned by signed bytes, so each broadcast of four
 /// activation bytes is flipped to `q_y + 128` (xor 0x80) and multiplied with the signed
@@ -488,12 +511,23 @@ unsafe fn signed_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
         unsafe {
             let p = panel.as_ptr().add(b * PANEL_BLOCK);
             let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
+            // Each column's 32 quants flipped once per block into a stack copy, whose
+            // four-byte groups are then broadcast straight from memory (a load, no ALU work):
+            // `vpdpbusd` takes its unsigned operand from a register only, and flipping each
+            // broadcast cost two ALU operations per product (the compiler xors the four bytes,
+            // then broadcasts them with a shuffle).
+            let mut flipped = [[0u8; 32]; C];
+            for c in 0..C {
+                let q = _mm256_loadu_si256(y[c].cast());
+                let f = _mm256_xor_si256(q, _mm512_castsi512_si256(flip));
+                _mm256_storeu_si256(flipped[c].as_mut_ptr().cast(), f);
+            }
             let mut isum = [_mm512_setzero_si512(); C];
             for k in 0..8 {
                 let w = _mm512_loadu_si512(p.add(64 * k).cast());
                 for c in 0..C {
-                    let yk = _mm512_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
-                    isum[c] = _mm512_dpbusd_epi32(isum[c], _mm512_xor_si512(yk, flip), w);
+                    let yk = broadcast_dword(flipped[c].as_ptr().add(4 * k));
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], yk, w);
                 }
             }
             let dx = _mm512_loadu_ps(p.add(SIGNED_D).cast());
