@@ -16,9 +16,14 @@
 //!
 //! - `matmat_small/...`: the same comparison over SmolLM2-135M's FFN up projection (1536 × 576
 //!   Q4_1, 0.5 MiB), which stays in L2, for `n = 32`.
-//! - `panel/Q4_1/<tier>/<n>`: the same matrix through the packed-panel kernels (every panel
-//!   packed, then multiplied with all `n` prepared columns), the runtime's prefill path from 8
-//!   tokens on; compare with `matmat_small` (same throughput convention).
+//! - `decode/<format>/<tier>`: the runtime's one-token path where the panel kernels have a
+//!   matrix-vector kernel on the prepared column (Q4_1, Q4_0, Q5_0, Q8_0 on AVX-512), over the
+//!   64 MiB matrix: compare with `matvec/<format>/<tier>`.
+//! - `panel/<format>/<tier>/<n>`: the packed-panel kernels of every format that has them
+//!   (every panel packed, then multiplied with all `n` prepared columns), the runtime's prefill
+//!   path from 8 tokens on: SmolLM2's FFN up projection for the 32-weight formats (compare
+//!   Q4_1 with `matmat_small`, same throughput convention), Gemma 3's 640 × 1024 attention
+//!   output for the k-quants.
 //! - `attention/<tier>/<span>`: one KV group of SmolLM2 (3 query heads of 64, f16 keys and
 //!   values, `span` cached rows): the fused kernels against widening each row and using `dot`
 //!   and `axpy` per head, as tiers without fused kernels do.
@@ -223,39 +228,95 @@ fn bench_matmat_small(c: &mut Criterion) {
     group.finish();
 }
 
-/// SmolLM2's FFN up projection through the panel kernels: pack every panel, multiply it with
-/// all `n` prepared columns.
+/// Prefill-shaped products through the packed-panel kernels of every format that has them:
+/// pack every panel, multiply it with all `n` prepared columns. The 32-weight-block formats use
+/// SmolLM2's FFN up projection (1536 × 576), the k-quants Gemma 3's attention output
+/// (640 × 1024: rows of whole 256-weight super-blocks); both stay in L2.
 fn bench_panel(c: &mut Criterion) {
     use eddy_quant::panel::{PANEL_ROWS, panel_kernels_for};
     let mut group = c.benchmark_group("panel");
-    let (ty, rows, cols) = (GgmlType::Q4_1, 1536, 576);
-    let w = weights(ty, rows, cols);
-    let rb = row_bytes(ty, cols).expect("whole blocks");
-    for tier in Tier::ALL {
-        let Some(k) = panel_kernels_for(tier, ty) else {
-            continue;
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q5_1,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ] {
+        let (rows, cols) = if ty.block_size() == 256 {
+            (640, 1024)
+        } else {
+            (1536, 576)
         };
-        for n in [32usize, 128] {
-            let x = values(n * cols, 19);
-            let cb = (k.column_bytes)(cols);
-            let mut ys = vec![0u8; n * cb];
-            for (xc, yc) in x.chunks_exact(cols).zip(ys.chunks_exact_mut(cb)) {
-                (k.prepare)(xc, yc);
+        let w = weights(ty, rows, cols);
+        let rb = row_bytes(ty, cols).expect("whole blocks");
+        for tier in Tier::ALL {
+            let Some(k) = panel_kernels_for(tier, ty) else {
+                continue;
+            };
+            for n in [32usize, 128] {
+                let x = values(n * cols, 19);
+                let cb = (k.column_bytes)(cols);
+                let mut ys = vec![0u8; n * cb];
+                for (xc, yc) in x.chunks_exact(cols).zip(ys.chunks_exact_mut(cb)) {
+                    (k.prepare)(xc, yc);
+                }
+                let mut panel = vec![0u8; (k.panel_bytes)(cols)];
+                let mut out = vec![0f32; n * PANEL_ROWS];
+                group.throughput(Throughput::Bytes((n * w.len()) as u64));
+                let id = BenchmarkId::new(ty.to_string(), format!("{tier}/{n}"));
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        for r0 in (0..rows).step_by(PANEL_ROWS) {
+                            (k.pack)(
+                                cols,
+                                &w[r0 * rb..(r0 + PANEL_ROWS) * rb],
+                                PANEL_ROWS,
+                                &mut panel,
+                            );
+                            (k.run)(cols, &panel, black_box(&ys), cb, &mut out);
+                        }
+                        black_box(&out);
+                    })
+                });
             }
-            let mut panel = vec![0u8; (k.panel_bytes)(cols)];
-            let mut out = vec![0f32; n * PANEL_ROWS];
-            group.throughput(Throughput::Bytes((n * w.len()) as u64));
-            group.bench_function(BenchmarkId::new("Q4_1", format!("{tier}/{n}")), |b| {
+        }
+    }
+    group.finish();
+}
+
+/// `decode/<format>/<tier>`: the runtime's one-token product for formats whose panel kernels
+/// have a matrix-vector kernel on the prepared column (column preparation included), over the
+/// same 64 MiB decode-shaped matrix as `matvec` (compare with `matvec/<format>/<tier>`).
+fn bench_decode(c: &mut Criterion) {
+    use eddy_quant::panel::panel_kernels_for;
+    let mut group = c.benchmark_group("decode");
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+    ] {
+        let rb = row_bytes(ty, COLS).expect("whole blocks");
+        let rows = (matrix_bytes() / rb).max(1);
+        let w = weights(ty, rows, COLS);
+        for tier in Tier::ALL {
+            let Some(k) = panel_kernels_for(tier, ty) else {
+                continue;
+            };
+            let Some(matvec) = k.matvec else {
+                continue;
+            };
+            let x = values(COLS, 23);
+            let mut y = vec![0u8; (k.column_bytes)(COLS)];
+            let mut out = vec![0f32; rows];
+            group.throughput(Throughput::Bytes(w.len() as u64));
+            group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
                 b.iter(|| {
-                    for r0 in (0..rows).step_by(PANEL_ROWS) {
-                        (k.pack)(
-                            cols,
-                            &w[r0 * rb..(r0 + PANEL_ROWS) * rb],
-                            PANEL_ROWS,
-                            &mut panel,
-                        );
-                        (k.run)(cols, &panel, black_box(&ys), cb, &mut out);
-                    }
+                    (k.prepare)(black_box(&x), &mut y);
+                    matvec(COLS, &w, &y, &mut out);
                     black_box(&out);
                 })
             });
@@ -328,6 +389,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_matvec, bench_head, bench_matmat, bench_matmat_small, bench_panel, bench_attention
+    targets = bench_matvec, bench_head, bench_decode, bench_matmat, bench_matmat_small, bench_panel, bench_attention
 }
 criterion_main!(benches);
