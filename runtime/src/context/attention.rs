@@ -248,7 +248,9 @@ fn attend_item(
         i += len;
     }
     for h in 0..group {
-        ops::softmax(&mut s.scores[h * sh.n_slots..h * sh.n_slots + span.len]);
+        // The dispatched softmax: a vectorised exp (relative error 1e-7), sums in f64, as
+        // ggml's own `soft_max` (its SIMD `expf`, `ggml_float` sums).
+        (fops.softmax_in_place)(&mut s.scores[h * sh.n_slots..h * sh.n_slots + span.len]);
     }
     out.fill(0.0);
     let mut i = 0;
