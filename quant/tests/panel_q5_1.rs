@@ -5,29 +5,15 @@
 //! products agree with `vec_dot` to f32 rounding.
 
 mod common;
+#[path = "common/panel.rs"]
+mod panel_common;
 
 use common::Rng;
-use eddy_quant::dispatch::Tier;
-use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
-use eddy_quant::{GgmlType, dequantize, from_float, quantize, row_bytes, type_traits};
+use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
+use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
+use panel_common::{f32_at, quantized_rows, same, tiers};
 
 const TY: GgmlType = GgmlType::Q5_1;
-
-fn quantized_rows(rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
-    let rb = row_bytes(TY, n).unwrap();
-    let mut w = vec![0u8; rows * rb];
-    for (r, out) in w.chunks_exact_mut(rb).enumerate() {
-        let x: Vec<f32> = (0..n)
-            .map(|i| match r % 4 {
-                1 => 0.0,
-                2 if i % 29 == 3 => 50.0,
-                _ => rng.normal(),
-            })
-            .collect();
-        quantize(TY, &x, out).unwrap();
-    }
-    w
-}
 
 /// Random bytes with finite f16 `d` and `m` of every size.
 fn raw_rows(rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
@@ -39,26 +25,11 @@ fn raw_rows(rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
     w
 }
 
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn tiers() -> Vec<(Tier, &'static PanelKernels)> {
-    Tier::ALL
-        .into_iter()
-        .filter_map(|t| panel_kernels_for(t, TY).map(|k| (t, k)))
-        .collect()
-}
-
-fn f32_at(b: &[u8], at: usize) -> f32 {
-    f32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 #[test]
 fn packed_values_are_the_weights() {
     let mut rng = Rng(41);
     let reference = panel_kernels_reference(TY).unwrap();
-    let here: Vec<&str> = tiers().iter().map(|(t, _)| t.name()).collect();
+    let here: Vec<&str> = tiers(TY).iter().map(|(t, _)| t.name()).collect();
     eprintln!("Q5_1 panel tiers here: {here:?}");
     for nb in [1usize, 5] {
         let n = nb * 32;
@@ -99,7 +70,7 @@ fn packed_values_are_the_weights() {
 fn run_matches_the_reference_bit_for_bit() {
     let mut rng = Rng(42);
     let reference = panel_kernels_reference(TY).unwrap();
-    for (tier, k) in tiers() {
+    for (tier, k) in tiers(TY) {
         for nb in [1usize, 3, 28] {
             let n = nb * 32;
             for (rows, raw, scale) in [
@@ -112,7 +83,7 @@ fn run_matches_the_reference_bit_for_bit() {
                 let w = if raw {
                     raw_rows(&mut rng, rows, n)
                 } else {
-                    quantized_rows(&mut rng, rows, n)
+                    quantized_rows(TY, &mut rng, rows, n)
                 };
                 let mut panel = vec![0; (k.panel_bytes)(n)];
                 (k.pack)(n, &w, rows, &mut panel);
@@ -149,11 +120,11 @@ fn panel_products_agree_with_vec_dot() {
     let t = type_traits(TY).unwrap();
     assert_eq!(t.vec_dot_type, GgmlType::Q8_1);
     for (name, k) in std::iter::once(("reference", panel_kernels_reference(TY).unwrap()))
-        .chain(tiers().into_iter().map(|(t, k)| (t.name(), k)))
+        .chain(tiers(TY).into_iter().map(|(t, k)| (t.name(), k)))
     {
         let (rows, nb, cols) = (16, 18, 9);
         let n = nb * 32;
-        let w = quantized_rows(&mut rng, rows, n);
+        let w = quantized_rows(TY, &mut rng, rows, n);
         let rb = row_bytes(TY, n).unwrap();
         let mut panel = vec![0; (k.panel_bytes)(n)];
         (k.pack)(n, &w, rows, &mut panel);

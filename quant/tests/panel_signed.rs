@@ -6,34 +6,18 @@
 //! different summation order), and the packed values times `d_x` are the dequantized weights.
 
 mod common;
+#[path = "common/panel.rs"]
+mod panel_common;
 
 use common::Rng;
-use eddy_quant::dispatch::Tier;
-use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
-use eddy_quant::{GgmlType, dequantize, from_float, quantize, row_bytes, type_traits};
+use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
+use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
+use panel_common::{prepared, quantized_rows, same, tiers};
 
 const FORMATS: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
 
 fn block_bytes(ty: GgmlType) -> usize {
     row_bytes(ty, 32).unwrap()
-}
-
-/// Rows quantized by the reference quantizer from normal values, with a zero row and a spiky
-/// row among them.
-fn quantized_rows(ty: GgmlType, rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
-    let rb = row_bytes(ty, n).unwrap();
-    let mut w = vec![0u8; rows * rb];
-    for (r, out) in w.chunks_exact_mut(rb).enumerate() {
-        let x: Vec<f32> = (0..n)
-            .map(|i| match r % 4 {
-                1 => 0.0,
-                2 if i % 29 == 3 => 50.0,
-                _ => rng.normal(),
-            })
-            .collect();
-        quantize(ty, &x, out).unwrap();
-    }
-    w
 }
 
 /// Rows of random bytes with finite f16 scales of every size (up to 65504, and subnormals).
@@ -45,35 +29,6 @@ fn raw_rows(ty: GgmlType, rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
         blk[..2].copy_from_slice(&rng.f16(scale));
     }
     w
-}
-
-fn prepared(k: &PanelKernels, rng: &mut Rng, cols: usize, n: usize, scale: f32) -> Vec<u8> {
-    let cb = (k.column_bytes)(n);
-    let mut ys = vec![0u8; cols * cb];
-    for c in 0..cols {
-        let x: Vec<f32> = (0..n)
-            .map(|i| {
-                if i % 17 == c % 17 {
-                    30.0 * scale
-                } else {
-                    rng.normal() * scale
-                }
-            })
-            .collect();
-        (k.prepare)(&x, &mut ys[c * cb..][..cb]);
-    }
-    ys
-}
-
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn tiers(ty: GgmlType) -> Vec<(Tier, &'static PanelKernels)> {
-    Tier::ALL
-        .into_iter()
-        .filter_map(|t| panel_kernels_for(t, ty).map(|k| (t, k)))
-        .collect()
 }
 
 #[test]
