@@ -96,7 +96,7 @@ pub(crate) fn q4_1_pack_neon_bytes(n: usize, x: &[u8], rows: usize, panel: &mut 
 /// `p` must be valid for reading 16 bytes.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn load_f32x4(p: *const u8) -> float32x4_t {
+pub(crate) unsafe fn load_f32x4(p: *const u8) -> float32x4_t {
     // SAFETY: the caller guarantees 16 readable bytes; byte loads have no alignment requirement.
     unsafe { vreinterpretq_f32_u8(vld1q_u8(p)) }
 }
@@ -107,7 +107,7 @@ unsafe fn load_f32x4(p: *const u8) -> float32x4_t {
 /// `p` must be valid for reading 4 bytes.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn dup_f32(p: *const u8) -> float32x4_t {
+pub(crate) unsafe fn dup_f32(p: *const u8) -> float32x4_t {
     // SAFETY: the caller guarantees 4 readable bytes; `read_unaligned` has no alignment
     // requirement.
     vdupq_n_f32(f32::from_bits(unsafe { p.cast::<u32>().read_unaligned() }))
@@ -117,7 +117,7 @@ unsafe fn dup_f32(p: *const u8) -> float32x4_t {
 /// `acc = fma(m_x, s_y, acc)`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn scale_step(
+pub(crate) fn scale_step(
     acc: float32x4_t,
     isum: int32x4_t,
     dx: float32x4_t,
@@ -307,7 +307,7 @@ unsafe fn signed_run_neon<const C: usize>(
 /// Stores `C` columns of four 4-row accumulators to `out[c * 16..][..16]`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn store<const C: usize>(acc: &[[float32x4_t; 4]; C], out: &mut [f32]) {
+pub(crate) fn store<const C: usize>(acc: &[[float32x4_t; 4]; C], out: &mut [f32]) {
     for (c, v) in acc.iter().enumerate() {
         let dst = &mut out[c * PANEL_ROWS..][..PANEL_ROWS];
         for (g, vg) in v.iter().enumerate() {

@@ -12,9 +12,12 @@
 //! (for comparisons and tests); a tier the CPU lacks is ignored in favour of the best supported
 //! one. Tests that want every tier use [`type_traits_for`] directly. AMX is never used.
 //!
-//! On AArch64 the tiers are `neon` (every little-endian AArch64 CPU) and `dotprod` (NEON with
-//! `sdot`), detected with `is_aarch64_feature_detected!` and selectable with
-//! `EDDY_QUANT_TIER=neon|dotprod`; no CPU supports the tiers of both architectures.
+//! On AArch64 the tiers are `neon` (every little-endian AArch64 CPU), `dotprod` (NEON with
+//! `sdot`) and `i8mm` (dotprod with the Armv8.6 int8 matrix multiply `smmla`), detected with
+//! `is_aarch64_feature_detected!` and selectable with `EDDY_QUANT_TIER=neon|dotprod|i8mm`; no CPU
+//! supports the tiers of both architectures. `i8mm` differs from `dotprod` only in the packed
+//! panel kernels of [`crate::panel`] (its `vec_dot` table is dotprod's: `smmla` multiplies two
+//! rows by two columns, which a single dot product cannot use).
 
 use crate::GgmlType;
 use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
@@ -33,17 +36,22 @@ pub enum Tier {
     Neon,
     /// AArch64 Advanced SIMD with `sdot` (FEAT_DotProd: Cortex-A76/Raspberry Pi 5, Apple M1+).
     Dotprod,
+    /// AArch64 dotprod plus `smmla` (FEAT_I8MM, Armv8.6: Apple M2+, Graviton 3/4,
+    /// Cortex-A710/X2 and later): the dotprod kernels, with `smmla` panel products for batched
+    /// prefill.
+    I8mm,
 }
 
 impl Tier {
     /// Every tier, lowest first within each architecture (a CPU supports the tiers of one
     /// architecture only).
-    pub const ALL: [Tier; 5] = [
+    pub const ALL: [Tier; 6] = [
         Tier::Scalar,
         Tier::Avx2,
         Tier::Avx512,
         Tier::Neon,
         Tier::Dotprod,
+        Tier::I8mm,
     ];
 
     /// The name used by `EDDY_QUANT_TIER`.
@@ -54,6 +62,7 @@ impl Tier {
             Tier::Avx512 => "avx512",
             Tier::Neon => "neon",
             Tier::Dotprod => "dotprod",
+            Tier::I8mm => "i8mm",
         }
     }
 
@@ -72,6 +81,7 @@ impl Tier {
             Tier::Avx512 => has_avx512(),
             Tier::Neon => has_neon(),
             Tier::Dotprod => has_dotprod(),
+            Tier::I8mm => has_i8mm(),
         }
     }
 }
@@ -159,6 +169,21 @@ fn has_dotprod() -> bool {
     false
 }
 
+#[cfg(all(feature = "std", target_arch = "aarch64"))]
+fn has_i8mm() -> bool {
+    has_dotprod() && std::arch::is_aarch64_feature_detected!("i8mm")
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "aarch64"))]
+fn has_i8mm() -> bool {
+    has_dotprod() && cfg!(target_feature = "i8mm")
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn has_i8mm() -> bool {
+    false
+}
+
 /// The best tier this CPU supports.
 pub fn best_supported() -> Tier {
     Tier::ALL
@@ -216,8 +241,9 @@ fn table(tier: Tier) -> &'static [TypeTraits; NUM_TYPES] {
         Tier::Avx512 => &AVX512_TABLE,
         #[cfg(target_arch = "aarch64")]
         Tier::Neon => &NEON_TABLE,
+        // i8mm CPUs all have dotprod, and `smmla` has no single-column use: dotprod's kernels.
         #[cfg(target_arch = "aarch64")]
-        Tier::Dotprod => &DOTPROD_TABLE,
+        Tier::Dotprod | Tier::I8mm => &DOTPROD_TABLE,
         _ => &SCALAR_TABLE,
     }
 }
@@ -420,7 +446,7 @@ const NEON_ROWS: [TypeTraits; NUM_TYPES] = {
 #[cfg(target_arch = "aarch64")]
 static NEON_TABLE: [TypeTraits; NUM_TYPES] = NEON_ROWS;
 
-/// Only handed out when [`Tier::Dotprod`] is supported.
+/// Only handed out when [`Tier::Dotprod`] (or [`Tier::I8mm`], which implies it) is supported.
 #[cfg(target_arch = "aarch64")]
 static DOTPROD_TABLE: [TypeTraits; NUM_TYPES] = {
     use crate::aarch64_dotprod as k;
@@ -453,6 +479,7 @@ mod tests {
         assert_eq!(Tier::parse("AVX2"), Some(Tier::Avx2));
         assert_eq!(Tier::parse("NEON"), Some(Tier::Neon));
         assert_eq!(Tier::parse("dotprod"), Some(Tier::Dotprod));
+        assert_eq!(Tier::parse("I8MM"), Some(Tier::I8mm));
         assert_eq!(Tier::parse("amx"), None);
     }
 
@@ -461,6 +488,16 @@ mod tests {
         assert!(active_tier().is_supported());
         assert!(Tier::Scalar.is_supported());
         assert!(type_traits_for(Tier::Scalar, GgmlType::Q4_1).is_some());
+    }
+
+    /// i8mm implies dotprod, and the best tier of an i8mm CPU is i8mm, not dotprod.
+    #[test]
+    fn i8mm_sits_above_dotprod() {
+        if Tier::I8mm.is_supported() {
+            assert!(Tier::Dotprod.is_supported());
+            assert_eq!(best_supported(), Tier::I8mm);
+        }
+        assert!(Tier::Dotprod < Tier::I8mm);
     }
 
     #[test]

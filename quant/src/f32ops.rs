@@ -215,7 +215,8 @@ static AVX512_OPS: F32Ops = {
     }
 };
 
-/// Only handed out when [`Tier::Neon`] (or [`Tier::Dotprod`], which implies it) is supported:
+/// Only handed out when [`Tier::Neon`] (or [`Tier::Dotprod`] or [`Tier::I8mm`], which imply it)
+/// is supported:
 /// the fused attention kernels in NEON, the portable code for the rest.
 #[cfg(target_arch = "aarch64")]
 static NEON_OPS: F32Ops = {
@@ -240,7 +241,7 @@ pub fn ops_for(tier: Tier) -> Option<&'static F32Ops> {
         #[cfg(target_arch = "x86_64")]
         Tier::Avx512 => &AVX512_OPS,
         #[cfg(target_arch = "aarch64")]
-        Tier::Neon | Tier::Dotprod => &NEON_OPS,
+        Tier::Neon | Tier::Dotprod | Tier::I8mm => &NEON_OPS,
         // The scalar tier, and tiers without f32 kernels of their own (the portable code
         // vectorises well wherever LLVM has SIMD).
         _ => &SCALAR_OPS,

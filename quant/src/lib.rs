@@ -25,8 +25,10 @@
 //! checked bit for bit against a scalar reference.
 //!
 //! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
-//! every format, `aarch64_panel` with the panel kernels of both tiers, and `aarch64_f32ops` with
-//! the fused f16 attention kernels of [`f32ops`] (shared by both tiers).
+//! every format, `aarch64_panel` with the panel kernels of the NEON and dotprod tiers,
+//! `aarch64_i8mm` with the `smmla` panel kernels of the i8mm tier (which otherwise uses
+//! dotprod's), and `aarch64_f32ops` with the fused f16 attention kernels of [`f32ops`] (shared
+//! by all three).
 //!
 //! It knows nothing about models, files or tokenizers; `eddy` (the runtime) does. It builds
 //! without `std` (`default-features = false`).
@@ -41,6 +43,8 @@
 mod aarch64_dotprod;
 #[cfg(target_arch = "aarch64")]
 mod aarch64_f32ops;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_i8mm;
 #[cfg(target_arch = "aarch64")]
 mod aarch64_neon;
 #[cfg(target_arch = "aarch64")]

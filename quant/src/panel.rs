@@ -30,9 +30,9 @@
 //!
 //! Q4_0, Q5_0 and Q8_0 weights (against Q8_0 activations) pack into a second layout of signed
 //! values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
-//! of 256-weight super-blocks with integer sub-block scales (AVX-512, AVX2 and dotprod; baseline
-//! NEON keeps the multi-column kernels for them), each described at its section below. SIMD kernels for
-//! Q4_1, by tier ([`panel_kernels_for`]):
+//! of 256-weight super-blocks with integer sub-block scales (AVX-512, AVX2, dotprod and i8mm;
+//! baseline NEON keeps the multi-column kernels for them), each described at its section below.
+//! SIMD kernels for Q4_1, by tier ([`panel_kernels_for`]):
 //!
 //! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
 //!   with four activation bytes broadcast, eight columns per call.
@@ -43,10 +43,15 @@
 //!   (the four activation bytes taken from a lane), two columns per call.
 //! - AArch64 baseline NEON (`aarch64_panel`, no `sdot`: Cortex-A72 and the like): `smull`/`smlal`
 //!   into i16 over the block, then pairwise adds into i32, two columns per call.
+//! - AArch64 i8mm (`aarch64_i8mm`, Armv8.6 FEAT_I8MM): `smmla`, two rows by two columns per
+//!   instruction, two columns per call, on the same layout with the value bytes of each block
+//!   reordered into row pairs (the i8mm section below).
 //!
-//! Both AArch64 tiers share one packing and prepare columns with the scalar reference code.
-//! The signed layout has products for the same four tiers; AVX-512 and AVX2 pack it with SIMD
-//! code, the AArch64 tiers with the portable packing.
+//! The AArch64 tiers share one packing (the i8mm tier then reorders it) and prepare columns with
+//! the scalar reference code. The signed layout has products for the same five tiers, the
+//! k-quant layout for all but baseline NEON; AVX-512 and AVX2 pack the signed layout with SIMD
+//! code, the AArch64 tiers with the portable packing. The i8mm tier has `smmla` products for
+//! every format with panel kernels (Q4_1 and Q5_1, the signed and the k-quant layouts).
 //!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
 //! [`crate::from_float`] quantizes them for `vec_dot` (same quants, same f16 scales), then laid
@@ -238,8 +243,9 @@ fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut
 
 /// Portable Q5_1 packing into Q4_1's layout: the 5-bit values (0..31) as bytes, `d` and `m`.
 /// Q4_1's product kernels serve it on the tiers that sum byte products straight into i32
-/// (the reference, AVX-512 VNNI's `vpdpbusd`, dotprod's `sdot`); the AVX2 and baseline NEON
-/// kernels sum pairs in i16, which 5-bit values would overflow, so those tiers have none.
+/// (the reference, AVX-512 VNNI's `vpdpbusd`, dotprod's `sdot`, i8mm's `smmla`); the AVX2 and
+/// baseline NEON kernels sum pairs in i16, which 5-bit values would overflow, so those tiers
+/// have none.
 fn q5_1_pack(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     let nb = check_pack_of(n, x, rows, panel, size_of::<BlockQ5_1>(), GgmlType::Q5_1);
     let xb = blocks::<BlockQ5_1>(x);
@@ -975,6 +981,99 @@ mod aarch64_k {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The i8mm tier: the layouts above with the value bytes of each packed block in row pairs.
+//
+// `smmla` multiplies two rows of eight values by two columns, so this tier packs as the others
+// do and then reorders the values of every block (4096 bytes of a k-quant super-block, 512 of
+// the other layouts): byte `128 m + 16 p + 8 h + i` holds value `8 m + i` of row `2 p + h`. The
+// scales, minimums and row sums stay where they are, the block sizes are unchanged, and the
+// arithmetic is the layout's own, bit for bit (`aarch64_i8mm`).
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64_i8mm {
+    use super::*;
+    use crate::aarch64_i8mm::{
+        interleave_row_pairs_bytes as row_pairs, k_run_i8mm_bytes as k_run,
+        q4_1_run_i8mm_bytes as q4_1_run, signed_run_i8mm_bytes as signed_run,
+    };
+
+    fn signed_pack_i8mm<B: SignedBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+        signed_pack::<B>(n, x, rows, panel);
+        row_pairs(panel, PANEL_BLOCK, SIGNED_D);
+    }
+
+    fn q4_1_pack_i8mm(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+        crate::aarch64_panel::q4_1_pack_neon_bytes(n, x, rows, panel);
+        row_pairs(panel, PANEL_BLOCK, 512);
+    }
+
+    fn q5_1_pack_i8mm(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+        q5_1_pack(n, x, rows, panel);
+        row_pairs(panel, PANEL_BLOCK, 512);
+    }
+
+    fn k_pack_i8mm<B: KBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+        k_pack::<B>(n, x, rows, panel);
+        row_pairs(panel, K_BLOCK, K_SC);
+    }
+
+    signed_kernels!(
+        Q4_0_I8MM,
+        Q4_0,
+        signed_pack_i8mm::<BlockQ4_0>,
+        q8_1_prepare,
+        signed_run
+    );
+    signed_kernels!(
+        Q5_0_I8MM,
+        Q5_0,
+        signed_pack_i8mm::<BlockQ5_0>,
+        q8_1_prepare,
+        signed_run
+    );
+    signed_kernels!(
+        Q8_0_I8MM,
+        Q8_0,
+        signed_pack_i8mm::<BlockQ8_0>,
+        q8_1_prepare,
+        signed_run
+    );
+    signed_kernels!(Q4_1_I8MM, Q4_1, q4_1_pack_i8mm, q8_1_prepare, q4_1_run);
+    signed_kernels!(Q5_1_I8MM, Q5_1, q5_1_pack_i8mm, q8_1_prepare, q4_1_run);
+    macro_rules! k_i8mm {
+        ($name:ident, $ty:ident, $block:ty) => {
+            static $name: PanelKernels = PanelKernels {
+                ty: GgmlType::$ty,
+                panel_bytes: panel_bytes_256,
+                column_bytes: column_bytes_256,
+                pack: k_pack_i8mm::<$block>,
+                prepare: q8_k_prepare,
+                run: k_run,
+                matvec: None,
+            };
+        };
+    }
+    k_i8mm!(Q4_K_I8MM, Q4_K, BlockQ4K);
+    k_i8mm!(Q5_K_I8MM, Q5_K, BlockQ5K);
+    k_i8mm!(Q6_K_I8MM, Q6_K, BlockQ6K);
+
+    /// The i8mm tier's panel kernels of `ty`.
+    pub(super) fn kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
+        Some(match ty {
+            GgmlType::Q4_0 => &Q4_0_I8MM,
+            GgmlType::Q5_0 => &Q5_0_I8MM,
+            GgmlType::Q8_0 => &Q8_0_I8MM,
+            GgmlType::Q4_1 => &Q4_1_I8MM,
+            GgmlType::Q5_1 => &Q5_1_I8MM,
+            GgmlType::Q4_K => &Q4_K_I8MM,
+            GgmlType::Q5_K => &Q5_K_I8MM,
+            GgmlType::Q6_K => &Q6_K_I8MM,
+            _ => return None,
+        })
+    }
+}
+
 /// At least [`PanelKernels::panel_bytes`] of any panel kernels for rows of `n` weights (`n`
 /// rounded up to whole blocks): what a caller sizes its panel scratch with.
 pub fn max_panel_bytes(n: usize) -> usize {
@@ -1041,6 +1140,8 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         (Tier::Dotprod, _) => aarch64_signed::kernels(ty, true),
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, _) => aarch64_signed::kernels(ty, false),
+        #[cfg(target_arch = "aarch64")]
+        (Tier::I8mm, _) => aarch64_i8mm::kernels(ty),
         _ => None,
     }
 }

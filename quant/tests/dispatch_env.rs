@@ -95,3 +95,34 @@ fn required_tier_is_active() {
     assert!(want.is_supported(), "{want} is not supported by this CPU");
     assert_eq!(active_tier(), want, "EDDY_QUANT_TIER should select {want}");
 }
+
+/// With `EDDY_REFUSE_TIER=<name>` (set by CI for a CPU model that lacks the tier, e.g. i8mm on
+/// a Cortex-A76) the named tier must be refused: not supported, no kernel table or panel
+/// kernels handed out, never active even when `EDDY_QUANT_TIER` asks for it, and the best
+/// supported tier below it. (Run it with `EDDY_QUANT_TIER=<name>` and `EDDY_REQUIRE_TIER=` the
+/// expected fallback to check the fallback too.)
+#[test]
+fn refused_tier_is_not_used() {
+    let Ok(name) = std::env::var("EDDY_REFUSE_TIER") else {
+        return;
+    };
+    let tier = Tier::parse(&name).unwrap_or_else(|| panic!("unknown tier {name:?}"));
+    assert!(!tier.is_supported(), "{tier} is supported by this CPU");
+    assert!(eddy_quant::dispatch::type_traits_for(tier, eddy_quant::GgmlType::Q8_0).is_none());
+    for ty in [
+        eddy_quant::GgmlType::Q4_0,
+        eddy_quant::GgmlType::Q4_1,
+        eddy_quant::GgmlType::Q4_K,
+    ] {
+        assert!(
+            eddy_quant::panel::panel_kernels_for(tier, ty).is_none(),
+            "{tier} {ty}"
+        );
+    }
+    assert_ne!(active_tier(), tier);
+    assert!(
+        best_supported() < tier,
+        "best supported {}",
+        best_supported()
+    );
+}

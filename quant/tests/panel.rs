@@ -4,12 +4,15 @@
 //! f32 rounding (a different summation order), which is checked with a bound.
 
 mod common;
+#[path = "common/panel.rs"]
+mod panel_common;
 
 use common::Rng;
 use eddy_quant::dispatch::Tier;
 use eddy_quant::dispatch::type_traits_for;
 use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
 use eddy_quant::{GgmlType, from_float, quantize, row_bytes, type_traits};
+use panel_common::in_tier_layout;
 
 /// Q4_1 rows made by the reference quantizer from normal values, with a zero row and a spiky
 /// row among them.
@@ -80,7 +83,8 @@ fn the_reference_exists_and_simd_tiers_are_listed() {
     );
 }
 
-/// Packing: the same bytes as the reference for 1 to 16 rows and several block counts.
+/// Packing: the same bytes as the reference (in the tier's layout: the i8mm tier's row pairs)
+/// for 1 to 16 rows and several block counts.
 #[test]
 fn pack_matches_the_reference() {
     let reference = panel_kernels_reference(GgmlType::Q4_1).unwrap();
@@ -99,6 +103,7 @@ fn pack_matches_the_reference() {
                     let mut got = vec![0x55; (k.panel_bytes)(n)];
                     (reference.pack)(n, &w, rows, &mut want);
                     (k.pack)(n, &w, rows, &mut got);
+                    let want = in_tier_layout(tier, GgmlType::Q4_1, &want);
                     assert_eq!(got, want, "{tier}: nb {nb}, rows {rows}, raw {raw}");
                 }
             }
@@ -129,13 +134,14 @@ fn run_matches_the_reference_bit_for_bit() {
                 };
                 let mut panel = vec![0; (k.panel_bytes)(n)];
                 (reference.pack)(n, &w, rows, &mut panel);
+                let tier_panel = in_tier_layout(tier, GgmlType::Q4_1, &panel);
                 for cols in 1..=21 {
                     let ys = prepared(reference, &mut rng, cols, n, scale);
                     let stride = (k.column_bytes)(n);
                     let mut want = vec![0f32; cols * PANEL_ROWS];
                     let mut got = vec![1f32; cols * PANEL_ROWS];
                     (reference.run)(n, &panel, &ys, stride, &mut want);
-                    (k.run)(n, &panel, &ys, stride, &mut got);
+                    (k.run)(n, &tier_panel, &ys, stride, &mut got);
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!(
                             same(*g, *w),
@@ -246,7 +252,8 @@ fn column_stride_is_respected() {
     for c in 0..3 {
         gapped[c * (cb + 8)..][..cb].copy_from_slice(&ys[c * cb..][..cb]);
     }
-    for k in std::iter::once(reference).chain(tiers().into_iter().map(|(_, k)| k)) {
+    for (tier, k) in std::iter::once((Tier::Scalar, reference)).chain(tiers()) {
+        let panel = in_tier_layout(tier, GgmlType::Q4_1, &panel);
         let mut a = vec![0f32; 3 * PANEL_ROWS];
         let mut b = vec![0f32; 3 * PANEL_ROWS];
         (k.run)(n, &panel, &ys, cb, &mut a);

@@ -12,7 +12,7 @@ mod panel_common;
 use common::Rng;
 use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
-use panel_common::{prepared, quantized_rows, same, tiers};
+use panel_common::{in_reference_layout, in_tier_layout, prepared, quantized_rows, same, tiers};
 
 const FORMATS: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
 
@@ -45,7 +45,7 @@ fn references_exist_and_simd_tiers_are_listed() {
 }
 
 /// The packed values times the block scale are the dequantized weights, and every tier packs
-/// the same bytes as the reference.
+/// the same bytes as the reference, in its own layout (the i8mm tier's row pairs).
 #[test]
 fn packed_values_are_the_weights() {
     let mut rng = Rng(21);
@@ -89,7 +89,11 @@ fn packed_values_are_the_weights() {
                 for (tier, k) in tiers(ty) {
                     let mut got = vec![0x55; (k.panel_bytes)(n)];
                     (k.pack)(n, &w, rows, &mut got);
-                    assert_eq!(got, panel, "{ty} {tier}: packing");
+                    assert_eq!(
+                        got,
+                        in_tier_layout(tier, ty, &panel),
+                        "{ty} {tier}: packing"
+                    );
                 }
             }
         }
@@ -120,12 +124,14 @@ fn run_matches_the_reference_bit_for_bit() {
                     };
                     let mut panel = vec![0; (k.panel_bytes)(n)];
                     (k.pack)(n, &w, rows, &mut panel);
+                    // The reference multiplies the same values in its own layout.
+                    let ref_panel = in_reference_layout(tier, ty, &panel);
                     for cols in 1..=21 {
                         let ys = prepared(reference, &mut rng, cols, n, scale);
                         let stride = (k.column_bytes)(n);
                         let mut want = vec![0f32; cols * PANEL_ROWS];
                         let mut got = vec![1f32; cols * PANEL_ROWS];
-                        (reference.run)(n, &panel, &ys, stride, &mut want);
+                        (reference.run)(n, &ref_panel, &ys, stride, &mut want);
                         (k.run)(n, &panel, &ys, stride, &mut got);
                         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                             assert!(

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use eddy_quant::dispatch::Tier;
-use eddy_quant::panel::{PanelKernels, panel_kernels_for};
+use eddy_quant::panel::{PanelKernels, panel_kernels_for, panel_kernels_reference};
 use eddy_quant::{GgmlType, quantize, row_bytes};
 
 use crate::common::Rng;
@@ -62,4 +62,64 @@ pub fn tiers(ty: GgmlType) -> Vec<(Tier, &'static PanelKernels)> {
 /// The little-endian f32 at byte `at`.
 pub fn f32_at(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Whether `tier` packs `ty` with the value bytes of each block in row pairs rather than in the
+/// reference layout: the i8mm tier does, for every format with panel kernels (`smmla` takes two
+/// rows' eight consecutive values side by side). Byte `128 m + 16 p + 8 h + i` of a block's
+/// values is then value `8 m + i` of row `2 p + h`, where the reference layout has value
+/// `4 k + i` of row `r` at byte `64 k + 4 r + i`; every other byte is the same in both.
+pub fn row_pairs(tier: Tier, ty: GgmlType) -> bool {
+    tier == Tier::I8mm && panel_kernels_reference(ty).is_some()
+}
+
+/// Bytes of a packed block of `ty` and, at its start, of its values.
+fn block_and_values(ty: GgmlType) -> (usize, usize) {
+    if ty.block_size() == 256 {
+        (5760, 4096)
+    } else {
+        (640, 512)
+    }
+}
+
+/// Byte offsets of value `v` of row `r` in the reference layout and in row pairs.
+fn offsets(v: usize, r: usize) -> (usize, usize) {
+    (
+        64 * (v / 4) + 4 * r + v % 4,
+        128 * (v / 8) + 16 * (r / 2) + 8 * (r % 2) + v % 8,
+    )
+}
+
+/// A panel of `ty` packed in the reference layout, rearranged into `tier`'s layout.
+pub fn in_tier_layout(tier: Tier, ty: GgmlType, panel: &[u8]) -> Vec<u8> {
+    let mut out = panel.to_vec();
+    if row_pairs(tier, ty) {
+        let (block, values) = block_and_values(ty);
+        for (src, dst) in panel.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+            for r in 0..16 {
+                for v in 0..values / 16 {
+                    let (a, b) = offsets(v, r);
+                    dst[b] = src[a];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A panel of `ty` packed in `tier`'s layout, rearranged into the reference layout.
+pub fn in_reference_layout(tier: Tier, ty: GgmlType, panel: &[u8]) -> Vec<u8> {
+    let mut out = panel.to_vec();
+    if row_pairs(tier, ty) {
+        let (block, values) = block_and_values(ty);
+        for (src, dst) in panel.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+            for r in 0..16 {
+                for v in 0..values / 16 {
+                    let (a, b) = offsets(v, r);
+                    dst[a] = src[b];
+                }
+            }
+        }
+    }
+    out
 }
