@@ -17,8 +17,9 @@
 //! - `matmat_small/...`: the same comparison over SmolLM2-135M's FFN up projection (1536 × 576
 //!   Q4_1, 0.5 MiB), which stays in L2, for `n = 32`.
 //! - `decode/<format>/<tier>`: the runtime's one-token path where the panel kernels have a
-//!   matrix-vector kernel on the prepared column (Q4_1, Q4_0, Q5_0, Q8_0 on AVX-512), over the
-//!   64 MiB matrix: compare with `matvec/<format>/<tier>`.
+//!   matrix-vector kernel on the prepared column (Q4_1, Q5_1, Q4_0, Q5_0, Q8_0 on AVX-512; Q4_K,
+//!   Q5_K, Q6_K on AVX-512 and AVX2), over the 64 MiB matrix: compare with
+//!   `matvec/<format>/<tier>`.
 //! - `panel/<format>/<tier>/<n>`: the packed-panel kernels of every format that has them
 //!   (every panel packed, then multiplied with all `n` prepared columns), the runtime's prefill
 //!   path from 8 tokens on: SmolLM2's FFN up projection for the 32-weight formats (compare
@@ -295,9 +296,13 @@ fn bench_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     for ty in [
         GgmlType::Q4_1,
+        GgmlType::Q5_1,
         GgmlType::Q4_0,
         GgmlType::Q5_0,
         GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
     ] {
         let rb = row_bytes(ty, COLS).expect("whole blocks");
         let rows = (matrix_bytes() / rb).max(1);

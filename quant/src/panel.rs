@@ -288,7 +288,7 @@ static Q5_1_AVX512: PanelKernels = PanelKernels {
     pack: q5_1_pack,
     prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
     run: crate::x86_panel::q4_1_run_avx512_bytes,
-    matvec: None,
+    matvec: Some(crate::x86_avx512::matvec_q5_1_prepared_avx512_bytes),
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -921,6 +921,9 @@ fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f
 
 macro_rules! k_kernels {
     ($name:ident, $ty:ident, $block:ty, $run:expr) => {
+        k_kernels!($name, $ty, $block, $run, None);
+    };
+    ($name:ident, $ty:ident, $block:ty, $run:expr, $matvec:expr) => {
         static $name: PanelKernels = PanelKernels {
             ty: GgmlType::$ty,
             panel_bytes: panel_bytes_256,
@@ -928,7 +931,7 @@ macro_rules! k_kernels {
             pack: k_pack::<$block>,
             prepare: q8_k_prepare,
             run: $run,
-            matvec: None,
+            matvec: $matvec,
         };
     };
 }
@@ -940,13 +943,22 @@ k_kernels!(Q6_K_SCALAR, Q6_K, BlockQ6K, k_run_scalar);
 #[cfg(target_arch = "x86_64")]
 mod x86_k {
     use super::*;
+    use crate::x86_avx2::{
+        matvec_q4_k_prepared_avx2_bytes as q4_k_2, matvec_q5_k_prepared_avx2_bytes as q5_k_2,
+        matvec_q6_k_prepared_avx2_bytes as q6_k_2,
+    };
+    use crate::x86_avx512::{
+        matvec_q4_k_prepared_avx512_bytes as q4_k_512,
+        matvec_q6_k_prepared_avx512_bytes as q6_k_512,
+    };
     use crate::x86_panel::{k_run_avx2_bytes as run2, k_run_avx512_bytes as run512};
-    k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, run512);
-    k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, run512);
-    k_kernels!(Q6_K_AVX512, Q6_K, BlockQ6K, run512);
-    k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, run2);
-    k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, run2);
-    k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, run2);
+    // The AVX-512 tier's Q5_K `vec_dot` is the AVX2 kernel, and so is its matrix-vector one.
+    k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, run512, Some(q4_k_512));
+    k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, run512, Some(q5_k_2));
+    k_kernels!(Q6_K_AVX512, Q6_K, BlockQ6K, run512, Some(q6_k_512));
+    k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, run2, Some(q4_k_2));
+    k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, run2, Some(q5_k_2));
+    k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, run2, Some(q6_k_2));
 
     /// The k-quant-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {

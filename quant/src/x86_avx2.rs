@@ -148,12 +148,31 @@ pub(crate) fn vec_dot_q4_1_q8_1_avx2_bytes(n: usize, x: &[u8], y: &[u8]) -> f32 
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: the same preconditions.
+    unsafe { q4_k_q8_k_avx2_hooked(n, x, y, || {}) }
+}
+
+/// [`vec_dot_q4_k_q8_k_avx2`] with `before_block` called before each block: the hook of a
+/// matrix-vector kernel that prefetches later rows while this one is multiplied (the
+/// arithmetic, and so the result, is the same).
+///
+/// # Safety
+/// As for [`vec_dot_q4_k_q8_k_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q4_k_q8_k_avx2_hooked(
+    n: usize,
+    x: &[BlockQ4K],
+    y: &[BlockQ8K],
+    mut before_block: impl FnMut(),
+) -> f32 {
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        before_block();
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
         let summin = k4_min_lanes(mins, by);
         let mut sumi = _mm256_setzero_si256();
@@ -199,11 +218,30 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx2(n: usize, x: &[BlockQ4K], y: &[Block
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: the same preconditions.
+    unsafe { q6_k_q8_k_avx2_hooked(n, x, y, || {}) }
+}
+
+/// [`vec_dot_q6_k_q8_k_avx2`] with `before_block` called before each block: the hook of a
+/// matrix-vector kernel that prefetches later rows while this one is multiplied (the
+/// arithmetic, and so the result, is the same).
+///
+/// # Safety
+/// As for [`vec_dot_q6_k_q8_k_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q6_k_q8_k_avx2_hooked(
+    n: usize,
+    x: &[BlockQ6K],
+    y: &[BlockQ8K],
+    mut before_block: impl FnMut(),
+) -> f32 {
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
     let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        before_block();
         let scales = ld128(&bx.scales.map(|v| v as u8));
         let offset =
             _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), ld256(by.bsums.as_flattened()));
@@ -677,12 +715,31 @@ pub(crate) unsafe fn vec_dot_q3_k_q8_k_avx2(n: usize, x: &[BlockQ3K], y: &[Block
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q5_k_q8_k_avx2(n: usize, x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: the same preconditions.
+    unsafe { q5_k_q8_k_avx2_hooked(n, x, y, || {}) }
+}
+
+/// [`vec_dot_q5_k_q8_k_avx2`] with `before_block` called before each block: the hook of a
+/// matrix-vector kernel that prefetches later rows while this one is multiplied (the
+/// arithmetic, and so the result, is the same).
+///
+/// # Safety
+/// As for [`vec_dot_q5_k_q8_k_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q5_k_q8_k_avx2_hooked(
+    n: usize,
+    x: &[BlockQ5K],
+    y: &[BlockQ8K],
+    mut before_block: impl FnMut(),
+) -> f32 {
     debug_assert!(features_present());
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        before_block();
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
         let summin = k4_min_lanes(mins, by);
         let qh = ld256(&bx.qh);
@@ -1537,3 +1594,75 @@ mod tests {
         out
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decode kernels of the k-quants on the prepared column
+
+/// Bytes of weights ahead of the row being multiplied that the k-quant matrix-vector kernels
+/// prefetch (a page: the hardware prefetchers stop at its end).
+pub(crate) const K_PREFETCH_AHEAD: usize = 4096;
+
+/// A matrix-vector kernel of a k-quant on the prepared column (a plain Q8_K column): `out[r]`
+/// is, bit for bit, the tier's `vec_dot` of row `r` — the same function, called through its
+/// hooked variant — while the row about [`K_PREFETCH_AHEAD`] bytes ahead is prefetched a few
+/// lines per block ([`crate::prefetch::Spread`]) rather than in one burst before the call, as
+/// a caller of `vec_dot` row by row has to.
+macro_rules! k_matvec {
+    ($(#[$doc:meta])* $name:ident, $bytes:ident, $block:ty, $row:path, $features:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $features, "; `x` holds `out.len()` rows of `nb` blocks and `y` `nb` blocks (checked by the wrapper).")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(nb: usize, x: &[$block], y: &[BlockQ8K], out: &mut [f32]) {
+            let ahead = $crate::x86_avx2::K_PREFETCH_AHEAD.div_ceil(nb * size_of::<$block>());
+            for (r, (o, row)) in out.iter_mut().zip(x.chunks_exact(nb)).enumerate() {
+                let next = x.get((r + ahead) * nb..(r + ahead + 1) * nb).unwrap_or(&[]);
+                let mut next = $crate::prefetch::Spread::new($crate::block_bytes(next), nb);
+                // SAFETY: this function's preconditions are the row kernel's.
+                *o = unsafe { $row(nb * QK_K, row, y, || next.step()) };
+            }
+        }
+
+        #[doc = concat!("Safe wrapper of [`", stringify!($name), "`] for [`crate::panel::PanelKernels::matvec`].")]
+        pub(crate) fn $bytes(n: usize, x: &[u8], y: &[u8], out: &mut [f32]) {
+            assert!(n % QK_K == 0, "{n} weights are not whole k-quant blocks");
+            let nb = n / QK_K;
+            assert_eq!(x.len(), out.len() * nb * size_of::<$block>(), "weight rows");
+            assert_eq!(y.len(), nb * size_of::<BlockQ8K>(), "prepared column");
+            if nb == 0 {
+                out.fill(0.0);
+                return;
+            }
+            // SAFETY: lengths checked above; handed out only for a CPU that supports the tier
+            // of the features above.
+            unsafe { $name(nb, blocks::<$block>(x), blocks::<BlockQ8K>(y), out) }
+        }
+    };
+}
+pub(crate) use k_matvec;
+
+k_matvec!(
+    /// Q4_K rows ([`vec_dot_q4_k_q8_k_avx2`]) times a prepared column.
+    matvec_q4_k_prepared_avx2,
+    matvec_q4_k_prepared_avx2_bytes,
+    BlockQ4K,
+    q4_k_q8_k_avx2_hooked,
+    "avx2,fma,f16c"
+);
+k_matvec!(
+    /// Q5_K rows ([`vec_dot_q5_k_q8_k_avx2`]) times a prepared column.
+    matvec_q5_k_prepared_avx2,
+    matvec_q5_k_prepared_avx2_bytes,
+    BlockQ5K,
+    q5_k_q8_k_avx2_hooked,
+    "avx2,fma,f16c"
+);
+k_matvec!(
+    /// Q6_K rows ([`vec_dot_q6_k_q8_k_avx2`]) times a prepared column.
+    matvec_q6_k_prepared_avx2,
+    matvec_q6_k_prepared_avx2_bytes,
+    BlockQ6K,
+    q6_k_q8_k_avx2_hooked,
+    "avx2,fma,f16c"
+);

@@ -108,6 +108,22 @@ fn q4_1_pair(bx: &[BlockQ4_1], qy: __m512i, dsy: __m128, acc: &mut __m512, acc_m
     *acc_ms = _mm_add_ps(*acc_ms, dm);
 }
 
+/// One pair of Q5_1 blocks (the body of [`vec_dot_q5_1_q8_1_avx512`] and of
+/// [`matvec_q5_1_prepared_avx512`]): [`q4_1_pair`] with the fifth bit (16) added from `qh`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q5_1_pair(bx: &[BlockQ5_1], qy: __m512i, dsy: __m128, acc: &mut __m512, acc_ms: &mut __m128) {
+    let bits =
+        u64::from(u32::from_le_bytes(bx[0].qh)) | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
+    let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
+    let qx = _mm512_mask_add_epi8(nib, bits, nib, _mm512_set1_epi8(16));
+    let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
+    // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
+    let dm = _mm_mul_ps(f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m), dsy);
+    *acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), *acc);
+    *acc_ms = _mm_add_ps(*acc_ms, dm);
+}
+
 /// The sum of [`q4_1_pair`]'s accumulators.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -146,85 +162,107 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx512(n: usize, x: &[BlockQ4_1], y: &[Bl
     sum
 }
 
-/// `out[r]` = [`vec_dot_q4_1_q8_1_avx512`] of weight row `r` with the Q8_1 column that
-/// [`crate::panel`]'s preparation laid out (`y`: per block 32 quants, then `d` and `s` widened
-/// to f32), bit for bit: the same instructions on the same values, except that the column's
-/// scales are loaded already widened (they are the f16 values, exactly) instead of being
-/// converted again for every row, and that the rows are looped here rather than through a
-/// function pointer per row. A decode step's products are bound by this loop's arithmetic as
-/// much as by memory, which is what the saved instructions buy.
-///
-/// # Safety
-/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `x` holds `rows` rows of
-/// `nb` blocks, `y` holds `nb` prepared blocks and `out` `rows` values (checked by the wrapper).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn matvec_q4_1_prepared_avx512(nb: usize, x: &[BlockQ4_1], y: &[u8], out: &mut [f32]) {
-    use crate::panel::COL_BLOCK;
-    let pairs = nb / 2;
-    // Rows about 4 KiB ahead are prefetched (see `crate::prefetch`).
-    let ahead = 4096usize.div_ceil(nb * size_of::<BlockQ4_1>());
-    for (r, (o, row)) in out.iter_mut().zip(x.chunks_exact(nb)).enumerate() {
-        if let Some(next) = x.get((r + ahead) * nb..(r + ahead + 1) * nb) {
-            crate::prefetch::prefetch(crate::block_bytes(next));
-        }
-        let mut acc = _mm512_setzero_ps();
-        let mut acc_ms = _mm_setzero_ps();
-        for (bx, by) in row[..2 * pairs]
-            .chunks_exact(2)
-            .zip(y.chunks_exact(2 * COL_BLOCK))
-        {
-            // SAFETY: `by` is two prepared blocks (80 bytes): quants at 0 and 40, `d, s` at 32
-            // and 72; unaligned loads.
-            let (qy, dsy) = unsafe {
-                let p = by.as_ptr();
-                let qa = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
-                let qb = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.add(COL_BLOCK).cast()));
-                let lo = _mm_loadl_epi64(p.add(32).cast());
-                let hi = _mm_loadl_epi64(p.add(COL_BLOCK + 32).cast());
-                (
-                    _mm512_mask_blend_epi64(0xf0, qa, qb),
-                    _mm_castsi128_ps(_mm_unpacklo_epi64(lo, hi)),
-                )
-            };
-            q4_1_pair(bx, qy, dsy, &mut acc, &mut acc_ms);
-        }
-        let mut sum = q4_1_total(acc, acc_ms);
-        if nb % 2 == 1 {
-            // The odd last block through the AVX2 kernel, on the Q8_1 block the prepared one
-            // came from (its scales are f16 values, so narrowing them back is exact).
-            let last = &y[(nb - 1) * COL_BLOCK..][..COL_BLOCK];
-            let mut qs = [0i8; 32];
-            for (q, &b) in qs.iter_mut().zip(&last[..32]) {
-                *q = b as i8;
+macro_rules! min_matvec {
+    ($name:ident, $bytes:ident, $block:ty, $pair:ident, $tail:ident, $fmt:literal) => {
+        /// `out[r]` = the AVX-512 `vec_dot` of Q4_1 (or Q5_1) weight row `r` with the Q8_1 column that
+        /// [`crate::panel`]'s preparation laid out (`y`: per block 32 quants, then `d` and `s` widened
+        /// to f32), bit for bit: the same instructions on the same values, except that the column's
+        /// scales are loaded already widened (they are the f16 values, exactly) instead of being
+        /// converted again for every row, and that the rows are looped here rather than through a
+        /// function pointer per row. A decode step's products are bound by this loop's arithmetic as
+        /// much as by memory, which is what the saved instructions buy.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `x` holds `rows` rows of
+        /// `nb` blocks, `y` holds `nb` prepared blocks and `out` `rows` values (checked by the wrapper).
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn $name(nb: usize, x: &[$block], y: &[u8], out: &mut [f32]) {
+            use crate::panel::COL_BLOCK;
+            let pairs = nb / 2;
+            // The row about 4 KiB ahead is prefetched a few lines per pair (`crate::prefetch::Spread`).
+            let ahead = 4096usize.div_ceil(nb * size_of::<$block>());
+            for (r, (o, row)) in out.iter_mut().zip(x.chunks_exact(nb)).enumerate() {
+                let next = x.get((r + ahead) * nb..(r + ahead + 1) * nb).unwrap_or(&[]);
+                let mut next = crate::prefetch::Spread::new(crate::block_bytes(next), pairs);
+                let mut acc = _mm512_setzero_ps();
+                let mut acc_ms = _mm_setzero_ps();
+                for (bx, by) in row[..2 * pairs]
+                    .chunks_exact(2)
+                    .zip(y.chunks_exact(2 * COL_BLOCK))
+                {
+                    next.step();
+                    // SAFETY: `by` is two prepared blocks (80 bytes): quants at 0 and 40, `d, s` at 32
+                    // and 72; unaligned loads.
+                    let (qy, dsy) = unsafe {
+                        let p = by.as_ptr();
+                        let qa = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
+                        let qb = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.add(COL_BLOCK).cast()));
+                        let lo = _mm_loadl_epi64(p.add(32).cast());
+                        let hi = _mm_loadl_epi64(p.add(COL_BLOCK + 32).cast());
+                        (
+                            _mm512_mask_blend_epi64(0xf0, qa, qb),
+                            _mm_castsi128_ps(_mm_unpacklo_epi64(lo, hi)),
+                        )
+                    };
+                    $pair(bx, qy, dsy, &mut acc, &mut acc_ms);
+                }
+                let mut sum = q4_1_total(acc, acc_ms);
+                if nb % 2 == 1 {
+                    // The odd last block through the AVX2 kernel, on the Q8_1 block the prepared one
+                    // came from (its scales are f16 values, so narrowing them back is exact).
+                    let last = &y[(nb - 1) * COL_BLOCK..][..COL_BLOCK];
+                    let mut qs = [0i8; 32];
+                    for (q, &b) in qs.iter_mut().zip(&last[..32]) {
+                        *q = b as i8;
+                    }
+                    let f = |at: usize| {
+                        f32::from_le_bytes([last[at], last[at + 1], last[at + 2], last[at + 3]])
+                    };
+                    let block = BlockQ8_1 {
+                        d: crate::num::f32_to_f16(f(32)),
+                        s: crate::num::f32_to_f16(f(36)),
+                        qs,
+                    };
+                    // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
+                    sum += unsafe { $tail(32, &row[nb - 1..], &[block]) };
+                }
+                *o = sum;
             }
-            let f = |at: usize| {
-                f32::from_le_bytes([last[at], last[at + 1], last[at + 2], last[at + 3]])
-            };
-            let block = BlockQ8_1 {
-                d: crate::num::f32_to_f16(f(32)),
-                s: crate::num::f32_to_f16(f(36)),
-                qs,
-            };
-            // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
-            sum += unsafe { vec_dot_q4_1_q8_1_avx2(32, &row[nb - 1..], &[block]) };
         }
-        *o = sum;
-    }
+
+        #[doc = concat!("Safe wrapper of [`", stringify!($name), "`] for [`crate::panel::PanelKernels::matvec`].")]
+        pub(crate) fn $bytes(n: usize, x: &[u8], y: &[u8], out: &mut [f32]) {
+            assert!(n % 32 == 0, concat!("{} weights are not whole ", $fmt, " blocks"), n);
+            let nb = n / 32;
+            assert_eq!(x.len(), out.len() * nb * size_of::<$block>(), concat!($fmt, " rows"));
+            assert_eq!(y.len(), nb * crate::panel::COL_BLOCK, "prepared column");
+            if nb == 0 {
+                out.fill(0.0);
+                return;
+            }
+            // SAFETY: lengths checked above; handed out only for a CPU that supports the
+            // AVX-512 tier.
+            unsafe { $name(nb, blocks::<$block>(x), y, out) }
+        }
+    };
 }
 
-/// Safe wrapper of [`matvec_q4_1_prepared_avx512`] for [`crate::panel::PanelKernels::matvec`].
-pub(crate) fn matvec_q4_1_prepared_avx512_bytes(n: usize, x: &[u8], y: &[u8], out: &mut [f32]) {
-    assert!(n % 32 == 0, "{n} weights are not whole Q4_1 blocks");
-    let nb = n / 32;
-    assert_eq!(x.len(), out.len() * nb * 20, "Q4_1 rows");
-    assert_eq!(y.len(), nb * crate::panel::COL_BLOCK, "prepared column");
-    if nb == 0 {
-        out.fill(0.0);
-        return;
-    }
-    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
-    unsafe { matvec_q4_1_prepared_avx512(nb, blocks::<BlockQ4_1>(x), y, out) }
-}
+min_matvec!(
+    matvec_q4_1_prepared_avx512,
+    matvec_q4_1_prepared_avx512_bytes,
+    BlockQ4_1,
+    q4_1_pair,
+    vec_dot_q4_1_q8_1_avx2,
+    "Q4_1"
+);
+min_matvec!(
+    matvec_q5_1_prepared_avx512,
+    matvec_q5_1_prepared_avx512_bytes,
+    BlockQ5_1,
+    q5_1_pair,
+    vec_dot_q5_1_q8_1_avx2,
+    "Q5_1"
+);
 
 /// Q5_1 · Q8_1 with AVX-512 VNNI: the fifth bits of two blocks form a 64-bit mask that adds 16
 /// to the nibbles; unsigned quants × signed Q8_1 quants through `vpdpbusd`, plus `m_x·s_y`.
@@ -234,7 +272,6 @@ pub(crate) fn matvec_q4_1_prepared_avx512_bytes(n: usize, x: &[u8], y: &[u8], ou
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx512(n: usize, x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
     let nb = check_dot(n, x, y);
-    let sixteen = _mm512_set1_epi8(16);
     let mut acc = _mm512_setzero_ps();
     // Lanes 1 and 3 collect Σ m_x·s_y.
     let mut acc_ms = _mm_setzero_ps();
@@ -243,23 +280,11 @@ pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx512(n: usize, x: &[BlockQ5_1], y: &[Bl
         .chunks_exact(2)
         .zip(y[..2 * pairs].chunks_exact(2))
     {
-        let bits = u64::from(u32::from_le_bytes(bx[0].qh))
-            | (u64::from(u32::from_le_bytes(bx[1].qh)) << 32);
-        let nib = nibbles_64(&bx[0].qs, &bx[1].qs);
-        let qx = _mm512_mask_add_epi8(nib, bits, nib, sixteen);
         let qy = q8_pair(&by[0].qs, &by[1].qs);
-        let sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy);
-        // [dx0·dy0, mx0·sy0, dx1·dy1, mx1·sy1]
-        let dm = _mm_mul_ps(
-            f16x4_to_f32(bx[0].d, bx[0].m, bx[1].d, bx[1].m),
-            f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s),
-        );
-        acc = _mm512_fmadd_ps(spread_two(dm, 0, 2), _mm512_cvtepi32_ps(sumi), acc);
-        acc_ms = _mm_add_ps(acc_ms, dm);
+        let dsy = f16x4_to_f32(by[0].d, by[0].s, by[1].d, by[1].s);
+        q5_1_pair(bx, qy, dsy, &mut acc, &mut acc_ms);
     }
-    let odd = _mm_movehdup_ps(acc_ms);
-    let ms = _mm_add_ss(odd, _mm_movehl_ps(odd, odd));
-    let mut sum = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(ms);
+    let mut sum = q4_1_total(acc, acc_ms);
     if nb % 2 == 1 {
         let last = nb - 1;
         // SAFETY: this function's own preconditions include AVX2, FMA and F16C.
@@ -542,12 +567,31 @@ fn k4_block_sum(scales: [u8; 8], xs: [__m512i; 4], by: &BlockQ8K) -> __m512i {
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: the same preconditions.
+    unsafe { q4_k_q8_k_avx512_hooked(n, x, y, || {}) }
+}
+
+/// [`vec_dot_q4_k_q8_k_avx512`] with `before_block` called before each block: the hook of a
+/// matrix-vector kernel that prefetches later rows while this one is multiplied (the
+/// arithmetic, and so the result, is the same).
+///
+/// # Safety
+/// As for [`vec_dot_q4_k_q8_k_avx512`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn q4_k_q8_k_avx512_hooked(
+    n: usize,
+    x: &[BlockQ4K],
+    y: &[BlockQ8K],
+    mut before_block: impl FnMut(),
+) -> f32 {
     let nb = check_dot(n, x, y);
     let low_nibbles = _mm512_set1_epi8(0x0f);
     let high_half_by_4 = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
     let mut acc = _mm512_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        before_block();
         let (scales, mins) = k4_scales_mins_fast(&bx.scales);
         let summin = k4_min_lanes(mins, by);
         let xs: [__m512i; 4] = core::array::from_fn(|g| {
@@ -579,11 +623,30 @@ pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(n: usize, x: &[BlockQ4K], y: &[Blo
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(n: usize, x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    // SAFETY: the same preconditions.
+    unsafe { q6_k_q8_k_avx512_hooked(n, x, y, || {}) }
+}
+
+/// [`vec_dot_q6_k_q8_k_avx512`] with `before_block` called before each block: the hook of a
+/// matrix-vector kernel that prefetches later rows while this one is multiplied (the
+/// arithmetic, and so the result, is the same).
+///
+/// # Safety
+/// As for [`vec_dot_q6_k_q8_k_avx512`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn q6_k_q8_k_avx512_hooked(
+    n: usize,
+    x: &[BlockQ6K],
+    y: &[BlockQ8K],
+    mut before_block: impl FnMut(),
+) -> f32 {
     let nb = check_dot(n, x, y);
     let m4 = _mm512_set1_epi8(0x0f);
     let m30 = _mm512_set1_epi8(0x30);
     let mut acc = _mm512_setzero_ps();
     for (bx, by) in x[..nb].iter().zip(&y[..nb]) {
+        before_block();
         let sc16 = _mm256_cvtepi8_epi16(ld128(&bx.scales.map(|v| v as u8)));
         let offset = _mm256_madd_epi16(sc16, ld256(by.bsums.as_flattened()));
         let sc = _mm512_castsi256_si512(sc16);
@@ -1225,14 +1288,15 @@ macro_rules! signed_matvec {
             let mut rows = out.chunks_exact_mut(ROWS);
             let mut r0 = 0;
             for o in &mut rows {
-                // The rows `PREFETCH_GROUPS` groups ahead, a cache line at a time: the hardware
-                // prefetchers stop at page boundaries, a streaming decode step should not.
+                // The rows `PREFETCH_GROUPS` groups ahead, a few cache lines per pair: the
+                // hardware prefetchers stop at page boundaries, a streaming decode step should
+                // not (see `crate::prefetch::Spread`).
                 let ahead = (r0 + PREFETCH_GROUPS * ROWS) * nb;
-                if let Some(next) = x.get(ahead..(ahead + ROWS * nb).min(x.len())) {
-                    crate::prefetch::prefetch(crate::block_bytes(next));
-                }
+                let next = x.get(ahead..(ahead + ROWS * nb).min(x.len())).unwrap_or(&[]);
+                let mut next = crate::prefetch::Spread::new(crate::block_bytes(next), pairs);
                 let mut acc = [_mm512_setzero_ps(); ROWS];
                 for p in 0..pairs {
+                    next.step();
                     // SAFETY: `y` holds `nb` prepared blocks, pair p is inside.
                     let ($qy, dy) = unsafe { prepared_pair(y, p) };
                     let $ycommon = $common;
@@ -1342,4 +1406,21 @@ signed_matvec!(
         let qx = _mm512_mask_add_epi8(nib, bits, nib, _mm512_set1_epi8(16));
         _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qx, qy), sixteens)
     }
+);
+
+crate::x86_avx2::k_matvec!(
+    /// Q4_K rows ([`vec_dot_q4_k_q8_k_avx512`]) times a prepared column.
+    matvec_q4_k_prepared_avx512,
+    matvec_q4_k_prepared_avx512_bytes,
+    BlockQ4K,
+    q4_k_q8_k_avx512_hooked,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
+);
+crate::x86_avx2::k_matvec!(
+    /// Q6_K rows ([`vec_dot_q6_k_q8_k_avx512`]) times a prepared column.
+    matvec_q6_k_prepared_avx512,
+    matvec_q6_k_prepared_avx512_bytes,
+    BlockQ6K,
+    q6_k_q8_k_avx512_hooked,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
 );

@@ -228,3 +228,68 @@ fn panel_products_agree_with_vec_dot() {
         }
     }
 }
+
+/// The matrix-vector kernels on a prepared (Q8_K) column give, bit for bit, the same tier's
+/// `vec_dot` on the `from_float` column: one to several super-blocks, row counts beyond the
+/// prefetch distance, quantized and raw rows, extreme activation scales.
+#[test]
+fn matvec_equals_vec_dot_bit_for_bit() {
+    let mut rng = Rng(25);
+    let mut checked = 0;
+    for ty in FORMATS {
+        for (tier, k) in tiers(ty) {
+            let Some(matvec) = k.matvec else {
+                continue;
+            };
+            let t = eddy_quant::dispatch::type_traits_for(tier, ty).unwrap();
+            for nb in [1usize, 2, 5] {
+                let n = nb * 256;
+                for (rows, raw, scale) in [
+                    (40, false, 1.0),
+                    (3, true, 1.0),
+                    (9, true, 1e4),
+                    (1, false, 1e-6),
+                ] {
+                    let w = if raw {
+                        raw_rows(ty, &mut rng, rows, n)
+                    } else {
+                        quantized_rows(ty, &mut rng, rows, n)
+                    };
+                    let x: Vec<f32> = (0..n)
+                        .map(|i| {
+                            if i % 13 == 5 {
+                                40.0 * scale
+                            } else {
+                                rng.normal() * scale
+                            }
+                        })
+                        .collect();
+                    let mut y = vec![0u8; (k.column_bytes)(n)];
+                    (k.prepare)(&x, &mut y);
+                    let mut yq = vec![0u8; row_bytes(GgmlType::Q8_K, n).unwrap()];
+                    from_float(GgmlType::Q8_K, &x, &mut yq).unwrap();
+                    let mut out = vec![0f32; rows];
+                    matvec(n, &w, &y, &mut out);
+                    let rb = row_bytes(ty, n).unwrap();
+                    for (r, &got) in out.iter().enumerate() {
+                        let want = (t.vec_dot)(n, &w[r * rb..(r + 1) * rb], &yq);
+                        assert!(
+                            same(got, want),
+                            "{ty} {tier}: nb {nb} rows {rows} raw {raw} scale {scale} row {r}: \
+                             {got:e} vs {want:e}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} matvec cases checked");
+    #[cfg(target_arch = "x86_64")]
+    if eddy_quant::dispatch::Tier::Avx512.is_supported() {
+        assert!(
+            checked >= 72,
+            "the x86 k-quant matvec kernels were not all checked"
+        );
+    }
+}

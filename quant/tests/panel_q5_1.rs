@@ -157,3 +157,61 @@ fn panel_products_agree_with_vec_dot() {
         }
     }
 }
+
+/// The matrix-vector kernel on a prepared column gives, bit for bit, the same tier's `vec_dot`
+/// on the `from_float` column: odd and even block counts, quantized and raw rows, extreme
+/// activation scales.
+#[test]
+fn matvec_equals_vec_dot_bit_for_bit() {
+    let mut rng = Rng(46);
+    let mut checked = 0;
+    for (tier, k) in tiers(TY) {
+        let Some(matvec) = k.matvec else {
+            continue;
+        };
+        let t = eddy_quant::dispatch::type_traits_for(tier, TY).unwrap();
+        for nb in [1usize, 2, 3, 18, 47, 48] {
+            let n = nb * 32;
+            for (raw, scale) in [(false, 1.0), (true, 1.0), (true, 1e4), (false, 1e-6)] {
+                let rows = 13;
+                let w = if raw {
+                    raw_rows(&mut rng, rows, n)
+                } else {
+                    quantized_rows(TY, &mut rng, rows, n)
+                };
+                let x: Vec<f32> = (0..n)
+                    .map(|i| {
+                        if i % 13 == 5 {
+                            40.0 * scale
+                        } else {
+                            rng.normal() * scale
+                        }
+                    })
+                    .collect();
+                let mut y = vec![0u8; (k.column_bytes)(n)];
+                (k.prepare)(&x, &mut y);
+                let mut yq = vec![0u8; row_bytes(GgmlType::Q8_1, n).unwrap()];
+                from_float(GgmlType::Q8_1, &x, &mut yq).unwrap();
+                let mut out = vec![0f32; rows];
+                matvec(n, &w, &y, &mut out);
+                let rb = row_bytes(TY, n).unwrap();
+                for (r, &got) in out.iter().enumerate() {
+                    let want = (t.vec_dot)(n, &w[r * rb..(r + 1) * rb], &yq);
+                    assert!(
+                        same(got, want),
+                        "{tier}: nb {nb} raw {raw} scale {scale} row {r}: {got:e} vs {want:e}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} matvec cases checked");
+    #[cfg(target_arch = "x86_64")]
+    if eddy_quant::dispatch::Tier::Avx512.is_supported() {
+        assert!(
+            checked >= 24,
+            "the AVX-512 Q5_1 matvec kernel was not checked"
+        );
+    }
+}
