@@ -6,8 +6,8 @@
 //!
 //! Then the roofline: generating a token reads every weight matrix once (and one embedding
 //! row), so the machine's memory-read bandwidth divided by those bytes is the most tg can be. A
-//! short probe measures the bandwidth (a 128 MiB buffer read by 1 thread and by every core,
-//! best of 5 passes); the report gives the limit at the run's thread count and the fraction of
+//! short probe measures the bandwidth (a buffer as large as one token's weights, at least
+//! 64 MiB, read by 1 thread and by every core, best of 5 passes); the report gives the limit at the run's thread count and the fraction of
 //! it reached.
 
 use std::path::PathBuf;
@@ -104,13 +104,17 @@ fn read_bandwidth(buf: &[f32], threads: usize) -> f64 {
     std::mem::size_of_val(buf) as f64 / best / 1e9
 }
 
-/// The roofline of a tg run at `threads` threads: `(bandwidth with 1 thread, with every core,
-/// at `threads`, cores)`.
-fn bandwidths(threads: usize) -> (f64, f64, f64, usize) {
+/// The roofline of a tg run at `threads` threads that reads `bytes` of weights per token:
+/// `(bandwidth with 1 thread, with every core, at `threads`, cores)`.
+fn bandwidths(threads: usize, bytes: u64) -> (f64, f64, f64, usize) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // 128 MiB: well past the last-level caches of the devices Eddy targets, small enough for a
-    // 1 GB board. Written first so that every page is backed.
-    let buf: Vec<f32> = (0..32u32 << 20).map(|i| (i % 1024) as f32 * 1e-3).collect();
+    // As many bytes as a token reads (at least 64 MiB), so that the probe streams what decoding
+    // streams: a server's last-level cache (260 MiB on the Xeon VMs of 2026-12-06) holds a
+    // fixed 128 MiB probe but not a 390 MB model, and would make the limit of a large model
+    // too high and that of a small one (which the cache holds too) too low. Written first so
+    // that every page is backed.
+    let len = (bytes.max(64 << 20) / 4) as usize;
+    let buf: Vec<f32> = (0..len).map(|i| (i % 1024) as f32 * 1e-3).collect();
     let one = read_bandwidth(&buf, 1);
     let all = if cores > 1 {
         read_bandwidth(&buf, cores)
@@ -186,7 +190,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
     let pp_rate = a.prompt as f64 / best_pp;
     let tg_rate = a.n_gen as f64 / best_tg;
     let bytes = bytes_per_token(&model);
-    let (bw_one, bw_all, bw, cores) = bandwidths(a.threads);
+    let (bw_one, bw_all, bw, cores) = bandwidths(a.threads, bytes);
     let limit = bw * 1e9 / bytes as f64;
     let name = a
         .model
