@@ -328,3 +328,71 @@ run_bytes!(
     check_k_run,
     K_COL_BLOCK
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Tier;
+
+    /// `smmla`'s lanes are row-major (row `i`, column `j` in lane `2 i + j`) and its sums exact
+    /// at the extremes (−128 · −128 eight times, and mixed signs).
+    #[test]
+    fn smmla_is_a_2x2_product() {
+        if !Tier::I8mm.is_supported() {
+            return;
+        }
+        let cases: [([i8; 16], [i8; 16]); 3] = [
+            ([-128; 16], [-128; 16]),
+            (
+                core::array::from_fn(|i| if i < 8 { 127 } else { -128 }),
+                core::array::from_fn(|i| if i % 3 == 0 { -128 } else { 127 }),
+            ),
+            (
+                core::array::from_fn(|i| (i as i8 - 8) * 13),
+                core::array::from_fn(|i| (i as i8) * 7 - 50),
+            ),
+        ];
+        for (a, b) in cases {
+            let want: [i32; 4] = core::array::from_fn(|lane| {
+                let (i, j) = (lane / 2, lane % 2);
+                let dot: i32 = (0..8)
+                    .map(|k| i32::from(a[8 * i + k]) * i32::from(b[8 * j + k]))
+                    .sum();
+                dot + lane as i32
+            });
+            let mut got = [0i32; 4];
+            // SAFETY: FEAT_I8MM was detected above; the loads and the store cover the 16-byte
+            // arrays exactly.
+            unsafe {
+                let acc = vld1q_s32([0, 1, 2, 3].as_ptr());
+                let r = smmla(acc, vld1q_s8(a.as_ptr()), vld1q_s8(b.as_ptr()));
+                vst1q_s32(got.as_mut_ptr(), r);
+            }
+            assert_eq!(got, want, "{a:?} x {b:?}");
+        }
+    }
+
+    /// Byte `64 k + 4 r + i` (value `4 k + i` of row `r`) moves to `128 m + 16 p + 8 h + i'`
+    /// (value `8 m + i'` of row `2 p + h`), in every block; the bytes after the values stay.
+    #[test]
+    fn row_pairs_are_the_documented_order() {
+        if !Tier::I8mm.is_supported() {
+            return;
+        }
+        let (block, values) = (640, 512);
+        let panel: Vec<u8> = (0..2 * block).map(|i| (i * 7 % 251) as u8).collect();
+        let mut got = panel.clone();
+        interleave_row_pairs_bytes(&mut got, block, values);
+        for b in 0..2 {
+            let (src, dst) = (&panel[b * block..][..block], &got[b * block..][..block]);
+            for r in 0..16 {
+                for v in 0..32 {
+                    let from = 64 * (v / 4) + 4 * r + v % 4;
+                    let to = 128 * (v / 8) + 16 * (r / 2) + 8 * (r % 2) + v % 8;
+                    assert_eq!(dst[to], src[from], "block {b} row {r} value {v}");
+                }
+            }
+            assert_eq!(dst[values..], src[values..]);
+        }
+    }
+}

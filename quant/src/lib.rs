@@ -21,8 +21,9 @@
 //! once ([`matmat`], with multi-column kernels in the private `x86_matmat` module),
 //! bit-identical per column. [`panel`] is the GEMM-style path of batched prefill: weight rows
 //! repacked into small panels in the caller's scratch and multiplied with many columns at once
-//! (Q4_1 so far, in the AVX-512 VNNI, AVX2, AArch64 dotprod and NEON tiers), its own f32 order
-//! checked bit for bit against a scalar reference.
+//! (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, in the AVX-512 VNNI, AVX2 and AArch64 i8mm,
+//! dotprod and NEON tiers, see [`panel`] for which tier has which), its own f32 order checked
+//! bit for bit against a scalar reference.
 //!
 //! On AArch64 the SIMD modules are `aarch64_neon` and `aarch64_dotprod`, with a `vec_dot` for
 //! every format, `aarch64_panel` with the panel kernels of the NEON and dotprod tiers,
