@@ -242,6 +242,7 @@ fn bench_panel(c: &mut Criterion) {
         GgmlType::Q4_0,
         GgmlType::Q5_0,
         GgmlType::Q8_0,
+        GgmlType::IQ4_NL,
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,

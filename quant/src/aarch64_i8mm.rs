@@ -113,7 +113,7 @@ fn pair_columns(a: int8x16_t, b: int8x16_t) -> [int8x16_t; 2] {
 /// is multiplied as a pair with itself, the second half of the result unused.
 ///
 /// With `MIN` (Q4_1, Q5_1: unsigned values below 32, as signed bytes too) the step adds
-/// `m_x·s_y`; without (the signed layout of Q4_0, Q5_0, Q8_0) it does not.
+/// `m_x·s_y`; without (the signed layout of Q4_0, Q5_0, Q8_0, IQ4_NL) it does not.
 ///
 /// # Safety
 /// The CPU must support NEON and FEAT_I8MM; `panel` must hold `nb * PANEL_BLOCK` bytes packed
@@ -178,7 +178,7 @@ unsafe fn q4_1_run_i8mm<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
     unsafe { run_i8mm::<C, true>(nb, panel, ys, out) }
 }
 
-/// The signed-layout product of [`run_i8mm`] (Q4_0, Q5_0, Q8_0).
+/// The signed-layout product of [`run_i8mm`] (Q4_0, Q5_0, Q8_0, IQ4_NL).
 ///
 /// # Safety
 /// As [`run_i8mm`].

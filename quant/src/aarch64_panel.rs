@@ -161,8 +161,8 @@ unsafe fn sdot_lane<const L: u32>(mut acc: int32x4_t, w: int8x16_t, y: int8x16_t
 /// The CPU must support NEON and FEAT_DotProd; `panel` must hold `nb * PANEL_BLOCK` bytes and
 /// each `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
 ///
-/// With `MIN` false the same product serves the signed layout of Q4_0, Q5_0 and Q8_0 (signed
-/// values, no minimum term): `sdot` multiplies signed bytes, so only the scale step differs.
+/// With `MIN` false the same product serves the signed layout of Q4_0, Q5_0, Q8_0 and IQ4_NL
+/// (signed values, no minimum term): `sdot` multiplies signed bytes, so only the scale step differs.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn run_dotprod<const C: usize, const MIN: bool>(
@@ -233,7 +233,7 @@ unsafe fn q4_1_run_dotprod<const C: usize>(
     unsafe { run_dotprod::<C, true>(nb, panel, ys, out) }
 }
 
-/// The signed-layout product of [`run_dotprod`] (Q4_0, Q5_0, Q8_0).
+/// The signed-layout product of [`run_dotprod`] (Q4_0, Q5_0, Q8_0, IQ4_NL).
 ///
 /// # Safety
 /// As [`run_dotprod`].
@@ -249,12 +249,12 @@ unsafe fn signed_run_dotprod<const C: usize>(
     unsafe { run_dotprod::<C, false>(nb, panel, ys, out) }
 }
 
-/// `C` prepared columns times a panel of signed values (Q4_0, Q5_0, Q8_0) with baseline NEON,
-/// into `out[c * 16 + r]`. Values and activations reach ±128, so products do not add up in
-/// i16 over a block as Q4_1's do: per weight vector, `smull`/`smull2` give the products in i16
-/// (at most 2^14) and `sadalp` adds their pairs into i32 lanes (two per row); at the block's
-/// end `addp` joins each row's two lanes: the exact `Σ v·q_y`. Then, as the reference,
-/// `acc = fma(f32(isum), d_x·d_y, acc)`.
+/// `C` prepared columns times a panel of signed values (Q4_0, Q5_0, Q8_0, IQ4_NL) with
+/// baseline NEON, into `out[c * 16 + r]`. Values and activations reach ±128, so products do not
+/// add up in i16 over a block as Q4_1's do: per weight vector, `smull`/`smull2` give the
+/// products in i16 (at most 2^14) and `sadalp` adds their pairs into i32 lanes (two per row); at
+/// the block's end `addp` joins each row's two lanes: the exact `Σ v·q_y`. Then, as the
+/// reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
 ///
 /// # Safety
 /// The CPU must support NEON; `panel` must hold `nb * PANEL_BLOCK` bytes and each `ys[c]`

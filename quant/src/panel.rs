@@ -28,8 +28,8 @@
 //! of [`panel_kernels_reference`] compute exactly the formula above (with a software fused
 //! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
 //!
-//! Q4_0, Q5_0 and Q8_0 weights (against Q8_0 activations) pack into a second layout of signed
-//! values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
+//! Q4_0, Q5_0, Q8_0 and IQ4_NL weights (against Q8_0 activations) pack into a second layout of
+//! signed values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
 //! of 256-weight super-blocks with integer sub-block scales (AVX-512, AVX2, dotprod and i8mm;
 //! baseline NEON keeps the multi-column kernels for them), each described at its section below.
 //! SIMD kernels for Q4_1, by tier ([`panel_kernels_for`]):
@@ -61,6 +61,7 @@
 use crate::GgmlType;
 use crate::block::GgmlBlock;
 use crate::dispatch::Tier;
+use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
@@ -357,19 +358,25 @@ static Q4_1_NEON: PanelKernels = PanelKernels {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Q4_0, Q5_0 and Q8_0 weights against Q8_0 activations.
+// Q4_0, Q5_0, Q8_0 and IQ4_NL weights against Q8_0 activations.
 //
-// The three formats pack into one layout of signed values, so one product kernel per tier
-// serves them all. Per block, 512 bytes hold the values `v = q - 8` (Q4_0), `q - 16` (Q5_0) or
-// `q` (Q8_0) as i8, transposed as for Q4_1 (byte `64 k + 4 r + i` is value `4 k + i` of row
-// `r`); then the 16 `d_x` widened to f32; then the 16 row sums `Σ v` as i32 (which the AVX-512
-// kernel needs to undo its unsigned offset). The arithmetic, block after block:
+// The four formats pack into one layout of signed values, so one product kernel per tier
+// serves them all. Per block, 512 bytes hold the values `v = q - 8` (Q4_0), `q - 16` (Q5_0),
+// `q` (Q8_0) or the level `KVALUES_IQ4NL[q]` (IQ4_NL, −127..113) as i8, transposed as for
+// Q4_1 (byte `64 k + 4 r + i` is value `4 k + i` of row `r`); then the 16 `d_x` widened to
+// f32; then the 16 row sums `Σ v` as i32 (which the AVX-512 kernel needs to undo its unsigned
+// offset). The arithmetic, block after block:
 //
 //     acc = fma(f32(Σ v·q_y), d_x·d_y, acc)
 //
 // The column is prepared exactly as for Q4_1 ([`q8_1_prepare`]): its quants and `d_y` are
 // those of Q8_0's `from_float` (ggml's CPU conversion is the same for Q8_0 and Q8_1), and the
 // `s_y` field is not read.
+//
+// Every tier's product is exact for any i8 value, so for all four formats: AVX-512 adds
+// `(q_y + 128)·v` four at a time into i32 (`vpdpbusd`); AVX2's `vpmaddubsw` pairs are
+// `|v|·(±q_y)` of two weights, at most 2·128·127 < 2^15 in magnitude; NEON's `smull` products
+// are at most 2^14 before `sadalp` widens them to i32; `sdot` and `smmla` add into i32.
 
 /// Byte offset of the `d_x` values in a packed block of signed values.
 pub(crate) const SIGNED_D: usize = 512;
@@ -409,6 +416,17 @@ impl SignedBlock for BlockQ5_0 {
 impl SignedBlock for BlockQ8_0 {
     fn values(&self) -> ([u8; 2], [i8; 32]) {
         (self.d, self.qs)
+    }
+}
+
+impl SignedBlock for BlockIQ4NL {
+    fn values(&self) -> ([u8; 2], [i8; 32]) {
+        let mut v = [0i8; 32];
+        for (j, &q) in self.qs.iter().enumerate() {
+            v[j] = KVALUES_IQ4NL[usize::from(q & 0x0f)];
+            v[j + 16] = KVALUES_IQ4NL[usize::from(q >> 4)];
+        }
+        (self.d, v)
     }
 }
 
@@ -529,6 +547,13 @@ signed_kernels!(
     q8_1_prepare,
     signed_run_scalar
 );
+signed_kernels!(
+    IQ4_NL_SCALAR,
+    IQ4_NL,
+    signed_pack::<BlockIQ4NL>,
+    q8_1_prepare,
+    signed_run_scalar
+);
 
 #[cfg(target_arch = "x86_64")]
 mod x86_signed {
@@ -538,6 +563,7 @@ mod x86_signed {
         matvec_q8_0_prepared_avx512_bytes as mv8_0,
     };
     use crate::x86_panel::{
+        iq4_nl_pack_avx2_bytes as iq4_nl_pack2, iq4_nl_pack_avx512_bytes as iq4_nl_pack512,
         q4_0_pack_avx2_bytes as q4_0_pack2, q4_0_pack_avx512_bytes as q4_0_pack512,
         q5_0_pack_avx2_bytes as q5_0_pack2, q5_0_pack_avx512_bytes as q5_0_pack512,
         q8_0_pack_avx2_bytes as q8_0_pack2, q8_0_pack_avx512_bytes as q8_0_pack512,
@@ -571,6 +597,9 @@ mod x86_signed {
     signed_kernels!(Q4_0_AVX2, Q4_0, q4_0_pack2, prep2, run2);
     signed_kernels!(Q5_0_AVX2, Q5_0, q5_0_pack2, prep2, run2);
     signed_kernels!(Q8_0_AVX2, Q8_0, q8_0_pack2, prep2, run2);
+    // IQ4_NL has no matrix-vector kernel on the prepared column yet (`vec_dot` serves decode).
+    signed_kernels!(IQ4_NL_AVX512, IQ4_NL, iq4_nl_pack512, prep512, run512);
+    signed_kernels!(IQ4_NL_AVX2, IQ4_NL, iq4_nl_pack2, prep2, run2);
 
     /// The signed-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {
@@ -578,9 +607,11 @@ mod x86_signed {
             (GgmlType::Q4_0, true) => &Q4_0_AVX512,
             (GgmlType::Q5_0, true) => &Q5_0_AVX512,
             (GgmlType::Q8_0, true) => &Q8_0_AVX512,
+            (GgmlType::IQ4_NL, true) => &IQ4_NL_AVX512,
             (GgmlType::Q4_0, false) => &Q4_0_AVX2,
             (GgmlType::Q5_0, false) => &Q5_0_AVX2,
             (GgmlType::Q8_0, false) => &Q8_0_AVX2,
+            (GgmlType::IQ4_NL, false) => &IQ4_NL_AVX2,
             _ => return None,
         })
     }
@@ -612,6 +643,13 @@ mod aarch64_signed {
         dot
     );
     signed_kernels!(
+        IQ4_NL_DOTPROD,
+        IQ4_NL,
+        signed_pack::<BlockIQ4NL>,
+        q8_1_prepare,
+        dot
+    );
+    signed_kernels!(
         Q4_0_NEON,
         Q4_0,
         signed_pack::<BlockQ4_0>,
@@ -632,6 +670,13 @@ mod aarch64_signed {
         q8_1_prepare,
         neon
     );
+    signed_kernels!(
+        IQ4_NL_NEON,
+        IQ4_NL,
+        signed_pack::<BlockIQ4NL>,
+        q8_1_prepare,
+        neon
+    );
 
     /// The signed-layout kernels of `ty` on the dotprod tier (`dotprod`) or baseline NEON.
     pub(super) fn kernels(ty: GgmlType, dotprod: bool) -> Option<&'static PanelKernels> {
@@ -639,9 +684,11 @@ mod aarch64_signed {
             (GgmlType::Q4_0, true) => &Q4_0_DOTPROD,
             (GgmlType::Q5_0, true) => &Q5_0_DOTPROD,
             (GgmlType::Q8_0, true) => &Q8_0_DOTPROD,
+            (GgmlType::IQ4_NL, true) => &IQ4_NL_DOTPROD,
             (GgmlType::Q4_0, false) => &Q4_0_NEON,
             (GgmlType::Q5_0, false) => &Q5_0_NEON,
             (GgmlType::Q8_0, false) => &Q8_0_NEON,
+            (GgmlType::IQ4_NL, false) => &IQ4_NL_NEON,
             _ => return None,
         })
     }
@@ -1051,6 +1098,13 @@ mod aarch64_i8mm {
         q8_1_prepare,
         signed_run
     );
+    signed_kernels!(
+        IQ4_NL_I8MM,
+        IQ4_NL,
+        signed_pack_i8mm::<BlockIQ4NL>,
+        q8_1_prepare,
+        signed_run
+    );
     signed_kernels!(Q4_1_I8MM, Q4_1, q4_1_pack_i8mm, q8_1_prepare, q4_1_run);
     signed_kernels!(Q5_1_I8MM, Q5_1, q5_1_pack_i8mm, q8_1_prepare, q4_1_run);
     macro_rules! k_i8mm {
@@ -1076,6 +1130,7 @@ mod aarch64_i8mm {
             GgmlType::Q4_0 => &Q4_0_I8MM,
             GgmlType::Q5_0 => &Q5_0_I8MM,
             GgmlType::Q8_0 => &Q8_0_I8MM,
+            GgmlType::IQ4_NL => &IQ4_NL_I8MM,
             GgmlType::Q4_1 => &Q4_1_I8MM,
             GgmlType::Q5_1 => &Q5_1_I8MM,
             GgmlType::Q4_K => &Q4_K_I8MM,
@@ -1105,6 +1160,7 @@ pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
         GgmlType::Q4_0 => Some(&Q4_0_SCALAR),
         GgmlType::Q5_0 => Some(&Q5_0_SCALAR),
         GgmlType::Q8_0 => Some(&Q8_0_SCALAR),
+        GgmlType::IQ4_NL => Some(&IQ4_NL_SCALAR),
         GgmlType::Q4_K => Some(&Q4_K_SCALAR),
         GgmlType::Q5_K => Some(&Q5_K_SCALAR),
         GgmlType::Q6_K => Some(&Q6_K_SCALAR),

@@ -465,7 +465,8 @@ pub(crate) fn q8_1_prepare_avx2_bytes(x: &[f32], out: &mut [u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_0, Q5_0 and Q8_0: the signed layout (see `crate::panel`), one product kernel per tier.
+// Q4_0, Q5_0, Q8_0 and IQ4_NL: the signed layout (see `crate::panel`), one product kernel per
+// tier.
 
 /// The four bytes at `p` broadcast to every dword of a vector by `vpbroadcastd zmm, m32`, a
 /// pure load (the intrinsics let the compiler load them into a register and broadcast with a
@@ -633,6 +634,7 @@ pub(crate) enum SignedFormat {
     Q4_0,
     Q5_0,
     Q8_0,
+    Iq4Nl,
 }
 
 impl SignedFormat {
@@ -641,12 +643,13 @@ impl SignedFormat {
             SignedFormat::Q4_0 => crate::GgmlType::Q4_0,
             SignedFormat::Q5_0 => crate::GgmlType::Q5_0,
             SignedFormat::Q8_0 => crate::GgmlType::Q8_0,
+            SignedFormat::Iq4Nl => crate::GgmlType::IQ4_NL,
         }
     }
 
     fn block_bytes(self) -> usize {
         match self {
-            SignedFormat::Q4_0 => 18,
+            SignedFormat::Q4_0 | SignedFormat::Iq4Nl => 18,
             SignedFormat::Q5_0 => 22,
             SignedFormat::Q8_0 => 34,
         }
@@ -777,9 +780,15 @@ pub(crate) fn q8_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mu
     signed_pack_avx512(SignedFormat::Q8_0, n, x, rows, panel);
 }
 
+/// AVX-512 packing of IQ4_NL rows (see [`signed_pack`]).
+pub(crate) fn iq4_nl_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx512(SignedFormat::Iq4Nl, n, x, rows, panel);
+}
+
 /// The 32 signed values of one block of a Q8_0-partner format as bytes of a 256-bit vector, in
 /// weight order, with AVX2 (Q5_0's fifth bits spread to bytes by a byte shuffle and a bit
-/// test); both SIMD packings use it.
+/// test; IQ4_NL's levels looked up by a byte shuffle of the 16-entry table); both SIMD
+/// packings use it.
 ///
 /// # Safety
 /// The CPU must support AVX2; `blk` must point at a whole block of `ty`.
@@ -787,8 +796,8 @@ pub(crate) fn q8_0_pack_avx512_bytes(n: usize, x: &[u8], rows: usize, panel: &mu
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn signed_values_avx2(ty: SignedFormat, blk: *const u8) -> __m256i {
     let nibbles = _mm_set1_epi8(0x0f);
-    // SAFETY: the reads stay inside the block (Q4_0: 18 bytes, Q5_0: 22, Q8_0: 34) by the
-    // contract; unaligned loads.
+    // SAFETY: the reads stay inside the block (Q4_0 and IQ4_NL: 18 bytes, Q5_0: 22, Q8_0: 34)
+    // by the contract; unaligned loads.
     unsafe {
         let split = |qs: __m128i| {
             let lo = _mm_and_si128(qs, nibbles);
@@ -817,6 +826,12 @@ unsafe fn signed_values_avx2(ty: SignedFormat, blk: *const u8) -> __m256i {
                 _mm256_sub_epi8(_mm256_or_si256(q, h), _mm256_set1_epi8(16))
             }
             SignedFormat::Q8_0 => _mm256_loadu_si256(blk.add(2).cast()),
+            SignedFormat::Iq4Nl => {
+                // `vpshufb` looks up each index (0..15) in its 128-bit half of the table.
+                let table = _mm_loadu_si128(crate::iquants::KVALUES_IQ4NL.as_ptr().cast());
+                let q = split(_mm_loadu_si128(blk.add(2).cast()));
+                _mm256_shuffle_epi8(_mm256_set_m128i(table, table), q)
+            }
         }
     }
 }
@@ -918,6 +933,11 @@ pub(crate) fn q5_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut 
 /// AVX2 packing of Q8_0 rows (see [`signed_pack_avx2`]).
 pub(crate) fn q8_0_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     signed_pack_avx2_checked(SignedFormat::Q8_0, n, x, rows, panel);
+}
+
+/// AVX2 packing of IQ4_NL rows (see [`signed_pack_avx2`]).
+pub(crate) fn iq4_nl_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    signed_pack_avx2_checked(SignedFormat::Iq4Nl, n, x, rows, panel);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-//! The packed-panel kernels of Q4_0, Q5_0 and Q8_0 (one signed layout, one product kernel per
-//! tier) against their scalar reference, bit for bit, on every tier this CPU supports: weights
+//! The packed-panel kernels of Q4_0, Q5_0, Q8_0 and IQ4_NL (one signed layout, one product
+//! kernel per tier) against their scalar reference, bit for bit, on every tier this CPU supports: weights
 //! from the reference quantizer and raw random blocks (every quant pattern, Q8_0's −128
 //! included, scales of every size), odd block counts, partial panels, every column-group
 //! remainder and extreme activation scales. Against `vec_dot` they agree to f32 rounding (a
@@ -14,7 +14,12 @@ use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
 use panel_common::{in_reference_layout, in_tier_layout, prepared, quantized_rows, same, tiers};
 
-const FORMATS: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
+const FORMATS: [GgmlType; 4] = [
+    GgmlType::Q4_0,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::IQ4_NL,
+];
 
 fn block_bytes(ty: GgmlType) -> usize {
     row_bytes(ty, 32).unwrap()
