@@ -233,7 +233,8 @@ typedef struct eddy_context_params {
      */
     uint32_t n_ubatch;
     /**
-     * EDDY_KV_F16 (default) or EDDY_KV_F32.
+     * Element type of the keys and values: EDDY_KV_F16 (default), EDDY_KV_F32, EDDY_KV_Q8_0
+     * or EDDY_KV_Q4_0 (see also kv_type_k and kv_type_v).
      */
     eddy_kv_type kv_type;
     /**
@@ -247,6 +248,14 @@ typedef struct eddy_context_params {
      * last token's logits are kept.
      */
     bool logits_all;
+    /**
+     * Element type of the keys alone, or EDDY_KV_SAME (the default) for kv_type's.
+     */
+    eddy_kv_type kv_type_k;
+    /**
+     * Element type of the values alone, or EDDY_KV_SAME (the default) for kv_type's.
+     */
+    eddy_kv_type kv_type_v;
 } eddy_context_params;
 
 /**
@@ -368,6 +377,23 @@ typedef struct eddy_chat_message {
  * Single-precision K/V cache: exact, twice the memory.
  */
 #define EDDY_KV_F32 1
+
+/**
+ * Q8_0 K/V cache (GGML blocks of 32 signed bytes and an f16 scale): 0.53x the memory of f16.
+ * Every head dimension of the model must be a multiple of 32.
+ */
+#define EDDY_KV_Q8_0 2
+
+/**
+ * Q4_0 K/V cache (GGML blocks of 32 nibbles and an f16 scale): 0.28x the memory of f16.
+ * Every head dimension of the model must be a multiple of 32.
+ */
+#define EDDY_KV_Q4_0 3
+
+/**
+ * kv_type_k / kv_type_v: take the type of the field kv_type (their default).
+ */
+#define EDDY_KV_SAME UINT32_MAX
 
 #ifdef __cplusplus
 extern "C" {
@@ -673,7 +699,8 @@ enum eddy_status eddy_detokenize(const struct eddy_model *model,
 
 /**
  * The default context parameters (size set, n_sink 4, n_window 0 = the model's context,
- * n_batch 512, n_ubatch 32, EDDY_KV_F16, n_threads 0, logits_all false). Never fails.
+ * n_batch 512, n_ubatch 32, EDDY_KV_F16, n_threads 0, logits_all false, kv_type_k and
+ * kv_type_v EDDY_KV_SAME). Never fails.
  */
 struct eddy_context_params eddy_context_default_params(void);
 

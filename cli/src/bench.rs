@@ -18,7 +18,7 @@ use eddy::{Context, ContextParams, Model, Sampler, SamplerParams};
 use serde_json::json;
 
 use crate::args;
-use crate::run::{KV_HELP, KvArg};
+use crate::run::KvArgs;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -44,8 +44,8 @@ pub struct BenchArgs {
     #[arg(short = 'r', long, value_name = "N", default_value_t = 3,
           value_parser = args::int_in(1, 1000), allow_hyphen_values = true)]
     reps: usize,
-    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
-    kv_type: KvArg,
+    #[command(flatten)]
+    kv: KvArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -163,7 +163,9 @@ pub fn run(a: BenchArgs) -> Res<()> {
             n_window: a.prompt + a.n_gen,
             n_batch: a.prompt,
             n_ubatch: a.prompt.min(512),
-            kv_type: a.kv_type.into(),
+            kv_type: a.kv.kv_type(),
+            kv_type_k: a.kv.k(),
+            kv_type_v: a.kv.v(),
             n_threads: a.threads,
             ..Default::default()
         },
@@ -247,7 +249,9 @@ fn stream(a: &BenchArgs, model: &Model) -> Res<()> {
         n_sink: a.sinks,
         n_window: a.window,
         n_batch: 256,
-        kv_type: a.kv_type.into(),
+        kv_type: a.kv.kv_type(),
+        kv_type_k: a.kv.k(),
+        kv_type_v: a.kv.v(),
         n_threads: a.threads,
         ..Default::default()
     };

@@ -21,7 +21,7 @@ use eddy::{Context, ContextParams, Model, Sampler};
 use serde_json::json;
 
 use crate::args;
-use crate::run::{KV_HELP, KvArg, SamplingArgs, prefill};
+use crate::run::{KvArgs, SamplingArgs, prefill};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -44,8 +44,8 @@ pub struct ChatArgs {
     #[arg(short = 't', long, value_name = "N", default_value_t = 1,
           value_parser = args::threads, allow_hyphen_values = true)]
     threads: usize,
-    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
-    kv_type: KvArg,
+    #[command(flatten)]
+    kv: KvArgs,
     /// Attention-sink slots, 0..=1024 (with --keep-system, at least the system prompt's
     /// tokens).
     #[arg(long, value_name = "S", default_value_t = 4, value_parser = args::sinks,
@@ -127,7 +127,9 @@ pub fn run(a: ChatArgs) -> Res<()> {
     let params = ContextParams {
         n_sink,
         n_window,
-        kv_type: a.kv_type.into(),
+        kv_type: a.kv.kv_type(),
+        kv_type_k: a.kv.k(),
+        kv_type_v: a.kv.v(),
         n_threads: a.threads,
         ..Default::default()
     };

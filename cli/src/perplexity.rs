@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use eddy::{Context, ContextParams, KvType, Model};
+use eddy::{Context, ContextParams, Model};
 use serde_json::json;
 
 use crate::args;
 use crate::progress::Progress;
-use crate::run::{KV_HELP, KvArg};
+use crate::run::KvArgs;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -65,8 +65,8 @@ pub struct PerplexityArgs {
     /// Use only the first N tokens of the text.
     #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true)]
     max_tokens: Option<usize>,
-    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
-    kv_type: KvArg,
+    #[command(flatten)]
+    kv: KvArgs,
     /// Threads, 1..=256: the chunked and `--recompute` modes run independent passes in
     /// parallel (one single-threaded context each, at most one per core and per pass);
     /// `--stream` is one sequence and gives its context a pool of this size.
@@ -116,7 +116,7 @@ pub fn run(a: PerplexityArgs) -> Res<()> {
     if let Some(n) = a.max_tokens {
         tokens.truncate(n);
     }
-    let kv: KvType = a.kv_type.into();
+    let kv = a.kv;
     // Independent passes beyond the cores would only take turns, each with its own context.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = a.threads.min(cores);
@@ -153,7 +153,7 @@ fn context(
     n_sink: usize,
     n_window: usize,
     n_batch: usize,
-    kv: KvType,
+    kv: KvArgs,
 ) -> Res<Context<'static, &Model>> {
     Ok(Context::new(
         model,
@@ -161,7 +161,9 @@ fn context(
             n_sink,
             n_window,
             n_batch,
-            kv_type: kv,
+            kv_type: kv.kv_type(),
+            kv_type_k: kv.k(),
+            kv_type_v: kv.v(),
             logits_all: true,
             ..Default::default()
         },
@@ -228,7 +230,7 @@ fn chunks(
     tokens: &[u32],
     n_ctx: usize,
     max_chunks: Option<usize>,
-    kv: KvType,
+    kv: KvArgs,
     threads: usize,
 ) -> Res<(Nll, serde_json::Value, usize)> {
     if n_ctx < 4 {
@@ -287,7 +289,7 @@ fn stream(
     tokens: &[u32],
     n_sink: usize,
     n_window: usize,
-    kv: KvType,
+    kv: KvArgs,
     threads: usize,
 ) -> Res<(Nll, serde_json::Value, usize)> {
     if tokens.len() < 2 {
@@ -300,7 +302,9 @@ fn stream(
             n_sink,
             n_window,
             n_batch,
-            kv_type: kv,
+            kv_type: kv.kv_type(),
+            kv_type_k: kv.k(),
+            kv_type_v: kv.v(),
             logits_all: true,
             n_threads: threads,
             ..Default::default()
@@ -335,7 +339,7 @@ fn recompute(
     tokens: &[u32],
     window: usize,
     stride: usize,
-    kv: KvType,
+    kv: KvArgs,
     threads: usize,
 ) -> Res<(Nll, serde_json::Value, usize)> {
     if stride == 0 || window == 0 || stride > window {

@@ -44,17 +44,68 @@ pub enum KvArg {
     F16,
     /// Single precision (llama.cpp's exact path, which the golden files were made with).
     F32,
+    /// GGML Q8_0 blocks: 0.53x the bytes of f16.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// GGML Q4_0 blocks: 0.28x the bytes of f16.
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 /// The help text of every `--kv-type` flag.
-pub const KV_HELP: &str = "K/V cache element type (f16 is the default in every subcommand)";
+pub const KV_HELP: &str = "K/V cache element type, keys and values (f16 is the default in every \
+                           subcommand; q8_0 and q4_0 quantize each cached row in blocks of 32)";
 
 impl From<KvArg> for KvType {
     fn from(k: KvArg) -> KvType {
         match k {
             KvArg::F16 => KvType::F16,
             KvArg::F32 => KvType::F32,
+            KvArg::Q8_0 => KvType::Q8_0,
+            KvArg::Q4_0 => KvType::Q4_0,
         }
+    }
+}
+
+/// The K/V cache type flags of every subcommand that makes a context.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct KvArgs {
+    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
+    kv_type: KvArg,
+    /// Element type of the keys alone, overriding --kv-type (llama.cpp's --cache-type-k).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TYPE",
+        visible_alias = "cache-type-k",
+        allow_hyphen_values = true
+    )]
+    kv_type_k: Option<KvArg>,
+    /// Element type of the values alone, overriding --kv-type (llama.cpp's --cache-type-v).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TYPE",
+        visible_alias = "cache-type-v",
+        allow_hyphen_values = true
+    )]
+    kv_type_v: Option<KvArg>,
+}
+
+impl KvArgs {
+    /// `--kv-type`.
+    pub fn kv_type(self) -> KvType {
+        self.kv_type.into()
+    }
+
+    /// `--kv-type-k`, if given.
+    pub fn k(self) -> Option<KvType> {
+        self.kv_type_k.map(Into::into)
+    }
+
+    /// `--kv-type-v`, if given.
+    pub fn v(self) -> Option<KvType> {
+        self.kv_type_v.map(Into::into)
     }
 }
 
@@ -170,8 +221,8 @@ pub struct GenerateArgs {
     #[arg(short = 't', long, value_name = "N", default_value_t = 1,
           value_parser = args::threads, allow_hyphen_values = true)]
     threads: usize,
-    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
-    kv_type: KvArg,
+    #[command(flatten)]
+    kv: KvArgs,
     /// Attention-sink slots of the KV arena, 0..=1024.
     #[arg(long, value_name = "S", default_value_t = 4, value_parser = args::sinks,
           allow_hyphen_values = true)]
@@ -220,7 +271,9 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             .saturating_sub(if a.window.is_some() { 0 } else { a.sinks })
             .max(1),
         n_batch: prompt.len().min(512),
-        kv_type: a.kv_type.into(),
+        kv_type: a.kv.kv_type(),
+        kv_type_k: a.kv.k(),
+        kv_type_v: a.kv.v(),
         n_threads: a.threads,
         ..Default::default()
     };
@@ -387,8 +440,8 @@ pub struct LogitsArgs {
     #[arg(long, value_name = "K", default_value_t = 20, value_parser = args::count,
           allow_hyphen_values = true)]
     top: usize,
-    #[arg(long, value_enum, default_value = "f16", help = KV_HELP, allow_hyphen_values = true)]
-    kv_type: KvArg,
+    #[command(flatten)]
+    kv: KvArgs,
 }
 
 pub fn logits(a: LogitsArgs) -> Res<()> {
@@ -424,7 +477,9 @@ pub fn logits(a: LogitsArgs) -> Res<()> {
             n_sink: 0,
             n_window: ids.len(),
             n_batch,
-            kv_type: a.kv_type.into(),
+            kv_type: a.kv.kv_type(),
+            kv_type_k: a.kv.k(),
+            kv_type_v: a.kv.v(),
             logits_all: true,
             ..Default::default()
         },

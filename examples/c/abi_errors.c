@@ -231,6 +231,9 @@ static void test_with_model(const char *model_path) {
     p.kv_type = 7;
     EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
     p = eddy_context_default_params();
+    p.kv_type_v = 4;
+    EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
+    p = eddy_context_default_params();
     p.n_batch = 0;
     EXPECT(eddy_context_new(model, &p, &ctx), EDDY_STATUS_INVALID_ARGUMENT);
     p = eddy_context_default_params();

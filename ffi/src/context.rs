@@ -20,6 +20,14 @@ pub type eddy_kv_type = u32;
 pub const EDDY_KV_F16: eddy_kv_type = 0;
 /// Single-precision K/V cache: exact, twice the memory.
 pub const EDDY_KV_F32: eddy_kv_type = 1;
+/// Q8_0 K/V cache (GGML blocks of 32 signed bytes and an f16 scale): 0.53x the memory of f16.
+/// Every head dimension of the model must be a multiple of 32.
+pub const EDDY_KV_Q8_0: eddy_kv_type = 2;
+/// Q4_0 K/V cache (GGML blocks of 32 nibbles and an f16 scale): 0.28x the memory of f16.
+/// Every head dimension of the model must be a multiple of 32.
+pub const EDDY_KV_Q4_0: eddy_kv_type = 3;
+/// kv_type_k / kv_type_v: take the type of the field kv_type (their default).
+pub const EDDY_KV_SAME: eddy_kv_type = u32::MAX;
 
 /// Parameters of a context. Get them from eddy_context_default_params(), then change fields:
 /// the size field tells the library which version of the struct the caller was compiled with.
@@ -44,7 +52,8 @@ pub struct eddy_context_params {
     /// Tokens processed together inside a batch; the arena keeps n_ubatch - 1 extra slots for
     /// them. Default 32, capped at n_batch.
     pub n_ubatch: u32,
-    /// EDDY_KV_F16 (default) or EDDY_KV_F32.
+    /// Element type of the keys and values: EDDY_KV_F16 (default), EDDY_KV_F32, EDDY_KV_Q8_0
+    /// or EDDY_KV_Q4_0 (see also kv_type_k and kv_type_v).
     pub kv_type: eddy_kv_type,
     /// Threads of the context's pool, the calling thread included; 0 means 1. The threads claim
     /// chunks of rows whose arithmetic does not depend on who computes them, so logits are
@@ -53,6 +62,10 @@ pub struct eddy_context_params {
     /// Keep the logits of every token of a batch (for scoring text); default false: only the
     /// last token's logits are kept.
     pub logits_all: bool,
+    /// Element type of the keys alone, or EDDY_KV_SAME (the default) for kv_type's.
+    pub kv_type_k: eddy_kv_type,
+    /// Element type of the values alone, or EDDY_KV_SAME (the default) for kv_type's.
+    pub kv_type_v: eddy_kv_type,
 }
 
 impl crate::boundary::ParamsStruct for eddy_context_params {
@@ -91,7 +104,8 @@ pub struct eddy_context {
 }
 
 /// The default context parameters (size set, n_sink 4, n_window 0 = the model's context,
-/// n_batch 512, n_ubatch 32, EDDY_KV_F16, n_threads 0, logits_all false). Never fails.
+/// n_batch 512, n_ubatch 32, EDDY_KV_F16, n_threads 0, logits_all false, kv_type_k and
+/// kv_type_v EDDY_KV_SAME). Never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn eddy_context_default_params() -> eddy_context_params {
     let d = ContextParams::default();
@@ -104,17 +118,24 @@ pub extern "C" fn eddy_context_default_params() -> eddy_context_params {
         kv_type: EDDY_KV_F16,
         n_threads: 0,
         logits_all: d.logits_all,
+        kv_type_k: EDDY_KV_SAME,
+        kv_type_v: EDDY_KV_SAME,
     }
 }
 
 fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
-    let kv_type = match p.kv_type {
-        EDDY_KV_F16 => KvType::F16,
-        EDDY_KV_F32 => KvType::F32,
-        other => {
-            return Err(Failure::invalid(format!(
-                "kv_type {other} is not EDDY_KV_F16 or EDDY_KV_F32"
-            )));
+    let kv = |field: &str, v: eddy_kv_type| -> FfiResult<KvType> {
+        KvType::ALL.get(v as usize).copied().ok_or_else(|| {
+            Failure::invalid(format!(
+                "{field} {v} is not EDDY_KV_F16, EDDY_KV_F32, EDDY_KV_Q8_0 or EDDY_KV_Q4_0"
+            ))
+        })
+    };
+    let one = |field: &str, v: eddy_kv_type| -> FfiResult<Option<KvType>> {
+        if v == EDDY_KV_SAME {
+            Ok(None)
+        } else {
+            kv(field, v).map(Some)
         }
     };
     Ok(ContextParams {
@@ -122,7 +143,9 @@ fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
         n_window: p.n_window as usize,
         n_batch: p.n_batch as usize,
         n_ubatch: p.n_ubatch as usize,
-        kv_type,
+        kv_type: kv("kv_type", p.kv_type)?,
+        kv_type_k: one("kv_type_k", p.kv_type_k)?,
+        kv_type_v: one("kv_type_v", p.kv_type_v)?,
         logits_all: p.logits_all,
         // 0 (the default) means 1: the calling thread only.
         n_threads: (p.n_threads as usize).max(1),
@@ -131,6 +154,14 @@ fn context_params(p: &eddy_context_params) -> FfiResult<ContextParams> {
 
 /// Alignment (bytes) that memory handed to eddy_context_new_in must have.
 pub const EDDY_CONTEXT_ALIGN: usize = 64;
+
+// The C constants are the indices of `KvType::ALL`.
+const _: () = {
+    assert!(matches!(KvType::ALL[EDDY_KV_F16 as usize], KvType::F16));
+    assert!(matches!(KvType::ALL[EDDY_KV_F32 as usize], KvType::F32));
+    assert!(matches!(KvType::ALL[EDDY_KV_Q8_0 as usize], KvType::Q8_0));
+    assert!(matches!(KvType::ALL[EDDY_KV_Q4_0 as usize], KvType::Q4_0));
+};
 
 const _: () = assert!(EDDY_CONTEXT_ALIGN == eddy::context::ALIGN);
 const _: () = assert!(std::mem::align_of::<eddy_context>() <= EDDY_CONTEXT_ALIGN);

@@ -10,7 +10,7 @@
 
 use eddy::{Context, Model};
 use eddy_ffi::context::{
-    EDDY_KV_F16, EDDY_KV_F32, eddy_context, eddy_context_default_params, eddy_context_free,
+    EDDY_KV_SAME, eddy_context, eddy_context_default_params, eddy_context_free,
     eddy_context_n_seen, eddy_context_new, eddy_context_state_load, eddy_context_state_save,
     eddy_decode,
 };
@@ -44,10 +44,11 @@ fn load_c(c_model: *const eddy_model, selector: u8, state: &[u8]) {
     params.n_window = p.n_window as u32;
     params.n_batch = p.n_batch as u32;
     params.n_ubatch = p.n_ubatch as u32;
-    params.kv_type = match p.kv_type {
-        eddy::KvType::F16 => EDDY_KV_F16,
-        eddy::KvType::F32 => EDDY_KV_F32,
-    };
+    // The C constants are the indices of `KvType::ALL`.
+    let code = |t: eddy::KvType| eddy::KvType::ALL.iter().position(|&x| x == t).unwrap() as u32;
+    params.kv_type = code(p.kv_type);
+    params.kv_type_k = p.kv_type_k.map_or(EDDY_KV_SAME, code);
+    params.kv_type_v = p.kv_type_v.map_or(EDDY_KV_SAME, code);
     params.logits_all = p.logits_all;
     let mut ctx: *mut eddy_context = std::ptr::null_mut();
     // SAFETY: c_model is live, params is a whole struct, ctx is writable.

@@ -157,6 +157,8 @@ pub fn small_params() -> ContextParams {
         n_batch: 4,
         n_ubatch: 2,
         kv_type: KvType::F16,
+        kv_type_k: None,
+        kv_type_v: None,
         logits_all: true,
         n_threads: 1,
     }
@@ -657,6 +659,8 @@ pub fn state_params(selector: u8) -> ContextParams {
         n_batch: 4,
         n_ubatch: 2,
         kv_type: KvType::F16,
+        kv_type_k: None,
+        kv_type_v: None,
         logits_all: false,
         n_threads: 1,
     };

@@ -1,99 +1,153 @@
 //! Key/value storage of the attention cache.
 //!
 //! Keys and values are stored head-major, `[layer][kv_head][slot][head_dim]`, so that the rows
-//! one head attends to lie one after another and are widened to f32 in runs; f16 (default) or f32,
-//! in the context's region (`runtime/src/memory.rs`). This module only stores and loads rows; which
-//! slot a token occupies is decided by the arena ([`crate::arena`]).
+//! one head attends to lie one after another and are read in runs; in the context's region
+//! (`runtime/src/memory.rs`). K and V each have their own element type: f16 (the default), f32,
+//! or the GGML block formats Q8_0 and Q4_0, which quantize each head's row in blocks of 32 (so
+//! the head dimension must be a multiple of 32). A key is rotated once, when it enters the
+//! arena, and quantized then; it is never touched again, so a quantized cache streams through
+//! sinks and window as an f16 one does. This module only stores and reads rows; which slot a
+//! token occupies is decided by the arena ([`crate::arena`]).
 
 use std::ops::Range;
 
+use eddy_quant::{GgmlType, TypeTraits};
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
+use crate::error::{Error, Result};
 use crate::memory::Carver;
+use crate::ops::HADAMARD_MAX;
 
-/// Element type of the K/V cache.
+/// Element type of the K or V cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum KvType {
-    /// Half precision: half the memory, the default (as llama.cpp's).
+    /// Half precision: half the memory of f32, the default (as llama.cpp's).
     #[default]
     F16,
     /// Single precision: exact, twice the memory.
     F32,
+    /// GGML Q8_0 blocks (32 signed bytes and an f16 scale): 34 bytes per 32 values, 0.53x of
+    /// f16.
+    Q8_0,
+    /// GGML Q4_0 blocks (32 nibbles and an f16 scale): 18 bytes per 32 values, 0.28x of f16.
+    Q4_0,
 }
 
 impl KvType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// Every type, in the order of their C constants (`EDDY_KV_F16` = 0, ...).
+    pub const ALL: [KvType; 4] = [KvType::F16, KvType::F32, KvType::Q8_0, KvType::Q4_0];
+
+    /// The name llama.cpp's `--cache-type-k` gives the type (`f16`, `f32`, `q8_0`, `q4_0`).
+    pub const fn name(self) -> &'static str {
         match self {
-            KvType::F16 => 2,
-            KvType::F32 => 4,
+            KvType::F16 => "f16",
+            KvType::F32 => "f32",
+            KvType::Q8_0 => "q8_0",
+            KvType::Q4_0 => "q4_0",
+        }
+    }
+
+    /// Parses a name of [`KvType::name`] (case-insensitive).
+    pub fn parse(s: &str) -> Result<KvType> {
+        KvType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::InvalidParam(format!(
+                    "unknown K/V cache type {s:?}: expected f16, f32, q8_0 or q4_0"
+                ))
+            })
+    }
+
+    /// The GGML block format of a quantized type.
+    pub const fn ggml(self) -> Option<GgmlType> {
+        match self {
+            KvType::Q8_0 => Some(GgmlType::Q8_0),
+            KvType::Q4_0 => Some(GgmlType::Q4_0),
+            KvType::F16 | KvType::F32 => None,
+        }
+    }
+
+    /// Bytes of a row of `n` values, or `None` if a quantized type cannot hold `n` values
+    /// (not whole blocks of 32).
+    pub fn row_bytes(self, n: usize) -> Option<usize> {
+        match self {
+            KvType::F16 => Some(2 * n),
+            KvType::F32 => Some(4 * n),
+            KvType::Q8_0 | KvType::Q4_0 => {
+                let ty = self.ggml()?;
+                eddy_quant::row_bytes(ty, n).ok()
+            }
         }
     }
 }
 
-/// The K or V data of every layer, `[layer][slot][row]`, in the cache's element type.
+impl core::fmt::Display for KvType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The K or V data of every layer, `[layer][kv_head][slot][head_dim]`, in one element type.
 #[derive(Debug)]
 enum Elems<'b> {
     F16(&'b mut [f16]),
     F32(&'b mut [f32]),
+    /// Rows of GGML blocks, `bytes_per_row` per head row.
+    Quant(&'b mut [u8], &'static TypeTraits),
 }
 
 /// K and V of every layer for `n_slots` slots: a view of the context's region.
 #[derive(Debug)]
 pub(crate) struct KvStore<'b> {
     n_slots: usize,
-    /// Elements of one K slot (`n_head_kv * head_dim`).
-    k_row: usize,
-    /// Elements of one V slot (`n_head_kv * head_dim_v`).
-    v_row: usize,
+    /// Values of one K (V) row of one head (`head_dim`, `head_dim_v`).
+    k_dim: usize,
+    v_dim: usize,
     n_head_kv: usize,
     k: Elems<'b>,
     v: Elems<'b>,
 }
 
-/// Read access to one layer's keys or values.
+/// Read access to one layer's keys or values. Offsets are in values (`(head * n_slots + slot)
+/// * dim`), whatever the element type.
 #[derive(Clone, Copy, Debug)]
 pub enum Rows<'a> {
     /// f16 rows.
     F16(&'a [f16]),
     /// f32 rows.
     F32(&'a [f32]),
+    /// Rows of GGML blocks of 32 values.
+    Quant(&'a [u8], &'static TypeTraits),
 }
 
-impl Rows<'_> {
-    /// `dot(q, row[at..at+q.len()])`, with the row element converted to f32.
+impl<'a> Rows<'a> {
+    /// The `n` halves at `at` of an f16 cache (as bit patterns); `None` for other types.
     #[inline]
-    pub fn dot(&self, at: usize, q: &[f32]) -> f32 {
-        match self {
-            Rows::F32(v) => crate::ops::dot(q, &v[at..at + q.len()]),
-            Rows::F16(v) => {
-                // Convert through a stack buffer with `half`'s slice conversion (F16C when the
-                // CPU has it, detected at run time), then the f32 dot; no allocation.
-                let row = &v[at..at + q.len()];
-                let mut buf = [0f32; 64];
-                let mut s = 0f32;
-                for (qc, rc) in q.chunks(64).zip(row.chunks(64)) {
-                    let b = &mut buf[..rc.len()];
-                    rc.convert_to_f32_slice(b);
-                    s += crate::ops::dot(qc, b);
-                }
-                s
-            }
+    pub fn halves(&self, at: usize, n: usize) -> Option<&'a [u16]> {
+        match *self {
+            Rows::F16(v) => Some(bytemuck::cast_slice(&v[at..at + n])),
+            _ => None,
         }
     }
 
-    /// The `n` halves at `at` of an f16 cache (as bit patterns); `None` for an f32 cache.
+    /// The blocks holding values `at..at + n` of a quantized cache (both multiples of 32) and
+    /// the format's kernels; `None` for f16 and f32.
     #[inline]
-    pub fn halves(&self, at: usize, n: usize) -> Option<&[u16]> {
-        match self {
-            Rows::F16(v) => Some(bytemuck::cast_slice(&v[at..at + n])),
-            Rows::F32(_) => None,
+    pub fn blocks(&self, at: usize, n: usize) -> Option<(&'a [u8], &'static TypeTraits)> {
+        match *self {
+            Rows::Quant(b, t) => {
+                let bb = block_bytes(t);
+                debug_assert!(at.is_multiple_of(32) && n.is_multiple_of(32));
+                Some((&b[at / 32 * bb..(at + n) / 32 * bb], t))
+            }
+            _ => None,
         }
     }
 
     /// `row[at..at + buf.len()]` as f32: borrowed as it is from an f32 cache, converted into
-    /// `buf` (with the dispatched F16C/NEON conversion) from an f16 one.
+    /// `buf` from the others (the dispatched F16C/NEON conversion, or the format's
+    /// dequantization).
     #[inline]
     pub fn row_f32<'s>(
         &'s self,
@@ -101,62 +155,67 @@ impl Rows<'_> {
         buf: &'s mut [f32],
         ops: &eddy_quant::f32ops::F32Ops,
     ) -> &'s [f32] {
-        match self {
-            Rows::F32(v) => &v[at..at + buf.len()],
+        let n = buf.len();
+        match *self {
+            Rows::F32(v) => &v[at..at + n],
             Rows::F16(v) => {
-                let n = buf.len();
                 (ops.f16_to_f32)(bytemuck::cast_slice(&v[at..at + n]), buf);
                 buf
             }
-        }
-    }
-
-    /// `out += a * row[at..at+out.len()]`.
-    #[inline]
-    pub fn axpy(&self, at: usize, a: f32, out: &mut [f32]) {
-        match self {
-            Rows::F32(v) => crate::ops::axpy(out, a, &v[at..at + out.len()]),
-            Rows::F16(v) => {
-                let n = out.len();
-                let mut buf = [0f32; 64];
-                for (oc, rc) in out.chunks_mut(64).zip(v[at..at + n].chunks(64)) {
-                    let b = &mut buf[..rc.len()];
-                    rc.convert_to_f32_slice(b);
-                    crate::ops::axpy(oc, a, b);
+            Rows::Quant(..) => {
+                if let Some((b, t)) = self.blocks(at, n) {
+                    (t.to_float)(b, buf);
                 }
+                buf
             }
         }
     }
 }
 
+/// Bytes of one block of 32 values of a quantized cache format.
+fn block_bytes(t: &TypeTraits) -> usize {
+    eddy_quant::row_bytes(t.ty, 32).unwrap_or(0)
+}
+
 impl<'b> KvStore<'b> {
-    /// Takes the storage for `n_layer` layers of `n_slots` slots from `c` (or, measuring, only
-    /// counts it). Returns the byte ranges of K and of V in the region.
+    /// Takes the storage for `n_layer` layers of `n_slots` slots of `n_head_kv` heads from `c`
+    /// (or, measuring, only counts it). Returns the byte ranges of K and of V in the region.
+    /// A quantized type needs head dimensions that are whole blocks of 32.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn carve(
         c: &mut Carver<'b>,
-        ty: KvType,
+        types: [KvType; 2],
         n_layer: usize,
         n_slots: usize,
-        k_row: usize,
-        v_row: usize,
+        k_dim: usize,
+        v_dim: usize,
         n_head_kv: usize,
     ) -> (Self, Range<usize>, Range<usize>) {
-        let mut take = |row: usize| match ty {
-            KvType::F16 => {
-                let (e, r) = c.take::<f16>(n_layer * n_slots * row);
-                (Elems::F16(e), r)
-            }
-            KvType::F32 => {
-                let (e, r) = c.take::<f32>(n_layer * n_slots * row);
-                (Elems::F32(e), r)
+        let mut take = |ty: KvType, dim: usize| {
+            let rows = n_layer * n_head_kv * n_slots;
+            match (ty, ty.ggml().and_then(eddy_quant::type_traits)) {
+                (KvType::F32, _) => {
+                    let (e, r) = c.take::<f32>(rows * dim);
+                    (Elems::F32(e), r)
+                }
+                (KvType::Q8_0 | KvType::Q4_0, Some(t)) => {
+                    // Checked by `check_types` before any carving.
+                    let bytes = ty.row_bytes(dim).unwrap_or(0);
+                    let (e, r) = c.take::<u8>(rows * bytes);
+                    (Elems::Quant(e, t), r)
+                }
+                _ => {
+                    let (e, r) = c.take::<f16>(rows * dim);
+                    (Elems::F16(e), r)
+                }
             }
         };
-        let (k, rk) = take(k_row);
-        let (v, rv) = take(v_row);
+        let (k, rk) = take(types[0], k_dim);
+        let (v, rv) = take(types[1], v_dim);
         let kv = KvStore {
             n_slots,
-            k_row,
-            v_row,
+            k_dim,
+            v_dim,
             n_head_kv,
             k,
             v,
@@ -164,47 +223,124 @@ impl<'b> KvStore<'b> {
         (kv, rk, rv)
     }
 
-    /// Stores the key and value of one token in `slot` of `layer`.
+    /// Stores the key and value of one token (all KV heads, `[head][dim]`) in `slot` of
+    /// `layer`, quantizing them for a quantized cache.
     pub(crate) fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
-        debug_assert!(slot < self.n_slots && k.len() == self.k_row && v.len() == self.v_row);
         let (n, h) = (self.n_slots, self.n_head_kv);
-        let (kd, vd) = (self.k_row / h, self.v_row / h);
+        debug_assert!(slot < n && k.len() == h * self.k_dim && v.len() == h * self.v_dim);
         for i in 0..h {
-            let head = (layer * h + i) * n + slot;
-            store(&mut self.k, head * kd, &k[i * kd..(i + 1) * kd]);
-            store(&mut self.v, head * vd, &v[i * vd..(i + 1) * vd]);
+            let row = (layer * h + i) * n + slot;
+            store(
+                &mut self.k,
+                row,
+                self.k_dim,
+                &k[i * self.k_dim..][..self.k_dim],
+            );
+            store(
+                &mut self.v,
+                row,
+                self.v_dim,
+                &v[i * self.v_dim..][..self.v_dim],
+            );
         }
     }
 
-    /// Keys of `layer` (head `h`, slot `s` starts at `(h * n_slots + s) * head_dim`).
+    /// Keys of `layer` (head `h`, slot `s` starts at value `(h * n_slots + s) * head_dim`).
     pub(crate) fn keys(&self, layer: usize) -> Rows<'_> {
-        rows(
-            &self.k,
-            layer * self.n_slots * self.k_row,
-            self.n_slots * self.k_row,
-        )
+        let rows = self.n_head_kv * self.n_slots;
+        view(&self.k, layer * rows, rows, self.k_dim)
     }
 
     /// Values of `layer`.
     pub(crate) fn values(&self, layer: usize) -> Rows<'_> {
-        rows(
-            &self.v,
-            layer * self.n_slots * self.v_row,
-            self.n_slots * self.v_row,
-        )
+        let rows = self.n_head_kv * self.n_slots;
+        view(&self.v, layer * rows, rows, self.v_dim)
     }
 }
 
-fn store(e: &mut Elems<'_>, at: usize, src: &[f32]) {
-    match e {
-        Elems::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
-        Elems::F32(v) => v[at..at + src.len()].copy_from_slice(src),
+/// Checks that `types` can hold rows of `k_dim` keys and `v_dim` values.
+pub(crate) fn check_types(types: [KvType; 2], k_dim: usize, v_dim: usize) -> Result<()> {
+    for (ty, dim, what) in [(types[0], k_dim, "K"), (types[1], v_dim, "V")] {
+        if ty.row_bytes(dim).is_none() {
+            return Err(Error::InvalidParam(format!(
+                "a {ty} {what} cache stores heads in blocks of 32 values, and this model's {what} \
+                 heads have {dim}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `src` (one head's row of `dim` values) as row `row` of `e`. A quantized cache stores
+/// the row rotated by [`crate::ops::hadamard_chunks`], chunk by chunk.
+fn store(e: &mut Elems<'_>, row: usize, dim: usize, src: &[f32]) {
+    if let Elems::Quant(..) = e {
+        let mut rotated = [0f32; HADAMARD_MAX];
+        for (c, r) in src.chunks(HADAMARD_MAX).zip(0..) {
+            let buf = &mut rotated[..c.len()];
+            buf.copy_from_slice(c);
+            crate::ops::hadamard(buf);
+            store_at(e, row * dim + r * HADAMARD_MAX, buf);
+        }
+    } else {
+        store_at(e, row * dim, &src[..dim]);
     }
 }
 
-fn rows<'s>(e: &'s Elems<'_>, at: usize, len: usize) -> Rows<'s> {
+/// Writes `src` at value `at` of `e` (for a quantized cache, both whole blocks of 32).
+fn store_at(e: &mut Elems<'_>, at: usize, src: &[f32]) {
     match e {
-        Elems::F16(v) => Rows::F16(&v[at..at + len]),
-        Elems::F32(v) => Rows::F32(&v[at..at + len]),
+        Elems::F16(v) => {
+            use half::slice::HalfFloatSliceExt;
+            v[at..][..src.len()].convert_from_f32_slice(src)
+        }
+        Elems::F32(v) => v[at..][..src.len()].copy_from_slice(src),
+        Elems::Quant(b, t) => {
+            let bb = block_bytes(t);
+            (t.from_float)(src, &mut b[at / 32 * bb..][..src.len() / 32 * bb]);
+        }
+    }
+}
+
+/// Rows `first..first + n` (of `dim` values) of `e`.
+fn view<'s>(e: &'s Elems<'_>, first: usize, n: usize, dim: usize) -> Rows<'s> {
+    match e {
+        Elems::F16(v) => Rows::F16(&v[first * dim..][..n * dim]),
+        Elems::F32(v) => Rows::F32(&v[first * dim..][..n * dim]),
+        Elems::Quant(b, t) => {
+            let rb = dim / 32 * block_bytes(t);
+            Rows::Quant(&b[first * rb..][..n * rb], t)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_bad_names_say_what_is_expected() {
+        for t in KvType::ALL {
+            assert_eq!(KvType::parse(t.name()).unwrap(), t);
+            assert_eq!(KvType::parse(&t.name().to_uppercase()).unwrap(), t);
+        }
+        for bad in ["", "q8", "q4_1", "f64", "q8_0 "] {
+            let e = KvType::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("q8_0, or q4_0") || e.contains("q8_0 or q4_0"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn row_bytes_by_type() {
+        assert_eq!(KvType::F16.row_bytes(64), Some(128));
+        assert_eq!(KvType::F32.row_bytes(64), Some(256));
+        assert_eq!(KvType::Q8_0.row_bytes(64), Some(68));
+        assert_eq!(KvType::Q4_0.row_bytes(64), Some(36));
+        assert_eq!(KvType::Q8_0.row_bytes(48), None);
+        assert!(check_types([KvType::Q4_0, KvType::F16], 80, 80).is_err());
+        assert!(check_types([KvType::F16, KvType::Q8_0], 80, 64).is_ok());
     }
 }

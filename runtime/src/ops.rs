@@ -265,3 +265,77 @@ mod tests {
         }
     }
 }
+
+/// Largest chunk [`hadamard`] transforms at once.
+pub const HADAMARD_MAX: usize = 256;
+
+/// The orthonormal Walsh–Hadamard transform of `x`, chunk by chunk, each chunk the largest power
+/// of two up to [`HADAMARD_MAX`] that divides `x.len()`: `H·H = I` and `(H·q)·(H·k) = q·k`. A
+/// quantized key cache stores `H·k` and scores `H·q` against it: the rotation spreads a key's few
+/// large channels over the whole chunk, so the 32-value blocks of Q4_0/Q8_0 lose far less to
+/// them (the rotation trick of QuaRot and of KV-cache quantization work since).
+pub fn hadamard(x: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let m = (1usize << n.trailing_zeros()).min(HADAMARD_MAX);
+    let scale = 1.0 / (m as f32).sqrt();
+    for c in x.chunks_exact_mut(m) {
+        let mut h = 1;
+        while h < m {
+            for i in (0..m).step_by(2 * h) {
+                for j in i..i + h {
+                    let (a, b) = (c[j], c[j + h]);
+                    c[j] = a + b;
+                    c[j + h] = a - b;
+                }
+            }
+            h *= 2;
+        }
+        for v in c.iter_mut() {
+            *v *= scale;
+        }
+    }
+}
+
+/// [`hadamard`] over chunks of [`HADAMARD_MAX`] values: how a quantized key cache rotates each
+/// head's key when storing it, and each query before scoring it.
+pub fn hadamard_chunks(x: &mut [f32]) {
+    for c in x.chunks_mut(HADAMARD_MAX) {
+        hadamard(c);
+    }
+}
+
+#[cfg(test)]
+mod hadamard_tests {
+    use super::*;
+
+    /// The transform is orthonormal and its own inverse, on every chunking a head dimension can
+    /// give (a power of two up to 256, 96 = 3 x 32, 320 = 256 + 64).
+    #[test]
+    fn hadamard_is_orthonormal_and_its_own_inverse() {
+        for n in [32usize, 64, 96, 128, 256, 320, 512] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
+            let y: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.7).collect();
+            let (mut hx, mut hy) = (x.clone(), y.clone());
+            hadamard_chunks(&mut hx);
+            hadamard_chunks(&mut hy);
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+            assert!(
+                (dot(&hx, &hy) - dot(&x, &y)).abs() < 1e-3,
+                "{n}: inner product kept"
+            );
+            assert!(hx != x, "{n}: the transform moves values");
+            hadamard_chunks(&mut hx);
+            for (a, b) in hx.iter().zip(&x) {
+                assert!((a - b).abs() < 1e-5, "{n}: H·H = I");
+            }
+        }
+        // One large channel is spread evenly over its chunk.
+        let mut spike = vec![0f32; 64];
+        spike[5] = 8.0;
+        hadamard_chunks(&mut spike);
+        assert!(spike.iter().all(|v| (v.abs() - 1.0).abs() < 1e-6));
+    }
+}

@@ -56,6 +56,16 @@ fn memory_required_is_exact() {
                 ..Default::default()
             },
             ContextParams {
+                kv_type: KvType::Q8_0,
+                ..Default::default()
+            },
+            ContextParams {
+                n_window: 300,
+                kv_type_k: Some(KvType::Q4_0),
+                kv_type_v: Some(KvType::F32),
+                ..Default::default()
+            },
+            ContextParams {
                 n_sink: 0,
                 n_window: 17,
                 n_batch: 5,

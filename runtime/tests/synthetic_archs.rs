@@ -143,6 +143,7 @@ fn eddy_logits(model: &Model, r: &Reference, n_ubatch: usize) -> Vec<Vec<f32>> {
             kv_type: KvType::F32,
             logits_all: true,
             n_threads: 1,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -12,7 +12,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use eddy::{Context, ContextParams, Model, Sampler, SamplerParams};
+use eddy::{Context, ContextParams, KvType, Model, Sampler, SamplerParams};
 
 struct Counting;
 
@@ -44,28 +44,38 @@ fn main() {
     // and Gemma 3 (gemma3: GELU through its f16 table, sliding-window layers, 262k vocabulary).
     let (mut passed, mut skipped) = (0, 0);
     for file in [common::SMOLLM2, common::QWEN2, common::GEMMA3] {
-        if decode_and_sample_allocate_nothing(file) {
-            passed += 1;
-        } else {
-            skipped += 1;
+        for quantized_cache in [false, true] {
+            if decode_and_sample_allocate_nothing(file, quantized_cache) {
+                passed += 1;
+            } else {
+                skipped += 1;
+            }
         }
     }
     println!("zero_alloc: {passed} passed, 0 failed, {skipped} skipped");
 }
 
 /// False when the model is absent (skipped, loudly).
-fn decode_and_sample_allocate_nothing(file: &str) -> bool {
+fn decode_and_sample_allocate_nothing(file: &str, quantized_cache: bool) -> bool {
     let Some(path) = common::model(file) else {
         return false;
     };
     let model = Model::load(&path).unwrap();
     // A small arena: 4 sinks + a window of 64, so the ring wraps several times.
     // Two threads: the workers are started by Context::new; the count covers them too.
+    // With `quantized_cache`, keys in Q4_0 and values in Q8_0: quantizing rows as they enter
+    // the arena and scoring quantized queries allocate nothing either.
     let params = ContextParams {
         n_sink: 4,
         n_window: 64,
         n_batch: 64,
         n_threads: 2,
+        kv_type: if quantized_cache {
+            KvType::Q8_0
+        } else {
+            KvType::F16
+        },
+        kv_type_k: quantized_cache.then_some(KvType::Q4_0),
         ..Default::default()
     };
     let mut ctx = Context::new(&model, params).unwrap();

@@ -53,11 +53,18 @@ pub(super) struct Job<'a> {
 /// rotated for the sinks, the angles of that rotation, and a run of rows widened to f32.
 pub(super) fn scratch_len(sh: &Shape) -> usize {
     let len = sh.group * sh.n_slots
-        + sh.group * sh.head_dim
+        + 2 * sh.group * sh.head_dim
+        + 2 * q8_words(sh)
         + 2 * sh.half_rot
         + KV_RUN * sh.head_dim.max(sh.head_dim_v);
     // Whole cache lines, so that workers' shares never share one.
     len.next_multiple_of(16)
+}
+
+/// Scratch words (f32) of the group's queries quantized to Q8_0 for a quantized key cache
+/// (34 bytes per 32 values; `head_dim` is whole blocks when the keys are quantized).
+fn q8_words(sh: &Shape) -> usize {
+    (sh.group * sh.head_dim.div_ceil(32) * 34).div_ceil(4)
 }
 
 /// A worker's scratch, split.
@@ -66,6 +73,11 @@ struct Scratch<'s> {
     scores: &'s mut [f32],
     /// `[group][head_dim]`.
     q_sink: &'s mut [f32],
+    /// The queries rotated for a quantized key cache, `[group][head_dim]`.
+    q_rot: &'s mut [f32],
+    /// The rotated queries (`q8`) and sink queries (`q8_sink`) as Q8_0 blocks, `[group][row]`.
+    q8: &'s mut [u8],
+    q8_sink: &'s mut [u8],
     cos: &'s mut [f32],
     sin: &'s mut [f32],
     rows: &'s mut [f32],
@@ -75,12 +87,18 @@ impl<'s> Scratch<'s> {
     fn split(sh: &Shape, buf: &'s mut [f32]) -> Scratch<'s> {
         let (scores, rest) = buf.split_at_mut(sh.group * sh.n_slots);
         let (q_sink, rest) = rest.split_at_mut(sh.group * sh.head_dim);
+        let (q_rot, rest) = rest.split_at_mut(sh.group * sh.head_dim);
+        let (q8, rest) = rest.split_at_mut(q8_words(sh));
+        let (q8_sink, rest) = rest.split_at_mut(q8_words(sh));
         let (cos, rest) = rest.split_at_mut(sh.half_rot);
         let (sin, rest) = rest.split_at_mut(sh.half_rot);
         let rows = &mut rest[..KV_RUN * sh.head_dim.max(sh.head_dim_v)];
         Scratch {
             scores,
             q_sink,
+            q_rot,
+            q8: bytemuck::cast_slice_mut(q8),
+            q8_sink: bytemuck::cast_slice_mut(q8_sink),
             cos,
             sin,
             rows,
@@ -214,7 +232,8 @@ fn attend_item(
     let (hd, group) = (sh.head_dim, sh.group);
     let pos = job.n_seen + t as u64;
     let span = Span::of(&job.layout, pos, job.sliding_window);
-    let q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
+    let mut q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
+    let rotated = job.keys.blocks(0, 0).is_some();
     if span.shift {
         if *angles_for != Some(t) {
             ops::rope_angles(
@@ -230,6 +249,24 @@ fn attend_item(
         s.q_sink[..group * hd].copy_from_slice(q);
         for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
+            if rotated {
+                ops::hadamard_chunks(h);
+            }
+        }
+    }
+    let key_blocks = job.keys.blocks(0, 0).map(|(_, t)| t);
+    if let Some(t) = key_blocks {
+        // A quantized key cache holds rotated keys (`crate::kv`): rotated queries are scored
+        // against them, quantized to the format's partner (Q8_0) as llama.cpp does, so that
+        // the format's integer dot product reads the keys as they are.
+        s.q_rot[..group * hd].copy_from_slice(q);
+        for h in s.q_rot[..group * hd].chunks_exact_mut(hd) {
+            ops::hadamard_chunks(h);
+        }
+        q = &s.q_rot[..group * hd];
+        quantize_queries(t, q, hd, s.q8);
+        if span.shift {
+            quantize_queries(t, &s.q_sink[..group * hd], hd, s.q8_sink);
         }
     }
     let mut i = 0;
@@ -242,7 +279,14 @@ fn attend_item(
             q
         };
         let at = (kvh * sh.n_slots + s0) * hd;
-        if !scores_fused(job, fops, q_run, at, len, i, s.scores) {
+        if key_blocks.is_some() {
+            let q8 = if span.shift && i < span.n_sinks {
+                &*s.q8_sink
+            } else {
+                &*s.q8
+            };
+            scores_quant(job, q8, at, len, i, s.scores);
+        } else if !scores_fused(job, fops, q_run, at, len, i, s.scores) {
             scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
         }
         i += len;
@@ -261,6 +305,12 @@ fn attend_item(
             values_rows(job, fops, at, len, i, s.scores, s.rows, out);
         }
         i += len;
+    }
+    if job.values.blocks(0, 0).is_some() {
+        // A quantized value cache holds rotated values: rotate the sum back (`H·H = I`).
+        for h in out.chunks_exact_mut(sh.head_dim_v) {
+            ops::hadamard_chunks(h);
+        }
     }
 }
 
@@ -287,6 +337,37 @@ fn scores_fused(
         }
     }
     true
+}
+
+/// Quantizes the group's queries `q` (`[group][hd]`) to the `vec_dot` partner of the key format
+/// `t`, into `out` (`[group][row]`).
+fn quantize_queries(t: &eddy_quant::TypeTraits, q: &[f32], hd: usize, out: &mut [u8]) {
+    let Some(p) = eddy_quant::type_traits(t.vec_dot_type) else {
+        return;
+    };
+    let rb = eddy_quant::row_bytes(t.vec_dot_type, hd).unwrap_or(0);
+    for (qh, o) in q.chunks_exact(hd).zip(out.chunks_exact_mut(rb)) {
+        (p.from_float)(qh, o);
+    }
+}
+
+/// Scores of the group's quantized queries `q8` against `len` quantized keys from value `at`,
+/// into columns `i..` of `scores`: the key format's dispatched integer dot product (AVX2,
+/// AVX-512, NEON, dotprod, each tested against its scalar reference in `eddy_quant`), row by
+/// row.
+fn scores_quant(job: &Job<'_>, q8: &[u8], at: usize, len: usize, i: usize, scores: &mut [f32]) {
+    let sh = job.shape;
+    let hd = sh.head_dim;
+    let Some((keys, t)) = job.keys.blocks(at, len * hd) else {
+        return;
+    };
+    let rb = keys.len() / len.max(1);
+    let qrb = eddy_quant::row_bytes(t.vec_dot_type, hd).unwrap_or(0);
+    for (r, krow) in keys.chunks_exact(rb).enumerate() {
+        for (h, qh) in q8.chunks_exact(qrb).take(sh.group).enumerate() {
+            scores[h * sh.n_slots + i + r] = (t.vec_dot)(hd, krow, qh) * job.attn_scale;
+        }
+    }
 }
 
 /// [`scores_fused`] row by row: each key widened to f32 once for all query heads.

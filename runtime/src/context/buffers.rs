@@ -36,7 +36,8 @@ pub(super) struct Shape {
     /// Elements of one K (V) slot of a layer, all KV heads.
     pub k_row: usize,
     pub v_row: usize,
-    pub kv_type: KvType,
+    /// Element types of the K and of the V cache.
+    pub kv_types: [KvType; 2],
     /// Rows of logits kept (every token of a batch, or the last).
     pub logit_rows: usize,
     pub n_vocab: usize,
@@ -62,7 +63,7 @@ impl Shape {
             n_slots: layout.n_slots(),
             k_row: hp.n_head_kv * hp.head_dim,
             v_row: hp.n_head_kv * hp.head_dim_v,
-            kv_type: p.kv_type,
+            kv_types: p.kv_types(),
             logit_rows: if p.logits_all { p.n_batch } else { 1 },
             n_vocab: hp.n_vocab,
             n_threads: p.n_threads,
@@ -118,11 +119,11 @@ impl<'b> Bufs<'b> {
         let widest = sh.n_embd.max(sh.n_ff).max(sh.att_width);
         let (kv, k_range, v_range) = KvStore::carve(
             c,
-            sh.kv_type,
+            sh.kv_types,
             sh.n_layer,
             sh.n_slots,
-            sh.k_row,
-            sh.v_row,
+            sh.head_dim,
+            sh.head_dim_v,
             sh.n_head_kv,
         );
         let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);

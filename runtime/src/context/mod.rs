@@ -42,8 +42,13 @@ pub struct ContextParams {
     /// Tokens processed together inside a `decode` call; the ring keeps `n_ubatch - 1` slack
     /// slots so that batched and token-by-token processing see the same window.
     pub n_ubatch: usize,
-    /// K/V element type.
+    /// Element type of the K/V cache, for keys and values (f16 by default; Q8_0 and Q4_0
+    /// quantize each head's row in blocks of 32 when it enters the arena).
     pub kv_type: KvType,
+    /// Element type of the keys alone, if not `kv_type`.
+    pub kv_type_k: Option<KvType>,
+    /// Element type of the values alone, if not `kv_type`.
+    pub kv_type_v: Option<KvType>,
     /// Keep logits for every token of a batch (needed for perplexity and teacher forcing);
     /// otherwise only for the last one.
     pub logits_all: bool,
@@ -51,6 +56,16 @@ pub struct ContextParams {
     /// whose arithmetic does not depend on who computes them: logits are bit-identical for any
     /// count).
     pub n_threads: usize,
+}
+
+impl ContextParams {
+    /// The element types of the K and of the V cache.
+    pub fn kv_types(&self) -> [KvType; 2] {
+        [
+            self.kv_type_k.unwrap_or(self.kv_type),
+            self.kv_type_v.unwrap_or(self.kv_type),
+        ]
+    }
 }
 
 impl Default for ContextParams {
@@ -61,6 +76,8 @@ impl Default for ContextParams {
             n_batch: 512,
             n_ubatch: 32,
             kv_type: KvType::F16,
+            kv_type_k: None,
+            kv_type_v: None,
             logits_all: false,
             n_threads: 1,
         }
@@ -261,6 +278,7 @@ fn resolve(model: &Model, mut p: ContextParams) -> Result<ContextParams> {
         return Err(Error::InvalidParam("n_ubatch 0: must be at least 1".into()));
     }
     p.n_ubatch = p.n_ubatch.min(p.n_batch);
+    crate::kv::check_types(p.kv_types(), hp.head_dim, hp.head_dim_v)?;
     if p.n_sink + p.n_window + p.n_ubatch > MAX_SLOTS {
         return Err(Error::InvalidParam(format!(
             "{} sinks + a window of {} + {} slack slots exceed {MAX_SLOTS} slots",

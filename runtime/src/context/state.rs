@@ -10,10 +10,12 @@ use std::ops::{Deref, Range};
 
 use super::Context;
 use crate::error::{Error, Result};
+use crate::kv::KvType;
 use crate::model::Model;
 
 const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
-const STATE_VERSION: u32 = 2;
+/// 3: the K and V types in bytes 12 and 13 (2 had one type for both in the word at 12).
+const STATE_VERSION: u32 = 3;
 /// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
 /// checksum.
 const STATE_HEADER: usize = 72;
@@ -40,6 +42,14 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         STATE_HEADER + self.state_payload()
     }
 
+    /// Bytes of one head's row in the K (`which` 0) or V (1) cache.
+    fn head_bytes(&self, which: usize) -> usize {
+        let sh = &self.shape;
+        let dim = [sh.head_dim, sh.head_dim_v][which];
+        // The types were checked against the head dimensions when the context was made.
+        sh.kv_types[which].row_bytes(dim).unwrap_or(0)
+    }
+
     fn slots_in_use(&self) -> usize {
         self.n_seen.min(self.shape.n_slots as u64) as usize
     }
@@ -47,7 +57,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
     fn state_payload(&self) -> usize {
         let sh = &self.shape;
         let used = self.slots_in_use();
-        sh.n_layer * used * (sh.k_row + sh.v_row) * sh.kv_type.size()
+        sh.n_layer * sh.n_head_kv * used * (self.head_bytes(0) + self.head_bytes(1))
             + self.n_logits * sh.n_vocab * size_of::<f32>()
     }
 
@@ -113,7 +123,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         self.n_seen = saved_seen;
         self.n_logits = saved_logits;
         let names = [
-            (12, "K/V type"),
+            (12, "K/V cache type"),
             (16, "model fingerprint"),
             (24, "layer count"),
             (28, "sink count"),
@@ -125,6 +135,17 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         ];
         for (at, name) in names {
             let len = if at == 16 { 8 } else { 4 };
+            if at == 12 && head[at..at + len] != want[at..at + len] {
+                let types = |h: &[u8]| {
+                    let name = |c: u8| KvType::ALL.get(usize::from(c)).map_or("?", |t| t.name());
+                    format!("K {} and V {}", name(h[12]), name(h[13]))
+                };
+                return bad(format!(
+                    "{name} differs: the state holds {}, this context {}",
+                    types(head),
+                    types(&want)
+                ));
+            }
             if head[at..at + len] != want[at..at + len] {
                 return bad(format!(
                     "{name} differs from this context's (saved {:?}, here {:?})",
@@ -164,7 +185,11 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
         put(0, &STATE_MAGIC);
         put(8, &STATE_VERSION.to_le_bytes());
-        put(12, &(sh.kv_type as u32).to_le_bytes());
+        // The K type in byte 12, the V type in byte 13 (the order of `KvType::ALL`).
+        put(
+            12,
+            &[kv_code(sh.kv_types[0]), kv_code(sh.kv_types[1]), 0, 0],
+        );
         put(16, &self.model.fingerprint().to_le_bytes());
         let geometry = [
             sh.n_layer,
@@ -189,20 +214,18 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
     fn state_ranges(&self) -> impl Iterator<Item = Range<usize>> + use<'a, M> {
         let sh = self.shape;
         let used = self.slots_in_use();
-        let es = sh.kv_type.size();
         let (k0, v0) = (self.marks.k.start, self.marks.v.start);
         let heads = sh.n_layer * sh.n_head_kv;
-        let lay = move |base: usize, row: usize| {
-            let dim = row / sh.n_head_kv;
+        let lay = move |base: usize, row_bytes: usize| {
             (0..heads).map(move |lh| {
-                let s = base + lh * sh.n_slots * dim * es;
-                s..s + used * dim * es
+                let s = base + lh * sh.n_slots * row_bytes;
+                s..s + used * row_bytes
             })
         };
         let logits = self.marks.logits.start;
         let logit_bytes = self.n_logits * sh.n_vocab * size_of::<f32>();
-        lay(k0, sh.k_row)
-            .chain(lay(v0, sh.v_row))
+        lay(k0, self.head_bytes(0))
+            .chain(lay(v0, self.head_bytes(1)))
             .chain(std::iter::once(logits..logits + logit_bytes))
     }
 
@@ -224,4 +247,9 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
             mine
         })
     }
+}
+
+/// The state header's code of a cache type: its index in [`KvType::ALL`].
+fn kv_code(t: KvType) -> u8 {
+    KvType::ALL.iter().position(|&x| x == t).unwrap_or(0) as u8
 }
