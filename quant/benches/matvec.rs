@@ -25,6 +25,8 @@
 //!   path from 8 tokens on: SmolLM2's FFN up projection for the 32-weight formats (compare
 //!   Q4_1 with `matmat_small`, same throughput convention), Gemma 3's 640 × 1024 attention
 //!   output for the k-quants.
+//! - `from_float/Q8_K/<tier>`: the k-quants' activation quantizer over 32 columns of 4864
+//!   values (Qwen2.5-0.5B's FFN width), throughput in bytes of f32 input.
 //! - `attention/<tier>/<span>`: one KV group of SmolLM2 (3 query heads of 64, f16 keys and
 //!   values, `span` cached rows): the fused kernels against widening each row and using `dot`
 //!   and `axpy` per head, as tiers without fused kernels do.
@@ -385,6 +387,35 @@ fn bench_attention(c: &mut Criterion) {
     group.finish();
 }
 
+/// `from_float/Q8_K/<tier>`: the activation quantizer of the k-quants (and the k-quant panels'
+/// column preparation) over 32 columns of Qwen2.5-0.5B's FFN width (4864 values, 19
+/// super-blocks), the shape its `ffn_down` product converts per prefill batch. Throughput in
+/// bytes of f32 input.
+fn bench_from_float(c: &mut Criterion) {
+    let mut group = c.benchmark_group("from_float");
+    let (cols, n) = (32usize, 4864usize);
+    let x = values(cols * n, 23);
+    for ty in [GgmlType::Q8_K] {
+        let rb = row_bytes(ty, n).expect("whole blocks");
+        let mut out = vec![0u8; cols * rb];
+        for tier in Tier::ALL {
+            let Some(t) = type_traits_for(tier, ty) else {
+                continue;
+            };
+            group.throughput(Throughput::Bytes((x.len() * 4) as u64));
+            group.bench_function(BenchmarkId::new(ty.to_string(), tier.to_string()), |b| {
+                b.iter(|| {
+                    for (xc, oc) in x.chunks_exact(n).zip(out.chunks_exact_mut(rb)) {
+                        (t.from_float)(black_box(xc), oc);
+                    }
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -395,6 +426,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_matvec, bench_head, bench_decode, bench_matmat, bench_matmat_small, bench_panel, bench_attention
+    targets = bench_matvec, bench_head, bench_decode, bench_matmat, bench_matmat_small, bench_panel, bench_attention, bench_from_float
 }
 criterion_main!(benches);

@@ -1003,6 +1003,102 @@ neon_kernel!(
     BlockQ8K
 );
 
+// ---------------------------------------------------------------------------------------------
+// Activation quantization: Q8_K
+
+/// [`crate::kquants::quantize_row_q8_k`] with NEON, byte for byte: the largest magnitude as the
+/// unsigned maximum of the magnitudes' bits (which order non-negative floats as their values
+/// do) with NaNs (bits above infinity's) zeroed first, so they are skipped as the scalar `>`
+/// skips them (a float compare-and-select may be turned into `fmaxnm`, which lets a signalling
+/// NaN through), its first occurrence by comparing bits; then per four values the scalar's exact
+/// steps, `iscale·v` (`fmul`, no fused add), `+ 1.5·2^23`, the mantissa bits minus 2^22,
+/// `min(127)`; `xtn` twice narrows to the low byte (the scalar's `as i8`), and `saddlv` sums
+/// each 16 quants into i16. `iscale` and `d` are the scalar's divisions.
+///
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn quantize_row_q8_k_neon(x: &[f32], out: &mut [BlockQ8K]) {
+    debug_assert!(Tier::Neon.is_supported());
+    crate::block::check_quantize(x, out);
+    for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
+        let p = xb.as_ptr();
+        let magnitude = |v: float32x4_t| vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(!0 >> 1));
+        // SAFETY: `xb` holds QK_K = 256 values, so every load of four at `4 k` (k < 64) is
+        // inside; `vld1q_f32` has no alignment requirement beyond the element's.
+        let amax_bits = unsafe {
+            let inf = vdupq_n_u32(0x7f80_0000);
+            let mut m = [vdupq_n_u32(0); 4];
+            for k in 0..16 {
+                for (a, mv) in m.iter_mut().enumerate() {
+                    let v = magnitude(vld1q_f32(p.add(16 * k + 4 * a)));
+                    *mv = vmaxq_u32(*mv, vbicq_u32(v, vcgtq_u32(v, inf)));
+                }
+            }
+            vmaxvq_u32(vmaxq_u32(vmaxq_u32(m[0], m[1]), vmaxq_u32(m[2], m[3])))
+        };
+        if amax_bits == 0 {
+            *b = <BlockQ8K as crate::block::GgmlBlock>::ZERO;
+            continue;
+        }
+        // SAFETY: as above.
+        let first = unsafe {
+            let target = vdupq_n_u32(amax_bits);
+            let mut at = 0;
+            for k in 0..QK_K / 4 {
+                let hit = vceqq_u32(magnitude(vld1q_f32(p.add(4 * k))), target);
+                if vmaxvq_u32(hit) != 0 {
+                    let lanes = [
+                        vgetq_lane_u32::<0>(hit),
+                        vgetq_lane_u32::<1>(hit),
+                        vgetq_lane_u32::<2>(hit),
+                        vgetq_lane_u32::<3>(hit),
+                    ];
+                    at = 4 * k + lanes.iter().position(|&l| l != 0).unwrap_or(0);
+                    break;
+                }
+            }
+            at
+        };
+        let iscale = -127.0 / xb[first];
+        // SAFETY: the loads read `xb` (256 values), the stores write `b.qs` (256 bytes) 16 at
+        // a time.
+        unsafe {
+            let scale = vdupq_n_f32(iscale);
+            let magic = vdupq_n_f32(12_582_912.0);
+            let mantissa = vdupq_n_s32(0x007f_ffff);
+            let half = vdupq_n_s32(0x0040_0000);
+            let top = vdupq_n_s32(127);
+            let round = |v: float32x4_t| {
+                let t = vaddq_f32(vmulq_f32(scale, v), magic);
+                let i = vsubq_s32(vandq_s32(vreinterpretq_s32_f32(t), mantissa), half);
+                vmovn_s32(vminq_s32(i, top))
+            };
+            let q = b.qs.as_mut_ptr();
+            for (k, sum) in b.bsums.iter_mut().enumerate() {
+                let v: [int16x4_t; 4] =
+                    core::array::from_fn(|i| round(vld1q_f32(p.add(16 * k + 4 * i))));
+                let bytes = vcombine_s8(
+                    vmovn_s16(vcombine_s16(v[0], v[1])),
+                    vmovn_s16(vcombine_s16(v[2], v[3])),
+                );
+                vst1q_s8(q.add(16 * k), bytes);
+                *sum = vaddlvq_s8(bytes).to_le_bytes();
+            }
+        }
+        b.d = (1.0 / iscale).to_le_bytes();
+    }
+}
+
+/// [`quantize_row_q8_k_neon`] on raw bytes, for the NEON and dotprod tables and the k-quant
+/// panels of the AArch64 tiers.
+pub(crate) fn quantize_row_q8_k_neon_bytes(x: &[f32], out: &mut [u8]) {
+    let out = crate::traits::blocks_mut::<BlockQ8K>(out);
+    // SAFETY: installed only in the tables and panel kernels of the AArch64 tiers, handed out
+    // only after detecting NEON (and more).
+    unsafe { quantize_row_q8_k_neon(x, out) }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

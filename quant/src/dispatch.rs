@@ -3,7 +3,8 @@
 //! The CPU's features are read once (with `std`: `is_x86_feature_detected!`, cached in a
 //! `OnceLock`; without `std`: the `cfg(target_feature)` the crate was compiled for) and mapped to
 //! a [`Tier`]. Each tier has a table of [`TypeTraits`] rows, built at compile time from the scalar
-//! rows with `vec_dot` replaced wherever the tier has a faster kernel; [`crate::type_traits`]
+//! rows with `vec_dot` replaced wherever the tier has a faster kernel (and `from_float` of
+//! Q8_K, byte for byte the scalar one); [`crate::type_traits`]
 //! returns the rows of the active tier. The SIMD kernels are reachable only through these
 //! tables, and a tier's table is handed out only if the CPU supports the tier, so the
 //! `#[target_feature]` kernels never run on a CPU without those features.
@@ -20,7 +21,7 @@
 //! rows by two columns, which a single dot product cannot use).
 
 use crate::GgmlType;
-use crate::traits::{NUM_TYPES, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
+use crate::traits::{NUM_TYPES, QuantizeFn, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
 
 /// A family of kernels, from the portable one up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -292,6 +293,27 @@ const fn with_vec_dot_pair(
     rows
 }
 
+/// `rows` with the activation conversion (`from_float`) of `ty` replaced by `f`, which must
+/// write the same bytes as the scalar one (`tests/kernel_parity.rs` checks).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+const fn with_from_float(
+    mut rows: [TypeTraits; NUM_TYPES],
+    ty: GgmlType,
+    f: QuantizeFn,
+) -> [TypeTraits; NUM_TYPES] {
+    let mut i = 0;
+    while i < NUM_TYPES {
+        if rows[i].ty as u32 == ty as u32 {
+            rows[i].from_float = f;
+        }
+        i += 1;
+    }
+    rows
+}
+
 static SCALAR_TABLE: [TypeTraits; NUM_TYPES] = SCALAR_ROWS;
 
 #[cfg(target_arch = "x86_64")]
@@ -315,6 +337,7 @@ const AVX2_ROWS: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::F16, k::vec_dot_f16_f16_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx2_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx2_bytes);
+    let r = with_from_float(r, GgmlType::Q8_K, k::quantize_row_q8_k_avx2_bytes);
     multi_column_avx2(r)
 };
 
@@ -378,6 +401,7 @@ static AVX512_TABLE: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::Q8_K, k::vec_dot_q8_k_q8_k_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_avx512_bytes);
     let r = with_vec_dot(r, GgmlType::Q4_1, k::vec_dot_q4_1_q8_1_avx512_bytes);
+    let r = with_from_float(r, GgmlType::Q8_K, k::quantize_row_q8_k_avx512_bytes);
     multi_column_avx512(r)
 };
 
@@ -439,6 +463,7 @@ const NEON_ROWS: [TypeTraits; NUM_TYPES] = {
     let r = with_vec_dot(r, GgmlType::IQ4_XS, k::vec_dot_iq4_xs_q8_k_neon_bytes);
     let r = with_vec_dot(r, GgmlType::F32, k::vec_dot_f32_f32_neon_bytes);
     let r = with_vec_dot(r, GgmlType::F16, k::vec_dot_f16_f16_neon_bytes);
+    let r = with_from_float(r, GgmlType::Q8_K, k::quantize_row_q8_k_neon_bytes);
     with_vec_dot(r, GgmlType::BF16, k::vec_dot_bf16_bf16_neon_bytes)
 };
 

@@ -914,7 +914,9 @@ fn k_pack<B: KBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     }
 }
 
-/// Prepares a column for the k-quant layout: Q8_K blocks, exactly as `from_float` makes them.
+/// Prepares a column for the k-quant layout: Q8_K blocks, exactly as `from_float` makes them
+/// (the scalar quantizer; the SIMD tiers prepare with their `from_float` of Q8_K, which writes
+/// the same bytes).
 fn q8_k_prepare(x: &[f32], out: &mut [u8]) {
     assert!(
         x.len() % QK_K == 0,
@@ -967,45 +969,46 @@ fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f
 }
 
 macro_rules! k_kernels {
-    ($name:ident, $ty:ident, $block:ty, $run:expr) => {
-        k_kernels!($name, $ty, $block, $run, None);
+    ($name:ident, $ty:ident, $block:ty, $prepare:expr, $run:expr) => {
+        k_kernels!($name, $ty, $block, $prepare, $run, None);
     };
-    ($name:ident, $ty:ident, $block:ty, $run:expr, $matvec:expr) => {
+    ($name:ident, $ty:ident, $block:ty, $prepare:expr, $run:expr, $matvec:expr) => {
         static $name: PanelKernels = PanelKernels {
             ty: GgmlType::$ty,
             panel_bytes: panel_bytes_256,
             column_bytes: column_bytes_256,
             pack: k_pack::<$block>,
-            prepare: q8_k_prepare,
+            prepare: $prepare,
             run: $run,
             matvec: $matvec,
         };
     };
 }
 
-k_kernels!(Q4_K_SCALAR, Q4_K, BlockQ4K, k_run_scalar);
-k_kernels!(Q5_K_SCALAR, Q5_K, BlockQ5K, k_run_scalar);
-k_kernels!(Q6_K_SCALAR, Q6_K, BlockQ6K, k_run_scalar);
+k_kernels!(Q4_K_SCALAR, Q4_K, BlockQ4K, q8_k_prepare, k_run_scalar);
+k_kernels!(Q5_K_SCALAR, Q5_K, BlockQ5K, q8_k_prepare, k_run_scalar);
+k_kernels!(Q6_K_SCALAR, Q6_K, BlockQ6K, q8_k_prepare, k_run_scalar);
 
 #[cfg(target_arch = "x86_64")]
 mod x86_k {
     use super::*;
+    use crate::x86_avx2::quantize_row_q8_k_avx2_bytes as prep2;
     use crate::x86_avx2::{
         matvec_q4_k_prepared_avx2_bytes as q4_k_2, matvec_q5_k_prepared_avx2_bytes as q5_k_2,
         matvec_q6_k_prepared_avx2_bytes as q6_k_2,
     };
     use crate::x86_avx512::{
         matvec_q4_k_prepared_avx512_bytes as q4_k_512,
-        matvec_q6_k_prepared_avx512_bytes as q6_k_512,
+        matvec_q6_k_prepared_avx512_bytes as q6_k_512, quantize_row_q8_k_avx512_bytes as prep512,
     };
     use crate::x86_panel::{k_run_avx2_bytes as run2, k_run_avx512_bytes as run512};
     // The AVX-512 tier's Q5_K `vec_dot` is the AVX2 kernel, and so is its matrix-vector one.
-    k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, run512, Some(q4_k_512));
-    k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, run512, Some(q5_k_2));
-    k_kernels!(Q6_K_AVX512, Q6_K, BlockQ6K, run512, Some(q6_k_512));
-    k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, run2, Some(q4_k_2));
-    k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, run2, Some(q5_k_2));
-    k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, run2, Some(q6_k_2));
+    k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, prep512, run512, Some(q4_k_512));
+    k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, prep512, run512, Some(q5_k_2));
+    k_kernels!(Q6_K_AVX512, Q6_K, BlockQ6K, prep512, run512, Some(q6_k_512));
+    k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, prep2, run2, Some(q4_k_2));
+    k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, prep2, run2, Some(q5_k_2));
+    k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, prep2, run2, Some(q6_k_2));
 
     /// The k-quant-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {
@@ -1024,10 +1027,11 @@ mod x86_k {
 #[cfg(target_arch = "aarch64")]
 mod aarch64_k {
     use super::*;
+    use crate::aarch64_neon::quantize_row_q8_k_neon_bytes as prep;
     use crate::aarch64_panel::k_run_dotprod_bytes as dot;
-    k_kernels!(Q4_K_DOTPROD, Q4_K, BlockQ4K, dot);
-    k_kernels!(Q5_K_DOTPROD, Q5_K, BlockQ5K, dot);
-    k_kernels!(Q6_K_DOTPROD, Q6_K, BlockQ6K, dot);
+    k_kernels!(Q4_K_DOTPROD, Q4_K, BlockQ4K, prep, dot);
+    k_kernels!(Q5_K_DOTPROD, Q5_K, BlockQ5K, prep, dot);
+    k_kernels!(Q6_K_DOTPROD, Q6_K, BlockQ6K, prep, dot);
 
     /// The k-quant-layout kernels of `ty` on the dotprod tier.
     pub(super) fn kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
@@ -1114,7 +1118,7 @@ mod aarch64_i8mm {
                 panel_bytes: panel_bytes_256,
                 column_bytes: column_bytes_256,
                 pack: k_pack_i8mm::<$block>,
-                prepare: q8_k_prepare,
+                prepare: crate::aarch64_neon::quantize_row_q8_k_neon_bytes,
                 run: k_run,
                 matvec: None,
             };

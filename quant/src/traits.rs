@@ -59,7 +59,7 @@ pub(crate) fn blocks<B: GgmlBlock>(bytes: &[u8]) -> &[B] {
     }
 }
 
-fn blocks_mut<B: GgmlBlock>(bytes: &mut [u8]) -> &mut [B] {
+pub(crate) fn blocks_mut<B: GgmlBlock>(bytes: &mut [u8]) -> &mut [B] {
     match as_blocks_mut::<B>(bytes) {
         Some(b) => b,
         None => panic!("{} buffer is not a whole number of blocks", B::TYPE),

@@ -1666,3 +1666,119 @@ k_matvec!(
     q6_k_q8_k_avx2_hooked,
     "avx2,fma,f16c"
 );
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization: Q8_K
+
+/// `nearest_int`'s magic number (1.5·2^23): adding it leaves `round(x)` in the low mantissa
+/// bits, ties to even ([`crate::num`]).
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// [`crate::kquants::quantize_row_q8_k`] with AVX2, byte for byte: the largest magnitude by
+/// `vmaxps` (which returns its second operand, the running maximum, when the value is NaN,
+/// so NaNs are skipped as the scalar `>` skips them), the first value of that magnitude found
+/// by `vcmpeqps` + `vmovmskps`; then per eight values the scalar's exact steps, `iscale·v`
+/// (`vmulps`, no fused add), `+ 1.5·2^23`, the mantissa bits minus 2^22, `min(127)`; the quants
+/// narrowed to their low byte (`as i8`: masked, then two unsigned packs that cannot saturate);
+/// the sums of 16 by `vpmaddubsw`/`vpmaddwd` with ones and `vphaddd`. `iscale` and `d` are the
+/// scalar's divisions.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_row_q8_k_avx2(x: &[f32], out: &mut [BlockQ8K]) {
+    debug_assert!(features_present());
+    crate::block::check_quantize(x, out);
+    let abs_mask = _mm256_set1_ps(-0.0);
+    for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
+        let p = xb.as_ptr();
+        // SAFETY: `xb` holds QK_K = 256 values, so every load of eight at `8 k` (k < 32) is
+        // inside; unaligned loads.
+        let amax = unsafe {
+            let mut m = [_mm256_setzero_ps(); 4];
+            for k in 0..8 {
+                for (a, mv) in m.iter_mut().enumerate() {
+                    let v = _mm256_andnot_ps(abs_mask, _mm256_loadu_ps(p.add(32 * k + 8 * a)));
+                    *mv = _mm256_max_ps(v, *mv);
+                }
+            }
+            let m = _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3]));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+            _mm_cvtss_f32(m)
+        };
+        if amax == 0.0 {
+            *b = <BlockQ8K as crate::block::GgmlBlock>::ZERO;
+            continue;
+        }
+        // SAFETY: as above.
+        let first = unsafe {
+            let target = _mm256_set1_ps(amax);
+            let mut at = 0;
+            for k in 0..QK_K / 8 {
+                let v = _mm256_andnot_ps(abs_mask, _mm256_loadu_ps(p.add(8 * k)));
+                let hit = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v, target));
+                if hit != 0 {
+                    at = 8 * k + hit.trailing_zeros() as usize;
+                    break;
+                }
+            }
+            at
+        };
+        let iscale = -127.0 / xb[first];
+        // SAFETY: the loads read `xb` (256 values) and the stores write `b.qs` (256 bytes),
+        // 32 at a time; unaligned loads and stores.
+        unsafe {
+            let scale = _mm256_set1_ps(iscale);
+            let magic = _mm256_set1_ps(ROUND_MAGIC);
+            let mantissa = _mm256_set1_epi32(0x007f_ffff);
+            let half = _mm256_set1_epi32(0x0040_0000);
+            let top = _mm256_set1_epi32(127);
+            let low_byte = _mm256_set1_epi32(0xff);
+            let round = |v: __m256| {
+                let t = _mm256_add_ps(_mm256_mul_ps(scale, v), magic);
+                let i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), mantissa), half);
+                _mm256_and_si256(_mm256_min_epi32(i, top), low_byte)
+            };
+            let q = b.qs.as_mut_ptr();
+            let ones8 = _mm256_set1_epi8(1);
+            let ones16 = _mm256_set1_epi16(1);
+            // Four sums of four quants per 128-bit half: group 2j in the low half of `s[j]`,
+            // group 2j + 1 in its high half.
+            let mut s = [_mm256_setzero_si256(); 8];
+            for (j, sj) in s.iter_mut().enumerate() {
+                let r: [__m256i; 4] =
+                    core::array::from_fn(|i| round(_mm256_loadu_ps(p.add(32 * j + 8 * i))));
+                let w = _mm256_packus_epi16(
+                    _mm256_packus_epi32(r[0], r[1]),
+                    _mm256_packus_epi32(r[2], r[3]),
+                );
+                let v = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256(q.add(32 * j).cast(), v);
+                *sj = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16);
+            }
+            // Low halves [g0, g2, g4, g6] and [g8, …, g14], high halves the odd groups.
+            let first8 =
+                _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+            let last8 =
+                _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+            // |sum| ≤ 16·128, so the signed pack does not saturate: [g0, g2, …, g14] in the
+            // low half, the odd groups in the high one.
+            let w = _mm256_packs_epi32(first8, last8);
+            let (even, odd) = (_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+            let dst = b.bsums.as_mut_ptr().cast::<u8>();
+            _mm_storeu_si128(dst.cast(), _mm_unpacklo_epi16(even, odd));
+            _mm_storeu_si128(dst.add(16).cast(), _mm_unpackhi_epi16(even, odd));
+        }
+        b.d = (1.0 / iscale).to_le_bytes();
+    }
+}
+
+/// [`quantize_row_q8_k_avx2`] on raw bytes, for the dispatch tables and the k-quant panels.
+pub(crate) fn quantize_row_q8_k_avx2_bytes(x: &[f32], out: &mut [u8]) {
+    let out = crate::traits::blocks_mut::<BlockQ8K>(out);
+    // SAFETY: installed only in the tables and panel kernels of tiers that require AVX2, FMA
+    // and F16C, handed out only after detecting them.
+    unsafe { quantize_row_q8_k_avx2(x, out) }
+}

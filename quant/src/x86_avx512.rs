@@ -1424,3 +1424,110 @@ crate::x86_avx2::k_matvec!(
     q6_k_q8_k_avx512_hooked,
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
 );
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization: Q8_K
+
+/// [`crate::kquants::quantize_row_q8_k`] with AVX-512, byte for byte, as
+/// [`crate::x86_avx2::quantize_row_q8_k_avx2`] with 16 values per register: `vmaxps` skipping
+/// NaNs for the largest magnitude, `vcmpps` into a mask for its first occurrence, the scalar's
+/// rounding steps, `vpmovdb` (truncation, the scalar's `as i8`) for the quants; the sums of 16
+/// by `vpmaddubsw`/`vpmaddwd` with ones (one group per 128-bit lane), a 4 × 4 transpose by
+/// unpacks, a `vpermd` into group order and `vpmovdw` (the scalar's `as i16`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_row_q8_k_avx512(x: &[f32], out: &mut [BlockQ8K]) {
+    crate::block::check_quantize(x, out);
+    let abs_mask = _mm512_set1_epi32(0x7fff_ffff);
+    let abs = |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+    for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
+        let p = xb.as_ptr();
+        // SAFETY: `xb` holds QK_K = 256 values, so every load of 16 at `16 k` (k < 16) is
+        // inside; unaligned loads.
+        let amax = unsafe {
+            let mut m = [_mm512_setzero_ps(); 4];
+            for k in 0..4 {
+                for (a, mv) in m.iter_mut().enumerate() {
+                    // The running maximum is the second operand: returned for a NaN value.
+                    *mv = _mm512_max_ps(abs(_mm512_loadu_ps(p.add(64 * k + 16 * a))), *mv);
+                }
+            }
+            let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+            let m = _mm256_max_ps(
+                _mm512_castps512_ps256(m),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m))),
+            );
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+            _mm_cvtss_f32(m)
+        };
+        if amax == 0.0 {
+            *b = <BlockQ8K as crate::block::GgmlBlock>::ZERO;
+            continue;
+        }
+        // SAFETY: as above.
+        let first = unsafe {
+            let target = _mm512_set1_ps(amax);
+            let mut at = 0;
+            for k in 0..QK_K / 16 {
+                let v = abs(_mm512_loadu_ps(p.add(16 * k)));
+                let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, target);
+                if hit != 0 {
+                    at = 16 * k + hit.trailing_zeros() as usize;
+                    break;
+                }
+            }
+            at
+        };
+        let iscale = -127.0 / xb[first];
+        // SAFETY: the loads read `xb` (256 values) and the stores write `b.qs` (256 bytes) and
+        // `b.bsums` (32 bytes); unaligned loads and stores.
+        unsafe {
+            let scale = _mm512_set1_ps(iscale);
+            let magic = _mm512_set1_ps(crate::x86_avx2::ROUND_MAGIC);
+            let mantissa = _mm512_set1_epi32(0x007f_ffff);
+            let half = _mm512_set1_epi32(0x0040_0000);
+            let top = _mm512_set1_epi32(127);
+            let q = b.qs.as_mut_ptr();
+            for k in 0..QK_K / 16 {
+                let v = _mm512_loadu_ps(p.add(16 * k));
+                let t = _mm512_add_ps(_mm512_mul_ps(scale, v), magic);
+                let i = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), mantissa), half);
+                let bytes = _mm512_cvtepi32_epi8(_mm512_min_epi32(i, top));
+                _mm_storeu_si128(q.add(16 * k).cast(), bytes);
+            }
+            // Per 64 quants (four groups, one per 128-bit lane), four sums of four.
+            let ones8 = _mm512_set1_epi8(1);
+            let ones16 = _mm512_set1_epi16(1);
+            let s: [__m512i; 4] = core::array::from_fn(|j| {
+                let v = _mm512_loadu_si512(q.add(64 * j).cast());
+                _mm512_madd_epi16(_mm512_maddubs_epi16(ones8, v), ones16)
+            });
+            // Lane l of `t` holds [g_l, g_4+l, g_8+l, g_12+l].
+            let ab = _mm512_add_epi32(
+                _mm512_unpacklo_epi32(s[0], s[1]),
+                _mm512_unpackhi_epi32(s[0], s[1]),
+            );
+            let cd = _mm512_add_epi32(
+                _mm512_unpacklo_epi32(s[2], s[3]),
+                _mm512_unpackhi_epi32(s[2], s[3]),
+            );
+            let t = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+            let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let sums = _mm512_cvtepi32_epi16(_mm512_permutexvar_epi32(order, t));
+            _mm256_storeu_si256(b.bsums.as_mut_ptr().cast(), sums);
+        }
+        b.d = (1.0 / iscale).to_le_bytes();
+    }
+}
+
+/// [`quantize_row_q8_k_avx512`] on raw bytes, for the dispatch table and the k-quant panels.
+pub(crate) fn quantize_row_q8_k_avx512_bytes(x: &[f32], out: &mut [u8]) {
+    let out = crate::traits::blocks_mut::<BlockQ8K>(out);
+    // SAFETY: installed only in the table and panel kernels of the AVX-512 tier, handed out
+    // only after detecting all of its features.
+    unsafe { quantize_row_q8_k_avx512(x, out) }
+}

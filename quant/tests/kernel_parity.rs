@@ -10,6 +10,7 @@ use common::Rng;
 use eddy_quant::dispatch::{Tier, active_tier, type_traits_for};
 use eddy_quant::kquants::{BlockQ4K, BlockQ6K, BlockQ8K};
 use eddy_quant::legacy::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use eddy_quant::panel::panel_kernels_for;
 use eddy_quant::{GgmlType, QK_K, block_bytes, dequantize, type_traits, type_traits_scalar};
 use half::f16;
 
@@ -563,4 +564,143 @@ fn float_formats_with_odd_lengths() {
             check_all_tiers(ty, n, &x, &y, mag, "odd length");
         }
     }
+}
+
+/// Rows of 256-value blocks that exercise every branch of the Q8_K quantizer: normal values of
+/// every scale, the largest magnitude at either sign, first or last, ties between `+a` and
+/// `−a` (the first wins), all zeros and signed zeros, subnormal and huge extremes (where
+/// `−127 / max` overflows to infinity), infinities, NaNs with payloads among values and whole
+/// blocks of NaN, and values on rounding ties.
+fn q8_k_cases(rng: &mut Rng) -> Vec<Vec<f32>> {
+    let mut cases = Vec::new();
+    for scale in [1.0f32, 1e-3, 1e4, 1e30, 1e-30, 1e-40, 3e38] {
+        cases.push(rng.vec(QK_K * 3, scale));
+    }
+    let block = |f: &dyn Fn(usize) -> f32| (0..QK_K).map(f).collect::<Vec<f32>>();
+    cases.push(vec![0.0; QK_K]);
+    cases.push(block(&|i| if i % 2 == 0 { -0.0 } else { 0.0 }));
+    cases.push(block(&|i| if i == 255 { -3.5 } else { 0.0 }));
+    cases.push(block(&|i| if i == 0 { 7.0 } else { 0.25 }));
+    for first in [0usize, 17, 100, 254] {
+        cases.push(block(&|i| match i {
+            i if i == first => -2.0,
+            255 => 2.0,
+            i => (i as f32 * 0.37).sin(),
+        }));
+        cases.push(block(&|i| match i {
+            i if i == first => 2.0,
+            255 => -2.0,
+            i => (i as f32 * 0.37).sin(),
+        }));
+    }
+    cases.push(block(&|i| if i == 9 { f32::MAX } else { -f32::MAX * 0.5 }));
+    cases.push(block(&|i| if i == 3 { f32::MIN_POSITIVE } else { 1e-39 }));
+    cases.push(block(&|i| if i == 40 { -1e-45 } else { 0.0 }));
+    cases.push(block(&|i| {
+        if i == 40 {
+            -1e-45
+        } else {
+            (i % 3) as f32 * 1e-45
+        }
+    }));
+    cases.push(block(&|i| if i == 7 { 3e-37 } else { (i as f32) * 1e-39 }));
+    cases.push(block(&|i| match i % 5 {
+        0 => f32::INFINITY,
+        1 => 1.0,
+        _ => -2.0,
+    }));
+    cases.push(block(&|i| if i == 200 { f32::NEG_INFINITY } else { 0.5 }));
+    let payloads = [
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7fc0_0001),
+        f32::from_bits(0xffc1_2345),
+        f32::from_bits(0x7f80_0001),
+        f32::from_bits(0x7fbf_ffff),
+    ];
+    cases.push(block(&|i| {
+        if i % 7 == 2 {
+            payloads[i % payloads.len()]
+        } else {
+            (i as f32 - 128.0) * 0.1
+        }
+    }));
+    cases.push(block(&|i| payloads[i % payloads.len()]));
+    cases.push(block(&|i| {
+        if i % 3 == 0 {
+            payloads[i % payloads.len()]
+        } else {
+            0.0
+        }
+    }));
+    cases.push(block(&|i| if i == 0 { f32::NAN } else { 1.0 }));
+    // iscale = −1, so v = k + 0.5 rounds to the even neighbour.
+    cases.push(block(&|i| {
+        if i == 0 {
+            -127.0
+        } else {
+            (i as f32 - 128.0) + 0.5
+        }
+    }));
+    cases.push(block(&|i| {
+        if i == 5 {
+            127.0
+        } else {
+            126.5 - i as f32 * 0.5
+        }
+    }));
+    let mut mixed = Vec::new();
+    for c in &cases[7..] {
+        mixed.extend_from_slice(c);
+    }
+    cases.push(mixed);
+    cases
+}
+
+/// Asserts equal Q8_K bytes, naming the first differing block and byte.
+fn same_q8_k(got: &[u8], want: &[u8], x: &[f32], what: &str) {
+    let bb = std::mem::size_of::<BlockQ8K>();
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        let (blk, at) = (i / bb, i % bb);
+        panic!(
+            "{what}: block {blk} byte {at} (d 0..4, qs 4..260, bsums 260..292): {} vs {}; \
+             block values start {:?}",
+            got[i],
+            want[i],
+            &x[blk * QK_K..][..8]
+        );
+    }
+}
+
+/// `from_float` of Q8_K (the activation quantizer of every k-quant) and the k-quant panels'
+/// column preparation write, on every tier, the scalar quantizer's bytes.
+#[test]
+fn q8_k_from_float_is_byte_identical_on_every_tier() {
+    let scalar = type_traits_scalar(GgmlType::Q8_K).unwrap();
+    let mut rng = Rng(41);
+    let cases = q8_k_cases(&mut rng);
+    let mut checked = 0;
+    for x in &cases {
+        let bytes = x.len() / QK_K * std::mem::size_of::<BlockQ8K>();
+        let mut want = vec![0u8; bytes];
+        (scalar.from_float)(x, &mut want);
+        for tier in Tier::ALL {
+            let Some(t) = type_traits_for(tier, GgmlType::Q8_K) else {
+                continue;
+            };
+            let mut got = vec![0x5a; bytes];
+            (t.from_float)(x, &mut got);
+            same_q8_k(&got, &want, x, tier.name());
+            if let Some(k) = panel_kernels_for(tier, GgmlType::Q4_K) {
+                let mut got = vec![0xa5; bytes];
+                (k.prepare)(x, &mut got);
+                same_q8_k(&got, &want, x, &format!("{tier} panel"));
+            }
+            checked += 1;
+        }
+    }
+    eprintln!(
+        "{checked} Q8_K conversions checked on {} cases",
+        cases.len()
+    );
 }
