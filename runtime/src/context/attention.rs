@@ -363,12 +363,31 @@ fn scores_quant(job: &Job<'_>, q8: &[u8], at: usize, len: usize, i: usize, score
     };
     let rb = keys.len() / len.max(1);
     let qrb = eddy_quant::row_bytes(t.vec_dot_type, hd).unwrap_or(0);
+    if let Some(multi) = t.vec_dot_multi {
+        // All keys of the run against up to `MULTI_HEADS` query heads in one call (the same
+        // bits as `vec_dot`), through a stack tile `[key][head]`.
+        let mut tile = [0f32; KV_RUN * MULTI_HEADS];
+        for h0 in (0..sh.group).step_by(MULTI_HEADS) {
+            let k = (sh.group - h0).min(MULTI_HEADS);
+            let tile = &mut tile[..len * k];
+            multi(hd, keys, len, &q8[h0 * qrb..], qrb, tile);
+            for (r, row) in tile.chunks_exact(k).enumerate() {
+                for (h, &v) in row.iter().enumerate() {
+                    scores[(h0 + h) * sh.n_slots + i + r] = v * job.attn_scale;
+                }
+            }
+        }
+        return;
+    }
     for (r, krow) in keys.chunks_exact(rb).enumerate() {
         for (h, qh) in q8.chunks_exact(qrb).take(sh.group).enumerate() {
             scores[h * sh.n_slots + i + r] = (t.vec_dot)(hd, krow, qh) * job.attn_scale;
         }
     }
 }
+
+/// Query heads per multi-column `vec_dot` call of [`scores_quant`].
+const MULTI_HEADS: usize = 16;
 
 /// [`scores_fused`] row by row: each key widened to f32 once for all query heads.
 #[allow(clippy::too_many_arguments)]
