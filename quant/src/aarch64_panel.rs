@@ -256,12 +256,16 @@ unsafe fn signed_run_dotprod<const C: usize>(
 /// the block's end `addp` joins each row's two lanes: the exact `Σ v·q_y`. Then, as the
 /// reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
 ///
+/// With `MIN` the same integer sums serve Q5_1 in Q4_1's layout (values 0..31, whose i16 sums
+/// over a block would reach 8·31·128·2 and overflow in [`q4_1_run_neon`]), followed by Q4_1's
+/// scale step with the minimum term.
+///
 /// # Safety
 /// The CPU must support NEON; `panel` must hold `nb * PANEL_BLOCK` bytes and each `ys[c]`
 /// `nb * COL_BLOCK` bytes (`out` is a checked slice).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn signed_run_neon<const C: usize>(
+unsafe fn run_neon_wide<const C: usize, const MIN: bool>(
     nb: usize,
     panel: &[u8],
     ys: [&[u8]; C],
@@ -296,12 +300,44 @@ unsafe fn signed_run_neon<const C: usize>(
                 for c in 0..C {
                     let isum = vpaddq_s32(lo[c][g], hi[c][g]);
                     let dy = dup_f32(y[c].add(32));
-                    acc[c][g] = vfmaq_f32(acc[c][g], vcvtq_f32_s32(isum), vmulq_f32(dx, dy));
+                    acc[c][g] = if MIN {
+                        let mx = load_f32x4(p.add(576 + 16 * g));
+                        scale_step(acc[c][g], isum, dx, mx, dy, dup_f32(y[c].add(36)))
+                    } else {
+                        vfmaq_f32(acc[c][g], vcvtq_f32_s32(isum), vmulq_f32(dx, dy))
+                    };
                 }
             }
         }
     }
     store(&acc, out);
+}
+
+/// The signed-layout product of [`run_neon_wide`] (Q4_0, Q5_0, Q8_0, IQ4_NL).
+///
+/// # Safety
+/// As [`run_neon_wide`].
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn signed_run_neon<const C: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
+    // SAFETY: the same contract.
+    unsafe { run_neon_wide::<C, false>(nb, panel, ys, out) }
+}
+
+/// The Q5_1 product of [`run_neon_wide`] (Q4_1's layout and scale step, i32 sums).
+///
+/// # Safety
+/// As [`run_neon_wide`].
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn q5_1_run_neon<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    // SAFETY: the same contract.
+    unsafe { run_neon_wide::<C, true>(nb, panel, ys, out) }
 }
 
 /// Stores `C` columns of four 4-row accumulators to `out[c * 16..][..16]`.
@@ -428,6 +464,7 @@ run_bytes!(
     signed_run_neon,
     "baseline NEON signed-layout"
 );
+run_bytes!(q5_1_run_neon_bytes, q5_1_run_neon, "baseline NEON Q5_1");
 
 /// `C` prepared Q8_K columns times a k-quant panel with `sdot` (see [`crate::panel`]), into
 /// `out[c * 16 + r]`: per group `k` of 16 weights, the column's 16 quants in one vector and,

@@ -245,8 +245,8 @@ fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut
 /// Portable Q5_1 packing into Q4_1's layout: the 5-bit values (0..31) as bytes, `d` and `m`.
 /// Q4_1's product kernels serve it on the tiers that sum byte products straight into i32
 /// (the reference, AVX-512 VNNI's `vpdpbusd`, dotprod's `sdot`, i8mm's `smmla`); the AVX2 and
-/// baseline NEON kernels sum pairs in i16, which 5-bit values would overflow, so those tiers
-/// have none.
+/// baseline NEON Q4_1 kernels sum in i16, which 5-bit values would overflow: AVX2 has no Q5_1
+/// panel, baseline NEON the signed layout's widening product (`Q5_1_NEON`).
 fn q5_1_pack(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     let nb = check_pack_of(n, x, rows, panel, size_of::<BlockQ5_1>(), GgmlType::Q5_1);
     let xb = blocks::<BlockQ5_1>(x);
@@ -300,6 +300,19 @@ static Q5_1_DOTPROD: PanelKernels = PanelKernels {
     pack: q5_1_pack,
     prepare: q8_1_prepare,
     run: crate::aarch64_panel::q4_1_run_dotprod_bytes,
+    matvec: None,
+};
+
+/// Q5_1 on baseline NEON: the signed layout's widening product (`smull` + `sadalp` into i32)
+/// with Q4_1's scale step, since Q4_1's i16 block sums overflow with 5-bit values.
+#[cfg(target_arch = "aarch64")]
+static Q5_1_NEON: PanelKernels = PanelKernels {
+    ty: GgmlType::Q5_1,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
+    pack: q5_1_pack,
+    prepare: q8_1_prepare,
+    run: crate::aarch64_panel::q5_1_run_neon_bytes,
     matvec: None,
 };
 
@@ -1205,7 +1218,7 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, GgmlType::Q5_1) => Some(&Q5_1_DOTPROD),
         #[cfg(target_arch = "aarch64")]
-        (Tier::Neon, GgmlType::Q5_1) => None,
+        (Tier::Neon, GgmlType::Q5_1) => Some(&Q5_1_NEON),
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => aarch64_k::kernels(ty),
         #[cfg(target_arch = "aarch64")]

@@ -1,5 +1,6 @@
 //! Q5_1 packs into Q4_1's panel layout (5-bit values as bytes) and reuses Q4_1's product
-//! kernels on the tiers whose integer sums cannot overflow with them: the packed values rebuild
+//! kernels on the tiers whose integer sums cannot overflow with them (baseline NEON, whose Q4_1
+//! sums are i16, has its own with i32 sums): the packed values rebuild
 //! the dequantized weights, every tier's product equals the scalar reference bit for bit (raw
 //! random blocks with scales of every size, partial panels, every column-group remainder), and
 //! products agree with `vec_dot` to f32 rounding.
