@@ -301,7 +301,9 @@ fn attend_item(
     while i < span.len {
         let (s0, len) = span.run(&job.layout, i);
         let at = (kvh * sh.n_slots + s0) * sh.head_dim_v;
-        if !values_fused(job, fops, at, len, i, s.scores, out) {
+        if !values_fused(job, fops, at, len, i, s.scores, out)
+            && !values_quant(job, at, len, i, s.scores, out)
+        {
             values_rows(job, fops, at, len, i, s.scores, s.rows, out);
         }
         i += len;
@@ -428,6 +430,54 @@ fn values_fused(
         return false;
     };
     f(&scores[i..], sh.n_slots, v, hdv, out);
+    true
+}
+
+/// `out[h] += Σ_r scores[h][i + r] · value_r` over `len` quantized value rows from value `at`,
+/// each block expanded once (`d·q`, exact in f32) into a 32-value stack buffer and added to
+/// every query head of the group: one pass, no call per row; false for f16 and f32 caches.
+fn values_quant(
+    job: &Job<'_>,
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let sh = job.shape;
+    let hdv = sh.head_dim_v;
+    let Some((bytes, t)) = job.values.blocks(at, len * hdv) else {
+        return false;
+    };
+    let q4 = match t.ty {
+        eddy_quant::GgmlType::Q4_0 => true,
+        eddy_quant::GgmlType::Q8_0 => false,
+        _ => return false,
+    };
+    let bb = if q4 { 18 } else { 34 };
+    let mut v = [0f32; 32];
+    for (r, row) in bytes.chunks_exact(hdv / 32 * bb).enumerate() {
+        for (b, blk) in row.chunks_exact(bb).enumerate() {
+            let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+            if q4 {
+                // Low nibbles are values 0..16, high nibbles 16..32, both offset by 8.
+                for (k, &q) in blk[2..18].iter().enumerate() {
+                    v[k] = d * (i32::from(q & 15) - 8) as f32;
+                    v[k + 16] = d * (i32::from(q >> 4) - 8) as f32;
+                }
+            } else {
+                for (x, &q) in v.iter_mut().zip(&blk[2..34]) {
+                    *x = d * f32::from(q as i8);
+                }
+            }
+            for (h, oh) in out.chunks_exact_mut(hdv).enumerate() {
+                let p = scores[h * sh.n_slots + i + r];
+                for (o, &x) in oh[32 * b..32 * b + 32].iter_mut().zip(&v) {
+                    *o += p * x;
+                }
+            }
+        }
+    }
     true
 }
 
