@@ -103,7 +103,9 @@ fn generate_refuses_hostile_values() {
     sweep(&base, "--sinks", "--sinks", &["1025", "4294967296"], &[]);
     sweep(&base, "--window", "--window", &["0", "1048577"], &[]);
     sweep(&base, "-c", "--window", &["0"], &[]);
-    sweep(&base, "--kv-type", "--kv-type", &["f8", "q4_0"], &[]);
+    sweep(&base, "--kv-type", "--kv-type", &["f8", "q4_1", "q8"], &[]);
+    sweep(&base, "--kv-type-k", "--kv-type-k", &["f8", "q4_1"], &[]);
+    sweep(&base, "--cache-type-v", "--kv-type-v", &["f8", "Q5_0"], &[]);
     // Within the parser's range but beyond the model's trained context (8192).
     assert_refused(&[&base[..], &["-c", "100000"]].concat(), "--window");
     assert_refused(&[&base[..], &["--window", "8193"]].concat(), "--window");

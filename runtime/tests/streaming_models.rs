@@ -108,7 +108,7 @@ fn state_restores_the_stream_with(file: &str, model: &Model, kv: [KvType; 2]) {
     };
     let mut wrong = Context::new(model, params_kv(4, [kv[0], other])).unwrap();
     let e = wrong.load_state(&state).unwrap_err().to_string();
-    assert!(e.contains("K/V cache type"), "{file} {kv:?}: {e}");
+    assert!(e.contains("K/V type"), "{file} {kv:?}: {e}");
     let mut b = Context::new(model, params(4)).unwrap();
     b.decode(&toks[..3]).unwrap();
     b.load_state(&state).unwrap();

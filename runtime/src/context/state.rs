@@ -123,7 +123,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         self.n_seen = saved_seen;
         self.n_logits = saved_logits;
         let names = [
-            (12, "K/V cache type"),
+            (12, "K/V type"),
             (16, "model fingerprint"),
             (24, "layer count"),
             (28, "sink count"),
