@@ -233,7 +233,8 @@ fn attend_item(
     let pos = job.n_seen + t as u64;
     let span = Span::of(&job.layout, pos, job.sliding_window);
     let mut q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
-    let rotated = job.keys.blocks(0, 0).is_some();
+    // The format of a quantized key cache, whose keys are stored rotated (`crate::kv`).
+    let key_blocks = job.keys.blocks(0, 0).map(|(_, t)| t);
     if span.shift {
         if *angles_for != Some(t) {
             ops::rope_angles(
@@ -249,12 +250,11 @@ fn attend_item(
         s.q_sink[..group * hd].copy_from_slice(q);
         for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
-            if rotated {
+            if key_blocks.is_some() {
                 ops::hadamard_chunks(h);
             }
         }
     }
-    let key_blocks = job.keys.blocks(0, 0).map(|(_, t)| t);
     if let Some(t) = key_blocks {
         // A quantized key cache holds rotated keys (`crate::kv`): rotated queries are scored
         // against them, quantized to the format's partner (Q8_0) as llama.cpp does, so that
