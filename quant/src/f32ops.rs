@@ -75,12 +75,26 @@ pub struct F32Ops {
     /// Fused attention-weighted sum of f16 values ([`attn_values_f16_ref`] is the reference);
     /// `None` where the tier has none (the caller widens rows and uses [`axpy`]).
     pub attn_values_f16: Option<AttnValuesFn>,
+    /// Attention scores over Q8_0 key rows, read as blocks ([`attn_scores_q8_0_ref`]; tiers
+    /// add in lanes, within [`dot`]'s bound; the portable set uses the reference).
+    pub attn_scores_q8_0: AttnScoresQuantFn,
+    /// The same for Q4_0 key rows ([`attn_scores_q4_0_ref`]).
+    pub attn_scores_q4_0: AttnScoresQuantFn,
+    /// Attention-weighted sum of Q8_0 value rows, read as blocks ([`attn_values_q8_0_ref`]:
+    /// every tier's result is bit-identical to it; the portable set uses it).
+    pub attn_values_q8_0: AttnValuesQuantFn,
+    /// The same for Q4_0 value rows ([`attn_values_q4_0_ref`]).
+    pub attn_values_q4_0: AttnValuesQuantFn,
 }
 
 /// `(q, k, hd, out, out_stride)`: see [`attn_scores_f16_ref`].
 pub type AttnScoresFn = fn(&[f32], &[u16], usize, &mut [f32], usize);
 /// `(p, p_stride, v, hd, out)`: see [`attn_values_f16_ref`].
 pub type AttnValuesFn = fn(&[f32], usize, &[u16], usize, &mut [f32]);
+/// `(q, k, hd, out, out_stride)` with `k` the rows' GGML blocks: see [`attn_scores_q8_0_ref`].
+pub type AttnScoresQuantFn = fn(&[f32], &[u8], usize, &mut [f32], usize);
+/// `(p, p_stride, v, hd, out)` with `v` the rows' GGML blocks: see [`attn_values_q8_0_ref`].
+pub type AttnValuesQuantFn = fn(&[f32], usize, &[u8], usize, &mut [f32]);
 
 pub(crate) fn check_scores(
     q: &[f32],
@@ -161,6 +175,171 @@ pub fn attn_values_f16_ref(p: &[f32], p_stride: usize, v: &[u16], hd: usize, out
     }
 }
 
+/// Bytes of a Q8_0 block (an f16 scale and 32 signed bytes).
+pub(crate) const Q8_0_BLOCK: usize = 34;
+/// Bytes of a Q4_0 block (an f16 scale and 32 nibbles offset by 8).
+pub(crate) const Q4_0_BLOCK: usize = 18;
+
+/// The lengths of a quantized-value call, checked: `(heads, rows)`. `hd` must be whole blocks
+/// of 32 and `v` whole rows of `hd / 32` blocks of `block` bytes.
+pub(crate) fn check_values_quant(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    block: usize,
+    hd: usize,
+    out: &[f32],
+) -> (usize, usize) {
+    assert!(
+        hd > 0 && hd % 32 == 0 && out.len() % hd == 0,
+        "quantized attention rows of {hd}"
+    );
+    let row_bytes = hd / 32 * block;
+    assert!(v.len() % row_bytes == 0, "value bytes are not whole rows");
+    let (g, rows) = (out.len() / hd, v.len() / row_bytes);
+    if g > 0 && rows > 0 {
+        assert!(p.len() >= (g - 1) * p_stride + rows, "weights do not fit");
+    }
+    (g, rows)
+}
+
+/// A Q8_0 block's 32 values `d·q` (exact in f32: an 11-bit scale times an 8-bit integer).
+pub(crate) fn q8_0_values(blk: &[u8], x: &mut [f32; 32]) {
+    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    for (x, &q) in x.iter_mut().zip(&blk[2..34]) {
+        *x = d * f32::from(q as i8);
+    }
+}
+
+/// A Q4_0 block's 32 values `d·(q − 8)` (exact in f32): low nibbles are values 0..16, high
+/// nibbles 16..32.
+pub(crate) fn q4_0_values(blk: &[u8], x: &mut [f32; 32]) {
+    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    for (k, &q) in blk[2..18].iter().enumerate() {
+        x[k] = d * f32::from(i16::from(q & 15) - 8);
+        x[k + 16] = d * f32::from(i16::from(q >> 4) - 8);
+    }
+}
+
+/// The lengths of a quantized-score call, checked: `(heads, rows)`.
+pub(crate) fn check_scores_quant(
+    q: &[f32],
+    k: &[u8],
+    block: usize,
+    hd: usize,
+    out: &[f32],
+    out_stride: usize,
+) -> (usize, usize) {
+    assert!(
+        hd > 0 && hd % 32 == 0 && q.len() % hd == 0,
+        "quantized attention rows of {hd}"
+    );
+    let row_bytes = hd / 32 * block;
+    assert!(k.len() % row_bytes == 0, "key bytes are not whole rows");
+    let (g, rows) = (q.len() / hd, k.len() / row_bytes);
+    if g > 0 && rows > 0 {
+        assert!(out_stride >= rows, "score rows overlap");
+        assert!(
+            out.len() >= (g - 1) * out_stride + rows,
+            "scores do not fit"
+        );
+    }
+    (g, rows)
+}
+
+/// The reference of the quantized score kernels: each key row expanded to its exact values,
+/// then dotted with every head in order of the element.
+fn attn_scores_blocks_ref(
+    q: &[f32],
+    k: &[u8],
+    block: usize,
+    expand: fn(&[u8], &mut [f32; 32]),
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let (g, rows) = check_scores_quant(q, k, block, hd, out, out_stride);
+    let mut x = [0f32; 32];
+    for i in 0..rows {
+        for j in 0..g {
+            let mut s = 0f32;
+            for b in 0..hd / 32 {
+                expand(&k[(i * hd / 32 + b) * block..][..block], &mut x);
+                for (&a, &xk) in q[j * hd + 32 * b..][..32].iter().zip(&x) {
+                    s += a * xk;
+                }
+            }
+            out[j * out_stride + i] = s;
+        }
+    }
+}
+
+/// Attention scores of `g = q.len() / hd` f32 query heads against key rows stored as Q8_0 blocks
+/// (`hd / 32` blocks of 34 bytes per row): `out[j * out_stride + i] = Σ_d q[j·hd + d] · k_i[d]`
+/// with `k_i[d] = scale·q` exact, each sum in f32 in order of `d` (the reference; SIMD tiers add
+/// in lanes, within [`dot`]'s bound). The queries stay f32: no rounding of the query, unlike a
+/// product of two quantized rows.
+///
+/// # Panics
+/// If `hd` is not a multiple of 32, a length is not whole rows, or `out` cannot hold the scores.
+pub fn attn_scores_q8_0_ref(q: &[f32], k: &[u8], hd: usize, out: &mut [f32], out_stride: usize) {
+    attn_scores_blocks_ref(q, k, Q8_0_BLOCK, q8_0_values, hd, out, out_stride);
+}
+
+/// [`attn_scores_q8_0_ref`] for key rows stored as Q4_0 blocks.
+///
+/// # Panics
+/// As for [`attn_scores_q8_0_ref`].
+pub fn attn_scores_q4_0_ref(q: &[f32], k: &[u8], hd: usize, out: &mut [f32], out_stride: usize) {
+    attn_scores_blocks_ref(q, k, Q4_0_BLOCK, q4_0_values, hd, out, out_stride);
+}
+
+/// The reference of the quantized value kernels: rows in order, each block expanded once and
+/// added to every head with one fused multiply-add per value.
+fn attn_values_blocks_ref(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    block: usize,
+    expand: fn(&[u8], &mut [f32; 32]),
+    hd: usize,
+    out: &mut [f32],
+) {
+    let (g, rows) = check_values_quant(p, p_stride, v, block, hd, out);
+    let mut x = [0f32; 32];
+    for i in 0..rows {
+        for b in 0..hd / 32 {
+            expand(&v[(i * hd / 32 + b) * block..][..block], &mut x);
+            for j in 0..g {
+                let a = p[j * p_stride + i];
+                for (o, &xk) in out[j * hd + 32 * b..][..32].iter_mut().zip(&x) {
+                    *o = a.mul_add(xk, *o);
+                }
+            }
+        }
+    }
+}
+
+/// The attention-weighted sum of value rows stored as Q8_0 blocks (`hd / 32` blocks of 34 bytes
+/// per row), added to `out` (`g = out.len() / hd` heads):
+/// `out[j·hd + d] += Σ_i p[j * p_stride + i] · v_i[d]`, rows in order, each term one fused
+/// multiply-add of the block's exact value `scale·q`. Every tier's kernel gives these bits exactly (the order per output value is the
+/// same and every operation is exact or singly rounded).
+///
+/// # Panics
+/// If `hd` is not a multiple of 32, a length is not whole rows, or `p` cannot hold the weights.
+pub fn attn_values_q8_0_ref(p: &[f32], p_stride: usize, v: &[u8], hd: usize, out: &mut [f32]) {
+    attn_values_blocks_ref(p, p_stride, v, Q8_0_BLOCK, q8_0_values, hd, out);
+}
+
+/// [`attn_values_q8_0_ref`] for value rows stored as Q4_0 blocks (18 bytes per 32 values).
+///
+/// # Panics
+/// As for [`attn_values_q8_0_ref`].
+pub fn attn_values_q4_0_ref(p: &[f32], p_stride: usize, v: &[u8], hd: usize, out: &mut [f32]) {
+    attn_values_blocks_ref(p, p_stride, v, Q4_0_BLOCK, q4_0_values, hd, out);
+}
+
 static SCALAR_OPS: F32Ops = F32Ops {
     tier: Tier::Scalar,
     dot: dot_scalar,
@@ -175,6 +354,10 @@ static SCALAR_OPS: F32Ops = F32Ops {
     f32_to_f16: f32_to_f16_scalar,
     attn_scores_f16: None,
     attn_values_f16: None,
+    attn_scores_q8_0: attn_scores_q8_0_ref,
+    attn_scores_q4_0: attn_scores_q4_0_ref,
+    attn_values_q8_0: attn_values_q8_0_ref,
+    attn_values_q4_0: attn_values_q4_0_ref,
 };
 
 /// Only handed out when [`Tier::Avx2`] is supported.
@@ -195,6 +378,10 @@ static AVX2_OPS: F32Ops = {
         f32_to_f16: k::f32_to_f16_avx2,
         attn_scores_f16: Some(k::attn_scores_f16_avx2),
         attn_values_f16: Some(k::attn_values_f16_avx2),
+        attn_scores_q8_0: k::attn_scores_q8_0_avx2,
+        attn_scores_q4_0: k::attn_scores_q4_0_avx2,
+        attn_values_q8_0: k::attn_values_q8_0_avx2,
+        attn_values_q4_0: k::attn_values_q4_0_avx2,
     }
 };
 
@@ -211,6 +398,10 @@ static AVX512_OPS: F32Ops = {
         silu_mul: k::f32_silu_mul_avx512,
         attn_scores_f16: Some(k::attn_scores_f16_avx512),
         attn_values_f16: Some(k::attn_values_f16_avx512),
+        attn_scores_q8_0: k::attn_scores_q8_0_avx512,
+        attn_scores_q4_0: k::attn_scores_q4_0_avx512,
+        attn_values_q8_0: k::attn_values_q8_0_avx512,
+        attn_values_q4_0: k::attn_values_q4_0_avx512,
         ..AVX2_OPS
     }
 };
@@ -225,6 +416,10 @@ static NEON_OPS: F32Ops = {
         tier: Tier::Neon,
         attn_scores_f16: Some(k::attn_scores_f16_neon),
         attn_values_f16: Some(k::attn_values_f16_neon),
+        attn_scores_q8_0: k::attn_scores_q8_0_neon,
+        attn_scores_q4_0: k::attn_scores_q4_0_neon,
+        attn_values_q8_0: k::attn_values_q8_0_neon,
+        attn_values_q4_0: k::attn_values_q4_0_neon,
         ..SCALAR_OPS
     }
 };

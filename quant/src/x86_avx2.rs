@@ -21,6 +21,7 @@
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
+use crate::f32ops::{Q4_0_BLOCK, Q8_0_BLOCK};
 use crate::float::{BlockBF16, BlockF16, BlockF32};
 use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
@@ -1523,6 +1524,269 @@ pub(crate) fn attn_values_f16_avx2(
         }
         j0 += jn;
     }
+}
+
+/// Half `h` (values `16h..16h + 16`) of a Q8_0 (`Q4 = false`) or Q4_0 block, `d·q` exact, as
+/// two vectors.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C; `blk` points at a whole block (34 or 18 bytes) and
+/// `h < 2`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn half_block_values<const Q4: bool>(blk: *const u8, h: usize) -> [__m256; 2] {
+    // SAFETY: the block starts with its f16 scale (unaligned read), then 32 signed bytes or 16
+    // bytes of nibbles, all within the block (caller).
+    unsafe {
+        let d = _mm256_cvtph_ps(_mm_set1_epi16(blk.cast::<i16>().read_unaligned()));
+        let (q0, q1) = if Q4 {
+            // Low nibbles are values 0..16, high nibbles 16..32.
+            let lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(2).cast()));
+            let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(10).cast()));
+            let (lo, hi) = if h == 0 {
+                let m = _mm256_set1_epi32(15);
+                (_mm256_and_si256(lo, m), _mm256_and_si256(hi, m))
+            } else {
+                (_mm256_srli_epi32::<4>(lo), _mm256_srli_epi32::<4>(hi))
+            };
+            let eight = _mm256_set1_epi32(8);
+            (_mm256_sub_epi32(lo, eight), _mm256_sub_epi32(hi, eight))
+        } else {
+            let q = blk.add(2 + 16 * h);
+            (
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64(q.cast())),
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64(q.add(8).cast())),
+            )
+        };
+        [
+            _mm256_mul_ps(d, _mm256_cvtepi32_ps(q0)),
+            _mm256_mul_ps(d, _mm256_cvtepi32_ps(q1)),
+        ]
+    }
+}
+
+/// The sums of the lanes of 8 vectors, as one vector: lane `r` is the sum of `v[r]`'s lanes,
+/// added in the same order for every lane (see the AVX-512 `reduce16`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce8(v: &[__m256; 8]) -> __m256 {
+    let l1: [__m256; 4] = core::array::from_fn(|p| {
+        let (a, b) = (v[2 * p], v[2 * p + 1]);
+        _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b))
+    });
+    let l2: [__m256; 2] = core::array::from_fn(|p| {
+        let (a, b) = (_mm256_castps_pd(l1[2 * p]), _mm256_castps_pd(l1[2 * p + 1]));
+        _mm256_add_ps(
+            _mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+            _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)),
+        )
+    });
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(l2[0], l2[1]),
+        _mm256_permute2f128_ps::<0x31>(l2[0], l2[1]),
+    )
+}
+
+/// Scores of all query heads against Q8_0 or Q4_0 key rows of `NC` vectors of 8 (`NC / 4`
+/// blocks), 8 keys at a time: the keys expanded once (exactly) for all heads, each head's 8
+/// dot products reduced together ([`reduce8`]) and stored as one vector.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `hd == 8 * NC`, and the lengths were checked by
+/// `check_scores_quant` with this format's block size.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_scores_quant_impl<const Q4: bool, const NC: usize>(
+    q: &[f32],
+    k: &[u8],
+    g: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (hd, row_bytes) = (8 * NC, NC / 4 * bb);
+    let mut keys = [[_mm256_setzero_ps(); NC]; 8];
+    for i0 in (0..rows).step_by(8) {
+        let n = (rows - i0).min(8);
+        for (r, key) in keys.iter_mut().enumerate() {
+            for c in (0..NC).step_by(2) {
+                let (b, h) = (c / 4, c / 2 % 2);
+                [key[c], key[c + 1]] = if r < n {
+                    // SAFETY: row i0 + r < rows holds `NC / 4` whole blocks (checked), h < 2.
+                    unsafe {
+                        half_block_values::<Q4>(k.as_ptr().add((i0 + r) * row_bytes + b * bb), h)
+                    }
+                } else {
+                    [_mm256_setzero_ps(); 2]
+                };
+            }
+        }
+        for j in 0..g {
+            let acc: [__m256; 8] = core::array::from_fn(|r| {
+                let mut a = _mm256_setzero_ps();
+                for (c, kc) in keys[r].iter().enumerate() {
+                    // SAFETY: head j of `q` holds `hd` values (checked); unaligned load.
+                    let qc = unsafe { _mm256_loadu_ps(q.as_ptr().add(j * hd + 8 * c)) };
+                    a = _mm256_fmadd_ps(qc, *kc, a);
+                }
+                a
+            });
+            let mut sums = [0f32; 8];
+            // SAFETY: `sums` holds 8 values; unaligned store.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), reduce8(&acc)) };
+            out[j * out_stride + i0..][..n].copy_from_slice(&sums[..n]);
+        }
+    }
+}
+
+/// [`attn_scores_quant_impl`] for the head sizes 32–256 (any whole number of blocks), the
+/// reference beyond.
+fn attn_scores_quant_avx2<const Q4: bool>(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (g, rows) = crate::f32ops::check_scores_quant(q, k, bb, hd, out, out_stride);
+    let f = match hd {
+        32 => attn_scores_quant_impl::<Q4, 4>,
+        64 => attn_scores_quant_impl::<Q4, 8>,
+        96 => attn_scores_quant_impl::<Q4, 12>,
+        128 => attn_scores_quant_impl::<Q4, 16>,
+        160 => attn_scores_quant_impl::<Q4, 20>,
+        192 => attn_scores_quant_impl::<Q4, 24>,
+        224 => attn_scores_quant_impl::<Q4, 28>,
+        256 => attn_scores_quant_impl::<Q4, 32>,
+        _ if Q4 => return crate::f32ops::attn_scores_q4_0_ref(q, k, hd, out, out_stride),
+        _ => return crate::f32ops::attn_scores_q8_0_ref(q, k, hd, out, out_stride),
+    };
+    // SAFETY: installed only in the AVX2 f32ops table, handed out only after AVX2, FMA and
+    // F16C were detected; `hd` matches `NC` in each arm and the lengths were checked.
+    unsafe { f(q, k, g, rows, out, out_stride) }
+}
+
+/// AVX2 [`crate::f32ops::attn_scores_q8_0_ref`].
+pub(crate) fn attn_scores_q8_0_avx2(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    attn_scores_quant_avx2::<false>(q, k, hd, out, out_stride);
+}
+
+/// AVX2 [`crate::f32ops::attn_scores_q4_0_ref`].
+pub(crate) fn attn_scores_q4_0_avx2(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    attn_scores_quant_avx2::<true>(q, k, hd, out, out_stride);
+}
+
+/// Weighted sum of Q8_0 or Q4_0 value rows for up to `J` (≤ 6) heads at once, half a block (16
+/// columns) at a time: the `J × 2` accumulators (at most 12 of the 16 registers) stay in
+/// registers over all rows, each half block expanded once for all heads.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `j0 + J <= g`, and the lengths were checked by
+/// `check_values_quant` with this format's block size.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attn_values_quant_impl<const Q4: bool, const J: usize>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    rows: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let row_bytes = hd / 32 * bb;
+    let pj: [&[f32]; J] = core::array::from_fn(|jj| &p[(j0 + jj) * p_stride..][..rows]);
+    for c0 in (0..hd).step_by(16) {
+        let (b, h) = (c0 / 32, c0 / 16 % 2);
+        // Head j0 + jj of `out` holds `hd` values and `v` holds `rows` rows of `hd / 32` blocks
+        // (checked), so every access below is in bounds.
+        let mut acc: [[__m256; 2]; J] = core::array::from_fn(|jj| {
+            // SAFETY: in bounds (above); unaligned load.
+            core::array::from_fn(|c| unsafe {
+                _mm256_loadu_ps(out.as_ptr().add((j0 + jj) * hd + c0 + 8 * c))
+            })
+        });
+        for i in 0..rows {
+            // SAFETY: block b of row i is in bounds (above), h < 2.
+            let x = unsafe { half_block_values::<Q4>(v.as_ptr().add(i * row_bytes + b * bb), h) };
+            for (a, pw) in acc.iter_mut().zip(&pj) {
+                let w = _mm256_set1_ps(pw[i]);
+                a[0] = _mm256_fmadd_ps(w, x[0], a[0]);
+                a[1] = _mm256_fmadd_ps(w, x[1], a[1]);
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            for (c, ac) in a.iter().enumerate() {
+                // SAFETY: in bounds (above); unaligned store.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * hd + c0 + 8 * c), *ac) };
+            }
+        }
+    }
+}
+
+/// [`attn_values_quant_impl`] for all heads, six at a time.
+fn attn_values_quant_avx2<const Q4: bool>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (g, rows) = crate::f32ops::check_values_quant(p, p_stride, v, bb, hd, out);
+    let mut j0 = 0;
+    while j0 < g {
+        let jn = (g - j0).min(6);
+        // SAFETY: installed only in the AVX2 f32ops table, handed out only after AVX2, FMA and
+        // F16C were detected; `j0 + jn <= g` and the lengths were checked.
+        unsafe {
+            let f = match jn {
+                6 => attn_values_quant_impl::<Q4, 6>,
+                5 => attn_values_quant_impl::<Q4, 5>,
+                4 => attn_values_quant_impl::<Q4, 4>,
+                3 => attn_values_quant_impl::<Q4, 3>,
+                2 => attn_values_quant_impl::<Q4, 2>,
+                _ => attn_values_quant_impl::<Q4, 1>,
+            };
+            f(p, p_stride, v, hd, rows, j0, out);
+        }
+        j0 += jn;
+    }
+}
+
+/// AVX2 [`crate::f32ops::attn_values_q8_0_ref`], bit-identical to it.
+pub(crate) fn attn_values_q8_0_avx2(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    attn_values_quant_avx2::<false>(p, p_stride, v, hd, out);
+}
+
+/// AVX2 [`crate::f32ops::attn_values_q4_0_ref`], bit-identical to it.
+pub(crate) fn attn_values_q4_0_avx2(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    attn_values_quant_avx2::<true>(p, p_stride, v, hd, out);
 }
 
 /// `Σ x_i²` (the dot product of `x` with itself).

@@ -23,6 +23,7 @@
 use core::arch::x86_64::*;
 
 use crate::block::check_dot;
+use crate::f32ops::{Q4_0_BLOCK, Q8_0_BLOCK};
 use crate::float::BlockBF16;
 use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
 use crate::kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
@@ -1148,6 +1149,279 @@ pub(crate) fn attn_values_f16_avx512(
         }
         j0 += jn;
     }
+}
+
+/// A Q8_0 (`Q4 = false`) or Q4_0 block's 32 values `d·q`, exact, as two vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and F16C; `blk` points at a whole block (34 or 18 bytes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn block_values<const Q4: bool>(blk: *const u8) -> [__m512; 2] {
+    // SAFETY: the block starts with its f16 scale (unaligned read), then 32 signed bytes or 16
+    // bytes of nibbles, all within the block (caller).
+    unsafe {
+        let d = _mm512_cvtph_ps(_mm256_set1_epi16(blk.cast::<i16>().read_unaligned()));
+        let (q0, q1) = if Q4 {
+            let raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(2).cast()));
+            let eight = _mm512_set1_epi32(8);
+            (
+                _mm512_sub_epi32(_mm512_and_si512(raw, _mm512_set1_epi32(15)), eight),
+                _mm512_sub_epi32(_mm512_srli_epi32::<4>(raw), eight),
+            )
+        } else {
+            (
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(2).cast())),
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(18).cast())),
+            )
+        };
+        [
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(q0)),
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(q1)),
+        ]
+    }
+}
+
+/// The sums of the lanes of 16 vectors, as one vector: lane `r` is the sum of `v[r]`'s lanes.
+/// A tree of shuffles and adds (4 levels, 30 instructions for 16 sums instead of a reduction
+/// each); every lane's sum is added in the same order, whichever its place, so a key's score
+/// does not depend on which group of 16 it falls in.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn reduce16(v: &[__m512; 16]) -> __m512 {
+    // Within each 128-bit chunk: lanes (0, 2) and (1, 3) of two vectors, interleaved.
+    let l1: [__m512; 8] = core::array::from_fn(|p| {
+        let (a, b) = (v[2 * p], v[2 * p + 1]);
+        _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+    });
+    // Within each chunk: the two pairs, so that a chunk holds one sum of four vectors.
+    let l2: [__m512; 4] = core::array::from_fn(|p| {
+        let (a, b) = (_mm512_castps_pd(l1[2 * p]), _mm512_castps_pd(l1[2 * p + 1]));
+        _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
+        )
+    });
+    // Chunks 0 + 1 and 2 + 3, of two vectors at a time.
+    let pairs = |a: __m512, b: __m512| {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    };
+    let l3 = [pairs(l2[0], l2[1]), pairs(l2[2], l2[3])];
+    pairs(l3[0], l3[1])
+}
+
+/// Scores of all query heads against Q8_0 or Q4_0 key rows of `NC` vectors (`NC / 2` blocks),
+/// 16 keys at a time: the keys are expanded once (exactly) for all heads, each head's 16 dot
+/// products are reduced together ([`reduce16`]) and stored as one vector.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, AVX2, FMA and F16C; `hd == 16 * NC`, and the lengths were
+/// checked by `check_scores_quant` with this format's block size.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn attn_scores_quant_impl<const Q4: bool, const NC: usize>(
+    q: &[f32],
+    k: &[u8],
+    g: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (hd, row_bytes) = (16 * NC, NC / 2 * bb);
+    let mut keys = [[_mm512_setzero_ps(); NC]; 16];
+    for i0 in (0..rows).step_by(16) {
+        let n = (rows - i0).min(16);
+        for (r, key) in keys.iter_mut().enumerate() {
+            for b in 0..NC / 2 {
+                [key[2 * b], key[2 * b + 1]] = if r < n {
+                    // SAFETY: row i0 + r < rows holds `NC / 2` whole blocks (checked).
+                    unsafe { block_values::<Q4>(k.as_ptr().add((i0 + r) * row_bytes + b * bb)) }
+                } else {
+                    [_mm512_setzero_ps(); 2]
+                };
+            }
+        }
+        let mask: __mmask16 = if n == 16 { !0 } else { (1 << n) - 1 };
+        for j in 0..g {
+            // SAFETY: head j of `q` holds `hd` values (checked); unaligned loads.
+            let qj: [__m512; NC] = core::array::from_fn(|c| unsafe {
+                _mm512_loadu_ps(q.as_ptr().add(j * hd + 16 * c))
+            });
+            let acc: [__m512; 16] = core::array::from_fn(|r| {
+                let mut a = _mm512_setzero_ps();
+                for (qc, kc) in qj.iter().zip(&keys[r]) {
+                    a = _mm512_fmadd_ps(*qc, *kc, a);
+                }
+                a
+            });
+            // SAFETY: scores j·out_stride + i0 .. + n are within `out` (checked: i0 + n <= rows
+            // <= out_stride); the masked store writes only those.
+            unsafe {
+                _mm512_mask_storeu_ps(
+                    out.as_mut_ptr().add(j * out_stride + i0),
+                    mask,
+                    reduce16(&acc),
+                )
+            };
+        }
+    }
+}
+
+/// [`attn_scores_quant_impl`] for the head sizes 32–256 (any whole number of blocks), the
+/// reference beyond.
+fn attn_scores_quant_avx512<const Q4: bool>(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (g, rows) = crate::f32ops::check_scores_quant(q, k, bb, hd, out, out_stride);
+    let f = match hd {
+        32 => attn_scores_quant_impl::<Q4, 2>,
+        64 => attn_scores_quant_impl::<Q4, 4>,
+        96 => attn_scores_quant_impl::<Q4, 6>,
+        128 => attn_scores_quant_impl::<Q4, 8>,
+        160 => attn_scores_quant_impl::<Q4, 10>,
+        192 => attn_scores_quant_impl::<Q4, 12>,
+        224 => attn_scores_quant_impl::<Q4, 14>,
+        256 => attn_scores_quant_impl::<Q4, 16>,
+        _ if Q4 => return crate::f32ops::attn_scores_q4_0_ref(q, k, hd, out, out_stride),
+        _ => return crate::f32ops::attn_scores_q8_0_ref(q, k, hd, out, out_stride),
+    };
+    // SAFETY: installed only in the AVX-512 f32ops table, handed out only after the features
+    // were detected; `hd` matches `NC` in each arm and the lengths were checked.
+    unsafe { f(q, k, g, rows, out, out_stride) }
+}
+
+/// AVX-512 [`crate::f32ops::attn_scores_q8_0_ref`].
+pub(crate) fn attn_scores_q8_0_avx512(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    attn_scores_quant_avx512::<false>(q, k, hd, out, out_stride);
+}
+
+/// AVX-512 [`crate::f32ops::attn_scores_q4_0_ref`].
+pub(crate) fn attn_scores_q4_0_avx512(
+    q: &[f32],
+    k: &[u8],
+    hd: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    attn_scores_quant_avx512::<true>(q, k, hd, out, out_stride);
+}
+
+/// Weighted sum of Q8_0 or Q4_0 value rows for up to `J` (≤ 8) heads at once, one block (32
+/// columns) at a time: the `J × 2` accumulators stay in registers over all rows, and each block
+/// is expanded once for all heads.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, AVX2, FMA and F16C; `j0 + J <= g`, and the lengths were
+/// checked by `check_values_quant` with this format's block size.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn attn_values_quant_impl<const Q4: bool, const J: usize>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    rows: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let row_bytes = hd / 32 * bb;
+    let pj: [&[f32]; J] = core::array::from_fn(|jj| &p[(j0 + jj) * p_stride..][..rows]);
+    for b in 0..hd / 32 {
+        // Head j0 + jj of `out` holds `hd` values and `v` holds `rows` rows of `hd / 32` blocks
+        // (checked), so every access below is in bounds.
+        let mut acc: [[__m512; 2]; J] = core::array::from_fn(|jj| {
+            // SAFETY: in bounds (above); unaligned load.
+            core::array::from_fn(|c| unsafe {
+                _mm512_loadu_ps(out.as_ptr().add((j0 + jj) * hd + 32 * b + 16 * c))
+            })
+        });
+        for i in 0..rows {
+            // SAFETY: block b of row i is in bounds (above).
+            let x = unsafe { block_values::<Q4>(v.as_ptr().add(i * row_bytes + b * bb)) };
+            for (a, pw) in acc.iter_mut().zip(&pj) {
+                let w = _mm512_set1_ps(pw[i]);
+                a[0] = _mm512_fmadd_ps(w, x[0], a[0]);
+                a[1] = _mm512_fmadd_ps(w, x[1], a[1]);
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            for (c, ac) in a.iter().enumerate() {
+                // SAFETY: in bounds (above); unaligned store.
+                unsafe {
+                    _mm512_storeu_ps(out.as_mut_ptr().add((j0 + jj) * hd + 32 * b + 16 * c), *ac)
+                };
+            }
+        }
+    }
+}
+
+/// [`attn_values_quant_impl`] for all heads, eight at a time.
+fn attn_values_quant_avx512<const Q4: bool>(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let bb = if Q4 { Q4_0_BLOCK } else { Q8_0_BLOCK };
+    let (g, rows) = crate::f32ops::check_values_quant(p, p_stride, v, bb, hd, out);
+    let mut j0 = 0;
+    while j0 < g {
+        let jn = (g - j0).min(8);
+        // SAFETY: installed only in the AVX-512 f32ops table, handed out only after the
+        // features were detected; `j0 + jn <= g` and the lengths were checked.
+        unsafe {
+            let f = match jn {
+                8 => attn_values_quant_impl::<Q4, 8>,
+                7 => attn_values_quant_impl::<Q4, 7>,
+                6 => attn_values_quant_impl::<Q4, 6>,
+                5 => attn_values_quant_impl::<Q4, 5>,
+                4 => attn_values_quant_impl::<Q4, 4>,
+                3 => attn_values_quant_impl::<Q4, 3>,
+                2 => attn_values_quant_impl::<Q4, 2>,
+                _ => attn_values_quant_impl::<Q4, 1>,
+            };
+            f(p, p_stride, v, hd, rows, j0, out);
+        }
+        j0 += jn;
+    }
+}
+
+/// AVX-512 [`crate::f32ops::attn_values_q8_0_ref`], bit-identical to it.
+pub(crate) fn attn_values_q8_0_avx512(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    attn_values_quant_avx512::<false>(p, p_stride, v, hd, out);
+}
+
+/// AVX-512 [`crate::f32ops::attn_values_q4_0_ref`], bit-identical to it.
+pub(crate) fn attn_values_q4_0_avx512(
+    p: &[f32],
+    p_stride: usize,
+    v: &[u8],
+    hd: usize,
+    out: &mut [f32],
+) {
+    attn_values_quant_avx512::<true>(p, p_stride, v, hd, out);
 }
 
 macro_rules! bytes_wrapper {

@@ -457,3 +457,200 @@ fn fused_attention_matches_the_reference() {
     }
     eprintln!("{checked} fused attention cases checked");
 }
+
+/// Random Q8_0 (`block == 34`) or Q4_0 (18) value rows: scales of every kind (ordinary,
+/// f16's largest and subnormal ones, signed zeros) and every byte value, extremes included.
+fn quant_rows(rng: &mut Rng, block: usize, hd: usize, rows: usize) -> Vec<u8> {
+    let special = [0x7bffu16, 0xfbff, 0x0001, 0x8001, 0x0000, 0x8000, 0x3c00];
+    let mut v = Vec::with_capacity(rows * hd / 32 * block);
+    for b in 0..rows * hd / 32 {
+        let d = if b % 5 == 4 {
+            special[(rng.next() % special.len() as u64) as usize].to_le_bytes()
+        } else {
+            rng.f16(0.05)
+        };
+        v.extend_from_slice(&d);
+        for k in 0..block - 2 {
+            // A few blocks hold only the extreme codes.
+            v.push(match b % 7 {
+                6 => [0x80, 0x7f, 0x00, 0xff][k % 4],
+                _ => rng.byte(),
+            });
+        }
+    }
+    v
+}
+
+/// The value of element `d` of row `i`, exactly.
+fn quant_value(v: &[u8], block: usize, hd: usize, i: usize, d: usize) -> f64 {
+    let blk = &v[(i * hd / 32 + d / 32) * block..][..block];
+    let scale = f16::from_le_bytes([blk[0], blk[1]]).to_f64();
+    let k = d % 32;
+    let q = if block == 34 {
+        f64::from(blk[2 + k] as i8)
+    } else {
+        let b = blk[2 + k % 16];
+        f64::from(if k < 16 { b & 15 } else { b >> 4 }) - 8.0
+    };
+    scale * q
+}
+
+/// The quantized value sums of every tier are bit-identical to the reference (same order per
+/// output value, every step exact or one rounding), and the reference is within one rounding
+/// per row of the exact sum, for head sizes 32 to 256, 1 to 9 heads (more than any tier's
+/// register tile), 1 to 40 rows, strides wider than the rows, weights with zeros.
+#[test]
+fn quantized_values_match_the_reference_bit_for_bit() {
+    type Kernel = fn(&[f32], usize, &[u8], usize, &mut [f32]);
+    type Format = (&'static str, usize, Kernel, fn(&F32Ops) -> Kernel);
+    let mut rng = Rng(91);
+    let mut checked = 0;
+    let formats: [Format; 2] = [
+        ("q8_0", 34, f32ops::attn_values_q8_0_ref, |o| {
+            o.attn_values_q8_0
+        }),
+        ("q4_0", 18, f32ops::attn_values_q4_0_ref, |o| {
+            o.attn_values_q4_0
+        }),
+    ];
+    for (name, block, reference, pick) in formats {
+        for hd in [32usize, 64, 96, 128, 256] {
+            for g in 1..=9 {
+                for rows in [1usize, 2, 5, 17, 40] {
+                    let v = quant_rows(&mut rng, block, hd, rows);
+                    let stride = rows + 3;
+                    let p: Vec<f32> = (0..g * stride)
+                        .map(|i| if i % 11 == 3 { 0.0 } else { rng.uniform() })
+                        .collect();
+                    let init = rng.vec(g * hd, 0.5);
+                    let mut want = init.clone();
+                    reference(&p, stride, &v, hd, &mut want);
+                    for j in 0..g {
+                        for d in 0..hd {
+                            let mut exact = f64::from(init[j * hd + d]);
+                            let mut mag = exact.abs();
+                            for i in 0..rows {
+                                let t =
+                                    f64::from(p[j * stride + i]) * quant_value(&v, block, hd, i, d);
+                                exact += t;
+                                mag += t.abs();
+                            }
+                            let got = f64::from(want[j * hd + d]);
+                            assert!(
+                                (got - exact).abs() <= rows as f64 * 6e-8 * mag + TINY,
+                                "{name} reference hd {hd} g {g} rows {rows}: {got} vs {exact}"
+                            );
+                        }
+                    }
+                    for ops in tiers() {
+                        let mut got = init.clone();
+                        pick(ops)(&p, stride, &v, hd, &mut got);
+                        let same = got
+                            .iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same,
+                            "{:?} {name} hd {hd} g {g} rows {rows} differs",
+                            ops.tier
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{checked} quantized value cases checked");
+}
+
+#[test]
+#[should_panic(expected = "quantized attention rows")]
+fn quantized_values_refuse_partial_blocks() {
+    let mut out = [0f32; 48];
+    f32ops::attn_values_q8_0_ref(&[1.0], 1, &[0; 34 * 2], 48, &mut out);
+}
+
+/// The quantized score kernels of every tier against the exact dot products of f32 queries with
+/// the keys' exact values: within one rounding per term of `Σ|q·k|` (the reference adds in
+/// order; the tiers add in lanes and then in a tree, which is tighter). A key's
+/// score has the same bits whichever run it is scored in (from any first row, any number of
+/// rows): batched and token-by-token attention cut the span into the same runs only by
+/// accident, and must not depend on it.
+#[test]
+fn quantized_scores_match_exact_sums_and_do_not_depend_on_the_run() {
+    type Kernel = fn(&[f32], &[u8], usize, &mut [f32], usize);
+    type Format = (&'static str, usize, Kernel, fn(&F32Ops) -> Kernel);
+    let mut rng = Rng(92);
+    let mut checked = 0;
+    let formats: [Format; 2] = [
+        ("q8_0", 34, f32ops::attn_scores_q8_0_ref, |o| {
+            o.attn_scores_q8_0
+        }),
+        ("q4_0", 18, f32ops::attn_scores_q4_0_ref, |o| {
+            o.attn_scores_q4_0
+        }),
+    ];
+    for (name, block, reference, pick) in formats {
+        for hd in [32usize, 64, 96, 128, 256, 288] {
+            for g in [1usize, 2, 3, 7, 9] {
+                for rows in [1usize, 3, 8, 16, 17, 40] {
+                    let k = quant_rows(&mut rng, block, hd, rows);
+                    let q = rng.vec(g * hd, 1.0);
+                    let stride = rows + 5;
+                    let row_bytes = hd / 32 * block;
+                    let mut kernels: Vec<(String, Kernel)> = vec![("reference".into(), reference)];
+                    kernels.extend(
+                        tiers()
+                            .into_iter()
+                            .map(|o| (format!("{:?}", o.tier), pick(o))),
+                    );
+                    for (tier, f) in kernels {
+                        let mut got = vec![f32::NAN; g * stride];
+                        f(&q, &k, hd, &mut got, stride);
+                        for j in 0..g {
+                            for i in 0..rows {
+                                let (mut exact, mut mag) = (0f64, 0f64);
+                                for d in 0..hd {
+                                    let t =
+                                        f64::from(q[j * hd + d]) * quant_value(&k, block, hd, i, d);
+                                    exact += t;
+                                    mag += t.abs();
+                                }
+                                let a = f64::from(got[j * stride + i]);
+                                assert!(
+                                    (a - exact).abs() <= 2.0 * hd as f64 * 6e-8 * mag + TINY,
+                                    "{tier} {name} scores hd {hd} g {g} rows {rows}: {a} vs {exact}"
+                                );
+                            }
+                            // Nothing written past the rows.
+                            assert!(
+                                got[j * stride + rows..][..stride - rows]
+                                    .iter()
+                                    .all(|v| v.is_nan())
+                            );
+                        }
+                        // The same keys scored from another first row, in runs of other lengths.
+                        for from in [1usize, 5, 9] {
+                            if from >= rows {
+                                continue;
+                            }
+                            let mut part = vec![0f32; g * stride];
+                            f(&q, &k[from * row_bytes..], hd, &mut part, stride);
+                            for j in 0..g {
+                                for i in from..rows {
+                                    assert_eq!(
+                                        part[j * stride + i - from].to_bits(),
+                                        got[j * stride + i].to_bits(),
+                                        "{tier} {name} hd {hd}: key {i} scored from row {from}"
+                                    );
+                                }
+                            }
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{checked} quantized score cases checked");
+}

@@ -10,8 +10,10 @@
 //! The work is one item per (token, KV head): each cached key and value row is read once for
 //! all query heads of the group (grouped-query attention). Items are claimed by the pool's
 //! threads in chunks, each item computed the same way whoever takes it. Runs of consecutive
-//! slots go through the fused f16 kernels of `eddy_quant::f32ops` where the tier has them
-//! ([`scores_fused`], [`values_fused`]), else row by row ([`scores_rows`], [`values_rows`]).
+//! slots go through the kernels of `eddy_quant::f32ops` that read the cache as it is stored:
+//! Q8_0/Q4_0 blocks on every tier ([`scores_quant`], [`values_quant`]), f16 where the tier has
+//! fused kernels ([`scores_fused`], [`values_fused`]), else row by row ([`scores_rows`],
+//! [`values_rows`]).
 
 use super::buffers::Shape;
 use crate::arena::ArenaLayout;
@@ -54,17 +56,10 @@ pub(super) struct Job<'a> {
 pub(super) fn scratch_len(sh: &Shape) -> usize {
     let len = sh.group * sh.n_slots
         + 2 * sh.group * sh.head_dim
-        + 2 * q8_words(sh)
         + 2 * sh.half_rot
         + KV_RUN * sh.head_dim.max(sh.head_dim_v);
     // Whole cache lines, so that workers' shares never share one.
     len.next_multiple_of(16)
-}
-
-/// Scratch words (f32) of the group's queries quantized to Q8_0 for a quantized key cache
-/// (34 bytes per 32 values; `head_dim` is whole blocks when the keys are quantized).
-fn q8_words(sh: &Shape) -> usize {
-    (sh.group * sh.head_dim.div_ceil(32) * 34).div_ceil(4)
 }
 
 /// A worker's scratch, split.
@@ -75,9 +70,6 @@ struct Scratch<'s> {
     q_sink: &'s mut [f32],
     /// The queries rotated for a quantized key cache, `[group][head_dim]`.
     q_rot: &'s mut [f32],
-    /// The rotated queries (`q8`) and sink queries (`q8_sink`) as Q8_0 blocks, `[group][row]`.
-    q8: &'s mut [u8],
-    q8_sink: &'s mut [u8],
     cos: &'s mut [f32],
     sin: &'s mut [f32],
     rows: &'s mut [f32],
@@ -88,8 +80,6 @@ impl<'s> Scratch<'s> {
         let (scores, rest) = buf.split_at_mut(sh.group * sh.n_slots);
         let (q_sink, rest) = rest.split_at_mut(sh.group * sh.head_dim);
         let (q_rot, rest) = rest.split_at_mut(sh.group * sh.head_dim);
-        let (q8, rest) = rest.split_at_mut(q8_words(sh));
-        let (q8_sink, rest) = rest.split_at_mut(q8_words(sh));
         let (cos, rest) = rest.split_at_mut(sh.half_rot);
         let (sin, rest) = rest.split_at_mut(sh.half_rot);
         let rows = &mut rest[..KV_RUN * sh.head_dim.max(sh.head_dim_v)];
@@ -97,8 +87,6 @@ impl<'s> Scratch<'s> {
             scores,
             q_sink,
             q_rot,
-            q8: bytemuck::cast_slice_mut(q8),
-            q8_sink: bytemuck::cast_slice_mut(q8_sink),
             cos,
             sin,
             rows,
@@ -164,18 +152,15 @@ impl Span {
 
     /// The run of consecutive slots starting at key `i`: its first slot and length (at most
     /// `KV_RUN`, broken where the ring wraps and at the sinks/window boundary, where the query
-    /// differs).
+    /// differs). Sink slots are consecutive; window slots are consecutive up to the ring's end.
     fn run(&self, layout: &ArenaLayout, i: usize) -> (usize, usize) {
         let s0 = self.slot(layout, i);
-        let mut len = 1;
-        while i + len < self.len
-            && len < KV_RUN
-            && self.slot(layout, i + len) == s0 + len
-            && (i + len < self.n_sinks) == (i < self.n_sinks)
-        {
-            len += 1;
-        }
-        (s0, len)
+        let len = if i < self.n_sinks {
+            self.n_sinks - i
+        } else {
+            (layout.n_sink + layout.n_ring - s0).min(self.len - i)
+        };
+        (s0, len.min(KV_RUN))
     }
 }
 
@@ -233,8 +218,8 @@ fn attend_item(
     let pos = job.n_seen + t as u64;
     let span = Span::of(&job.layout, pos, job.sliding_window);
     let mut q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
-    // The format of a quantized key cache, whose keys are stored rotated (`crate::kv`).
-    let key_blocks = job.keys.blocks(0, 0).map(|(_, t)| t);
+    // Whether the keys are a quantized cache's, stored rotated (`crate::kv`).
+    let rotated_keys = job.keys.blocks(0, 0).is_some();
     if span.shift {
         if *angles_for != Some(t) {
             ops::rope_angles(
@@ -250,24 +235,19 @@ fn attend_item(
         s.q_sink[..group * hd].copy_from_slice(q);
         for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
-            if key_blocks.is_some() {
+            if rotated_keys {
                 ops::hadamard_chunks(h);
             }
         }
     }
-    if let Some(t) = key_blocks {
-        // A quantized key cache holds rotated keys (`crate::kv`): rotated queries are scored
-        // against them, quantized to the format's partner (Q8_0) as llama.cpp does, so that
-        // the format's integer dot product reads the keys as they are.
+    if rotated_keys {
+        // A quantized key cache holds rotated keys (`crate::kv`): the queries are rotated the
+        // same way (`H·q · H·k = q·k`) and scored, in f32, against the keys' exact values.
         s.q_rot[..group * hd].copy_from_slice(q);
         for h in s.q_rot[..group * hd].chunks_exact_mut(hd) {
             ops::hadamard_chunks(h);
         }
         q = &s.q_rot[..group * hd];
-        quantize_queries(t, q, hd, s.q8);
-        if span.shift {
-            quantize_queries(t, &s.q_sink[..group * hd], hd, s.q8_sink);
-        }
     }
     let mut i = 0;
     while i < span.len {
@@ -279,14 +259,9 @@ fn attend_item(
             q
         };
         let at = (kvh * sh.n_slots + s0) * hd;
-        if key_blocks.is_some() {
-            let q8 = if span.shift && i < span.n_sinks {
-                &*s.q8_sink
-            } else {
-                &*s.q8
-            };
-            scores_quant(job, q8, at, len, i, s.scores);
-        } else if !scores_fused(job, fops, q_run, at, len, i, s.scores) {
+        if !scores_quant(job, fops, q_run, at, len, i, s.scores)
+            && !scores_fused(job, fops, q_run, at, len, i, s.scores)
+        {
             scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
         }
         i += len;
@@ -302,7 +277,7 @@ fn attend_item(
         let (s0, len) = span.run(&job.layout, i);
         let at = (kvh * sh.n_slots + s0) * sh.head_dim_v;
         if !values_fused(job, fops, at, len, i, s.scores, out)
-            && !values_quant(job, at, len, i, s.scores, out)
+            && !values_quant(job, fops, at, len, i, s.scores, out)
         {
             values_rows(job, fops, at, len, i, s.scores, s.rows, out);
         }
@@ -341,55 +316,35 @@ fn scores_fused(
     true
 }
 
-/// Quantizes the group's queries `q` (`[group][hd]`) to the `vec_dot` partner of the key format
-/// `t`, into `out` (`[group][row]`).
-fn quantize_queries(t: &eddy_quant::TypeTraits, q: &[f32], hd: usize, out: &mut [u8]) {
-    let Some(p) = eddy_quant::type_traits(t.vec_dot_type) else {
-        return;
-    };
-    let rb = eddy_quant::row_bytes(t.vec_dot_type, hd).unwrap_or(0);
-    for (qh, o) in q.chunks_exact(hd).zip(out.chunks_exact_mut(rb)) {
-        (p.from_float)(qh, o);
-    }
-}
-
-/// Scores of the group's quantized queries `q8` against `len` quantized keys from value `at`,
-/// into columns `i..` of `scores`: the key format's dispatched integer dot product (AVX2,
-/// AVX-512, NEON, dotprod, each tested against its scalar reference in `eddy_quant`), row by
-/// row.
-fn scores_quant(job: &Job<'_>, q8: &[u8], at: usize, len: usize, i: usize, scores: &mut [f32]) {
+/// Scores of the group's queries `q` against `len` quantized keys from value `at`, into columns
+/// `i..` of `scores`, through the tier's kernel that reads the blocks directly (each key
+/// expanded once, exactly, for all heads); false for f16 and f32 caches.
+fn scores_quant(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    q: &[f32],
+    at: usize,
+    len: usize,
+    i: usize,
+    scores: &mut [f32],
+) -> bool {
     let sh = job.shape;
-    let hd = sh.head_dim;
-    let Some((keys, t)) = job.keys.blocks(at, len * hd) else {
-        return;
+    let Some((keys, t)) = job.keys.blocks(at, len * sh.head_dim) else {
+        return false;
     };
-    let rb = keys.len() / len.max(1);
-    let qrb = eddy_quant::row_bytes(t.vec_dot_type, hd).unwrap_or(0);
-    if let Some(multi) = t.vec_dot_multi {
-        // All keys of the run against up to `MULTI_HEADS` query heads in one call (the same
-        // bits as `vec_dot`), through a stack tile `[key][head]`.
-        let mut tile = [0f32; KV_RUN * MULTI_HEADS];
-        for h0 in (0..sh.group).step_by(MULTI_HEADS) {
-            let k = (sh.group - h0).min(MULTI_HEADS);
-            let tile = &mut tile[..len * k];
-            multi(hd, keys, len, &q8[h0 * qrb..], qrb, tile);
-            for (r, row) in tile.chunks_exact(k).enumerate() {
-                for (h, &v) in row.iter().enumerate() {
-                    scores[(h0 + h) * sh.n_slots + i + r] = v * job.attn_scale;
-                }
-            }
-        }
-        return;
-    }
-    for (r, krow) in keys.chunks_exact(rb).enumerate() {
-        for (h, qh) in q8.chunks_exact(qrb).take(sh.group).enumerate() {
-            scores[h * sh.n_slots + i + r] = (t.vec_dot)(hd, krow, qh) * job.attn_scale;
+    let kernel = match t.ty {
+        eddy_quant::GgmlType::Q8_0 => fops.attn_scores_q8_0,
+        eddy_quant::GgmlType::Q4_0 => fops.attn_scores_q4_0,
+        _ => return false,
+    };
+    kernel(q, keys, sh.head_dim, &mut scores[i..], sh.n_slots);
+    for h in 0..sh.group {
+        for v in &mut scores[h * sh.n_slots + i..][..len] {
+            *v *= job.attn_scale;
         }
     }
+    true
 }
-
-/// Query heads per multi-column `vec_dot` call of [`scores_quant`].
-const MULTI_HEADS: usize = 16;
 
 /// [`scores_fused`] row by row: each key widened to f32 once for all query heads.
 #[allow(clippy::too_many_arguments)]
@@ -434,10 +389,13 @@ fn values_fused(
 }
 
 /// `out[h] += Σ_r scores[h][i + r] · value_r` over `len` quantized value rows from value `at`,
-/// each block expanded once (`d·q`, exact in f32) into a 32-value stack buffer and added to
-/// every query head of the group: one pass, no call per row; false for f16 and f32 caches.
+/// through the tier's kernel that reads the blocks directly (each block expanded once for all
+/// heads, bit-identical on every tier to `eddy_quant::f32ops::attn_values_q8_0_ref`); false
+/// for f16 and f32 caches.
+#[allow(clippy::too_many_arguments)]
 fn values_quant(
     job: &Job<'_>,
+    fops: &F32Ops,
     at: usize,
     len: usize,
     i: usize,
@@ -445,39 +403,15 @@ fn values_quant(
     out: &mut [f32],
 ) -> bool {
     let sh = job.shape;
-    let hdv = sh.head_dim_v;
-    let Some((bytes, t)) = job.values.blocks(at, len * hdv) else {
+    let Some((bytes, t)) = job.values.blocks(at, len * sh.head_dim_v) else {
         return false;
     };
-    let q4 = match t.ty {
-        eddy_quant::GgmlType::Q4_0 => true,
-        eddy_quant::GgmlType::Q8_0 => false,
+    let kernel = match t.ty {
+        eddy_quant::GgmlType::Q8_0 => fops.attn_values_q8_0,
+        eddy_quant::GgmlType::Q4_0 => fops.attn_values_q4_0,
         _ => return false,
     };
-    let bb = if q4 { 18 } else { 34 };
-    let mut v = [0f32; 32];
-    for (r, row) in bytes.chunks_exact(hdv / 32 * bb).enumerate() {
-        for (b, blk) in row.chunks_exact(bb).enumerate() {
-            let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-            if q4 {
-                // Low nibbles are values 0..16, high nibbles 16..32, both offset by 8.
-                for (k, &q) in blk[2..18].iter().enumerate() {
-                    v[k] = d * (i32::from(q & 15) - 8) as f32;
-                    v[k + 16] = d * (i32::from(q >> 4) - 8) as f32;
-                }
-            } else {
-                for (x, &q) in v.iter_mut().zip(&blk[2..34]) {
-                    *x = d * f32::from(q as i8);
-                }
-            }
-            for (h, oh) in out.chunks_exact_mut(hdv).enumerate() {
-                let p = scores[h * sh.n_slots + i + r];
-                for (o, &x) in oh[32 * b..32 * b + 32].iter_mut().zip(&v) {
-                    *o += p * x;
-                }
-            }
-        }
-    }
+    kernel(&scores[i..], sh.n_slots, bytes, sh.head_dim_v, out);
     true
 }
 
@@ -499,6 +433,41 @@ fn values_rows(
     for (r, vrow) in v.chunks_exact(hdv).enumerate() {
         for (h, oh) in out.chunks_exact_mut(hdv).enumerate() {
             (fops.axpy)(scores[h * sh.n_slots + i + r], vrow, oh);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Span::run`] against its definition, slot by slot: the longest run of consecutive slots
+    /// on one side of the sinks/window boundary, at most `KV_RUN`, for layouts with and without
+    /// sinks, every position of two turns of the ring, global and sliding-window layers.
+    #[test]
+    fn runs_are_the_longest_consecutive_slots() {
+        for (sinks, window, slack) in [(4, 6, 3), (0, 40, 5), (4, 70, 31), (1, 1, 1)] {
+            let layout = ArenaLayout::new(sinks, window, slack);
+            for sw in [None, Some(3), Some(50)] {
+                for pos in 0..2 * (sinks + layout.n_ring) as u64 + 7 {
+                    let span = Span::of(&layout, pos, sw);
+                    let mut i = 0;
+                    while i < span.len {
+                        let (s0, len) = span.run(&layout, i);
+                        assert_eq!(s0, span.slot(&layout, i));
+                        let mut want = 1;
+                        while i + want < span.len
+                            && want < KV_RUN
+                            && span.slot(&layout, i + want) == s0 + want
+                            && (i + want < span.n_sinks) == (i < span.n_sinks)
+                        {
+                            want += 1;
+                        }
+                        assert_eq!(len, want, "{layout:?} {sw:?} pos {pos} key {i}");
+                        i += len;
+                    }
+                }
+            }
         }
     }
 }
