@@ -10,7 +10,7 @@ use crate::GgmlType;
 use crate::block::{GgmlBlock, check_dequantize, check_dot, check_quantize, ggml_block_layout};
 use crate::kquants::{BlockQ8K, QK_K};
 use crate::legacy::BlockQ8_0;
-use crate::num::{f16_to_f32, f32_to_f16, fabsf, nearest_int};
+use crate::num::{f16_to_f32, f32_to_f16, fabsf, madd, nearest_int_of_product};
 
 /// Weights per IQ4_NL block.
 pub const QK4_NL: usize = 32;
@@ -74,7 +74,7 @@ fn best_index(x: f32) -> usize {
 /// The weighted fit of one 32-weight block (ggml's `quantize_row_iq4_nl_impl` inner part, no
 /// importance matrix): a first scale from the extreme value, refined by least squares, then
 /// `2·NTRY + 1` candidate scales. Writes level indices to `l`, returns the scale.
-fn fit_block(xb: &[f32], l: &mut [u8]) -> f32 {
+fn fit_block<const FUSED: bool>(xb: &[f32], l: &mut [u8]) -> f32 {
     let mut weight = [0.0f32; 32];
     for (w, &v) in weight.iter_mut().zip(xb) {
         *w = v * v;
@@ -101,8 +101,10 @@ fn fit_block(xb: &[f32], l: &mut [u8]) -> f32 {
         let idx = best_index(id * v);
         *lj = idx as u8;
         let q = values[idx] as f32;
-        sumqx += w * q * v;
-        sumq2 += w * q * q;
+        // `w·q` is computed once; both sums fuse their last product.
+        let wq = w * q;
+        sumqx = madd::<FUSED>(wq, v, sumqx);
+        sumq2 = madd::<FUSED>(wq, q, sumq2);
     }
     d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
     let mut best = d * sumqx;
@@ -112,8 +114,9 @@ fn fit_block(xb: &[f32], l: &mut [u8]) -> f32 {
         sumq2 = 0.0;
         for (&v, &w) in xb.iter().zip(&weight) {
             let q = values[best_index(id * v)] as f32;
-            sumqx += w * q * v;
-            sumq2 += w * q * q;
+            let wq = w * q;
+            sumqx = madd::<FUSED>(wq, v, sumqx);
+            sumq2 = madd::<FUSED>(wq, q, sumq2);
         }
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
             d = sumqx / sumq2;
@@ -148,10 +151,15 @@ pub fn dequantize_row_iq4_nl(blocks: &[BlockIQ4NL], out: &mut [f32]) {
 
 /// ggml's `quantize_iq4_nl` without importance matrix (what `llama-quantize` writes).
 pub fn quantize_row_iq4_nl(x: &[f32], out: &mut [BlockIQ4NL]) {
+    quantize_row_iq4_nl_with::<false>(x, out)
+}
+
+/// [`quantize_row_iq4_nl`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_iq4_nl_with<const FUSED: bool>(x: &[f32], out: &mut [BlockIQ4NL]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK4_NL)) {
         let mut l = [0u8; QK4_NL];
-        let scale = fit_block(xb, &mut l);
+        let scale = fit_block::<FUSED>(xb, &mut l);
         b.d = f32_to_f16(scale);
         // Re-quantize with the final f32 scale.
         let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -211,6 +219,11 @@ pub fn dequantize_row_iq4_xs(blocks: &[BlockIQ4XS], out: &mut [f32]) {
 /// sub-block fitted as in IQ4_NL, the scales quantized to 6 bits against the largest one, the
 /// indices re-chosen for the stored scales.
 pub fn quantize_row_iq4_xs(x: &[f32], out: &mut [BlockIQ4XS]) {
+    quantize_row_iq4_xs_with::<false>(x, out)
+}
+
+/// [`quantize_row_iq4_xs`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_iq4_xs_with<const FUSED: bool>(x: &[f32], out: &mut [BlockIQ4XS]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
         let mut l = [0u8; QK_K];
@@ -218,7 +231,7 @@ pub fn quantize_row_iq4_xs(x: &[f32], out: &mut [BlockIQ4XS]) {
         let mut max_scale = 0.0f32;
         let mut amax_scale = 0.0f32;
         for ib in 0..QK_K / 32 {
-            let d = fit_block(&xb[32 * ib..32 * ib + 32], &mut l[32 * ib..32 * ib + 32]);
+            let d = fit_block::<FUSED>(&xb[32 * ib..32 * ib + 32], &mut l[32 * ib..32 * ib + 32]);
             scales[ib] = d;
             let abs_d = fabsf(d);
             if abs_d > amax_scale {
@@ -232,7 +245,7 @@ pub fn quantize_row_iq4_xs(x: &[f32], out: &mut [BlockIQ4XS]) {
         b.d = f32_to_f16(d);
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         for ib in 0..QK_K / 32 {
-            let ls = nearest_int(id * scales[ib]).clamp(-32, 31);
+            let ls = nearest_int_of_product::<FUSED>(id, scales[ib]).clamp(-32, 31);
             let dl = d * ls as f32;
             let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
             for j in 0..32 {

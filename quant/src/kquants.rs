@@ -13,7 +13,7 @@
 
 use crate::GgmlType;
 use crate::block::{GgmlBlock, check_dequantize, check_dot, check_quantize, ggml_block_layout};
-use crate::num::{f16_to_f32, f32_to_f16, fabsf, nearest_int, sqrtf};
+use crate::num::{f16_to_f32, f32_to_f16, fabsf, madd, nearest_int, nearest_int_of_product, sqrtf};
 
 /// Weights per k-quant super-block.
 pub const QK_K: usize = 256;
@@ -152,7 +152,7 @@ fn signed_max(x: &[f32]) -> (f32, f32) {
 /// reference quantizers use): symmetric quants in `-nmax..nmax` stored as `l + nmax` in `ls`,
 /// weights `x²`, a first guess from the extreme value and 18 nearby scales tried. Returns the
 /// scale.
-fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
+fn make_qx_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
         ls.fill(0);
@@ -163,12 +163,12 @@ fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let mut sumlx = 0.0f32;
     let mut suml2 = 0.0f32;
     for (l_out, &v) in ls.iter_mut().zip(x) {
-        let l = clamp(nearest_int(iscale * v));
+        let l = clamp(nearest_int_of_product::<FUSED>(iscale, v));
         *l_out = (l + nmax) as i8;
         let w = v * v;
         let lf = l as f32;
-        sumlx += w * v * lf;
-        suml2 += w * lf * lf;
+        sumlx = madd::<FUSED>(w * v, lf, sumlx);
+        suml2 = madd::<FUSED>(w * lf, lf, suml2);
     }
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
@@ -176,11 +176,13 @@ fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
         if is == 0 {
             continue;
         }
-        iscale = -(nmax as f32 + 0.1 * is as f32) / max;
+        iscale = -madd::<FUSED>(0.1, is as f32, nmax as f32) / max;
         sumlx = 0.0;
         suml2 = 0.0;
+        // GCC vectorizes this loop: the products are rounded in vectors and then added in
+        // order (an in-order reduction is not fused), while `nearest_int` stays fused.
         for &v in x {
-            let l = clamp(nearest_int(iscale * v));
+            let l = clamp(nearest_int_of_product::<FUSED>(iscale, v));
             let w = v * v;
             let lf = l as f32;
             sumlx += w * v * lf;
@@ -188,7 +190,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
         }
         if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
             for (l_out, &v) in ls.iter_mut().zip(x) {
-                *l_out = (nmax + clamp(nearest_int(iscale * v))) as i8;
+                *l_out = (nmax + clamp(nearest_int_of_product::<FUSED>(iscale, v))) as i8;
             }
             scale = sumlx / suml2;
             best = scale * sumlx;
@@ -263,7 +265,12 @@ struct Qkx2 {
 /// fitted by weighted least squares for each candidate scale; the candidate with the smallest
 /// weighted error (absolute or squared) wins. Writes the quants to `ls`, returns
 /// `(scale, -min)`.
-fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], ls: &mut [u8]) -> (f32, f32) {
+fn make_qkx2_quants<const FUSED: bool>(
+    p: &Qkx2,
+    x: &[f32],
+    weights: &[f32],
+    ls: &mut [u8],
+) -> (f32, f32) {
     let n = x.len();
     let mut laux = [0u8; 32];
     let laux = &mut laux[..n];
@@ -280,7 +287,7 @@ fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], ls: &mut [u8]) -> (f32
         }
         let w = weights[i];
         sum_w += w;
-        sum_x += w * x[i];
+        sum_x = madd::<FUSED>(w, x[i], sum_x);
     }
     if min > 0.0 {
         min = 0.0;
@@ -295,40 +302,43 @@ fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], ls: &mut [u8]) -> (f32
     let mut scale = 1.0 / iscale;
     let mut best_error = 0.0f32;
     for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min));
+        let l = nearest_int_of_product::<FUSED>(iscale, x[i] - min);
         ls[i] = l.clamp(0, nmax) as u8;
-        let diff = scale * ls[i] as f32 + min - x[i];
-        best_error += weights[i] * err(diff);
+        let diff = madd::<FUSED>(scale, ls[i] as f32, min) - x[i];
+        best_error = madd::<FUSED>(weights[i], err(diff), best_error);
     }
     if p.nstep < 1 {
         return (scale, -min);
     }
     for is in 0..=p.nstep {
-        iscale = (p.rmin + p.rdelta * is as f32 + nmax as f32) / (max - min);
+        iscale = (madd::<FUSED>(p.rdelta, is as f32, p.rmin) + nmax as f32) / (max - min);
         let mut sum_l = 0.0f32;
         let mut sum_l2 = 0.0f32;
         let mut sum_xl = 0.0f32;
         for i in 0..n {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            let l = nearest_int_of_product::<FUSED>(iscale, x[i] - min).clamp(0, nmax);
             laux[i] = l as u8;
             let w = weights[i];
             let lf = l as f32;
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
+            // `w·l` is computed once (it has a product among its uses, so it is not fused).
+            let wl = w * lf;
+            sum_l += wl;
+            sum_l2 = madd::<FUSED>(wl, lf, sum_l2);
+            sum_xl = madd::<FUSED>(wl, x[i], sum_xl);
         }
-        let det = sum_w * sum_l2 - sum_l * sum_l;
+        let det = madd::<FUSED>(sum_w, sum_l2, -(sum_l * sum_l));
         if det > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            // GCC fuses the second product here (and the first one in `det` and `this_min`).
+            let mut this_scale = madd::<FUSED>(-sum_x, sum_l, sum_w * sum_xl) / det;
+            let mut this_min = madd::<FUSED>(sum_l2, sum_x, -(sum_l * sum_xl)) / det;
             if this_min > 0.0 {
                 this_min = 0.0;
                 this_scale = sum_xl / sum_l2;
             }
             let mut cur_error = 0.0f32;
             for i in 0..n {
-                let diff = this_scale * laux[i] as f32 + this_min - x[i];
-                cur_error += weights[i] * err(diff);
+                let diff = madd::<FUSED>(this_scale, laux[i] as f32, this_min) - x[i];
+                cur_error = madd::<FUSED>(weights[i], err(diff), cur_error);
             }
             if cur_error < best_error {
                 ls.copy_from_slice(laux);
@@ -442,7 +452,8 @@ pub fn quantize_row_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
             for (w, &v) in weights.iter_mut().zip(xs) {
                 *w = fabsf(v);
             }
-            let (scale, min) = make_qkx2_quants(&params, xs, &weights, &mut l[16 * j..16 * j + 16]);
+            let (scale, min) =
+                make_qkx2_quants::<false>(&params, xs, &weights, &mut l[16 * j..16 * j + 16]);
             scales[j] = scale;
             mins[j] = min;
             if scale > max_scale {
@@ -702,7 +713,7 @@ pub fn dequantize_row_q4_k(blocks: &[BlockQ4K], out: &mut [f32]) {
 /// Shared first half of the Q4_K/Q5_K reference quantizers: per sub-block of 32 a
 /// `make_qkx2_quants` fit with weights `rms + |x|`, then 6-bit scales and minimums relative to
 /// the largest of each. Returns the final quants (re-fitted to the stored scales).
-fn quantize_k4_scales(
+fn quantize_k4_scales<const FUSED: bool>(
     xb: &[f32],
     params: &Qkx2,
     d_out: &mut [u8; 2],
@@ -719,13 +730,15 @@ fn quantize_k4_scales(
         let xs = &xb[32 * j..32 * j + 32];
         let mut sum_x2 = 0.0f32;
         for &v in xs {
+            // GCC vectorizes this sum: squares rounded, then added in order (not fused).
             sum_x2 += v * v;
         }
         let av_x = sqrtf(sum_x2 / 32.0);
         for (w, &v) in weights.iter_mut().zip(xs) {
             *w = av_x + fabsf(v);
         }
-        let (scale, min) = make_qkx2_quants(params, xs, &weights, &mut l[32 * j..32 * j + 32]);
+        let (scale, min) =
+            make_qkx2_quants::<FUSED>(params, xs, &weights, &mut l[32 * j..32 * j + 32]);
         scales[j] = scale;
         mins[j] = min;
         if scale > max_scale {
@@ -743,8 +756,8 @@ fn quantize_k4_scales(
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     *packed = [0; 12];
     for j in 0..QK_K / 32 {
-        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        let ls = (nearest_int_of_product::<FUSED>(inv_scale, scales[j]) as u8).min(63);
+        let lm = (nearest_int_of_product::<FUSED>(inv_min, mins[j]) as u8).min(63);
         set_scale_min_k4(j, ls, lm, packed);
     }
     *d_out = f32_to_f16(max_scale / 63.0);
@@ -769,6 +782,11 @@ fn quantize_k4_scales(
 
 /// ggml's `quantize_row_q4_K_ref`.
 pub fn quantize_row_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
+    quantize_row_q4_k_with::<false>(x, out)
+}
+
+/// [`quantize_row_q4_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q4_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4K]) {
     check_quantize(x, out);
     let params = Qkx2 {
         nmax: 15,
@@ -778,7 +796,7 @@ pub fn quantize_row_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
         use_mad: false,
     };
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
-        let l = quantize_k4_scales(xb, &params, &mut b.d, &mut b.dmin, &mut b.scales);
+        let l = quantize_k4_scales::<FUSED>(xb, &params, &mut b.d, &mut b.dmin, &mut b.scales);
         for g in 0..QK_K / 64 {
             for i in 0..32 {
                 b.qs[32 * g + i] = l[64 * g + i] | (l[64 * g + i + 32] << 4);
@@ -875,6 +893,11 @@ pub fn dequantize_row_q5_k(blocks: &[BlockQ5K], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q5_K_ref`.
 pub fn quantize_row_q5_k(x: &[f32], out: &mut [BlockQ5K]) {
+    quantize_row_q5_k_with::<false>(x, out)
+}
+
+/// [`quantize_row_q5_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q5_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5K]) {
     check_quantize(x, out);
     let params = Qkx2 {
         nmax: 31,
@@ -884,7 +907,7 @@ pub fn quantize_row_q5_k(x: &[f32], out: &mut [BlockQ5K]) {
         use_mad: false,
     };
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
-        let l = quantize_k4_scales(xb, &params, &mut b.d, &mut b.dmin, &mut b.scales);
+        let l = quantize_k4_scales::<FUSED>(xb, &params, &mut b.d, &mut b.dmin, &mut b.scales);
         b.qh = [0; QK_K / 8];
         for g in 0..QK_K / 64 {
             let m1 = 1u8 << (2 * g);
@@ -965,6 +988,11 @@ pub fn dequantize_row_q6_k(blocks: &[BlockQ6K], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q6_K_ref`.
 pub fn quantize_row_q6_k(x: &[f32], out: &mut [BlockQ6K]) {
+    quantize_row_q6_k_with::<false>(x, out)
+}
+
+/// [`quantize_row_q6_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q6_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ6K]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
         let mut l = [0i8; QK_K];
@@ -972,7 +1000,7 @@ pub fn quantize_row_q6_k(x: &[f32], out: &mut [BlockQ6K]) {
         let mut max_scale = 0.0f32;
         let mut max_abs_scale = 0.0f32;
         for ib in 0..QK_K / 16 {
-            let scale = make_qx_quants(
+            let scale = make_qx_quants::<FUSED>(
                 32,
                 &xb[16 * ib..16 * ib + 16],
                 &mut l[16 * ib..16 * ib + 16],
@@ -992,7 +1020,7 @@ pub fn quantize_row_q6_k(x: &[f32], out: &mut [BlockQ6K]) {
         let iscale = -128.0 / max_scale;
         b.d = f32_to_f16(1.0 / iscale);
         for (s, &sc) in b.scales.iter_mut().zip(&scales) {
-            *s = nearest_int(iscale * sc).min(127) as i8;
+            *s = nearest_int_of_product::<FUSED>(iscale, sc).min(127) as i8;
         }
         let dd = f16_to_f32(b.d);
         for j in 0..QK_K / 16 {

@@ -12,7 +12,7 @@
 
 use crate::GgmlType;
 use crate::block::{GgmlBlock, check_dequantize, check_dot, check_quantize, ggml_block_layout};
-use crate::num::{cvtt_i32, f16_to_f32, f32_to_f16, fabsf, nearest_int, roundf};
+use crate::num::{cvtt_i32, f16_to_f32, f32_to_f16, fabsf, madd, nearest_int, roundf};
 
 /// Weights per block of every legacy format.
 pub const QK: usize = 32;
@@ -142,14 +142,19 @@ pub fn dequantize_row_q4_0(blocks: &[BlockQ4_0], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q4_0_ref`: the scale maps the signed extreme value to −8.
 pub fn quantize_row_q4_0(x: &[f32], out: &mut [BlockQ4_0]) {
+    quantize_row_q4_0_with::<false>(x, out)
+}
+
+/// [`quantize_row_q4_0`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q4_0_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4_0]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
         let d = signed_absmax(xb) / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         b.d = f32_to_f16(d);
         for j in 0..QK / 2 {
-            let q0 = (cvtt_i32(xb[j] * id + 8.5) as i8).min(15) as u8;
-            let q1 = (cvtt_i32(xb[j + QK / 2] * id + 8.5) as i8).min(15) as u8;
+            let q0 = (cvtt_i32(madd::<FUSED>(xb[j], id, 8.5)) as i8).min(15) as u8;
+            let q1 = (cvtt_i32(madd::<FUSED>(xb[j + QK / 2], id, 8.5)) as i8).min(15) as u8;
             b.qs[j] = q0 | (q1 << 4);
         }
     }
@@ -192,6 +197,11 @@ pub fn dequantize_row_q4_1(blocks: &[BlockQ4_1], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q4_1_ref`: `d = (max − min)/15`, `m = min`.
 pub fn quantize_row_q4_1(x: &[f32], out: &mut [BlockQ4_1]) {
+    quantize_row_q4_1_with::<false>(x, out)
+}
+
+/// [`quantize_row_q4_1`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q4_1_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4_1]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
         let (min, max) = min_max(xb);
@@ -200,8 +210,8 @@ pub fn quantize_row_q4_1(x: &[f32], out: &mut [BlockQ4_1]) {
         b.d = f32_to_f16(d);
         b.m = f32_to_f16(min);
         for j in 0..QK / 2 {
-            let q0 = (cvtt_i32((xb[j] - min) * id + 0.5) as i8).min(15) as u8;
-            let q1 = (cvtt_i32((xb[j + QK / 2] - min) * id + 0.5) as i8).min(15) as u8;
+            let q0 = (cvtt_i32(madd::<FUSED>(xb[j] - min, id, 0.5)) as i8).min(15) as u8;
+            let q1 = (cvtt_i32(madd::<FUSED>(xb[j + QK / 2] - min, id, 0.5)) as i8).min(15) as u8;
             b.qs[j] = q0 | (q1 << 4);
         }
     }
@@ -245,6 +255,11 @@ pub fn dequantize_row_q5_0(blocks: &[BlockQ5_0], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q5_0_ref`: the scale maps the signed extreme value to −16.
 pub fn quantize_row_q5_0(x: &[f32], out: &mut [BlockQ5_0]) {
+    quantize_row_q5_0_with::<false>(x, out)
+}
+
+/// [`quantize_row_q5_0`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q5_0_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5_0]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
         let d = signed_absmax(xb) / -16.0;
@@ -252,8 +267,8 @@ pub fn quantize_row_q5_0(x: &[f32], out: &mut [BlockQ5_0]) {
         b.d = f32_to_f16(d);
         let mut qh = 0u32;
         for j in 0..QK / 2 {
-            let q0 = (cvtt_i32(xb[j] * id + 16.5) as i8).min(31) as u8;
-            let q1 = (cvtt_i32(xb[j + QK / 2] * id + 16.5) as i8).min(31) as u8;
+            let q0 = (cvtt_i32(madd::<FUSED>(xb[j], id, 16.5)) as i8).min(31) as u8;
+            let q1 = (cvtt_i32(madd::<FUSED>(xb[j + QK / 2], id, 16.5)) as i8).min(31) as u8;
             b.qs[j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
             qh |= (((q0 & 0x10) >> 4) as u32) << j;
             qh |= (((q1 & 0x10) >> 4) as u32) << (j + QK / 2);
@@ -305,6 +320,11 @@ pub fn dequantize_row_q5_1(blocks: &[BlockQ5_1], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q5_1_ref`: `d = (max − min)/31`, `m = min`.
 pub fn quantize_row_q5_1(x: &[f32], out: &mut [BlockQ5_1]) {
+    quantize_row_q5_1_with::<false>(x, out)
+}
+
+/// [`quantize_row_q5_1`] with GCC's contraction when `FUSED` (see `num::madd`).
+pub(crate) fn quantize_row_q5_1_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5_1]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
         let (min, max) = min_max(xb);
@@ -315,8 +335,8 @@ pub fn quantize_row_q5_1(x: &[f32], out: &mut [BlockQ5_1]) {
         let mut qh = 0u32;
         for j in 0..QK / 2 {
             // ggml converts straight to uint8_t here (no clamp): truncation, low byte kept.
-            let q0 = cvtt_i32((xb[j] - min) * id + 0.5) as u8;
-            let q1 = cvtt_i32((xb[j + QK / 2] - min) * id + 0.5) as u8;
+            let q0 = cvtt_i32(madd::<FUSED>(xb[j] - min, id, 0.5)) as u8;
+            let q1 = cvtt_i32(madd::<FUSED>(xb[j + QK / 2] - min, id, 0.5)) as u8;
             b.qs[j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
             qh |= (((q0 & 0x10) >> 4) as u32) << j;
             qh |= (((q1 & 0x10) >> 4) as u32) << (j + QK / 2);

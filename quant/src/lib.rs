@@ -79,6 +79,6 @@ pub use kquants::QK_K;
 pub use matrix::{WeightMatrix, matmat, matmat_scratch_bytes, matvec};
 pub use traits::{
     DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotMultiFn, dequantize, from_float,
-    quantize, row_bytes, supported_types, type_traits, type_traits_scalar, vec_dot,
+    quantize, quantize_fused, row_bytes, supported_types, type_traits, type_traits_scalar, vec_dot,
 };
 pub use types::{GgmlType, TypeLookup};

@@ -52,6 +52,36 @@ pub(crate) fn nearest_int(x: f32) -> i32 {
     (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
+/// `a·b + c` as ggml's C code computes it: rounded twice (`FUSED = false`, the C source's own
+/// semantics and what MSVC or clang with `-ffp-contract=on` build for separate statements), or
+/// once, as a fused multiply-add (`FUSED = true`: what GCC builds by default, `-ffp-contract=
+/// fast`, for a CPU with FMA; llama.cpp's x86-64 AVX2 and AArch64 builds with GCC). GCC fuses a
+/// product whose every use is an addition or subtraction, across statements; the quantizers
+/// call this helper exactly where it does.
+#[inline]
+pub(crate) fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if !FUSED {
+        return a * b + c;
+    }
+    // The same correctly rounded result; std's is the CPU's instruction where there is one.
+    #[cfg(feature = "std")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        fmaf(a, b, c)
+    }
+}
+
+/// `nearest_int(a·b)` with ggml's inlined `nearest_int` (`a·b + 12582912`, then the low
+/// mantissa bits): with `FUSED` the product is not rounded before the addition (see [`madd`]).
+#[inline]
+pub(crate) fn nearest_int_of_product<const FUSED: bool>(a: f32, b: f32) -> i32 {
+    let v = madd::<FUSED>(a, b, 12_582_912.0);
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
 /// C's float → integer conversion as compiled for x86 (`cvttss2si`): truncation toward zero,
 /// and the "integer indefinite" value `i32::MIN` for NaN or out-of-range inputs. Narrowing
 /// casts in C (`(int8_t)`, `(uint8_t)`) then keep the low bits, which `as u8`/`as i8` do.

@@ -190,6 +190,40 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantErro
     Ok(())
 }
 
+/// Quantizes as [`quantize`] does, but with the roundings of ggml's reference quantizers as
+/// GCC compiles them for a CPU with FMA (its default `-ffp-contract=fast`): a product whose
+/// only uses are additions is fused into one multiply-add, except in the loops GCC vectorizes
+/// into in-order sums (each quantizer marks which). llama.cpp's x86-64 AVX2/AVX-512 builds with
+/// GCC quantize this way; a build without FMA or with MSVC gives [`quantize`]'s bytes. The two
+/// differ where a rounding lands on the other side of a tie: a few blocks per tensor, a
+/// different file, the same quality.
+///
+/// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS. Checked
+/// byte for byte against `tools/llama-bench`'s llama.cpp on two models for Q4_0, Q5_0, Q5_1,
+/// Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_NL (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS
+/// follow the same reading of the compiled code but are unchecked. Q8_0, F16, BF16 and F32
+/// fuse nothing that changes a result; Q2_K and Q3_K have no fused form yet and quantize as
+/// [`quantize`] (so they may differ from llama.cpp's). Errors as [`quantize`].
+pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
+    use crate::{iquants, kquants, legacy};
+    traits_or_err(ty)?;
+    let need = row_bytes(ty, x.len())?;
+    check_len(ty, "output", need, out.len())?;
+    match ty {
+        GgmlType::Q4_0 => legacy::quantize_row_q4_0_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q4_1 => legacy::quantize_row_q4_1_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q5_0 => legacy::quantize_row_q5_0_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q5_1 => legacy::quantize_row_q5_1_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q4_K => kquants::quantize_row_q4_k_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q5_K => kquants::quantize_row_q5_k_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q6_K => kquants::quantize_row_q6_k_with::<true>(x, blocks_mut(out)),
+        GgmlType::IQ4_NL => iquants::quantize_row_iq4_nl_with::<true>(x, blocks_mut(out)),
+        GgmlType::IQ4_XS => iquants::quantize_row_iq4_xs_with::<true>(x, blocks_mut(out)),
+        _ => return quantize(ty, x, out),
+    }
+    Ok(())
+}
+
 /// Converts activations `x` to `ty` the way ggml's CPU backend does before a dot product
 /// (`from_float`; differs from [`quantize`] only for Q8_0 and Q8_1). Errors as [`quantize`].
 pub fn from_float(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
