@@ -17,6 +17,7 @@ mod linalg;
 mod memory;
 pub mod model;
 pub mod ops;
+pub mod quantize;
 pub mod sampler;
 pub mod threads;
 pub mod tokenizer;

@@ -169,6 +169,17 @@ impl Gguf {
         })
     }
 
+    /// Every metadata entry as the file encodes it, in file order: the key, the value's type
+    /// and the value's bytes (for an array: element type, count and elements). Writing the key
+    /// as a GGUF string, the type as a `u32` and then these bytes reproduces the entry exactly
+    /// (what `eddy quantize` does to copy metadata).
+    pub fn metadata_raw(&self) -> impl Iterator<Item = (&str, ValueType, &[u8])> + '_ {
+        self.layout.kvs.iter().filter_map(move |kv| {
+            let key = std::str::from_utf8(self.bytes().get(kv.key.clone())?).ok()?;
+            Some((key, kv.ty, self.bytes().get(kv.value.clone())?))
+        })
+    }
+
     fn value_of(&self, kv: &parse::KvEntry) -> Option<Value<'_>> {
         value::view(kv.ty, self.bytes().get(kv.value.clone())?)
     }
