@@ -1,7 +1,7 @@
 //! `eddy`: the command-line face of the Eddy runtime.
 //!
 //! Subcommands: `inspect` (what a GGUF file holds), `tokenize`, `generate`, `chat`, `logits`,
-//! `perplexity`, `bench`.
+//! `perplexity`, `bench`, `quantize`.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -10,6 +10,7 @@ mod chat;
 mod inspect;
 mod perplexity;
 mod progress;
+mod quantize;
 mod run;
 
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Prompt-processing and generation speed (best of several repetitions).
     Bench(bench::BenchArgs),
+    /// Write a model in another quantization type, byte for byte as llama.cpp's llama-quantize.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Logits(a) => run::logits(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
