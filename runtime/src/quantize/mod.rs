@@ -482,6 +482,82 @@ mod tests {
         assert_eq!(FileType::all().count(), 19);
     }
 
+    /// A small llama-like model: 8 layers, 4 query heads per K/V head, tied embeddings.
+    fn synthetic() -> Gguf {
+        use crate::gguf::writer::{GgufWriter, OwnedValue};
+        let mut w = GgufWriter::new();
+        w.kv("general.architecture", OwnedValue::String("llama".into()))
+            .kv("llama.block_count", OwnedValue::U32(8))
+            .kv("llama.attention.head_count", OwnedValue::U32(8))
+            .kv("llama.attention.head_count_kv", OwnedValue::U32(2));
+        let zeros = |n: usize| vec![0f32; n];
+        w.tensor_f32("token_embd.weight", &[256, 16], &zeros(256 * 16));
+        for i in 0..8 {
+            w.tensor_f32(&format!("blk.{i}.attn_norm.weight"), &[256], &zeros(256));
+            w.tensor_f32(
+                &format!("blk.{i}.attn_v.weight"),
+                &[256, 64],
+                &zeros(256 * 64),
+            );
+            w.tensor_f32(
+                &format!("blk.{i}.ffn_down.weight"),
+                &[512, 256],
+                &zeros(512 * 256),
+            );
+            w.tensor_f32(
+                &format!("blk.{i}.attn_q.weight"),
+                &[96, 96],
+                &zeros(96 * 96),
+            );
+        }
+        Gguf::from_vec(w.to_bytes()).unwrap()
+    }
+
+    fn types_of(plan: &Plan, part: &str) -> Vec<GgmlType> {
+        plan.tensors
+            .iter()
+            .filter(|t| t.name.contains(part))
+            .map(|t| t.to)
+            .collect()
+    }
+
+    #[test]
+    fn q4_k_m_gives_more_bits_to_a_tied_embedding_and_some_layers() {
+        use GgmlType::*;
+        let plan = plan(&synthetic(), &QuantizeParams::new(FileType::Q4_K_M)).unwrap();
+        assert_eq!(types_of(&plan, "token_embd"), [Q6_K]);
+        // Layers 0, 3, 6 and 7 of 8 (first and last eighth, every third between).
+        let mixed = [Q6_K, Q4_K, Q4_K, Q6_K, Q4_K, Q4_K, Q6_K, Q6_K];
+        assert_eq!(types_of(&plan, "attn_v"), mixed);
+        assert_eq!(types_of(&plan, "ffn_down"), mixed);
+        // Rows of 96 are not whole 256-blocks: Q4_K falls back to Q5_0.
+        assert_eq!(types_of(&plan, "attn_q"), [Q5_0; 8]);
+        assert_eq!(types_of(&plan, "norm"), [F32; 8]);
+        assert_eq!(plan.n_fallback, 8);
+    }
+
+    #[test]
+    fn iq4_nl_and_pure_and_overrides() {
+        use GgmlType::*;
+        let g = synthetic();
+        let plan_of = |p: &QuantizeParams| plan(&g, p).unwrap();
+        let mut p = QuantizeParams::new(FileType::IQ4_NL);
+        let iq = plan_of(&p);
+        // 4 query heads per K/V head: attention V gets Q5_K; FFN down in the first eighth.
+        assert_eq!(types_of(&iq, "attn_v"), [Q5_K; 8]);
+        assert_eq!(types_of(&iq, "ffn_down")[..2], [Q5_K, IQ4_NL]);
+        p.pure = true;
+        let pure = plan_of(&p);
+        assert_eq!(types_of(&pure, "attn_v"), [IQ4_NL; 8]);
+        assert_eq!(types_of(&pure, "token_embd"), [IQ4_NL]);
+        p.pure = false;
+        p.token_embedding_type = Some(Q8_0);
+        assert_eq!(types_of(&plan_of(&p), "token_embd"), [Q8_0]);
+        let f16 = plan_of(&QuantizeParams::new(FileType::F16));
+        assert_eq!(types_of(&f16, "attn_q"), [F16; 8]);
+        assert_eq!(types_of(&f16, "norm"), [F32; 8]);
+    }
+
     #[test]
     fn tensor_type_names_are_ggml_names_of_writable_types() {
         assert_eq!(tensor_type_from_name("q6_k"), Some(GgmlType::Q6_K));
