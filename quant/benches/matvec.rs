@@ -333,8 +333,8 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// One KV group of SmolLM2's attention over `span` cached f16 rows: scores, then the weighted
-/// sum of values, fused or row by row.
+/// One KV group of SmolLM2's attention over `span` cached rows: scores, then the weighted sum of
+/// values; f16 rows fused or row by row, and Q8_0 / Q4_0 rows through the block kernels.
 fn bench_attention(c: &mut Criterion) {
     use eddy_quant::f32ops::ops_for;
     let mut group = c.benchmark_group("attention");
@@ -378,6 +378,25 @@ fn bench_attention(c: &mut Criterion) {
                         sf(black_box(&q), &kv, hd, &mut scores, span);
                         out.fill(0.0);
                         vf(&scores, span, &kv, hd, &mut out);
+                        black_box(&out);
+                    })
+                });
+            }
+            // The same rows as a quantized cache holds them, read by the block kernels.
+            let quant = [
+                (GgmlType::Q8_0, ops.attn_scores_q8_0, ops.attn_values_q8_0),
+                (GgmlType::Q4_0, ops.attn_scores_q4_0, ops.attn_values_q4_0),
+            ];
+            for (ty, sf, vf) in quant {
+                let rows = values(span * hd, 29);
+                let mut kq = vec![0u8; row_bytes(ty, span * hd).expect("whole blocks")];
+                eddy_quant::from_float(ty, &rows, &mut kq).expect("a quantizable type");
+                let name = ty.to_string().to_lowercase();
+                group.bench_function(BenchmarkId::new(name, &id), |b| {
+                    b.iter(|| {
+                        sf(black_box(&q), &kq, hd, &mut scores, span);
+                        out.fill(0.0);
+                        vf(&scores, span, &kq, hd, &mut out);
                         black_box(&out);
                     })
                 });
