@@ -313,7 +313,7 @@ fn attn_values_blocks_ref(
             for j in 0..g {
                 let a = p[j * p_stride + i];
                 for (o, &xk) in out[j * hd + 32 * b..][..32].iter_mut().zip(&x) {
-                    *o = a.mul_add(xk, *o);
+                    *o = crate::num::madd::<true>(a, xk, *o);
                 }
             }
         }
