@@ -308,12 +308,18 @@ fn scores_fused(
         return false;
     };
     f(q, k, sh.head_dim, &mut scores[i..], sh.n_slots);
-    for h in 0..sh.group {
-        for v in &mut scores[h * sh.n_slots + i..][..len] {
+    scale_run(job, scores, i, len);
+    true
+}
+
+/// Multiplies columns `i..i + len` of every head's scores by the layer's attention scale.
+fn scale_run(job: &Job<'_>, scores: &mut [f32], i: usize, len: usize) {
+    let n_slots = job.shape.n_slots;
+    for h in 0..job.shape.group {
+        for v in &mut scores[h * n_slots + i..][..len] {
             *v *= job.attn_scale;
         }
     }
-    true
 }
 
 /// Scores of the group's queries `q` against `len` quantized keys from value `at`, into columns
@@ -338,11 +344,7 @@ fn scores_quant(
         _ => return false,
     };
     kernel(q, keys, sh.head_dim, &mut scores[i..], sh.n_slots);
-    for h in 0..sh.group {
-        for v in &mut scores[h * sh.n_slots + i..][..len] {
-            *v *= job.attn_scale;
-        }
-    }
+    scale_run(job, scores, i, len);
     true
 }
 
