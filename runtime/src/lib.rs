@@ -9,6 +9,8 @@
 pub mod arch;
 pub mod arena;
 pub mod chat;
+#[cfg(feature = "constraint")]
+pub mod constraint;
 pub mod context;
 mod error;
 pub mod gguf;

@@ -3,6 +3,29 @@
 //!
 //! A [`Sampler`] owns every buffer it needs, sized from the vocabulary when it is created;
 //! [`Sampler::sample`] and [`Sampler::accept`] allocate nothing.
+//!
+//! With a [`Constraint`] attached ([`Sampler::set_constraint`]) the draw is restricted to the
+//! tokens the grammar allows, after the penalties and before top-k (llama.cpp applies its
+//! grammar at the same place), and each accepted token advances the grammar. That path
+//! allocates: llguidance computes a fresh token mask per step.
+
+#[cfg(feature = "constraint")]
+use crate::constraint::{Constraint, ConstraintError, Mask};
+
+/// Without the `constraint` feature there are no masks.
+#[cfg(not(feature = "constraint"))]
+enum Mask {}
+
+#[cfg(not(feature = "constraint"))]
+impl Mask {
+    fn allows(&self, _: u32) -> bool {
+        match *self {}
+    }
+
+    fn for_each(&self, _: impl FnMut(u32)) {
+        match *self {}
+    }
+}
 
 /// Sampling parameters. `Default` gives llama.cpp's defaults except `temperature`, which
 /// defaults to 0 (greedy) so that output is reproducible unless asked otherwise.
@@ -57,6 +80,12 @@ pub struct Sampler {
     /// How often each token occurs in `recent`.
     counts: Vec<u32>,
     rng: SplitMix64,
+    /// Restricts the draw to what a grammar allows.
+    #[cfg(feature = "constraint")]
+    constraint: Option<Constraint>,
+    /// The constraint's first failure, returned by the next [`Sampler::try_sample`].
+    #[cfg(feature = "constraint")]
+    constraint_error: Option<ConstraintError>,
 }
 
 impl Sampler {
@@ -70,7 +99,35 @@ impl Sampler {
             counts: vec![0; n_vocab],
             rng: SplitMix64(params.seed),
             params,
+            #[cfg(feature = "constraint")]
+            constraint: None,
+            #[cfg(feature = "constraint")]
+            constraint_error: None,
         }
+    }
+
+    /// Attaches a constraint (or removes it with `None`): from now on only tokens it allows
+    /// are drawn, and [`Sampler::accept`] advances it. Prompt tokens must then be recorded with
+    /// [`Sampler::accept_prompt`], which leaves the constraint alone.
+    #[cfg(feature = "constraint")]
+    pub fn set_constraint(&mut self, constraint: Option<Constraint>) {
+        self.constraint = constraint;
+        self.constraint_error = None;
+    }
+
+    /// The attached constraint.
+    #[cfg(feature = "constraint")]
+    pub fn constraint(&self) -> Option<&Constraint> {
+        self.constraint.as_ref()
+    }
+
+    /// Whether the attached constraint is complete: the output so far matches it and nothing
+    /// more can follow. False without a constraint.
+    #[cfg(feature = "constraint")]
+    pub fn constraint_finished(&self) -> bool {
+        self.constraint
+            .as_ref()
+            .is_some_and(Constraint::is_finished)
     }
 
     /// Bytes a sampler for `n_vocab` tokens allocates.
@@ -84,16 +141,38 @@ impl Sampler {
     }
 
     /// Forgets the recent tokens and re-seeds the random draw.
+    /// Also takes an attached constraint back to its start.
     pub fn reset(&mut self) {
         self.counts.fill(0);
         self.recent_len = 0;
         self.recent_next = 0;
         self.rng = SplitMix64(self.params.seed);
+        #[cfg(feature = "constraint")]
+        {
+            if let Some(c) = &mut self.constraint {
+                c.reset();
+            }
+            self.constraint_error = None;
+        }
     }
 
-    /// Records a token as part of the stream (for the penalties). Call it for prompt tokens too
-    /// if they should be penalised.
+    /// Records a generated token as part of the stream: for the penalties, and to advance an
+    /// attached constraint. If the constraint does not allow the token, the next
+    /// [`Sampler::try_sample`] reports it.
     pub fn accept(&mut self, token: u32) {
+        #[cfg(feature = "constraint")]
+        if let Some(c) = &mut self.constraint
+            && self.constraint_error.is_none()
+            && let Err(e) = c.advance(token)
+        {
+            self.constraint_error = Some(e);
+        }
+        self.accept_prompt(token);
+    }
+
+    /// Records a token for the penalties only (prompt tokens that should be penalised); an
+    /// attached constraint is not advanced. Without a constraint it is [`Sampler::accept`].
+    pub fn accept_prompt(&mut self, token: u32) {
         let cap = self.recent.len();
         if cap == 0 || token as usize >= self.counts.len() {
             return;
@@ -110,13 +189,52 @@ impl Sampler {
     }
 
     /// Picks the next token from `logits` (one per vocabulary entry). Does not accept it.
+    ///
+    /// With a constraint attached, a constraint failure (see [`Sampler::try_sample`]) gives
+    /// token 0 here; use `try_sample` to see it.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        #[cfg(feature = "constraint")]
+        if self.constraint.is_some() {
+            return self.try_sample(logits).unwrap_or(0);
+        }
+        self.draw(logits, None)
+    }
+
+    /// [`Sampler::sample`], with a constraint's failure as an error: the grammar rejected an
+    /// accepted token, a step exceeded its limits, or no allowed token has a logit.
+    #[cfg(feature = "constraint")]
+    pub fn try_sample(&mut self, logits: &[f32]) -> Result<u32, ConstraintError> {
+        if let Some(e) = &self.constraint_error {
+            return Err(e.clone());
+        }
+        let Some(c) = &mut self.constraint else {
+            return Ok(self.draw(logits, None));
+        };
+        let mask = c
+            .allowed()
+            .inspect_err(|e| self.constraint_error = Some(e.clone()))?;
+        let n = logits.len().min(self.counts.len());
+        let mut any = false;
+        mask.for_each(|t| any |= (t as usize) < n);
+        if !any {
+            return Err(ConstraintError::Parse(format!(
+                "the constraint allows no token among the {n} logits"
+            )));
+        }
+        Ok(self.draw(logits, Some(&mask)))
+    }
+
+    /// The draw itself; `mask`, when given, allows at least one token below `logits.len()`.
+    fn draw(&mut self, logits: &[f32], mask: Option<&Mask>) -> u32 {
         let p = &self.params;
         let n = logits.len().min(self.counts.len());
         let penalised =
             p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0;
         if p.temperature <= 0.0 && !penalised {
-            return argmax(&logits[..n]);
+            return match mask {
+                None => argmax(&logits[..n]),
+                Some(m) => masked_argmax(&logits[..n], m),
+            };
         }
         self.cand.clear();
         self.cand
@@ -142,6 +260,9 @@ impl Sampler {
                 self.counts[self.recent[k] as usize] += 1;
             }
         }
+        if let Some(m) = mask {
+            self.cand.retain(|c| m.allows(c.0));
+        }
         if p.temperature <= 0.0 {
             return self
                 .cand
@@ -153,6 +274,8 @@ impl Sampler {
         }
         // Highest logits first; only the first k need ordering.
         let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        // A constraint may have left fewer than n candidates.
+        let n = self.cand.len();
         let k = if p.top_k == 0 { n } else { p.top_k.min(n) };
         if k < n {
             self.cand.select_nth_unstable_by(k - 1, by_logit);
@@ -207,6 +330,19 @@ pub fn argmax(x: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+/// Index of the largest value among the tokens `mask` allows (the first one on ties).
+fn masked_argmax(x: &[f32], mask: &Mask) -> u32 {
+    let mut best: Option<(u32, f32)> = None;
+    mask.for_each(|t| {
+        if let Some(&v) = x.get(t as usize)
+            && best.is_none_or(|b| v > b.1)
+        {
+            best = Some((t, v));
+        }
+    });
+    best.map_or(0, |b| b.0)
 }
 
 /// Replaces the logits of sorted candidates by their softmax probabilities.

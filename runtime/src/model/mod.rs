@@ -6,10 +6,15 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
+#[cfg(feature = "constraint")]
+use std::sync::OnceLock;
 
 use eddy_quant::GgmlType;
 
 use crate::arch::{self, Arch};
+#[cfg(feature = "constraint")]
+use crate::constraint::{ConstraintError, ConstraintVocab};
 use crate::error::{Result, tensor};
 use crate::gguf::Gguf;
 use crate::tokenizer::Tokenizer;
@@ -386,9 +391,12 @@ pub struct Model {
     gguf: Gguf,
     arch: &'static Arch,
     desc: ModelDesc,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     norms: Norms,
     fingerprint: u64,
+    /// The vocabulary as constrained decoding sees it, built on first use.
+    #[cfg(feature = "constraint")]
+    constraint_vocab: OnceLock<std::result::Result<Arc<ConstraintVocab>, ConstraintError>>,
 }
 
 impl Model {
@@ -421,9 +429,11 @@ impl Model {
             gguf,
             arch,
             desc,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             norms,
             fingerprint,
+            #[cfg(feature = "constraint")]
+            constraint_vocab: OnceLock::new(),
         })
     }
 
@@ -467,6 +477,16 @@ impl Model {
     /// The tokenizer read from the file's metadata.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The vocabulary as constrained decoding sees it ([`crate::constraint`]): built on the
+    /// first call (tens of milliseconds and a few MB for a 150k-token vocabulary), then shared
+    /// by every caller.
+    #[cfg(feature = "constraint")]
+    pub fn constraint_vocab(&self) -> std::result::Result<Arc<ConstraintVocab>, ConstraintError> {
+        self.constraint_vocab
+            .get_or_init(|| ConstraintVocab::new(Arc::clone(&self.tokenizer)).map(Arc::new))
+            .clone()
     }
 
     /// Weights.

@@ -750,6 +750,11 @@ impl Tokenizer {
         self.eog.binary_search(&id).is_ok()
     }
 
+    /// Every token that ends generation (see [`Tokenizer::is_eog`]), in increasing order.
+    pub fn eog_tokens(&self) -> &[TokenId] {
+        &self.eog
+    }
+
     /// Whether [`Tokenizer::tokenize`] adds BOS when asked to add special tokens.
     pub fn add_bos(&self) -> bool {
         self.add_bos
