@@ -201,7 +201,11 @@ fn make_qx_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32
 
 /// ggml's `make_q3_quants` with `do_rmse`: symmetric quants refined one at a time (up to five
 /// passes) to minimise the `x²`-weighted error. Stores `l + nmax` in `ls`; returns the scale.
-fn make_q3_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
+///
+/// With `FUSED`, as GCC builds it for FMA (read from `quantize_row_q3_K_ref` in
+/// llama-quantize): `nearest_int(iscale·x)` and every `± (w·x)·l`, `± (w·l)·l` update of the
+/// two sums are fused; `x·sl2/slx` and the acceptance test are not.
+fn make_q3_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
         ls.fill(0);
@@ -212,26 +216,27 @@ fn make_q3_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let mut sumlx = 0.0f32;
     let mut suml2 = 0.0f32;
     for (l_out, &v) in ls.iter_mut().zip(x) {
-        let l = clamp(nearest_int(iscale * v));
+        let l = clamp(nearest_int_of_product::<FUSED>(iscale, v));
         *l_out = l as i8;
         let w = v * v;
         let lf = l as f32;
-        sumlx += w * v * lf;
-        suml2 += w * lf * lf;
+        sumlx = madd::<FUSED>(w * v, lf, sumlx);
+        suml2 = madd::<FUSED>(w * lf, lf, suml2);
     }
     for _ in 0..5 {
         let mut n_changed = 0;
         for (l_cur, &v) in ls.iter_mut().zip(x) {
             let w = v * v;
             let cur = *l_cur as f32;
-            let mut slx = sumlx - w * v * cur;
+            let wx = w * v;
+            let mut slx = madd::<FUSED>(-wx, cur, sumlx);
             if slx > 0.0 {
-                let mut sl2 = suml2 - w * cur * cur;
+                let mut sl2 = madd::<FUSED>(-(w * cur), cur, suml2);
                 let new_l = clamp(nearest_int(v * sl2 / slx));
                 if new_l != *l_cur as i32 {
                     let nf = new_l as f32;
-                    slx += w * v * nf;
-                    sl2 += w * nf * nf;
+                    slx = madd::<FUSED>(wx, nf, slx);
+                    sl2 = madd::<FUSED>(w * nf, nf, sl2);
                     if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
                         *l_cur = new_l as i8;
                         sumlx = slx;
@@ -567,6 +572,13 @@ pub fn dequantize_row_q3_k(blocks: &[BlockQ3K], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q3_K_ref`.
 pub fn quantize_row_q3_k(x: &[f32], out: &mut [BlockQ3K]) {
+    quantize_row_q3_k_with::<false>(x, out)
+}
+
+/// [`quantize_row_q3_k`] with GCC's contraction when `FUSED` (see `num::madd`): in
+/// [`make_q3_quants`] and in the quantization of the sub-block scales; the final re-fit
+/// (`x/d`, vectorized) is not fused.
+pub(crate) fn quantize_row_q3_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ3K]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
         let mut l = [0i8; QK_K];
@@ -574,7 +586,8 @@ pub fn quantize_row_q3_k(x: &[f32], out: &mut [BlockQ3K]) {
         let mut max_scale = 0.0f32;
         let mut amax = 0.0f32;
         for j in 0..QK_K / 16 {
-            scales[j] = make_q3_quants(4, &xb[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
+            scales[j] =
+                make_q3_quants::<FUSED>(4, &xb[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
             let scale = fabsf(scales[j]);
             if scale > amax {
                 amax = scale;
@@ -585,7 +598,8 @@ pub fn quantize_row_q3_k(x: &[f32], out: &mut [BlockQ3K]) {
         if max_scale != 0.0 {
             let iscale = -32.0 / max_scale;
             for (j, &s) in scales.iter().enumerate() {
-                let lj = (nearest_int(iscale * s) as i8 as i32).clamp(-32, 31) + 32;
+                let lj =
+                    (nearest_int_of_product::<FUSED>(iscale, s) as i8 as i32).clamp(-32, 31) + 32;
                 if j < 8 {
                     b.scales[j] = (lj & 0x0f) as u8;
                 } else {

@@ -198,12 +198,13 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantErro
 /// differ where a rounding lands on the other side of a tie: a few blocks per tensor, a
 /// different file, the same quality.
 ///
-/// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS. Checked
-/// byte for byte against `tools/llama-bench`'s llama.cpp on two models for Q4_0, Q5_0, Q5_1,
-/// Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_NL (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS
-/// follow the same reading of the compiled code but are unchecked. Q8_0, F16, BF16 and F32
-/// fuse nothing that changes a result; Q2_K and Q3_K have no fused form yet and quantize as
-/// [`quantize`] (so they may differ from llama.cpp's). Errors as [`quantize`].
+/// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS.
+/// Checked byte for byte against `tools/llama-bench`'s llama.cpp on two models for Q4_0, Q5_0,
+/// Q5_1, Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_NL, on SmolLM2 for Q3_K
+/// (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS follow the same reading of the
+/// compiled code but are unchecked. Q8_0, F16, BF16 and F32 fuse nothing that changes a result;
+/// Q2_K has no fused form yet and quantizes as [`quantize`] (so it may differ from llama.cpp's;
+/// no model here has a Q2_K tensor to compare). Errors as [`quantize`].
 pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
     use crate::{iquants, kquants, legacy};
     traits_or_err(ty)?;
@@ -214,6 +215,7 @@ pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), Qua
         GgmlType::Q4_1 => legacy::quantize_row_q4_1_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_0 => legacy::quantize_row_q5_0_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_1 => legacy::quantize_row_q5_1_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q3_K => kquants::quantize_row_q3_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q4_K => kquants::quantize_row_q4_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_K => kquants::quantize_row_q5_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q6_K => kquants::quantize_row_q6_k_with::<true>(x, blocks_mut(out)),

@@ -6,9 +6,10 @@
 //! Equal manifests mean byte-identical files up to the zero padding.
 //!
 //! Run in CI: SmolLM2 (Q4_1) and Qwen2.5 (Q4_K_M) to all six types, the twelve
-//! conversions. Qwen2.5 to IQ4_NL is the slow one (about 2 minutes on two cores: ggml's IQ4_NL
-//! search with every multiply-add fused as llama.cpp's build does, a call to the C library's
-//! `fmaf` each, since the build targets no FMA).
+//! conversions, and SmolLM2 to Q2_K and Q3_K_S/M/L (the Q3_K quantizer). Qwen2.5 to IQ4_NL is
+//! the slow one (about 2 minutes on two cores: ggml's IQ4_NL search with every multiply-add
+//! fused as llama.cpp's build does, a call to the C library's `fmaf` each, since the build
+//! targets no FMA).
 
 mod common;
 
@@ -118,6 +119,11 @@ same_as_llama_cpp! {
     smollm2_to_q5_k_m_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q5_K_M";
     smollm2_to_q6_k_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q6_K";
     smollm2_to_iq4_nl_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "IQ4_NL";
+    // Q3_K: the Q2_K mix stores SmolLM2's ffn_down as Q3_K (the rest falls back to Q4_0).
+    smollm2_to_q2_k_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q2_K";
+    smollm2_to_q3_k_s_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q3_K_S";
+    smollm2_to_q3_k_m_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q3_K_M";
+    smollm2_to_q3_k_l_same_as_llama_cpp: common::SMOLLM2, SMOL_STEM, "Q3_K_L";
     qwen2_to_q4_0_same_as_llama_cpp: common::QWEN2, QWEN_STEM, "Q4_0";
     qwen2_to_q8_0_same_as_llama_cpp: common::QWEN2, QWEN_STEM, "Q8_0";
     qwen2_to_q4_k_m_same_as_llama_cpp: common::QWEN2, QWEN_STEM, "Q4_K_M";
