@@ -21,7 +21,7 @@ use eddy::{Context, ContextParams, Model, Sampler};
 use serde_json::json;
 
 use crate::args;
-use crate::run::{KvArgs, SamplingArgs, prefill};
+use crate::run::{ConstraintArgs, KvArgs, SamplingArgs, prefill};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -40,6 +40,8 @@ pub struct ChatArgs {
     n_predict: args::NPredict,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    constraint: ConstraintArgs,
     /// Threads of the context's pool (the calling thread included), 1..=256.
     #[arg(short = 't', long, value_name = "N", default_value_t = 1,
           value_parser = args::threads, allow_hyphen_values = true)]
@@ -133,8 +135,10 @@ pub fn run(a: ChatArgs) -> Res<()> {
         n_threads: a.threads,
         ..Default::default()
     };
+    let constraint = a.constraint.compile(&model)?;
     let ctx = Context::new(&model, params)?;
-    let sampler = Sampler::new(model.hparams().n_vocab, a.sampling.params(n_window));
+    let mut sampler = Sampler::new(model.hparams().n_vocab, a.sampling.params(n_window));
+    sampler.set_constraint(constraint);
     let mut s = Session {
         model: &model,
         tmpl,
@@ -294,8 +298,10 @@ impl Session<'_> {
         let ids = tok.encode(&delta, add_bos, true);
         prefill(&mut self.ctx, &ids)?;
         for &t in &ids {
-            self.sampler.accept(t);
+            self.sampler.accept_prompt(t);
         }
+        // Each reply is one output of the constraint, from its start.
+        self.sampler.restart_constraint();
         self.fed.push_str(&delta);
 
         let markers = self.tmpl.end_of_turn_markers();
@@ -312,7 +318,7 @@ impl Session<'_> {
                 emit(" [stopped]");
                 break;
             }
-            let next = self.sampler.sample(self.ctx.logits());
+            let next = self.sampler.try_sample(self.ctx.logits())?;
             let is_marker = tok
                 .token_text(next)
                 .is_some_and(|t| markers.iter().any(|m| m == t));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use eddy::constraint::{Constraint, ConstraintKind};
 use eddy::tokenizer::StreamDecoder;
 use eddy::{Context, ContextParams, KvType, Model, Sampler, SamplerParams};
 use serde_json::json;
@@ -202,6 +203,49 @@ impl SamplingArgs {
     }
 }
 
+/// The constrained-output flags of `generate` and `chat` (at most one of them).
+#[derive(Args, Debug)]
+#[group(required = false, multiple = false)]
+pub struct ConstraintArgs {
+    /// Constrain the output to one JSON value valid under the JSON schema in FILE (`-` reads
+    /// standard input).
+    #[arg(long, value_name = "FILE", visible_alias = "json-schema-file")]
+    pub json_schema: Option<PathBuf>,
+    /// Constrain the output to the grammar in FILE (llguidance's Lark-like syntax:
+    /// `start: ...`, `/regex/` terminals, `%json {schema}`).
+    #[arg(long, value_name = "FILE", visible_alias = "grammar-file")]
+    pub grammar: Option<PathBuf>,
+    /// Constrain the whole output to match the regular expression RE.
+    #[arg(long, value_name = "RE", allow_hyphen_values = true)]
+    pub regex: Option<String>,
+}
+
+impl ConstraintArgs {
+    /// The compiled constraint, if a flag asks for one; a bad schema, grammar or regex is an
+    /// error here, before anything is decoded.
+    pub fn compile(&self, model: &Model) -> Res<Option<Constraint>> {
+        let (kind, text) = match (&self.json_schema, &self.grammar, &self.regex) {
+            (Some(f), _, _) => (
+                ConstraintKind::JsonSchema,
+                args::read_text("--json-schema", f)?,
+            ),
+            (None, Some(f), _) => (ConstraintKind::Lark, args::read_text("--grammar", f)?),
+            (None, None, Some(re)) => (ConstraintKind::Regex, re.clone()),
+            (None, None, None) => return Ok(None),
+        };
+        let vocab = model.constraint_vocab()?;
+        let flag = match kind {
+            ConstraintKind::JsonSchema => "--json-schema",
+            ConstraintKind::Lark => "--grammar",
+            ConstraintKind::Regex => "--regex",
+        };
+        let c = vocab
+            .compile(kind, &text)
+            .map_err(|e| format!("{flag}: {e}"))?;
+        Ok(Some(c))
+    }
+}
+
 /// `eddy generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -217,6 +261,8 @@ pub struct GenerateArgs {
     n_predict: args::NPredict,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    constraint: ConstraintArgs,
     /// Threads of the context's pool (the calling thread included), 1..=256.
     #[arg(short = 't', long, value_name = "N", default_value_t = 1,
           value_parser = args::threads, allow_hyphen_values = true)]
@@ -253,6 +299,13 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
     if prompt.is_empty() {
         return Err("the prompt is empty after tokenization".into());
     }
+    let constraint = a.constraint.compile(&model)?;
+    if constraint.is_some() && a.ignore_eos {
+        return Err(
+            "--ignore-eos cannot be combined with a constraint: a constrained output ends where the constraint is complete"
+                .into(),
+        );
+    }
     // The window: as asked, else room for the whole text up to the model's default. It bounds
     // the arena; `-n` never does (it only counts tokens).
     let default_cap = n_ctx_train.clamp(1, 4096);
@@ -281,11 +334,13 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
     let sampler_params = a.sampling.params(ctx.params().n_window);
     let seed = sampler_params.seed;
     let mut sampler = Sampler::new(model.hparams().n_vocab, sampler_params);
+    let constrained = constraint.is_some();
+    sampler.set_constraint(constraint);
     let mut out = std::io::stdout().lock();
     let t0 = Instant::now();
     prefill(&mut ctx, &prompt)?;
     for &t in &prompt {
-        sampler.accept(t);
+        sampler.accept_prompt(t);
     }
     let t_prompt = t0.elapsed().as_secs_f64();
 
@@ -303,7 +358,7 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
     let mut stopped_by = None;
     let limit = a.n_predict.0;
     while limit.is_none_or(|n| n_generated < n) {
-        let next = sampler.sample(ctx.logits());
+        let next = sampler.try_sample(ctx.logits())?;
         sampler.accept(next);
         n_generated += 1;
         if a.json {
@@ -340,8 +395,11 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
         }
     });
     let t_gen = t1.elapsed().as_secs_f64();
+    // A constrained output cut short by -n is incomplete: say so rather than leave a reader
+    // to find out when it fails to parse.
+    let incomplete = constrained && stopped_by.is_none();
     if a.json {
-        let doc = json!({
+        let mut doc = json!({
             "prompt_ids": prompt,
             "generated_ids": generated,
             "text": text,
@@ -353,6 +411,9 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             "threads": a.threads,
             "seed": seed,
         });
+        if constrained {
+            doc["constraint_complete"] = json!(!incomplete);
+        }
         writeln!(out, "{doc}")?;
     } else {
         writeln!(out)?;
@@ -366,8 +427,14 @@ pub fn generate(a: GenerateArgs) -> Res<()> {
             n_generated as f64 / t_gen
         );
     }
+    if incomplete {
+        eprintln!(
+            "eddy: stopped after {n_generated} tokens (-n) before the output was complete under the constraint"
+        );
+    }
     if let Some(id) = stopped_by
         && n_generated == 1
+        && !constrained
     {
         eprintln!("{}", ended_at_once_note(&model, id));
     }

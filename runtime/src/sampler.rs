@@ -115,6 +115,16 @@ impl Sampler {
         self.constraint_error = None;
     }
 
+    /// Takes an attached constraint back to its start (for the next output, such as the next
+    /// reply of a chat), leaving the penalties and the random state as they are.
+    #[cfg(feature = "constraint")]
+    pub fn restart_constraint(&mut self) {
+        if let Some(c) = &mut self.constraint {
+            c.reset();
+        }
+        self.constraint_error = None;
+    }
+
     /// The attached constraint.
     #[cfg(feature = "constraint")]
     pub fn constraint(&self) -> Option<&Constraint> {
