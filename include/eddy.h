@@ -143,6 +143,12 @@ typedef enum eddy_status {
      * format fits it; eddy_last_error says which.
      */
     EDDY_STATUS_INVALID_TEMPLATE = 17,
+    /**
+     * A constraint (JSON schema, grammar, regular expression) does not compile, or failed
+     * while generating (the grammar rejected an accepted token, a step exceeded its limits),
+     * or the library was built without constraint support; eddy_last_error says which.
+     */
+    EDDY_STATUS_INVALID_CONSTRAINT = 18,
 } eddy_status;
 
 /**
@@ -312,6 +318,11 @@ typedef struct eddy_sampler_params {
 } eddy_sampler_params;
 
 /**
+ * What the text given to eddy_sampler_set_constraint is.
+ */
+typedef uint32_t eddy_constraint_kind;
+
+/**
  * Receives one piece of generated text: piece points to len bytes of whole UTF-8 characters
  * followed by a NUL (so it can be printed with fputs), valid only during the call; user_data
  * is the pointer given to eddy_generate. Return true to go on, false to stop generating.
@@ -394,6 +405,21 @@ typedef struct eddy_chat_message {
  * kv_type_k / kv_type_v: take the type of the field kv_type (their default).
  */
 #define EDDY_KV_SAME UINT32_MAX
+
+/**
+ * A JSON schema: the output is one JSON value valid under it.
+ */
+#define EDDY_CONSTRAINT_JSON_SCHEMA 0
+
+/**
+ * A grammar in llguidance's Lark-like syntax (`start: ...`).
+ */
+#define EDDY_CONSTRAINT_LARK 1
+
+/**
+ * A regular expression the whole output must match.
+ */
+#define EDDY_CONSTRAINT_REGEX 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -1002,7 +1028,8 @@ enum eddy_status eddy_sampler_memory_required(const struct eddy_model *model,
 void eddy_sampler_free(struct eddy_sampler *sampler);
 
 /**
- * Forgets the recent tokens and re-seeds the random draw. NULL is a no-op.
+ * Forgets the recent tokens, re-seeds the random draw and takes a constraint back to its
+ * start. NULL is a no-op.
  *
  * # Safety
  * sampler is NULL or a live sampler not used by another thread.
@@ -1010,8 +1037,50 @@ void eddy_sampler_free(struct eddy_sampler *sampler);
 void eddy_sampler_reset(struct eddy_sampler *sampler);
 
 /**
- * Records token as part of the stream, for the repetition penalties (call it for prompt
- * tokens too if they should be penalised, and for each sampled token you keep).
+ * Constrains the sampler's output to a JSON schema, a grammar or a regular expression
+ * (text: text_len bytes of UTF-8, no NUL needed), replacing any earlier constraint; text NULL
+ * with text_len 0 removes it. The text is compiled now, for model's vocabulary (the
+ * vocabulary's tables are built on the first call per model and shared), so a bad one is
+ * refused before anything is decoded.
+ *
+ * From then on eddy_sampler_sample draws only tokens the constraint allows; an
+ * end-of-generation token exactly when the output so far is complete, and only that once
+ * nothing more can follow. eddy_sampler_accept advances the constraint; record prompt tokens
+ * with eddy_sampler_accept_prompt instead. eddy_sampler_reset takes the constraint back to
+ * its start. Computing each step's allowed set allocates (the unconstrained sampler does not).
+ *
+ * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_INVALID_UTF8,
+ * EDDY_STATUS_INVALID_ARGUMENT (unknown kind, or a model whose vocabulary differs from the
+ * sampler's) or EDDY_STATUS_INVALID_CONSTRAINT (the text does not compile: the message says
+ * why); the sampler is unchanged on failure.
+ *
+ * # Safety
+ * sampler is NULL or a live sampler not used by another thread; model is NULL or a live
+ * model; text is NULL or holds text_len readable bytes.
+ */
+enum eddy_status eddy_sampler_set_constraint(struct eddy_sampler *sampler,
+                                             const struct eddy_model *model,
+                                             eddy_constraint_kind kind,
+                                             const char *text,
+                                             size_t text_len);
+
+/**
+ * Records token for the repetition penalties only (prompt tokens that should be penalised);
+ * a constraint is not advanced. Without a constraint it is eddy_sampler_accept.
+ *
+ * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_TOKEN.
+ *
+ * # Safety
+ * sampler is NULL or a live sampler not used by another thread.
+ */
+enum eddy_status eddy_sampler_accept_prompt(struct eddy_sampler *sampler, eddy_token token);
+
+/**
+ * Records a generated token as part of the stream: for the repetition penalties, and to
+ * advance a constraint (eddy_sampler_set_constraint). Call it for each sampled token you
+ * keep; prompt tokens that should be penalised go to eddy_sampler_accept_prompt (without a
+ * constraint the two are the same). A token the constraint does not allow makes the next
+ * eddy_sampler_sample fail with EDDY_STATUS_INVALID_CONSTRAINT.
  *
  * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_TOKEN.
  *
@@ -1024,8 +1093,9 @@ enum eddy_status eddy_sampler_accept(struct eddy_sampler *sampler, eddy_token to
  * Picks the next token from the last decoded token's logits in context, into *out_token.
  * Does not accept it (call eddy_sampler_accept) and does not decode it (call eddy_decode).
  *
- * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, or EDDY_STATUS_NO_LOGITS (nothing decoded
- * since creation or reset); *out_token is untouched on failure.
+ * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_NO_LOGITS (nothing decoded
+ * since creation or reset) or EDDY_STATUS_INVALID_CONSTRAINT (a constraint failed; see
+ * eddy_sampler_set_constraint); *out_token is untouched on failure.
  *
  * # Safety
  * sampler is NULL or a live sampler; context is NULL or a live context; neither used by
@@ -1039,8 +1109,8 @@ enum eddy_status eddy_sampler_sample(struct eddy_sampler *sampler,
  * Picks the next token from caller-provided logits (n_logits floats, which must equal the
  * vocabulary size the sampler was made for), into *out_token. Does not accept it.
  *
- * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, or EDDY_STATUS_INVALID_ARGUMENT
- * (n_logits differs from the vocabulary size).
+ * Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_INVALID_ARGUMENT
+ * (n_logits differs from the vocabulary size) or EDDY_STATUS_INVALID_CONSTRAINT.
  *
  * # Safety
  * sampler is NULL or a live sampler not used by another thread; logits is NULL or holds
@@ -1069,11 +1139,13 @@ enum eddy_status eddy_sampler_sample_logits(struct eddy_sampler *sampler,
  *
  * Every sampled token is in the context when the call returns, so a later call continues the
  * conversation. With a greedy sampler the text equals `eddy generate --temp 0` for the same
- * prompt.
+ * prompt. A constraint on the sampler (eddy_sampler_set_constraint) is taken back to its
+ * start and shapes this call's output, which ends where the constraint is complete.
  *
  * Returns EDDY_STATUS_OK (including a stop requested by on_piece), EDDY_STATUS_ABORTED,
  * EDDY_STATUS_NULL_POINTER (context NULL, prompt NULL with prompt_len > 0),
- * EDDY_STATUS_INVALID_UTF8, EDDY_STATUS_NO_LOGITS (empty prompt and nothing decoded before).
+ * EDDY_STATUS_INVALID_UTF8, EDDY_STATUS_NO_LOGITS (empty prompt and nothing decoded before),
+ * EDDY_STATUS_INVALID_CONSTRAINT (the sampler's constraint failed while generating).
  * *out_n_generated (may be NULL) receives the number of generated tokens added to the
  * context on EDDY_STATUS_OK and EDDY_STATUS_ABORTED (0 if the prompt's prefill was aborted;
  * eddy_context_n_seen tells how much of the prompt was consumed).

@@ -62,6 +62,10 @@ pub enum eddy_status {
     /// instruction budget, output too large), or the model has no template and no built-in
     /// format fits it; eddy_last_error says which.
     EDDY_STATUS_INVALID_TEMPLATE = 17,
+    /// A constraint (JSON schema, grammar, regular expression) does not compile, or failed
+    /// while generating (the grammar rejected an accepted token, a step exceeded its limits),
+    /// or the library was built without constraint support; eddy_last_error says which.
+    EDDY_STATUS_INVALID_CONSTRAINT = 18,
 }
 
 use eddy_status::*;

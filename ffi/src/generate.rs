@@ -63,11 +63,13 @@ fn emit(buf: &mut [u8], cb: eddy_piece_callback, user_data: *mut c_void, piece: 
 ///
 /// Every sampled token is in the context when the call returns, so a later call continues the
 /// conversation. With a greedy sampler the text equals `eddy generate --temp 0` for the same
-/// prompt.
+/// prompt. A constraint on the sampler (eddy_sampler_set_constraint) is taken back to its
+/// start and shapes this call's output, which ends where the constraint is complete.
 ///
 /// Returns EDDY_STATUS_OK (including a stop requested by on_piece), EDDY_STATUS_ABORTED,
 /// EDDY_STATUS_NULL_POINTER (context NULL, prompt NULL with prompt_len > 0),
-/// EDDY_STATUS_INVALID_UTF8, EDDY_STATUS_NO_LOGITS (empty prompt and nothing decoded before).
+/// EDDY_STATUS_INVALID_UTF8, EDDY_STATUS_NO_LOGITS (empty prompt and nothing decoded before),
+/// EDDY_STATUS_INVALID_CONSTRAINT (the sampler's constraint failed while generating).
 /// *out_n_generated (may be NULL) receives the number of generated tokens added to the
 /// context on EDDY_STATUS_OK and EDDY_STATUS_ABORTED (0 if the prompt's prefill was aborted;
 /// eddy_context_n_seen tells how much of the prompt was consumed).
@@ -124,8 +126,11 @@ pub unsafe extern "C" fn eddy_generate(
             }
         }
         for &t in &ids {
-            s.accept(t);
+            s.accept_prompt(t);
         }
+        // Each call is one output of a constraint, from its start.
+        #[cfg(feature = "constraint")]
+        s.restart_constraint();
 
         let mut decoder = StreamDecoder::new(tok, false);
         let mut n_gen = 0;
@@ -139,7 +144,10 @@ pub unsafe extern "C" fn eddy_generate(
             {
                 break Err(e);
             }
-            let next = s.sample(c.ctx.logits());
+            let next = match crate::sampler::sample(s, c.ctx.logits()) {
+                Ok(t) => t,
+                Err(e) => break Err(e),
+            };
             s.accept(next);
             let eog = tok.is_eog(next);
             if !eog {

@@ -3,7 +3,7 @@
 use eddy::{Sampler, SamplerParams};
 
 use crate::boundary::{
-    Failure, FfiResult, arg_mut, arg_ref, arg_slice, guard, guard_value, read_params,
+    Failure, FfiResult, arg_mut, arg_ref, arg_slice, arg_str, guard, guard_value, read_params,
 };
 use crate::context::eddy_context;
 use crate::eddy_status::{self, *};
@@ -39,6 +39,15 @@ pub struct eddy_sampler_params {
 impl crate::boundary::ParamsStruct for eddy_sampler_params {
     const BOOL_OFFSETS: &'static [usize] = &[];
 }
+
+/// What the text given to eddy_sampler_set_constraint is.
+pub type eddy_constraint_kind = u32;
+/// A JSON schema: the output is one JSON value valid under it.
+pub const EDDY_CONSTRAINT_JSON_SCHEMA: eddy_constraint_kind = 0;
+/// A grammar in llguidance's Lark-like syntax (`start: ...`).
+pub const EDDY_CONSTRAINT_LARK: eddy_constraint_kind = 1;
+/// A regular expression the whole output must match.
+pub const EDDY_CONSTRAINT_REGEX: eddy_constraint_kind = 2;
 
 /// A sampler for one stream of tokens: its parameters, the recent tokens (for penalties) and
 /// its random state. All memory is allocated when it is created.
@@ -179,7 +188,8 @@ pub unsafe extern "C" fn eddy_sampler_free(sampler: *mut eddy_sampler) {
     })
 }
 
-/// Forgets the recent tokens and re-seeds the random draw. NULL is a no-op.
+/// Forgets the recent tokens, re-seeds the random draw and takes a constraint back to its
+/// start. NULL is a no-op.
 ///
 /// # Safety
 /// sampler is NULL or a live sampler not used by another thread.
@@ -193,8 +203,160 @@ pub unsafe extern "C" fn eddy_sampler_reset(sampler: *mut eddy_sampler) {
     })
 }
 
-/// Records token as part of the stream, for the repetition penalties (call it for prompt
-/// tokens too if they should be penalised, and for each sampled token you keep).
+/// Constrains the sampler's output to a JSON schema, a grammar or a regular expression
+/// (text: text_len bytes of UTF-8, no NUL needed), replacing any earlier constraint; text NULL
+/// with text_len 0 removes it. The text is compiled now, for model's vocabulary (the
+/// vocabulary's tables are built on the first call per model and shared), so a bad one is
+/// refused before anything is decoded.
+///
+/// From then on eddy_sampler_sample draws only tokens the constraint allows; an
+/// end-of-generation token exactly when the output so far is complete, and only that once
+/// nothing more can follow. eddy_sampler_accept advances the constraint; record prompt tokens
+/// with eddy_sampler_accept_prompt instead. eddy_sampler_reset takes the constraint back to
+/// its start. Computing each step's allowed set allocates (the unconstrained sampler does not).
+///
+/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_INVALID_UTF8,
+/// EDDY_STATUS_INVALID_ARGUMENT (unknown kind, or a model whose vocabulary differs from the
+/// sampler's) or EDDY_STATUS_INVALID_CONSTRAINT (the text does not compile: the message says
+/// why); the sampler is unchanged on failure.
+///
+/// # Safety
+/// sampler is NULL or a live sampler not used by another thread; model is NULL or a live
+/// model; text is NULL or holds text_len readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_sampler_set_constraint(
+    sampler: *mut eddy_sampler,
+    model: *const eddy_model,
+    kind: eddy_constraint_kind,
+    text: *const std::ffi::c_char,
+    text_len: usize,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises sampler is NULL or live and unshared.
+        let s = unsafe { arg_mut(sampler, "sampler") }?;
+        // SAFETY: the caller promises model is NULL or live.
+        let m = unsafe { arg_ref(model, "model") }?;
+        if text.is_null() && text_len == 0 {
+            set_constraint(s, None);
+            return Ok(());
+        }
+        // SAFETY: the caller promises text holds text_len bytes (or is NULL).
+        let text = unsafe { arg_str(text, text_len, "text") }?;
+        if m.model.hparams().n_vocab != s.n_vocab {
+            return Err(Failure::invalid(format!(
+                "the sampler was made for {} tokens, the model has {}",
+                s.n_vocab,
+                m.model.hparams().n_vocab
+            )));
+        }
+        let c = compile(&m.model, kind, text)?;
+        set_constraint(s, Some(c));
+        Ok(())
+    })
+}
+
+#[cfg(feature = "constraint")]
+type CompiledConstraint = eddy::constraint::Constraint;
+/// Without the `constraint` feature nothing compiles.
+#[cfg(not(feature = "constraint"))]
+enum CompiledConstraint {}
+
+#[cfg(feature = "constraint")]
+fn compile(
+    model: &eddy::Model,
+    kind: eddy_constraint_kind,
+    text: &str,
+) -> FfiResult<CompiledConstraint> {
+    use eddy::constraint::ConstraintKind;
+    let kind = match kind {
+        EDDY_CONSTRAINT_JSON_SCHEMA => ConstraintKind::JsonSchema,
+        EDDY_CONSTRAINT_LARK => ConstraintKind::Lark,
+        EDDY_CONSTRAINT_REGEX => ConstraintKind::Regex,
+        k => return Err(Failure::invalid(format!("unknown constraint kind {k}"))),
+    };
+    let vocab = model.constraint_vocab().map_err(constraint_failure)?;
+    vocab.compile(kind, text).map_err(constraint_failure)
+}
+
+#[cfg(not(feature = "constraint"))]
+fn compile(
+    _model: &eddy::Model,
+    _kind: eddy_constraint_kind,
+    _text: &str,
+) -> FfiResult<CompiledConstraint> {
+    Err(Failure::new(
+        EDDY_STATUS_INVALID_CONSTRAINT,
+        "this libeddy was built without constraint support (cargo feature 'constraint')",
+    ))
+}
+
+#[cfg(feature = "constraint")]
+fn set_constraint(s: &mut eddy_sampler, c: Option<CompiledConstraint>) {
+    s.sampler.set_constraint(c);
+}
+
+#[cfg(not(feature = "constraint"))]
+fn set_constraint(_s: &mut eddy_sampler, c: Option<CompiledConstraint>) {
+    if let Some(c) = c {
+        match c {}
+    }
+}
+
+/// A constraint's error as the C ABI reports it.
+#[cfg(feature = "constraint")]
+pub(crate) fn constraint_failure(e: eddy::constraint::ConstraintError) -> Failure {
+    Failure::new(EDDY_STATUS_INVALID_CONSTRAINT, e.to_string())
+}
+
+/// The sampler's draw: with a constraint, its failures become EDDY_STATUS_INVALID_CONSTRAINT.
+pub(crate) fn sample(s: &mut Sampler, logits: &[f32]) -> FfiResult<u32> {
+    #[cfg(feature = "constraint")]
+    return s.try_sample(logits).map_err(constraint_failure);
+    #[cfg(not(feature = "constraint"))]
+    Ok(s.sample(logits))
+}
+
+/// Records token for the repetition penalties only (prompt tokens that should be penalised);
+/// a constraint is not advanced. Without a constraint it is eddy_sampler_accept.
+///
+/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_TOKEN.
+///
+/// # Safety
+/// sampler is NULL or a live sampler not used by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_sampler_accept_prompt(
+    sampler: *mut eddy_sampler,
+    token: eddy_token,
+) -> eddy_status {
+    guard(|| {
+        // SAFETY: the caller promises sampler is NULL or live and unshared.
+        let s = unsafe { arg_mut(sampler, "sampler") }?;
+        s.check_token(token)?;
+        s.sampler.accept_prompt(token);
+        Ok(())
+    })
+}
+
+impl eddy_sampler {
+    fn check_token(&self, token: eddy_token) -> FfiResult<()> {
+        if token as usize >= self.n_vocab {
+            return Err(Failure::new(
+                EDDY_STATUS_INVALID_TOKEN,
+                format!(
+                    "token id {token} is outside the vocabulary of {} tokens",
+                    self.n_vocab
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Records a generated token as part of the stream: for the repetition penalties, and to
+/// advance a constraint (eddy_sampler_set_constraint). Call it for each sampled token you
+/// keep; prompt tokens that should be penalised go to eddy_sampler_accept_prompt (without a
+/// constraint the two are the same). A token the constraint does not allow makes the next
+/// eddy_sampler_sample fail with EDDY_STATUS_INVALID_CONSTRAINT.
 ///
 /// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER or EDDY_STATUS_INVALID_TOKEN.
 ///
@@ -208,15 +370,7 @@ pub unsafe extern "C" fn eddy_sampler_accept(
     guard(|| {
         // SAFETY: the caller promises sampler is NULL or live and unshared.
         let s = unsafe { arg_mut(sampler, "sampler") }?;
-        if token as usize >= s.n_vocab {
-            return Err(Failure::new(
-                EDDY_STATUS_INVALID_TOKEN,
-                format!(
-                    "token id {token} is outside the vocabulary of {} tokens",
-                    s.n_vocab
-                ),
-            ));
-        }
+        s.check_token(token)?;
         s.sampler.accept(token);
         Ok(())
     })
@@ -225,8 +379,9 @@ pub unsafe extern "C" fn eddy_sampler_accept(
 /// Picks the next token from the last decoded token's logits in context, into *out_token.
 /// Does not accept it (call eddy_sampler_accept) and does not decode it (call eddy_decode).
 ///
-/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, or EDDY_STATUS_NO_LOGITS (nothing decoded
-/// since creation or reset); *out_token is untouched on failure.
+/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_NO_LOGITS (nothing decoded
+/// since creation or reset) or EDDY_STATUS_INVALID_CONSTRAINT (a constraint failed; see
+/// eddy_sampler_set_constraint); *out_token is untouched on failure.
 ///
 /// # Safety
 /// sampler is NULL or a live sampler; context is NULL or a live context; neither used by
@@ -252,7 +407,7 @@ pub unsafe extern "C" fn eddy_sampler_sample(
                 logits.len()
             )));
         }
-        *out = s.sampler.sample(logits);
+        *out = sample(&mut s.sampler, logits)?;
         Ok(())
     })
 }
@@ -260,8 +415,8 @@ pub unsafe extern "C" fn eddy_sampler_sample(
 /// Picks the next token from caller-provided logits (n_logits floats, which must equal the
 /// vocabulary size the sampler was made for), into *out_token. Does not accept it.
 ///
-/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, or EDDY_STATUS_INVALID_ARGUMENT
-/// (n_logits differs from the vocabulary size).
+/// Returns EDDY_STATUS_OK, EDDY_STATUS_NULL_POINTER, EDDY_STATUS_INVALID_ARGUMENT
+/// (n_logits differs from the vocabulary size) or EDDY_STATUS_INVALID_CONSTRAINT.
 ///
 /// # Safety
 /// sampler is NULL or a live sampler not used by another thread; logits is NULL or holds
@@ -287,7 +442,7 @@ pub unsafe extern "C" fn eddy_sampler_sample_logits(
                 s.n_vocab
             )));
         }
-        *out = s.sampler.sample(l);
+        *out = sample(&mut s.sampler, l)?;
         Ok(())
     })
 }

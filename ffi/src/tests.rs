@@ -449,3 +449,115 @@ fn chat_apply_template_renders_sizes_and_refuses() {
     // SAFETY: m was loaded above and is not used afterwards.
     unsafe { eddy_model_free(m) };
 }
+
+/// A constraint through the C ABI: compiled against the model, refused with a reason when bad
+/// (the sampler unchanged), applied by eddy_generate (the output is what the regex allows, and
+/// the call ends where the regex is complete), removed by NULL text.
+#[test]
+fn sampler_constraint_through_the_c_abi() {
+    let Some(path) = model_path() else { return };
+    let m = load(&path);
+    let mut s = ptr::null_mut();
+    assert_eq!(
+        // SAFETY: live model, NULL params, writable out pointer.
+        unsafe { eddy_sampler_new(m, ptr::null(), &mut s) },
+        EDDY_STATUS_OK
+    );
+    let set = |kind: u32, text: &[u8]| {
+        // SAFETY: live sampler and model; text holds text.len() bytes.
+        unsafe { eddy_sampler_set_constraint(s, m, kind, text.as_ptr().cast(), text.len()) }
+    };
+    assert_eq!(
+        set(EDDY_CONSTRAINT_REGEX, b"(ab"),
+        EDDY_STATUS_INVALID_CONSTRAINT
+    );
+    assert!(last_error().contains("invalid regex"), "{}", last_error());
+    assert_eq!(
+        set(EDDY_CONSTRAINT_JSON_SCHEMA, b"{\"type\": \"nope\"}"),
+        EDDY_STATUS_INVALID_CONSTRAINT
+    );
+    assert!(last_error().contains("json-schema"), "{}", last_error());
+    assert_eq!(
+        set(EDDY_CONSTRAINT_LARK, b"start: nowhere"),
+        EDDY_STATUS_INVALID_CONSTRAINT
+    );
+    assert_eq!(set(7, b"x"), EDDY_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("kind 7"), "{}", last_error());
+    assert_eq!(
+        set(EDDY_CONSTRAINT_REGEX, b"\xff"),
+        EDDY_STATUS_INVALID_UTF8
+    );
+    // SAFETY: NULL sampler / model are reported, not dereferenced.
+    unsafe {
+        assert_eq!(
+            eddy_sampler_set_constraint(ptr::null_mut(), m, 0, c"x".as_ptr(), 1),
+            EDDY_STATUS_NULL_POINTER
+        );
+        assert_eq!(
+            eddy_sampler_set_constraint(s, ptr::null(), 0, c"x".as_ptr(), 1),
+            EDDY_STATUS_NULL_POINTER
+        );
+    }
+
+    assert_eq!(
+        set(EDDY_CONSTRAINT_REGEX, b"[0-9]{2}:[0-9]{2}"),
+        EDDY_STATUS_OK
+    );
+    let mut ctx = ptr::null_mut();
+    assert_eq!(
+        // SAFETY: live model, NULL params, writable out pointer.
+        unsafe { eddy_context_new(m, ptr::null(), &mut ctx) },
+        EDDY_STATUS_OK
+    );
+    let prompt = "The train leaves at ";
+    let run = |ctx: *mut eddy_context| {
+        let mut got = Collected {
+            text: String::new(),
+            pieces: 0,
+            stop_after: usize::MAX,
+        };
+        let mut n = 0usize;
+        // SAFETY: live context and sampler, prompt bytes valid, callback + user data valid.
+        let st = unsafe {
+            eddy_generate(
+                ctx,
+                s,
+                prompt.as_ptr().cast(),
+                prompt.len(),
+                true,
+                32,
+                Some(collect),
+                (&mut got as *mut Collected).cast(),
+                &mut n,
+            )
+        };
+        assert_eq!(st, EDDY_STATUS_OK, "{}", last_error());
+        (got.text, n)
+    };
+    let (text, n) = run(ctx);
+    let b = text.as_bytes();
+    assert!(
+        b.len() == 5 && b[2] == b':' && text.bytes().filter(u8::is_ascii_digit).count() == 4,
+        "{text:?}"
+    );
+    assert!(
+        n < 32,
+        "ended at the end-of-generation token, not at n_predict"
+    );
+    // A second call is a second output, from the constraint's start.
+    let (again, _) = run(ctx);
+    assert_eq!(again.len(), 5, "{again:?}");
+
+    // NULL text removes the constraint: greedy output is free again.
+    // SAFETY: live sampler and model; NULL text with length 0 is the documented removal.
+    let st = unsafe { eddy_sampler_set_constraint(s, m, 0, ptr::null(), 0) };
+    assert_eq!(st, EDDY_STATUS_OK);
+    let (free, n) = run(ctx);
+    assert_eq!(n, 32, "{free:?}");
+    // SAFETY: handles made above, each freed once.
+    unsafe {
+        eddy_context_free(ctx);
+        eddy_sampler_free(s);
+        eddy_model_free(m);
+    }
+}
