@@ -20,8 +20,8 @@
 //! panel kernels of [`crate::panel`] (its `vec_dot` table is dotprod's: `smmla` multiplies two
 //! rows by two columns, which a single dot product cannot use).
 
-use crate::GgmlType;
 use crate::traits::{NUM_TYPES, QuantizeFn, SCALAR_ROWS, TypeTraits, VecDotFn, VecDotMultiFn};
+use crate::{GgmlType, QuantError};
 
 /// A family of kernels, from the portable one up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -217,6 +217,34 @@ pub fn active_tier() -> Tier {
 #[cfg(not(feature = "std"))]
 pub fn active_tier() -> Tier {
     choose()
+}
+
+/// [`crate::quantize_fused`] as `tier` computes it (that function uses [`active_tier`]). Every
+/// tier writes the same bytes; they differ in speed. On x86-64 the AVX2 and AVX-512 tiers run
+/// the quantizers compiled for FMA (a fused multiply-add is one instruction) and the scalar
+/// tier the portable build (the C library's `fmaf`, several times slower); on AArch64 every
+/// tier is FMA already. A tier this CPU lacks gives the portable build. Errors as
+/// [`crate::quantize`]; `out` is untouched then.
+pub fn quantize_fused_for(
+    tier: Tier,
+    ty: GgmlType,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<(), QuantError> {
+    crate::traits::traits_or_err(ty)?;
+    let need = crate::row_bytes(ty, x.len())?;
+    crate::traits::check_len(ty, "output", need, out.len())?;
+    let fused = match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::Avx512 => crate::x86_avx2::quantize_fused_rows_avx2_checked(ty, x, out)
+            .unwrap_or_else(|| crate::traits::quantize_fused_rows(ty, x, out)),
+        _ => crate::traits::quantize_fused_rows(ty, x, out),
+    };
+    if fused {
+        Ok(())
+    } else {
+        crate::quantize(ty, x, out)
+    }
 }
 
 /// The kernels of `ty` in `tier`'s table, or `None` if this CPU does not support `tier` or this

@@ -74,6 +74,7 @@ fn best_index(x: f32) -> usize {
 /// The weighted fit of one 32-weight block (ggml's `quantize_row_iq4_nl_impl` inner part, no
 /// importance matrix): a first scale from the extreme value, refined by least squares, then
 /// `2·NTRY + 1` candidate scales. Writes level indices to `l`, returns the scale.
+#[inline(always)]
 fn fit_block<const FUSED: bool>(xb: &[f32], l: &mut [u8]) -> f32 {
     let mut weight = [0.0f32; 32];
     for (w, &v) in weight.iter_mut().zip(xb) {
@@ -155,6 +156,7 @@ pub fn quantize_row_iq4_nl(x: &[f32], out: &mut [BlockIQ4NL]) {
 }
 
 /// [`quantize_row_iq4_nl`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_iq4_nl_with<const FUSED: bool>(x: &[f32], out: &mut [BlockIQ4NL]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK4_NL)) {
@@ -223,6 +225,7 @@ pub fn quantize_row_iq4_xs(x: &[f32], out: &mut [BlockIQ4XS]) {
 }
 
 /// [`quantize_row_iq4_xs`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_iq4_xs_with<const FUSED: bool>(x: &[f32], out: &mut [BlockIQ4XS]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {

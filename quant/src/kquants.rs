@@ -152,6 +152,7 @@ fn signed_max(x: &[f32]) -> (f32, f32) {
 /// reference quantizers use): symmetric quants in `-nmax..nmax` stored as `l + nmax` in `ls`,
 /// weights `x²`, a first guess from the extreme value and 18 nearby scales tried. Returns the
 /// scale.
+#[inline(always)]
 fn make_qx_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
@@ -205,6 +206,7 @@ fn make_qx_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32
 /// With `FUSED`, as GCC builds it for FMA (read from `quantize_row_q3_K_ref` in
 /// llama-quantize): `nearest_int(iscale·x)` and every `± (w·x)·l`, `± (w·l)·l` update of the
 /// two sums are fused; `x·sl2/slx` and the acceptance test are not.
+#[inline(always)]
 fn make_q3_quants<const FUSED: bool>(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
@@ -270,6 +272,7 @@ struct Qkx2 {
 /// fitted by weighted least squares for each candidate scale; the candidate with the smallest
 /// weighted error (absolute or squared) wins. Writes the quants to `ls`, returns
 /// `(scale, -min)`.
+#[inline(always)]
 fn make_qkx2_quants<const FUSED: bool>(
     p: &Qkx2,
     x: &[f32],
@@ -578,6 +581,7 @@ pub fn quantize_row_q3_k(x: &[f32], out: &mut [BlockQ3K]) {
 /// [`quantize_row_q3_k`] with GCC's contraction when `FUSED` (see `num::madd`): in
 /// [`make_q3_quants`] and in the quantization of the sub-block scales; the final re-fit
 /// (`x/d`, vectorized) is not fused.
+#[inline(always)]
 pub(crate) fn quantize_row_q3_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ3K]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
@@ -727,6 +731,7 @@ pub fn dequantize_row_q4_k(blocks: &[BlockQ4K], out: &mut [f32]) {
 /// Shared first half of the Q4_K/Q5_K reference quantizers: per sub-block of 32 a
 /// `make_qkx2_quants` fit with weights `rms + |x|`, then 6-bit scales and minimums relative to
 /// the largest of each. Returns the final quants (re-fitted to the stored scales).
+#[inline(always)]
 fn quantize_k4_scales<const FUSED: bool>(
     xb: &[f32],
     params: &Qkx2,
@@ -800,6 +805,7 @@ pub fn quantize_row_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
 }
 
 /// [`quantize_row_q4_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q4_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4K]) {
     check_quantize(x, out);
     let params = Qkx2 {
@@ -911,6 +917,7 @@ pub fn quantize_row_q5_k(x: &[f32], out: &mut [BlockQ5K]) {
 }
 
 /// [`quantize_row_q5_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q5_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5K]) {
     check_quantize(x, out);
     let params = Qkx2 {
@@ -1006,6 +1013,7 @@ pub fn quantize_row_q6_k(x: &[f32], out: &mut [BlockQ6K]) {
 }
 
 /// [`quantize_row_q6_k`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q6_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ6K]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK_K)) {

@@ -146,6 +146,7 @@ pub fn quantize_row_q4_0(x: &[f32], out: &mut [BlockQ4_0]) {
 }
 
 /// [`quantize_row_q4_0`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q4_0_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4_0]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
@@ -201,6 +202,7 @@ pub fn quantize_row_q4_1(x: &[f32], out: &mut [BlockQ4_1]) {
 }
 
 /// [`quantize_row_q4_1`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q4_1_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ4_1]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
@@ -259,6 +261,7 @@ pub fn quantize_row_q5_0(x: &[f32], out: &mut [BlockQ5_0]) {
 }
 
 /// [`quantize_row_q5_0`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q5_0_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5_0]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {
@@ -324,6 +327,7 @@ pub fn quantize_row_q5_1(x: &[f32], out: &mut [BlockQ5_1]) {
 }
 
 /// [`quantize_row_q5_1`] with GCC's contraction when `FUSED` (see `num::madd`).
+#[inline(always)]
 pub(crate) fn quantize_row_q5_1_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ5_1]) {
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK)) {

@@ -58,7 +58,13 @@ pub(crate) fn nearest_int(x: f32) -> i32 {
 /// fast`, for a CPU with FMA; llama.cpp's x86-64 AVX2 and AArch64 builds with GCC). GCC fuses a
 /// product whose every use is an addition or subtraction, across statements; the quantizers
 /// call this helper exactly where it does.
-#[inline]
+///
+/// The fused form is one instruction only where the function it ends up in is compiled for
+/// FMA: on AArch64 always; on x86-64 (whose baseline has no FMA) inside
+/// `x86_avx2::quantize_fused_rows_fma`, which is why this helper and every quantizer with a
+/// `FUSED` parameter are `#[inline(always)]`. Elsewhere it is a call to the C library's `fmaf`
+/// (with `std`) or the portable [`fmaf`] below: the same bits, several times slower.
+#[inline(always)]
 pub(crate) fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
     if !FUSED {
         return a * b + c;
@@ -76,7 +82,7 @@ pub(crate) fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
 
 /// `nearest_int(a·b)` with ggml's inlined `nearest_int` (`a·b + 12582912`, then the low
 /// mantissa bits): with `FUSED` the product is not rounded before the addition (see [`madd`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn nearest_int_of_product<const FUSED: bool>(a: f32, b: f32) -> i32 {
     let v = madd::<FUSED>(a, b, 12_582_912.0);
     (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000

@@ -138,7 +138,7 @@ pub fn type_traits_scalar(ty: GgmlType) -> Option<&'static TypeTraits> {
     TABLE.iter().find(|t| t.ty == ty)
 }
 
-fn traits_or_err(ty: GgmlType) -> Result<&'static TypeTraits, QuantError> {
+pub(crate) fn traits_or_err(ty: GgmlType) -> Result<&'static TypeTraits, QuantError> {
     type_traits(ty).ok_or(QuantError::Unsupported { ty })
 }
 
@@ -201,15 +201,23 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantErro
 /// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS.
 /// Checked byte for byte against `tools/llama-bench`'s llama.cpp on two models for Q4_0, Q5_0,
 /// Q5_1, Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_NL, on SmolLM2 for Q3_K
-/// (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS follow the same reading of the
-/// compiled code but are unchecked. Q8_0, F16, BF16 and F32 fuse nothing that changes a result;
-/// Q2_K has no fused form yet and quantizes as [`quantize`] (so it may differ from llama.cpp's;
-/// no model here has a Q2_K tensor to compare). Errors as [`quantize`].
+/// (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS by hand on SmolLM2. Q8_0, F16, BF16
+/// and F32 fuse nothing that changes a result; Q2_K has no fused form yet and quantizes as
+/// [`quantize`] (so it may differ from llama.cpp's; no model here has a Q2_K tensor to
+/// compare). Dispatched at run time ([`crate::dispatch::quantize_fused_for`] with the active
+/// tier): on x86-64 with FMA the quantizers are compiled for it, otherwise each fused
+/// multiply-add is a call to `fmaf`; the bytes are the same. Errors as [`quantize`].
 pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
+    crate::dispatch::quantize_fused_for(crate::dispatch::active_tier(), ty, x, out)
+}
+
+/// The fused quantizer of `ty`, if it has one: quantizes `x` into `out` (lengths checked by the
+/// caller) and returns `true`; `false` if `ty` has no fused form. Inlined into each build of
+/// the fused quantizers (`dispatch::quantize_fused_for`): the portable one and, on x86-64, one
+/// compiled for FMA.
+#[inline(always)]
+pub(crate) fn quantize_fused_rows(ty: GgmlType, x: &[f32], out: &mut [u8]) -> bool {
     use crate::{iquants, kquants, legacy};
-    traits_or_err(ty)?;
-    let need = row_bytes(ty, x.len())?;
-    check_len(ty, "output", need, out.len())?;
     match ty {
         GgmlType::Q4_0 => legacy::quantize_row_q4_0_with::<true>(x, blocks_mut(out)),
         GgmlType::Q4_1 => legacy::quantize_row_q4_1_with::<true>(x, blocks_mut(out)),
@@ -221,9 +229,9 @@ pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), Qua
         GgmlType::Q6_K => kquants::quantize_row_q6_k_with::<true>(x, blocks_mut(out)),
         GgmlType::IQ4_NL => iquants::quantize_row_iq4_nl_with::<true>(x, blocks_mut(out)),
         GgmlType::IQ4_XS => iquants::quantize_row_iq4_xs_with::<true>(x, blocks_mut(out)),
-        _ => return quantize(ty, x, out),
+        _ => return false,
     }
-    Ok(())
+    true
 }
 
 /// Converts activations `x` to `ty` the way ggml's CPU backend does before a dot product

@@ -2046,3 +2046,29 @@ pub(crate) fn quantize_row_q8_k_avx2_bytes(x: &[f32], out: &mut [u8]) {
     // and F16C, handed out only after detecting them.
     unsafe { quantize_row_q8_k_avx2(x, out) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fused reference quantizers, compiled for FMA
+
+/// [`crate::quantize_fused`]'s quantizers (`traits::quantize_fused_rows`, inlined with every
+/// quantizer it calls) compiled for AVX2 and FMA: each `num::madd` is one `vfmadd` instead of a
+/// call to the C library's `fmaf`, which the baseline x86-64 build makes. The same operations
+/// in the same order, so the same bytes as the portable build (`tests/kernel_parity.rs`
+/// checks). Returns `false`, writing nothing, if `ty` has no fused form.
+#[target_feature(enable = "avx2,fma")]
+fn quantize_fused_rows_avx2(ty: crate::GgmlType, x: &[f32], out: &mut [u8]) -> bool {
+    crate::traits::quantize_fused_rows(ty, x, out)
+}
+
+/// [`quantize_fused_rows_avx2`] if this CPU has AVX2 and FMA (`Some`), `None` otherwise.
+pub(crate) fn quantize_fused_rows_avx2_checked(
+    ty: crate::GgmlType,
+    x: &[f32],
+    out: &mut [u8],
+) -> Option<bool> {
+    if !crate::dispatch::Tier::Avx2.is_supported() {
+        return None;
+    }
+    // SAFETY: AVX2 and FMA were detected just above.
+    Some(unsafe { quantize_fused_rows_avx2(ty, x, out) })
+}

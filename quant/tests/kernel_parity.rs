@@ -704,3 +704,71 @@ fn q8_k_from_float_is_byte_identical_on_every_tier() {
         cases.len()
     );
 }
+
+/// Rows for the fused quantizers: Gaussian weights at several scales, and blocks that put
+/// roundings on ties (small integers and halves), zeros, a lone spike and tiny values.
+fn fused_cases(rng: &mut Rng) -> Vec<Vec<f32>> {
+    let n = 4 * QK_K;
+    let mut cases: Vec<Vec<f32>> = [1e-3, 0.02, 1.0, 300.0]
+        .iter()
+        .map(|&s| rng.vec(n, s))
+        .collect();
+    cases.push((0..n).map(|i| ((i % 17) as f32 - 8.0) * 0.5).collect());
+    cases.push(
+        (0..n)
+            .map(|i| if i % 97 == 0 { 5.0 } else { 0.0 })
+            .collect(),
+    );
+    cases.push(vec![0.0; n]);
+    cases.push((0..n).map(|i| (i as f32 - 512.0) * 1e-30).collect());
+    cases
+}
+
+/// The fused quantizers (`quantize_fused`) write the same bytes on every tier: on x86-64 the
+/// AVX2/AVX-512 tiers run them compiled for FMA, the scalar tier calls `fmaf`.
+#[test]
+fn fused_quantizers_are_byte_identical_on_every_tier() {
+    use eddy_quant::dispatch::quantize_fused_for;
+    use eddy_quant::{quantize_fused, row_bytes};
+    let mut rng = Rng(43);
+    let cases = fused_cases(&mut rng);
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+        GgmlType::IQ4_NL,
+        GgmlType::IQ4_XS,
+    ];
+    let mut checked = 0;
+    for ty in types {
+        for (c, x) in cases.iter().enumerate() {
+            let bytes = row_bytes(ty, x.len()).unwrap();
+            let mut want = vec![0u8; bytes];
+            quantize_fused_for(Tier::Scalar, ty, x, &mut want).unwrap();
+            for tier in Tier::ALL.into_iter().filter(|t| t.is_supported()) {
+                let mut got = vec![0x5a; bytes];
+                quantize_fused_for(tier, ty, x, &mut got).unwrap();
+                assert!(
+                    got == want,
+                    "{ty} {tier} case {c}: differs from the scalar tier"
+                );
+                checked += 1;
+            }
+            let mut got = vec![0xa5; bytes];
+            quantize_fused(ty, x, &mut got).unwrap();
+            assert!(
+                got == want,
+                "{ty} {} case {c}: quantize_fused",
+                active_tier()
+            );
+        }
+    }
+    eprintln!("{checked} fused quantizations checked");
+}

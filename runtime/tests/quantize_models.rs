@@ -7,9 +7,7 @@
 //!
 //! Run in CI: SmolLM2 (Q4_1) and Qwen2.5 (Q4_K_M) to all six types, the twelve
 //! conversions, and SmolLM2 to Q2_K and Q3_K_S/M/L (the Q3_K quantizer). Qwen2.5 to IQ4_NL is
-//! the slow one (about 2 minutes on two cores: ggml's IQ4_NL search with every multiply-add
-//! fused as llama.cpp's build does, a call to the C library's `fmaf` each, since the build
-//! targets no FMA).
+//! the slow one (over a minute on two cores: ggml's IQ4_NL search, as slow in llama.cpp).
 
 mod common;
 
