@@ -74,9 +74,16 @@ pub struct ChatArgs {
     /// A Jinja chat template file to use instead of the model's (or `gemma` / `chatml`).
     #[arg(long, value_name = "FILE")]
     chat_template: Option<PathBuf>,
-    /// A JSON array of tool schemas passed to the template as `tools`.
+    /// A JSON array of tool schemas passed to the template as `tools`. Tool calls in replies
+    /// (`{"name": …, "arguments": …}`, bare or in `<tool_call>` tags) are constrained to these
+    /// tools and their parameter schemas, unless --constrain-tools false or another constraint
+    /// flag is given.
     #[arg(long, value_name = "FILE")]
     tools: Option<PathBuf>,
+    /// With --tools: constrain tool calls to the tools' schemas.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true, value_name = "BOOL",
+          allow_hyphen_values = true)]
+    constrain_tools: bool,
 }
 
 fn template(model: &Model, file: Option<&Path>) -> Res<ChatTemplate> {
@@ -135,7 +142,16 @@ pub fn run(a: ChatArgs) -> Res<()> {
         n_threads: a.threads,
         ..Default::default()
     };
-    let constraint = a.constraint.compile(&model)?;
+    // With --tools and no explicit constraint, tool calls are constrained to the tools'
+    // names and parameter schemas (free text stays free).
+    let constraint = match (&a.tools, a.constraint.is_given()) {
+        (Some(t), false) if a.constrain_tools => {
+            let grammar = eddy::constraint::tool_call_grammar(&args::read_text("--tools", t)?)?;
+            let vocab = model.constraint_vocab()?;
+            Some(vocab.compile(eddy::constraint::ConstraintKind::Lark, &grammar)?)
+        }
+        _ => a.constraint.compile(&model)?,
+    };
     let ctx = Context::new(&model, params)?;
     let mut sampler = Sampler::new(model.hparams().n_vocab, a.sampling.params(n_window));
     sampler.set_constraint(constraint);
@@ -450,8 +466,21 @@ impl Session<'_> {
 
 const SESSION_MAGIC: &[u8; 12] = b"EDDYCHAT\x01\0\0\0";
 
-/// The JSON objects of Qwen-style `<tool_call>{…}</tool_call>` markup in a reply.
+/// The JSON objects of Qwen-style `<tool_call>{…}</tool_call>` markup in a reply, or the
+/// reply itself when the whole of it is one `{"name": …, "arguments": …}` object, bare or in a
+/// fenced ```` ```json ```` block (the forms small models often use without the tags).
 fn tool_calls(reply: &str) -> Vec<serde_json::Value> {
+    let whole = reply.trim();
+    let whole = whole
+        .strip_prefix("```json")
+        .and_then(|w| w.strip_suffix("```"))
+        .unwrap_or(whole);
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(whole.trim())
+        && v.get("name").is_some_and(serde_json::Value::is_string)
+        && v.get("arguments").is_some()
+    {
+        return vec![v];
+    }
     let mut calls = Vec::new();
     let mut rest = reply;
     while let Some(start) = rest.find("<tool_call>") {
@@ -481,5 +510,11 @@ mod tests {
         assert_eq!(calls[0]["arguments"]["a"], 1);
         assert_eq!(calls[1]["name"], "x");
         assert!(tool_calls("no calls").is_empty());
+        let bare = tool_calls(" {\"name\": \"add\", \"arguments\": {\"a\": 2}}\n");
+        assert_eq!(bare.len(), 1);
+        assert_eq!(bare[0]["arguments"]["a"], 2);
+        assert!(tool_calls("{\"a\": 1}").is_empty());
+        let fenced = tool_calls("```json\n{\"name\": \"f\", \"arguments\": {}}\n```");
+        assert_eq!(fenced[0]["name"], "f");
     }
 }

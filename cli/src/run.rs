@@ -221,6 +221,11 @@ pub struct ConstraintArgs {
 }
 
 impl ConstraintArgs {
+    /// Whether one of the flags is given.
+    pub fn is_given(&self) -> bool {
+        self.json_schema.is_some() || self.grammar.is_some() || self.regex.is_some()
+    }
+
     /// The compiled constraint, if a flag asks for one; a bad schema, grammar or regex is an
     /// error here, before anything is decoded.
     pub fn compile(&self, model: &Model) -> Res<Option<Constraint>> {

@@ -247,3 +247,76 @@ fn chat_constrains_every_reply() {
         );
     }
 }
+
+/// `eddy chat --tools` on Qwen2.5: replies that call a tool name a listed tool with arguments
+/// valid under its schema, and the JSON output lists them under tool_calls.
+#[test]
+fn chat_with_tools_constrains_the_calls() {
+    let Some(m) = common::model(common::QWEN2) else {
+        return;
+    };
+    let tools = temp_file(
+        "tools.json",
+        r#"[{"type": "function", "function": {"name": "add", "description": "Add two integers",
+             "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                            "required": ["a", "b"], "additionalProperties": false}}}]"#,
+    );
+    let out = eddy(
+        &[
+            "chat",
+            "-m",
+            &m,
+            "--tools",
+            tools.to_str().unwrap(),
+            "--temp",
+            "0.9",
+            "--json",
+            "-t",
+            "2",
+        ],
+        "What is 17 plus 25?\nAnd 100 plus 1?\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let turns: Vec<Json> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(turns.len(), 2);
+    for t in &turns {
+        let calls = t["tool_calls"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no call: {t}"));
+        for c in calls {
+            assert_eq!(c["name"], "add", "{t}");
+            let args = c["arguments"].as_object().unwrap();
+            assert!(
+                args.len() == 2 && args["a"].is_i64() && args["b"].is_i64(),
+                "{t}"
+            );
+        }
+    }
+    // --constrain-tools false leaves the reply free.
+    let out = eddy(
+        &[
+            "chat",
+            "-m",
+            &m,
+            "--tools",
+            tools.to_str().unwrap(),
+            "--constrain-tools",
+            "false",
+            "--json",
+        ],
+        "Hi\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -316,3 +316,62 @@ impl Mask {
         self.vob.iter_set_entries(|i| f(i as u32));
     }
 }
+
+/// The Lark grammar of a chat reply when tools are offered: free text, or tool calls whose
+/// `name` is one of the tools and whose `arguments` are valid under that tool's parameter
+/// schema. A call is a JSON object `{"name": …, "arguments": {…}}`: wrapped in
+/// `<tool_call>…</tool_call>` (the Hermes / Qwen 2.5 format; any number, with free text
+/// around them), or as the whole reply, bare or in a fenced ```` ```json ```` block (small
+/// models often drop the tags). A reply that opens with `{` or ```` ```json ````, and text
+/// after `<tool_call>`, must be a call.
+///
+/// `tools_json` is the JSON array the chat template gets as `tools`: OpenAI-style
+/// `{"type": "function", "function": {"name", "parameters"}}` entries, or bare
+/// `{"name", "parameters"}` ones. A tool without `parameters` takes any object.
+pub fn tool_call_grammar(tools_json: &str) -> Result<String, ConstraintError> {
+    let invalid = |message: String| ConstraintError::Invalid {
+        kind: ConstraintKind::JsonSchema,
+        message: format!("tools: {message}"),
+    };
+    let tools: serde_json::Value =
+        serde_json::from_str(tools_json).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let tools = tools
+        .as_array()
+        .ok_or_else(|| invalid("not a JSON array".into()))?;
+    let mut calls = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let f = tool.get("function").unwrap_or(tool);
+        let name = f
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| invalid(format!("tool {i} has no \"name\" string")))?;
+        let params = f
+            .get("parameters")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+        calls.push(serde_json::json!({
+            "type": "object",
+            "properties": {"name": {"const": name}, "arguments": params},
+            "required": ["name", "arguments"],
+            "additionalProperties": false,
+        }));
+    }
+    if calls.is_empty() {
+        return Err(invalid("the array is empty".into()));
+    }
+    let call = serde_json::json!({ "oneOf": calls });
+    // Free text is one lexeme that cannot contain `<tool_call>` or open with `{` or a
+    // fenced JSON block; a lazy head ends at the first `<tool_call>` (llguidance's pattern
+    // for tool calls in plain text), after which the call is forced.
+    Ok(format!(
+        r#"start: tagged_call* tail | call | fenced_call
+tail: TEXT
+tagged_call: tagged_hd WS? call WS? "</tool_call>"
+tagged_hd[lazy]: TEXT "<tool_call>"
+fenced_call: "```json" WS? call WS? "```"
+call: %json {call}
+TEXT: /(?s:.*)/ & ~/(?s:.*<tool_call>.*)/ & ~/(?s:[ \t\n]*(\{{|```json).*)/
+WS: /[ \t\n]+/
+"#
+    ))
+}

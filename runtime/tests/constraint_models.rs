@@ -369,3 +369,145 @@ fn bad_schemas_grammars_and_regexes_are_refused_with_a_reason() {
         }
     }
 }
+
+const TOOLS: &str = r#"[
+  {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+      "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"], "additionalProperties": false}}},
+  {"type": "function", "function": {"name": "add", "description": "Add two integers",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+      "required": ["a", "b"], "additionalProperties": false}}}
+]"#;
+
+/// Qwen2.5 offered two tools: at temperature 0.9, over eight seeds, every reply that is a
+/// call (bare, fenced or tagged) names a real tool with arguments valid under its schema.
+#[test]
+fn qwen_tool_calls_follow_the_tools_schemas() {
+    let Some(path) = common::model(common::QWEN2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let grammar = eddy::constraint::tool_call_grammar(TOOLS).unwrap();
+    let template = ChatTemplate::from_model(&model).unwrap();
+    let mut conv = Conversation::new();
+    conv.set_tools_json(TOOLS).unwrap();
+    conv.push("user", "What is 17 plus 25? Use a tool.");
+    let prompt = model
+        .tokenizer()
+        .encode(&template.render(&conv).unwrap(), true, true);
+    let mut calls = 0;
+    for seed in 0..8u64 {
+        let params = SamplerParams {
+            temperature: 0.9,
+            seed,
+            ..Default::default()
+        };
+        let out = generate(&model, &prompt, ConstraintKind::Lark, &grammar, params, 120);
+        assert!(out.ended, "seed {seed}: {:?}", out.text);
+        let body = out.text.trim();
+        let unwrap = |open: &str, close: &str| {
+            body.strip_prefix(open)
+                .and_then(|b| b.trim_end().strip_suffix(close))
+        };
+        let body = unwrap("<tool_call>", "</tool_call>")
+            .or_else(|| unwrap("```json", "```"))
+            .unwrap_or(body)
+            .trim();
+        if !body.starts_with('{') {
+            eprintln!("seed {seed}: free text: {}", out.text);
+            continue;
+        }
+        let v: Json =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("seed {seed}: {e}: {body}"));
+        let args = v["arguments"].as_object().unwrap();
+        match v["name"].as_str().unwrap() {
+            "add" => {
+                assert_eq!(args.len(), 2, "{v}");
+                assert!(args["a"].is_i64() && args["b"].is_i64(), "{v}");
+            }
+            "get_weather" => {
+                assert!(args["city"].is_string(), "{v}");
+                assert!(
+                    ["celsius", "fahrenheit"].contains(&args["unit"].as_str().unwrap()),
+                    "{v}"
+                );
+            }
+            other => panic!("seed {seed}: a call to {other:?}"),
+        }
+        calls += 1;
+        eprintln!("seed {seed}: {body}");
+    }
+    // Asked to use a tool, the model calls one in every reply we have seen; allow some free text.
+    assert!(calls >= 6, "only {calls} of 8 replies called a tool");
+}
+
+/// The tools grammar leaves free text free, ends it with end-of-generation, and makes a reply
+/// that opens a JSON object a call to a listed tool.
+#[test]
+fn the_tools_grammar_keeps_free_text_and_constrains_calls() {
+    let Some(path) = common::model(common::SMOLLM2) else {
+        return;
+    };
+    let model = Model::load(&path).unwrap();
+    let tok = model.tokenizer();
+    let vocab = model.constraint_vocab().unwrap();
+    let grammar = eddy::constraint::tool_call_grammar(TOOLS).unwrap();
+    let eog = tok.eog_tokens()[0];
+
+    let mut c = vocab.compile(ConstraintKind::Lark, &grammar).unwrap();
+    for t in tok.encode("Sure, it is sunny today.", false, false) {
+        assert!(c.allowed().unwrap().allows(t));
+        c.advance(t).unwrap();
+    }
+    assert!(c.allowed().unwrap().allows(eog), "free text can end");
+
+    let mut c = vocab.compile(ConstraintKind::Lark, &grammar).unwrap();
+    let call = tok.encode(
+        "{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}",
+        false,
+        false,
+    );
+    for &t in &call {
+        assert!(c.allowed().unwrap().allows(t), "{:?}", tok.decode(&[t]));
+        c.advance(t).unwrap();
+    }
+    assert!(c.allowed().unwrap().allows(eog));
+
+    // After "{": only a key of the call object; a tool that does not exist is refused.
+    let refused = |text: &str| {
+        let mut c = vocab.compile(ConstraintKind::Lark, &grammar).unwrap();
+        for t in tok.encode(text, false, false) {
+            if !c.allowed().unwrap().allows(t) {
+                return true;
+            }
+            c.advance(t).unwrap();
+        }
+        false
+    };
+    assert!(refused("{\"foo\": 1}"));
+    assert!(refused("{\"name\": \"joke\""));
+    assert!(refused(
+        "{\"name\": \"add\", \"arguments\": {\"a\": \"one\""
+    ));
+    assert!(refused("Text first <tool_call>{\"name\": \"nope\""));
+    assert!(!refused(
+        "Text first <tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>"
+    ));
+}
+
+#[test]
+fn bad_tool_lists_are_refused() {
+    use eddy::constraint::tool_call_grammar;
+    for (tools, needle) in [
+        ("{", "not JSON"),
+        ("{}", "not a JSON array"),
+        ("[]", "empty"),
+        (
+            r#"[{"type": "function", "function": {"parameters": {}}}]"#,
+            "tool 0 has no",
+        ),
+    ] {
+        let e = tool_call_grammar(tools).unwrap_err().to_string();
+        assert!(e.contains(needle), "{tools}: {e}");
+    }
+}
