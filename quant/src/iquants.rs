@@ -54,28 +54,53 @@ pub struct BlockIQ4XS {
 }
 ggml_block_layout!(BlockIQ4XS, 136);
 
-/// Index of the level nearest to `x` (ties go to the upper level), as ggml's `best_index_int8`.
-/// Compares `2x` with the sums of neighbouring levels, which is exact.
-#[inline]
+/// `2·` the midpoint between level `j` and level `j + 1` (exact: small integers).
+const THRESHOLDS: [f32; 15] = {
+    let mut t = [0.0f32; 15];
+    let mut j = 0;
+    while j < 15 {
+        t[j] = (KVALUES_IQ4NL[j] as i32 + KVALUES_IQ4NL[j + 1] as i32) as f32;
+        j += 1;
+    }
+    t
+};
+
+/// The step from level `j` to level `j + 1`.
+const STEPS: [f32; 15] = {
+    let mut s = [0.0f32; 15];
+    let mut j = 0;
+    while j < 15 {
+        s[j] = (KVALUES_IQ4NL[j + 1] as i32 - KVALUES_IQ4NL[j] as i32) as f32;
+        j += 1;
+    }
+    s
+};
+
+/// Index of the level nearest to `x` (ties go to the upper level), as ggml's `best_index_int8`:
+/// the number of midpoints that `x` reaches, comparing `2x` with the sums of neighbouring
+/// levels, which is exact (and ggml's rounded differences decide no tie differently: near a
+/// midpoint both differences are exact). NaN reaches none, as in ggml. Counted without
+/// branches: ggml's binary search mispredicts about every other step.
+#[inline(always)]
 fn best_index(x: f32) -> usize {
     let x2 = x + x;
-    let mut idx = 0;
-    let mut step = 8;
-    while step > 0 {
-        let j = idx + step;
-        if x2 >= (KVALUES_IQ4NL[j - 1] as i32 + KVALUES_IQ4NL[j] as i32) as f32 {
-            idx = j;
-        }
-        step >>= 1;
-    }
-    idx
+    THRESHOLDS.iter().map(|&t| usize::from(x2 >= t)).sum()
 }
+
+/// Lanes of [`fit_block`]'s search: the first guess and the `2·NTRY + 1` candidate scales.
+const LANES: usize = 2 * NTRY as usize + 2;
 
 /// The weighted fit of one 32-weight block (ggml's `quantize_row_iq4_nl_impl` inner part, no
 /// importance matrix): a first scale from the extreme value, refined by least squares, then
-/// `2·NTRY + 1` candidate scales. Writes level indices to `l`, returns the scale.
+/// `2·NTRY + 1` candidate scales. Returns the scale (the callers choose the levels for the
+/// scale they store).
+///
+/// ggml tries the scales one after another; here the sixteen fits run side by side, one lane
+/// each (lane 0 the first guess, then `itry = -NTRY..=NTRY`), which vectorizes. Each lane does
+/// ggml's operations in ggml's order (its own sums, in weight order), and the lanes are then
+/// compared in ggml's order, so the result is the same to the bit.
 #[inline(always)]
-fn fit_block<const FUSED: bool>(xb: &[f32], l: &mut [u8]) -> f32 {
+fn fit_block<const FUSED: bool>(xb: &[f32]) -> f32 {
     let mut weight = [0.0f32; 32];
     for (w, &v) in weight.iter_mut().zip(xb) {
         *w = v * v;
@@ -90,38 +115,45 @@ fn fit_block<const FUSED: bool>(xb: &[f32], l: &mut [u8]) -> f32 {
         }
     }
     if amax < GROUP_MAX_EPS {
-        l.fill(0);
         return 0.0;
     }
-    let values = &KVALUES_IQ4NL;
-    let mut d = -max / values[0] as f32;
-    let mut id = 1.0 / d;
-    let mut sumqx = 0.0f32;
-    let mut sumq2 = 0.0f32;
-    for ((lj, &v), &w) in l.iter_mut().zip(xb).zip(&weight) {
-        let idx = best_index(id * v);
-        *lj = idx as u8;
-        let q = values[idx] as f32;
-        // `w·q` is computed once; both sums fuse their last product.
-        let wq = w * q;
-        sumqx = madd::<FUSED>(wq, v, sumqx);
-        sumq2 = madd::<FUSED>(wq, q, sumq2);
+    let v0 = KVALUES_IQ4NL[0] as f32;
+    let mut id = [0.0f32; LANES];
+    id[0] = 1.0 / (-max / v0);
+    for (k, itry) in (-NTRY..=NTRY).enumerate() {
+        id[k + 1] = (itry + KVALUES_IQ4NL[0] as i32) as f32 / max;
     }
-    d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
-    let mut best = d * sumqx;
-    for itry in -NTRY..=NTRY {
-        id = (itry + values[0] as i32) as f32 / max;
-        sumqx = 0.0;
-        sumq2 = 0.0;
-        for (&v, &w) in xb.iter().zip(&weight) {
-            let q = values[best_index(id * v)] as f32;
-            let wq = w * q;
-            sumqx = madd::<FUSED>(wq, v, sumqx);
-            sumq2 = madd::<FUSED>(wq, q, sumq2);
+    let mut sumqx = [0.0f32; LANES];
+    let mut sumq2 = [0.0f32; LANES];
+    for (&v, &w) in xb.iter().zip(&weight) {
+        // The level of `id·v` in each lane, `KVALUES_IQ4NL[best_index(id·v)]` built from the
+        // steps it reaches (sums of small integers, exact) so that it needs no look-up.
+        let mut q = [0.0f32; LANES];
+        for (q, &id) in q.iter_mut().zip(&id) {
+            let al = id * v;
+            let x2 = al + al;
+            *q = v0;
+            for (&t, &step) in THRESHOLDS.iter().zip(&STEPS) {
+                *q += if x2 >= t { step } else { 0.0 };
+            }
         }
-        if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
-            d = sumqx / sumq2;
-            best = d * sumqx;
+        // `w·q` is computed once; both sums fuse their last product.
+        for k in 0..LANES {
+            let wq = w * q[k];
+            sumqx[k] = madd::<FUSED>(wq, v, sumqx[k]);
+            sumq2[k] = madd::<FUSED>(wq, q[k], sumq2[k]);
+        }
+    }
+    let mut d = if sumq2[0] > 0.0 {
+        sumqx[0] / sumq2[0]
+    } else {
+        0.0
+    };
+    let mut best = d * sumqx[0];
+    for k in 1..LANES {
+        if sumq2[k] > 0.0 && sumqx[k] * sumqx[k] > best * sumq2[k] {
+            d = sumqx[k] / sumq2[k];
+            best = d * sumqx[k];
         }
     }
     d
@@ -161,7 +193,7 @@ pub(crate) fn quantize_row_iq4_nl_with<const FUSED: bool>(x: &[f32], out: &mut [
     check_quantize(x, out);
     for (b, xb) in out.iter_mut().zip(x.chunks_exact(QK4_NL)) {
         let mut l = [0u8; QK4_NL];
-        let scale = fit_block::<FUSED>(xb, &mut l);
+        let scale = fit_block::<FUSED>(xb);
         b.d = f32_to_f16(scale);
         // Re-quantize with the final f32 scale.
         let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -234,7 +266,7 @@ pub(crate) fn quantize_row_iq4_xs_with<const FUSED: bool>(x: &[f32], out: &mut [
         let mut max_scale = 0.0f32;
         let mut amax_scale = 0.0f32;
         for ib in 0..QK_K / 32 {
-            let d = fit_block::<FUSED>(&xb[32 * ib..32 * ib + 32], &mut l[32 * ib..32 * ib + 32]);
+            let d = fit_block::<FUSED>(&xb[32 * ib..32 * ib + 32]);
             scales[ib] = d;
             let abs_d = fabsf(d);
             if abs_d > amax_scale {
