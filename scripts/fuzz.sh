@@ -3,7 +3,7 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  default 60 (CI calls `scripts/fuzz.sh 30`)
-#   TARGET              gguf_model, tokenizer, state_load, chat_template (default: all four)
+#   TARGET              gguf_model, tokenizer, state_load, chat_template, constraint (default: all five)
 #
 # Works from any directory and on a fresh clone: installs the nightly toolchain and cargo-fuzz
 # if they are missing (both idempotent), fetches the models, builds the targets, regenerates
@@ -23,7 +23,7 @@ cd "$root"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf_model tokenizer state_load chat_template)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf_model tokenizer state_load chat_template constraint)
 sanitizer=${EDDY_FUZZ_SANITIZER:-address}
 CARGO_FUZZ_VERSION=0.13.2
 
@@ -39,8 +39,8 @@ max_len_of() {
   case $1 in
     gguf_model) echo 65536 ;;
     tokenizer | state_load) echo 4096 ;;
-    chat_template) echo 8192 ;;
-    *) log "unknown target '$1' (gguf_model, tokenizer, state_load, chat_template)"; exit 2 ;;
+    chat_template | constraint) echo 8192 ;;
+    *) log "unknown target '$1' (gguf_model, tokenizer, state_load, chat_template, constraint)"; exit 2 ;;
   esac
 }
 for t in "${targets[@]}"; do max_len_of "$t" > /dev/null; done

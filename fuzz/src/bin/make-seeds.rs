@@ -7,7 +7,8 @@
 //! - `tokenizer`: text samples (ASCII, Unicode, chat markup, code, a Shakespeare excerpt,
 //!   invalid UTF-8) for each model and a few flag combinations, and id sequences;
 //! - `state_load`: real saved states of the tiny model after 0 to 13 tokens, for each geometry,
-//!   through both APIs.
+//!   through both APIs;
+//! - `constraint`: JSON schemas, Lark grammars, regexes and tool lists, valid and broken.
 //!
 //! Needs the real models (`scripts/fetch-models.sh smollm2 gemma3 qwen2`).
 
@@ -82,6 +83,39 @@ fn main() {
     eprintln!("make-seeds: {n} state_load seeds");
     let n = chat_template_seeds(&out.join("chat_template"));
     eprintln!("make-seeds: {n} chat_template seeds");
+    let n = constraint_seeds(&out.join("constraint"));
+    eprintln!("make-seeds: {n} constraint seeds");
+}
+
+/// JSON schemas, Lark grammars, regexes and tool lists (the kinds of the README and the tests,
+/// and broken ones), each for both vocabularies.
+fn constraint_seeds(dir: &Path) -> usize {
+    let texts: [(u8, &str); 14] = [
+        (0, r#"{"type": "object", "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer", "minimum": 18, "maximum": 99}, "role": {"enum": ["engineer", "designer"]}, "skills": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}, "remote": {"type": "boolean"}}, "required": ["name", "age"], "additionalProperties": false}"#),
+        (0, r##"{"$defs": {"n": {"type": "number"}}, "type": "array", "items": {"$ref": "#/$defs/n"}}"##),
+        (0, r#"{"anyOf": [{"type": "string", "pattern": "^[a-z]+$"}, {"type": "null"}]}"#),
+        (0, r#"{"type": "integer", "minimum": 5, "maximum": 2}"#),
+        (0, r#"{"type": "#),
+        (1, "start: year \"-\" month \"-\" day\nyear: /(19|20)[0-9][0-9]/\nmonth: /0[1-9]|1[0-2]/\nday: /0[1-9]|[12][0-9]|3[01]/\n"),
+        (1, "start: \"Yes\" | \"No\"\n"),
+        (1, "start: item+\nitem: %json {\"type\": \"integer\"} \",\"\n"),
+        (1, "start: TEXT\nTEXT: /(?s:.*)/ & ~/(?s:.*ab.*)/\n"),
+        (1, "start: undefined_rule\n"),
+        (2, "(0[1-9]|1[0-2]):[0-5][0-9] (am|pm)"),
+        (2, "[0-9]{2,3}"),
+        (2, "(ab"),
+        (3, r#"[{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]"#),
+    ];
+    let mut n = 0;
+    for (i, (kind, text)) in texts.iter().enumerate() {
+        for model in 0..2u8 {
+            let mut bytes = vec![kind | model << 2];
+            bytes.extend_from_slice(text.as_bytes());
+            write(dir, &format!("k{kind}-{i}-m{model}"), &bytes);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The real models' templates (`tokenizer.chat_template`, where the file has one) and
