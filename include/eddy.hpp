@@ -81,6 +81,21 @@ inline SamplerPtr new_sampler(const eddy_model *model,
     return SamplerPtr(s);
 }
 
+/// Constrains sampler's output to a JSON schema, a Lark grammar or a regular expression (kind:
+/// EDDY_CONSTRAINT_JSON_SCHEMA, _LARK, _REGEX; see eddy_sampler_set_constraint). Throws
+/// eddy::Error (EDDY_STATUS_INVALID_CONSTRAINT with the reason for a bad text).
+inline void set_constraint(eddy_sampler *sampler, const eddy_model *model,
+                           eddy_constraint_kind kind, std::string_view text) {
+    check(eddy_sampler_set_constraint(sampler, model, kind, text.data(), text.size()),
+          "eddy_sampler_set_constraint");
+}
+
+/// Removes sampler's constraint.
+inline void clear_constraint(eddy_sampler *sampler, const eddy_model *model) {
+    check(eddy_sampler_set_constraint(sampler, model, EDDY_CONSTRAINT_REGEX, nullptr, 0),
+          "eddy_sampler_set_constraint");
+}
+
 /// Token ids of text (see eddy_tokenize).
 inline std::vector<eddy_token> tokenize(const eddy_model *model, std::string_view text,
                                         bool add_special, bool parse_special) {

@@ -84,6 +84,29 @@ int main(int argc, char **argv) {
         } catch (const eddy::Error &e) {
             if (e.status() != EDDY_STATUS_INVALID_TEMPLATE) throw;
         }
+
+        // Constrained output: a regex on the same sampler, then a broken one as an exception.
+        eddy::set_constraint(sampler.get(), model.get(), EDDY_CONSTRAINT_REGEX,
+                             "(0[1-9]|1[0-2]):[0-5][0-9] (am|pm)");
+        std::string time;
+        auto keep = [&](std::string_view piece) {
+            time += piece;
+            return true;
+        };
+        st = eddy::generate(c, sampler.get(), " The ferry leaves at ", false, 32, keep);
+        std::cerr << "stream: constrained reply \"" << time << "\"\n";
+        if (st != EDDY_STATUS_OK || time.size() != 8 || time[2] != ':') {
+            std::cerr << "stream: the constrained reply does not match the regex\n";
+            return 1;
+        }
+        try {
+            eddy::set_constraint(sampler.get(), model.get(), EDDY_CONSTRAINT_REGEX, "(ab");
+            std::cerr << "stream: a broken regex was accepted\n";
+            return 1;
+        } catch (const eddy::Error &e) {
+            if (e.status() != EDDY_STATUS_INVALID_CONSTRAINT) throw;
+        }
+        eddy::clear_constraint(sampler.get(), model.get());
     } catch (const eddy::Error &e) {
         std::cerr << "stream: " << e.what() << " (status " << e.status() << ")\n";
         return 1;
