@@ -439,6 +439,14 @@ pub fn dequantize_row_q2_k(blocks: &[BlockQ2K], out: &mut [f32]) {
 
 /// ggml's `quantize_row_q2_K_ref`.
 pub fn quantize_row_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
+    quantize_row_q2_k_with::<false>(x, out)
+}
+
+/// [`quantize_row_q2_k`] with GCC's contraction when `FUSED` (see `num::madd`): GCC inlines
+/// `make_qkx2_quants` here and fuses it as in Q4_K/Q5_K, and the quantization of the scales
+/// and minimums (the minimums in a vector FMA); the final `(x + dm)/d` re-fit is not fused.
+#[inline(always)]
+pub(crate) fn quantize_row_q2_k_with<const FUSED: bool>(x: &[f32], out: &mut [BlockQ2K]) {
     check_quantize(x, out);
     const Q4SCALE: f32 = 15.0;
     let params = Qkx2 {
@@ -461,7 +469,7 @@ pub fn quantize_row_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
                 *w = fabsf(v);
             }
             let (scale, min) =
-                make_qkx2_quants::<false>(&params, xs, &weights, &mut l[16 * j..16 * j + 16]);
+                make_qkx2_quants::<FUSED>(&params, xs, &weights, &mut l[16 * j..16 * j + 16]);
             scales[j] = scale;
             mins[j] = min;
             if scale > max_scale {
@@ -474,7 +482,7 @@ pub fn quantize_row_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
         if max_scale > 0.0 {
             let iscale = Q4SCALE / max_scale;
             for (s, &sc) in b.scales.iter_mut().zip(&scales) {
-                *s = nearest_int(iscale * sc) as u8;
+                *s = nearest_int_of_product::<FUSED>(iscale, sc) as u8;
             }
             b.d = f32_to_f16(max_scale / Q4SCALE);
         } else {
@@ -484,7 +492,7 @@ pub fn quantize_row_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
         if max_min > 0.0 {
             let iscale = Q4SCALE / max_min;
             for (s, &m) in b.scales.iter_mut().zip(&mins) {
-                *s |= (nearest_int(iscale * m) << 4) as u8;
+                *s |= (nearest_int_of_product::<FUSED>(iscale, m) << 4) as u8;
             }
             b.dmin = f32_to_f16(max_min / Q4SCALE);
         } else {

@@ -223,6 +223,7 @@ pub(crate) fn quantize_fused_rows(ty: GgmlType, x: &[f32], out: &mut [u8]) -> bo
         GgmlType::Q4_1 => legacy::quantize_row_q4_1_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_0 => legacy::quantize_row_q5_0_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_1 => legacy::quantize_row_q5_1_with::<true>(x, blocks_mut(out)),
+        GgmlType::Q2_K => kquants::quantize_row_q2_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q3_K => kquants::quantize_row_q3_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q4_K => kquants::quantize_row_q4_k_with::<true>(x, blocks_mut(out)),
         GgmlType::Q5_K => kquants::quantize_row_q5_k_with::<true>(x, blocks_mut(out)),

@@ -289,3 +289,82 @@ fn activation_reference_vs_cpu_path_on_golden_vectors() {
     println!("Q8_0/Q8_1 activation blocks: {blocks}, reference quantizer differs in {differ}");
     assert_eq!(blocks, 192);
 }
+
+/// The rows of `scripts/ggml-fused-hashes.c` (4096 blocks of 256 weights; the same generator, so
+/// the same bits).
+fn fused_rows() -> Vec<f32> {
+    const SCALE: [f32; 4] = [0.02, 1.0, 1e-3, 50.0];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut x = vec![0.0f32; 4096 * 256];
+    for (b, block) in x.chunks_exact_mut(256).enumerate() {
+        for (i, v) in block.iter_mut().enumerate() {
+            let u = (next() >> 40) as f32 / 16_777_216.0;
+            let t = 2.0 * u - 1.0;
+            *v = t * t * t * SCALE[b % 4];
+            if b % 5 == 4 {
+                *v = ((i % 13) as i32 - 6) as f32 * 0.125;
+            }
+            if b == 7 {
+                *v = 0.0;
+            }
+            if b == 11 {
+                *v = if i == 100 { 3.0 } else { 0.0 };
+            }
+        }
+    }
+    x
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `quantize_fused` writes the bytes of ggml's reference quantizers as llama.cpp's x86-64 GCC
+/// build compiles them (FMA contracted; `tools/llama-bench`'s libggml-base, the one its
+/// llama-quantize links): FNV-1a hashes printed by `scripts/ggml-fused-hashes.c` on the same
+/// rows. The only check of Q2_K against llama.cpp (no model here has a Q2_K tensor), and of
+/// Q4_1 and IQ4_XS in CI. The plain quantizers differ from these hashes where the rows put a
+/// rounding on a tie (printed with `--nocapture`).
+#[test]
+fn fused_quantizers_match_llama_cpps_gcc_build() {
+    let want: [(GgmlType, u64); 11] = [
+        (GgmlType::Q4_0, 0xb0ba_4f37_f1ad_e387),
+        (GgmlType::Q4_1, 0x4ed0_4ce5_2655_abbd),
+        (GgmlType::Q5_0, 0xf64f_adef_67a2_7c3e),
+        (GgmlType::Q5_1, 0x13d3_eec5_aff4_175b),
+        (GgmlType::Q2_K, 0x5e23_b1d4_aee7_94e7),
+        (GgmlType::Q3_K, 0xd28b_6435_11ce_9085),
+        (GgmlType::Q4_K, 0xe31b_242a_a725_2856),
+        (GgmlType::Q5_K, 0x2182_ce99_7dde_1879),
+        (GgmlType::Q6_K, 0x9a04_a16f_0538_d56d),
+        (GgmlType::IQ4_NL, 0x8663_ae9d_90ab_5782),
+        (GgmlType::IQ4_XS, 0x2457_740c_d1c9_1989),
+    ];
+    let x = fused_rows();
+    for (ty, hash) in want {
+        let mut fused = vec![0u8; row_bytes(ty, x.len()).unwrap()];
+        eddy_quant::quantize_fused(ty, &x, &mut fused).unwrap();
+        let mut plain = vec![0u8; fused.len()];
+        quantize(ty, &x, &mut plain).unwrap();
+        let block = ty.type_size() as usize;
+        let differ = plain
+            .chunks(block)
+            .zip(fused.chunks(block))
+            .filter(|(p, f)| p != f)
+            .count();
+        println!("{ty}: the plain quantizer differs in {differ} blocks");
+        assert_eq!(
+            fnv1a(&fused),
+            hash,
+            "{ty}: quantize_fused differs from llama.cpp's build"
+        );
+    }
+}
