@@ -61,7 +61,7 @@ pub(crate) fn nearest_int(x: f32) -> i32 {
 ///
 /// The fused form is one instruction only where the function it ends up in is compiled for
 /// FMA: on AArch64 always; on x86-64 (whose baseline has no FMA) inside
-/// `x86_avx2::quantize_fused_rows_fma`, which is why this helper and every quantizer with a
+/// `x86_avx2::quantize_fused_rows_avx2`, which is why this helper and every quantizer with a
 /// `FUSED` parameter are `#[inline(always)]`. Elsewhere it is a call to the C library's `fmaf`
 /// (with `std`) or the portable [`fmaf`] below: the same bits, several times slower.
 #[inline(always)]

@@ -198,15 +198,15 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantErro
 /// differ where a rounding lands on the other side of a tie: a few blocks per tensor, a
 /// different file, the same quality.
 ///
-/// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS.
-/// Checked byte for byte against `tools/llama-bench`'s llama.cpp on two models for Q4_0, Q5_0,
-/// Q5_1, Q4_K, Q5_K, Q6_K, Q8_0 and IQ4_NL, on SmolLM2 for Q3_K
-/// (`runtime/tests/quantize_models.rs`); Q4_1 and IQ4_XS by hand on SmolLM2. Q8_0, F16, BF16
-/// and F32 fuse nothing that changes a result; Q2_K has no fused form yet and quantizes as
-/// [`quantize`] (so it may differ from llama.cpp's; no model here has a Q2_K tensor to
-/// compare). Dispatched at run time ([`crate::dispatch::quantize_fused_for`] with the active
-/// tier): on x86-64 with FMA the quantizers are compiled for it, otherwise each fused
-/// multiply-add is a call to `fmaf`; the bytes are the same. Errors as [`quantize`].
+/// Fused forms exist for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and
+/// IQ4_XS; Q8_0, F16, BF16 and F32 fuse nothing that changes a result. Checked byte for byte
+/// against `tools/llama-bench`'s llama.cpp: every fused type on generated rows
+/// (`tests/golden_vectors.rs`, hashes from `scripts/ggml-fused-hashes.c`), and whole files on
+/// two models for Q4_0, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_NL, on SmolLM2 for Q3_K
+/// (`runtime/tests/quantize_models.rs`). Dispatched at run time
+/// ([`crate::dispatch::quantize_fused_for`] with the active tier): on x86-64 with FMA the
+/// quantizers are compiled for it, otherwise each fused multiply-add is a call to `fmaf`; the
+/// bytes are the same. Errors as [`quantize`].
 pub fn quantize_fused(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
     crate::dispatch::quantize_fused_for(crate::dispatch::active_tier(), ty, x, out)
 }
