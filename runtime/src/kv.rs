@@ -245,6 +245,11 @@ impl<'b> KvStore<'b> {
         }
     }
 
+    /// Whether keys are stored as Q4_0 blocks (and so smoothed: `model::key_smoothing`).
+    pub(crate) fn keys_q4_0(&self) -> bool {
+        matches!(&self.k, Elems::Quant(_, t) if t.ty == GgmlType::Q4_0)
+    }
+
     /// Keys of `layer` (head `h`, slot `s` starts at value `(h * n_slots + s) * head_dim`).
     pub(crate) fn keys(&self, layer: usize) -> Rows<'_> {
         let rows = self.n_head_kv * self.n_slots;

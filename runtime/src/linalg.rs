@@ -142,7 +142,7 @@ impl<'b> Activations<'b> {
     }
 }
 
-fn traits(ty: GgmlType) -> &'static TypeTraits {
+pub(crate) fn traits(ty: GgmlType) -> &'static TypeTraits {
     // Every weight type was checked with `supported` when the model was loaded.
     type_traits(ty).unwrap_or_else(|| unreachable!("unchecked weight type {ty}"))
 }

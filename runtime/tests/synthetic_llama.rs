@@ -699,3 +699,21 @@ fn state_save_and_restore() {
         let _ = ctx.load_state(&s);
     }
 }
+
+/// The key smoothing of a Q4_0 key cache (`model::key_smoothing`): one positive, finite scale
+/// per channel, equal for the two channels RoPE turns together (llama: adjacent pairs), so that
+/// dividing keys and multiplying queries by it commutes with RoPE and leaves `q·k` unchanged.
+#[test]
+fn key_smoothing_scales_are_shared_by_rope_pairs() {
+    let model = load(model_with(128, 4, 2, 2, |_| {})).unwrap();
+    let hp = model.hparams();
+    for ln in &model.norms().layers {
+        assert_eq!(ln.k_smooth.len(), hp.n_head_kv * hp.head_dim);
+        assert!(ln.k_smooth.iter().all(|s| s.is_finite() && *s > 0.0));
+        for pair in ln.k_smooth.chunks_exact(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        // Not all equal: the scales follow the weights.
+        assert!(ln.k_smooth.iter().any(|&s| s != ln.k_smooth[0]));
+    }
+}

@@ -49,6 +49,10 @@ pub(super) struct Job<'a> {
     pub rope_factors: Option<&'a [f32]>,
     pub rope_adjacent: bool,
     pub attn_scale: f32,
+    /// Per key channel `[n_head_kv][head_dim]`: what a Q4_0 key cache divided the keys by
+    /// (`model::key_smoothing`), and so what the queries are multiplied by; `None` for other
+    /// key types.
+    pub k_smooth: Option<&'a [f32]>,
 }
 
 /// Elements of scratch one worker needs: the scores of a KV group's query heads, their copies
@@ -236,6 +240,7 @@ fn attend_item(
         for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
             if rotated_keys {
+                smooth(h, job.k_smooth, kvh);
                 ops::hadamard_chunks(h);
             }
         }
@@ -245,6 +250,7 @@ fn attend_item(
         // same way (`H·q · H·k = q·k`) and scored, in f32, against the keys' exact values.
         s.q_rot[..group * hd].copy_from_slice(q);
         for h in s.q_rot[..group * hd].chunks_exact_mut(hd) {
+            smooth(h, job.k_smooth, kvh);
             ops::hadamard_chunks(h);
         }
         q = &s.q_rot[..group * hd];
@@ -288,6 +294,17 @@ fn attend_item(
         for h in out.chunks_exact_mut(sh.head_dim_v) {
             ops::hadamard_chunks(h);
         }
+    }
+}
+
+/// Multiplies a query head of KV group `kvh` by the scales its keys were divided by
+/// (`model::key_smoothing`), if they were.
+fn smooth(q: &mut [f32], scales: Option<&[f32]>, kvh: usize) {
+    if let Some(s) = scales {
+        let hd = q.len();
+        q.iter_mut()
+            .zip(&s[kvh * hd..][..hd])
+            .for_each(|(x, s)| *x *= s);
     }
 }
 

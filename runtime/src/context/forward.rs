@@ -109,6 +109,7 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         st.pool,
     );
     let adjacent = hp.rope_style == RopeStyle::Adjacent;
+    let smooth_keys = b.kv.keys_q4_0();
     for t in 0..n {
         let pos = st.n_seen + t as u64;
         let q = &mut b.q[t * qw..(t + 1) * qw];
@@ -144,6 +145,10 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         for h in k.chunks_exact_mut(hp.head_dim) {
             ops::rope_apply(h, b.cos, b.sin, adjacent);
         }
+        if smooth_keys {
+            // A Q4_0 key cache stores smoothed keys (see `model::key_smoothing`).
+            k.iter_mut().zip(&ln.k_smooth).for_each(|(x, s)| *x /= s);
+        }
         b.kv.write(l, st.layout.slot_of(pos), k, v);
     }
     let job = Job {
@@ -159,6 +164,7 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         rope_factors: st.rope_factors,
         rope_adjacent: adjacent,
         attn_scale: hp.attn_scale,
+        k_smooth: smooth_keys.then_some(&ln.k_smooth[..]),
     };
     attention::attend(&job, n, b.att, b.att_scratch, st.pool);
     let aw = sh.att_width;

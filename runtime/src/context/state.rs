@@ -15,7 +15,8 @@ use crate::model::Model;
 
 const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
 /// 3: the K and V types in bytes 12 and 13 (2 had one type for both in the word at 12).
-const STATE_VERSION: u32 = 3;
+/// 4: Q4_0 keys are stored smoothed (`model::key_smoothing`).
+const STATE_VERSION: u32 = 4;
 /// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
 /// checksum.
 const STATE_HEADER: usize = 72;
