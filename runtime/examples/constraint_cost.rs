@@ -66,7 +66,9 @@ const OUTPUT: &str = "{\n  \"name\": \"Jane Doe\",\n  \"age\": 28,\n  \"role\": 
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).ok_or("usage: constraint_cost MODEL.gguf [ROUNDS]")?;
+    let path = args
+        .get(1)
+        .ok_or("usage: constraint_cost MODEL.gguf [ROUNDS]")?;
     let rounds: usize = args.get(2).map_or(Ok(20), |r| r.parse())?;
     let model = Model::load(path)?;
     let t = Instant::now();
@@ -81,7 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let mut c = vocab.compile(ConstraintKind::JsonSchema, SCHEMA)?;
         compile_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+        let (a0, b0) = (
+            ALLOCS.load(Ordering::Relaxed),
+            BYTES.load(Ordering::Relaxed),
+        );
         for &tok in &tokens {
             let t = Instant::now();
             let mask = c.allowed()?;
@@ -90,7 +95,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.advance(tok)?;
         }
         let mask = c.allowed()?;
-        assert!(model.tokenizer().eog_tokens().iter().all(|&e| mask.allows(e)));
+        assert!(
+            model
+                .tokenizer()
+                .eog_tokens()
+                .iter()
+                .all(|&e| mask.allows(e))
+        );
         if round == rounds - 1 {
             allocs = ALLOCS.load(Ordering::Relaxed) - a0;
             bytes = BYTES.load(Ordering::Relaxed) - b0;

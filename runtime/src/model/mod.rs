@@ -317,9 +317,9 @@ pub struct LayerNorms {
     pub bias_k: Option<Vec<f32>>,
     /// See `bias_q`.
     pub bias_v: Option<Vec<f32>>,
-    /// Per key channel (`[n_head_kv][head_dim]`): the divisor a quantized key cache applies to
+    /// Per key channel (`[n_head_kv][head_dim]`): the divisor a Q4_0 key cache applies to
     /// each key before storing it, and the factor each query gets before scoring (see
-    /// [`key_smoothing`]).
+    /// `key_smoothing` in this module's source).
     pub k_smooth: Vec<f32>,
 }
 
