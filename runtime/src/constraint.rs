@@ -306,6 +306,11 @@ impl Mask {
         (token as usize) < self.vob.len() && self.vob.is_allowed(token)
     }
 
+    /// The lowest allowed token id (`None` if none is).
+    pub fn first(&self) -> Option<u32> {
+        self.vob.first_bit_set().map(|i| i as u32)
+    }
+
     /// How many tokens are allowed.
     pub fn count(&self) -> usize {
         self.vob.num_set()

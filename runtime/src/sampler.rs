@@ -224,9 +224,7 @@ impl Sampler {
             .allowed()
             .inspect_err(|e| self.constraint_error = Some(e.clone()))?;
         let n = logits.len().min(self.counts.len());
-        let mut any = false;
-        mask.for_each(|t| any |= (t as usize) < n);
-        if !any {
+        if mask.first().is_none_or(|t| t as usize >= n) {
             return Err(ConstraintError::Parse(format!(
                 "the constraint allows no token among the {n} logits"
             )));
