@@ -1,7 +1,27 @@
 //! Shared helpers of the CLI tests: where the models and the golden files are.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// Runs the `eddy` binary with `args`, `stdin` written to its standard input.
+pub fn eddy_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
 
 /// `models/<file>` of the workspace (or `$EDDY_MODELS_DIR/<file>`) if present. When absent the
 /// test is skipped with a loud message, unless `EDDY_REQUIRE_MODELS` is set (as in CI): then it
