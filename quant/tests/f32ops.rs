@@ -654,3 +654,87 @@ fn quantized_scores_match_exact_sums_and_do_not_depend_on_the_run() {
     }
     eprintln!("{checked} quantized score cases checked");
 }
+
+/// `attn_table_scores` of every tier against the reference, bit for bit (each tier compiles the
+/// reference's loops; nothing may fuse), for 1-9 heads, odd widths and lengths, large and tiny
+/// values; against an exact f64 sum within the rounding of `width` products and sums; and cut
+/// into runs of any length at any offset, the same bits (what attention relies on when a batch
+/// splits a span differently from token-by-token decoding).
+#[test]
+fn attn_table_scores_match_the_reference_bit_for_bit() {
+    let mut r = Rng(0x7ab1e);
+    for heads in 1..=9 {
+        for width in [2usize, 6, 32, 64, 128] {
+            for len in [0usize, 1, 5, 16, 17, 31, 32, 47] {
+                for mag in [1.0f32, 1e15, 1e-18] {
+                    let stride = len + 3;
+                    let coef = r.vec(heads * width, mag);
+                    let table = r.vec(width * stride, 1.0);
+                    let out_stride = len + 5;
+                    let init = r.vec(heads * out_stride, mag);
+                    let scale = 0.125;
+                    let mut want = init.clone();
+                    f32ops::attn_table_scores_ref(
+                        &coef, width, &table, stride, len, scale, &mut want, out_stride,
+                    );
+                    for h in 0..heads {
+                        for c in 0..len {
+                            let (mut exact, mut bound) = (f64::from(init[h * out_stride + c]), 0.0);
+                            for k in 0..width {
+                                let p = f64::from(coef[h * width + k] * scale)
+                                    * f64::from(table[k * stride + c]);
+                                exact += p;
+                                bound += p.abs();
+                            }
+                            bound += f64::from(init[h * out_stride + c]).abs();
+                            let tol = 2.0 * width as f64 * bound / 16_777_216.0 + TINY;
+                            let got = want[h * out_stride + c];
+                            assert!(
+                                close(got, exact, tol),
+                                "heads {heads} width {width} len {len}: {got} vs {exact}"
+                            );
+                        }
+                    }
+                    for ops in tiers() {
+                        let mut got = init.clone();
+                        (ops.attn_table_scores)(
+                            &coef, width, &table, stride, len, scale, &mut got, out_stride,
+                        );
+                        assert!(
+                            got.iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{:?}: heads {heads} width {width} len {len}",
+                            ops.tier
+                        );
+                        // The same columns in two runs, split at every point.
+                        for cut in 0..=len {
+                            let mut split = init.clone();
+                            (ops.attn_table_scores)(
+                                &coef, width, &table, stride, cut, scale, &mut split, out_stride,
+                            );
+                            (ops.attn_table_scores)(
+                                &coef,
+                                width,
+                                &table[cut..],
+                                stride,
+                                len - cut,
+                                scale,
+                                &mut split[cut..],
+                                out_stride,
+                            );
+                            assert!(
+                                split
+                                    .iter()
+                                    .zip(&want)
+                                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                                "{:?}: heads {heads} width {width} len {len} cut {cut}",
+                                ops.tier
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
