@@ -107,6 +107,11 @@ pub(crate) struct KvStore<'b> {
     n_head_kv: usize,
     k: Elems<'b>,
     v: Elems<'b>,
+    /// `[cos of each RoPE pair, then sin of each][slot]`: the angles each slot's key was rotated
+    /// by, for a key cache that keeps the model's key bias out of its blocks (see
+    /// [`KvStore::write_angles`]); empty otherwise. Slot-minor, so that attention adds the bias
+    /// term of a run of keys with one vector `axpy` per angle.
+    angles: &'b mut [f32],
 }
 
 /// Read access to one layer's keys or values. Offsets are in values (`(head * n_slots + slot)
@@ -190,7 +195,8 @@ impl<'b> KvStore<'b> {
         k_dim: usize,
         v_dim: usize,
         n_head_kv: usize,
-    ) -> (Self, Range<usize>, Range<usize>) {
+        angles_per_slot: usize,
+    ) -> (Self, [Range<usize>; 3]) {
         let mut take = |ty: KvType, dim: usize| {
             let rows = n_layer * n_head_kv * n_slots;
             match (ty, ty.ggml().and_then(eddy_quant::type_traits)) {
@@ -212,6 +218,7 @@ impl<'b> KvStore<'b> {
         };
         let (k, rk) = take(types[0], k_dim);
         let (v, rv) = take(types[1], v_dim);
+        let (angles, ra) = c.take::<f32>(n_slots * angles_per_slot);
         let kv = KvStore {
             n_slots,
             k_dim,
@@ -219,8 +226,29 @@ impl<'b> KvStore<'b> {
             n_head_kv,
             k,
             v,
+            angles,
         };
-        (kv, rk, rv)
+        (kv, [rk, rv, ra])
+    }
+
+    /// Records the RoPE angles (`cos`, `sin`: one per pair) the key in `slot` was rotated by,
+    /// when this cache keeps the key bias apart (else does nothing). The key itself was then
+    /// stored without its bias, `R(pos)·(W·x)`, and a score adds `q·R(pos)·b` from these angles
+    /// ([`crate::context`]'s attention), exactly: a 4-bit block no longer spends its levels on
+    /// a bias that is the same for every token (Qwen2's reach 150 where the keys vary by ~1).
+    pub(crate) fn write_angles(&mut self, slot: usize, cos: &[f32], sin: &[f32]) {
+        let n = self.n_slots;
+        if self.angles.is_empty() || slot >= n {
+            return;
+        }
+        for (row, &a) in self.angles.chunks_exact_mut(n).zip(cos.iter().chain(sin)) {
+            row[slot] = a;
+        }
+    }
+
+    /// The angles table of [`KvStore::write_angles`], `None` when the cache keeps none.
+    pub(crate) fn angles(&self) -> Option<&[f32]> {
+        (!self.angles.is_empty()).then_some(&*self.angles)
     }
 
     /// Stores the key and value of one token (all KV heads, `[head][dim]`) in `slot` of

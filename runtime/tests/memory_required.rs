@@ -40,7 +40,7 @@ static ALLOC: Counting = Counting;
 
 #[test]
 fn memory_required_is_exact() {
-    for file in [common::SMOLLM2, common::GEMMA3] {
+    for file in [common::SMOLLM2, common::GEMMA3, common::QWEN2] {
         let Some(path) = common::model(file) else {
             continue;
         };

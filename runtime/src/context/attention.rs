@@ -53,6 +53,10 @@ pub(super) struct Job<'a> {
     /// (`model::key_smoothing`), and so what the queries are multiplied by; `None` for other
     /// key types.
     pub k_smooth: Option<&'a [f32]>,
+    /// For a key cache that keeps the key bias apart (`KvStore::write_angles`): the layer's key
+    /// bias `[n_head_kv][head_dim]` and the angles table `[2 * half_rot][n_slots]`. Each score
+    /// then adds `q·R(pos)·b` over the rotated channels.
+    pub key_bias: Option<(&'a [f32], &'a [f32])>,
 }
 
 /// Elements of scratch one worker needs: the scores of a KV group's query heads, their copies
@@ -61,9 +65,19 @@ pub(super) fn scratch_len(sh: &Shape) -> usize {
     let len = sh.group * sh.n_slots
         + 2 * sh.group * sh.head_dim
         + 2 * sh.half_rot
-        + KV_RUN * sh.head_dim.max(sh.head_dim_v);
+        + KV_RUN * sh.head_dim.max(sh.head_dim_v)
+        + coef_len(sh);
     // Whole cache lines, so that workers' shares never share one.
     len.next_multiple_of(16)
+}
+
+/// Elements of the key-bias coefficients of a group's queries and of their sink copies.
+fn coef_len(sh: &Shape) -> usize {
+    if sh.key_bias_apart {
+        2 * sh.group * 2 * sh.half_rot
+    } else {
+        0
+    }
 }
 
 /// A worker's scratch, split.
@@ -77,6 +91,9 @@ struct Scratch<'s> {
     cos: &'s mut [f32],
     sin: &'s mut [f32],
     rows: &'s mut [f32],
+    /// `[group][2 * half_rot]` key-bias coefficients of the queries ([`bias_coefs`]), then the
+    /// same for their sink copies; empty without a key bias kept apart.
+    coef: &'s mut [f32],
 }
 
 impl<'s> Scratch<'s> {
@@ -86,7 +103,8 @@ impl<'s> Scratch<'s> {
         let (q_rot, rest) = rest.split_at_mut(sh.group * sh.head_dim);
         let (cos, rest) = rest.split_at_mut(sh.half_rot);
         let (sin, rest) = rest.split_at_mut(sh.half_rot);
-        let rows = &mut rest[..KV_RUN * sh.head_dim.max(sh.head_dim_v)];
+        let (rows, rest) = rest.split_at_mut(KV_RUN * sh.head_dim.max(sh.head_dim_v));
+        let coef = &mut rest[..coef_len(sh)];
         Scratch {
             scores,
             q_sink,
@@ -94,6 +112,7 @@ impl<'s> Scratch<'s> {
             cos,
             sin,
             rows,
+            coef,
         }
     }
 }
@@ -224,6 +243,13 @@ fn attend_item(
     let mut q = &job.q[t * sh.q_width + kvh * group * hd..][..group * hd];
     // Whether the keys are a quantized cache's, stored rotated (`crate::kv`).
     let rotated_keys = job.keys.blocks(0, 0).is_some();
+    let nc = 2 * sh.half_rot;
+    if let Some((bias, _)) = job.key_bias {
+        let b = &bias[kvh * hd..][..hd];
+        for (qh, c) in q.chunks_exact(hd).zip(s.coef.chunks_exact_mut(nc)) {
+            bias_coefs(qh, b, job.rope_adjacent, c);
+        }
+    }
     if span.shift {
         if *angles_for != Some(t) {
             ops::rope_angles(
@@ -237,8 +263,12 @@ fn attend_item(
             *angles_for = Some(t);
         }
         s.q_sink[..group * hd].copy_from_slice(q);
-        for h in s.q_sink[..group * hd].chunks_exact_mut(hd) {
+        for (g, h) in s.q_sink[..group * hd].chunks_exact_mut(hd).enumerate() {
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
+            if let Some((bias, _)) = job.key_bias {
+                let c = &mut s.coef[(group + g) * nc..][..nc];
+                bias_coefs(h, &bias[kvh * hd..][..hd], job.rope_adjacent, c);
+            }
             if rotated_keys {
                 smooth(h, job.k_smooth, kvh);
                 ops::hadamard_chunks(h);
@@ -259,16 +289,17 @@ fn attend_item(
     while i < span.len {
         let (s0, len) = span.run(&job.layout, i);
         // A run lies on one side of the sinks/window boundary: one query block.
-        let q_run = if span.shift && i < span.n_sinks {
-            &s.q_sink[..group * hd]
-        } else {
-            q
-        };
+        let sink_run = span.shift && i < span.n_sinks;
+        let q_run = if sink_run { &s.q_sink[..group * hd] } else { q };
         let at = (kvh * sh.n_slots + s0) * hd;
         if !scores_quant(job, fops, q_run, at, len, i, s.scores)
             && !scores_fused(job, fops, q_run, at, len, i, s.scores)
         {
             scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
+        }
+        if let Some((_, angles)) = job.key_bias {
+            let coef = &s.coef[if sink_run { group * nc } else { 0 }..][..group * nc];
+            add_key_bias(job, fops, coef, angles, (s0, len), i, s.scores);
         }
         i += len;
     }
@@ -295,6 +326,50 @@ fn attend_item(
             ops::hadamard_chunks(h);
         }
     }
+}
+
+/// The coefficients that turn a slot's angles into the score's key-bias term: for RoPE pair
+/// `j` with channels `(a, b)`, rotating the bias gives `(b_a·cos − b_b·sin, b_a·sin +
+/// b_b·cos)`, so `q·R·b = Σ_j cos_j·(q_a·b_a + q_b·b_b) + sin_j·(q_b·b_a − q_a·b_b)`; `out` is
+/// `[the cos coefficients, then the sin ones]`, the layout of a row of the angles table.
+fn bias_coefs(q: &[f32], bias: &[f32], adjacent: bool, out: &mut [f32]) {
+    let half = out.len() / 2;
+    let (cos_c, sin_c) = out.split_at_mut(half);
+    for j in 0..half {
+        let (a, b) = if adjacent {
+            (2 * j, 2 * j + 1)
+        } else {
+            (j, j + half)
+        };
+        cos_c[j] = q[a] * bias[a] + q[b] * bias[b];
+        sin_c[j] = q[b] * bias[a] - q[a] * bias[b];
+    }
+}
+
+/// Adds each key's bias term `q·R(pos)·b`, scaled, to the scores of the run of `len` keys from
+/// slot `s0`: `coef` holds the group's [`bias_coefs`], `angles` the whole angles table, whose
+/// rows run over slots (`eddy_quant::f32ops::attn_table_scores_ref`: the same bits on every tier
+/// and in runs of any length, so a batch keeps the logits of token-by-token decoding).
+fn add_key_bias(
+    job: &Job<'_>,
+    fops: &F32Ops,
+    coef: &[f32],
+    angles: &[f32],
+    (s0, len): (usize, usize),
+    i: usize,
+    scores: &mut [f32],
+) {
+    let (n_slots, width) = (job.shape.n_slots, 2 * job.shape.half_rot);
+    (fops.attn_table_scores)(
+        coef,
+        width,
+        &angles[s0..],
+        n_slots,
+        len,
+        job.attn_scale,
+        &mut scores[i..],
+        n_slots,
+    );
 }
 
 /// Multiplies a query head of KV group `kvh` by the scales its keys were divided by

@@ -38,6 +38,9 @@ pub(super) struct Shape {
     pub v_row: usize,
     /// Element types of the K and of the V cache.
     pub kv_types: [KvType; 2],
+    /// Whether the key cache keeps the model's key bias out of its rows (Q4_0 keys of a model
+    /// with key biases and one RoPE for every layer; see [`KvStore::write_angles`]).
+    pub key_bias_apart: bool,
     /// Rows of logits kept (every token of a batch, or the last).
     pub logit_rows: usize,
     pub n_vocab: usize,
@@ -64,6 +67,7 @@ impl Shape {
             k_row: hp.n_head_kv * hp.head_dim,
             v_row: hp.n_head_kv * hp.head_dim_v,
             kv_types: p.kv_types(),
+            key_bias_apart: p.kv_types()[0] == KvType::Q4_0 && model.key_bias_with_one_rope(),
             logit_rows: if p.logits_all { p.n_batch } else { 1 },
             n_vocab: hp.n_vocab,
             n_threads: p.n_threads,
@@ -108,16 +112,18 @@ pub(super) struct Bufs<'b> {
 pub(super) struct Marks {
     pub k: Range<usize>,
     pub v: Range<usize>,
+    /// The key angles table (empty unless [`Shape::key_bias_apart`]).
+    pub angles: Range<usize>,
     pub logits: Range<usize>,
     pub total: usize,
 }
 
 impl<'b> Bufs<'b> {
     /// The one layout of a context's region (see [`crate::memory`]).
-    pub(super) fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 3]) {
+    pub(super) fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 4]) {
         let ub = sh.n_ubatch;
         let widest = sh.n_embd.max(sh.n_ff).max(sh.att_width);
-        let (kv, k_range, v_range) = KvStore::carve(
+        let (kv, [k_range, v_range, angles_range]) = KvStore::carve(
             c,
             sh.kv_types,
             sh.n_layer,
@@ -125,6 +131,11 @@ impl<'b> Bufs<'b> {
             sh.head_dim,
             sh.head_dim_v,
             sh.n_head_kv,
+            if sh.key_bias_apart {
+                2 * sh.half_rot
+            } else {
+                0
+            },
         );
         let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);
         let bufs = Bufs {
@@ -144,16 +155,17 @@ impl<'b> Bufs<'b> {
             kv,
             logits,
         };
-        (bufs, [k_range, v_range, logits_range])
+        (bufs, [k_range, v_range, angles_range, logits_range])
     }
 
     /// The layout measured, without memory.
     pub(super) fn plan(sh: &Shape) -> Marks {
         let mut c = Carver::measure();
-        let (_, [k, v, logits]) = Bufs::carve(sh, &mut c);
+        let (_, [k, v, angles, logits]) = Bufs::carve(sh, &mut c);
         Marks {
             k,
             v,
+            angles,
             logits,
             total: c.used(),
         }

@@ -116,7 +116,18 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         let k = &mut b.k[t * kw..(t + 1) * kw];
         let v = &mut b.v[t * vw..(t + 1) * vw];
         add_bias(q, ln.bias_q.as_deref());
-        add_bias(k, ln.bias_k.as_deref());
+        if sh.key_bias_apart {
+            // The cache keeps the rotated channels' bias apart (`KvStore::write_angles`).
+            let hd = hp.head_dim;
+            let rot = 2 * sh.half_rot;
+            if let Some(bk) = ln.bias_k.as_deref() {
+                for (h, bh) in k.chunks_exact_mut(hd).zip(bk.chunks_exact(hd)) {
+                    add_bias(&mut h[rot..], Some(&bh[rot..]));
+                }
+            }
+        } else {
+            add_bias(k, ln.bias_k.as_deref());
+        }
         add_bias(v, ln.bias_v.as_deref());
         if let Some(qn) = &ln.q {
             q.chunks_exact_mut(hp.head_dim)
@@ -149,7 +160,12 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
             // A Q4_0 key cache stores smoothed keys (see `model::key_smoothing`).
             k.iter_mut().zip(&ln.k_smooth).for_each(|(x, s)| *x /= s);
         }
-        b.kv.write(l, st.layout.slot_of(pos), k, v);
+        let slot = st.layout.slot_of(pos);
+        if l == 0 {
+            // One table for all layers: they share one RoPE when it is kept.
+            b.kv.write_angles(slot, b.cos, b.sin);
+        }
+        b.kv.write(l, slot, k, v);
     }
     let job = Job {
         shape: sh,
@@ -165,6 +181,10 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         rope_adjacent: adjacent,
         attn_scale: hp.attn_scale,
         k_smooth: smooth_keys.then_some(&ln.k_smooth[..]),
+        key_bias: match (b.kv.angles(), ln.bias_k.as_deref()) {
+            (Some(angles), Some(bias)) => Some((bias, angles)),
+            _ => None,
+        },
     };
     attention::attend(&job, n, b.att, b.att_scratch, st.pool);
     let aw = sh.att_width;

@@ -4,7 +4,8 @@
 //! Format (little-endian): a 72-byte header — magic `EDDYSTAT`, format version, K/V type, the
 //! model's fingerprint, layer count, sinks, window, ring size, K row, V row, position, logit
 //! rows, vocabulary size, checksum of the data — then for each layer and KV head the K rows of
-//! the slots in use, the same for V, then the logits. Loading treats the bytes as untrusted.
+//! the slots in use, the same for V, the slots' RoPE angles where the key cache keeps them (Q4_0
+//! keys of a model with key biases), then the logits. Loading treats the bytes as untrusted.
 
 use std::ops::{Deref, Range};
 
@@ -16,7 +17,9 @@ use crate::model::Model;
 const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
 /// 3: the K and V types in bytes 12 and 13 (2 had one type for both in the word at 12).
 /// 4: Q4_0 keys are stored smoothed (`model::key_smoothing`).
-const STATE_VERSION: u32 = 4;
+/// 5: Q4_0 keys of models with key biases are stored without them, and the angles of the slots
+/// in use follow the V rows (`KvStore::write_angles`).
+const STATE_VERSION: u32 = 5;
 /// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
 /// checksum.
 const STATE_HEADER: usize = 72;
@@ -55,10 +58,17 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         self.n_seen.min(self.shape.n_slots as u64) as usize
     }
 
+    /// Bytes of one slot's angles (0 when the cache keeps none); the table holds
+    /// `angle_bytes / 4` rows of `n_slots` f32s.
+    fn angle_bytes(&self) -> usize {
+        self.marks.angles.len() / self.shape.n_slots.max(1)
+    }
+
     fn state_payload(&self) -> usize {
         let sh = &self.shape;
         let used = self.slots_in_use();
         sh.n_layer * sh.n_head_kv * used * (self.head_bytes(0) + self.head_bytes(1))
+            + used * self.angle_bytes()
             + self.n_logits * sh.n_vocab * size_of::<f32>()
     }
 
@@ -225,8 +235,14 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         };
         let logits = self.marks.logits.start;
         let logit_bytes = self.n_logits * sh.n_vocab * size_of::<f32>();
+        let a0 = self.marks.angles.start;
+        let angle_rows = (0..self.angle_bytes() / size_of::<f32>()).map(move |r| {
+            let s = a0 + r * sh.n_slots * size_of::<f32>();
+            s..s + used * size_of::<f32>()
+        });
         lay(k0, self.head_bytes(0))
             .chain(lay(v0, self.head_bytes(1)))
+            .chain(angle_rows)
             .chain(std::iter::once(logits..logits + logit_bytes))
     }
 

@@ -381,12 +381,16 @@ impl Norms {
 /// it, so `(s∘q)·(k/s) = q·k`, while the channels whose keys are far larger than the rest (Qwen
 /// 2's key biases reach 150 where most channels are near 1) no longer set the block scale for
 /// all the others. `s_c` is the square root of the channel's expected magnitude, estimated from
-/// the weights: `sqrt(Σ_j (W_cj γ_j)² + b_c²)` with `γ` the attention norm (unit-RMS inputs), or
-/// the key norm's weight where keys are RMS-normed per head. The two channels RoPE turns
+/// the weights: `sqrt(Σ_j (W_cj γ_j)² + b_c²)` with `γ` the attention norm (unit-RMS inputs) and
+/// `b` the key bias where the cache stores it, or the key norm's weight where keys are RMS-normed
+/// per head. The two channels RoPE turns
 /// together share one scale, so the scaling commutes with RoPE.
 fn key_smoothing(gguf: &Gguf, desc: &ModelDesc, norms: &mut Norms) {
     let hp = &desc.hparams;
     let hd = hp.head_dim;
+    // A Q4_0 cache of such a model stores keys without the bias (`KvStore::write_angles`): the
+    // scale follows what is stored, `W·x` alone.
+    let bias_apart = key_bias_with_one_rope(&desc.weights.layers, &norms.layers);
     for (lw, ln) in desc.weights.layers.iter().zip(norms.layers.iter_mut()) {
         let n = lw.wk.rows;
         let mut m2 = vec![0f64; n];
@@ -409,7 +413,10 @@ fn key_smoothing(gguf: &Gguf, desc: &ModelDesc, norms: &mut Norms) {
                     .map(|(&w, &g)| f64::from(w * g).powi(2))
                     .sum::<f64>();
                 if let Some(b) = &ln.bias_k {
-                    *m += f64::from(b[c]).powi(2);
+                    // Kept apart from the rotated channels when `bias_apart`.
+                    if !bias_apart || c % hd >= hp.rope_dim {
+                        *m += f64::from(b[c]).powi(2);
+                    }
                 }
             }
         }
@@ -432,6 +439,18 @@ fn key_smoothing(gguf: &Gguf, desc: &ModelDesc, norms: &mut Norms) {
         }
         ln.k_smooth = s;
     }
+}
+
+/// See [`Model::key_bias_with_one_rope`].
+fn key_bias_with_one_rope(layers: &[LayerWeights], norms: &[LayerNorms]) -> bool {
+    let first = layers.first();
+    !layers.is_empty()
+        && norms.iter().all(|ln| ln.bias_k.is_some())
+        && layers.iter().all(|l| {
+            first.is_some_and(|f| {
+                l.rope_base == f.rope_base && l.rope_freq_scale == f.rope_freq_scale
+            })
+        })
 }
 
 /// A 1-D F32 tensor copied out as f32 values.
@@ -556,6 +575,13 @@ impl Model {
     /// Weights.
     pub fn weights(&self) -> &Weights {
         &self.desc.weights
+    }
+
+    /// Whether every layer adds a key bias and all layers rotate by the same RoPE: then a Q4_0
+    /// key cache stores keys without their bias and adds its exact part to the scores from one
+    /// table of angles per slot (`KvStore::write_angles`).
+    pub(crate) fn key_bias_with_one_rope(&self) -> bool {
+        key_bias_with_one_rope(&self.desc.weights.layers, &self.norms.layers)
     }
 
     /// The bytes of a weight.
