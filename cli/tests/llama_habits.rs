@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 use common::smollm2;
@@ -16,24 +15,6 @@ fn eddy(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// `eddy args…` with `input` on standard input.
-fn eddy_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn ok_json(out: Output) -> Json {
@@ -93,7 +74,7 @@ fn generate_takes_ctx_size_seed_repeat_last_n_and_stdin() {
         assert_eq!(j["generated_ids"].as_array().unwrap().len(), 8, "{n}");
     }
     // -f - reads the prompt from standard input.
-    let piped = ok_json(eddy_stdin(
+    let piped = ok_json(common::eddy_with_stdin(
         &[
             "generate", "-m", &m, "-f", "-", "-n", "4", "--temp", "0", "--json",
         ],
@@ -109,7 +90,7 @@ fn generate_takes_ctx_size_seed_repeat_last_n_and_stdin() {
 #[test]
 fn stdin_and_inspect_m_work_like_their_file_forms() {
     let Some(m) = smollm2() else { return };
-    let piped = ok_json(eddy_stdin(
+    let piped = ok_json(common::eddy_with_stdin(
         &["tokenize", "-m", &m, "-f", "-"],
         "Hello, world! How are you today?",
     ));
@@ -117,7 +98,7 @@ fn stdin_and_inspect_m_work_like_their_file_forms() {
         piped,
         serde_json::json!([19556, 28, 905, 17, 1073, 359, 346, 1834, 47])
     );
-    let logits = ok_json(eddy_stdin(
+    let logits = ok_json(common::eddy_with_stdin(
         &["logits", "-m", &m, "-f", "-", "--top", "1"],
         "The capital of France is",
     ));
@@ -152,7 +133,7 @@ fn perplexity_defaults_to_chunks_of_512() {
         .chars()
         .take(3000)
         .collect();
-    let j = ok_json(eddy_stdin(
+    let j = ok_json(common::eddy_with_stdin(
         &[
             "perplexity",
             "-m",
@@ -182,7 +163,7 @@ fn long_prefill_keeps_pipes_clean() {
         .chars()
         .take(4000)
         .collect();
-    let out = eddy_stdin(
+    let out = common::eddy_with_stdin(
         &["generate", "-m", &m, "-f", "-", "-n", "4", "--temp", "0"],
         &text,
     );
