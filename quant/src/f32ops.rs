@@ -97,9 +97,8 @@ pub type AttnValuesFn = fn(&[f32], usize, &[u16], usize, &mut [f32]);
 pub type AttnScoresQuantFn = fn(&[f32], &[u8], usize, &mut [f32], usize);
 /// `(p, p_stride, v, hd, out)` with `v` the rows' GGML blocks: see [`attn_values_q8_0_ref`].
 pub type AttnValuesQuantFn = fn(&[f32], usize, &[u8], usize, &mut [f32]);
-/// `(coef, width, table, table_stride, len, scale, out, out_stride)`: see
-/// [`attn_table_scores_ref`].
-pub type AttnTableScoresFn = fn(&[f32], usize, &[f32], usize, usize, f32, &mut [f32], usize);
+/// `(coef, width, table, out, stride, len)`: see [`attn_table_scores_ref`].
+pub type AttnTableScoresFn = fn(&[f32], usize, &[f32], &mut [f32], usize, usize);
 
 pub(crate) fn check_scores(
     q: &[f32],
@@ -346,163 +345,62 @@ pub fn attn_values_q4_0_ref(p: &[f32], p_stride: usize, v: &[u8], hd: usize, out
 }
 
 /// For each head `h` (row `h` of `coef`, `width` coefficients) and each column `r < len`:
-/// `out[h·out_stride + r] += Σ_c (coef[h][c]·scale) · table[c·table_stride + r]`, over `c` in
-/// order, every product and sum rounded on its own (no fused multiply-add). A column's bits are
-/// then the same on every tier and wherever it falls in a call, so a caller may cut its columns
-/// into runs of any length. Attention adds the key-bias term of a Q4_0 key cache with it, the
-/// table holding each slot's RoPE angles (`runtime/src/kv.rs`). The SIMD tiers compile this
-/// same code for their vector width.
+/// `out[h·stride + r] += Σ_c coef[h][c] · table[c·stride + r]`, over `c` in order, every product
+/// and sum rounded on its own (no fused multiply-add). A column's bits are then the same on every
+/// tier and wherever it falls in a call, so a caller may cut its columns into runs of any
+/// length. Attention adds the key-bias term of a Q4_0 key cache with it, the table holding each
+/// slot's RoPE angles (`runtime/src/kv.rs`) and `out` the scores, both with a row per head or
+/// angle of `stride` slots. The SIMD tiers compile this same code for their vector width.
 ///
 /// # Panics
 /// If `coef` is not whole rows of `width`, or `table` or `out` is too short.
-#[allow(clippy::too_many_arguments)]
 pub fn attn_table_scores_ref(
     coef: &[f32],
     width: usize,
     table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
     out: &mut [f32],
-    out_stride: usize,
+    stride: usize,
+    len: usize,
 ) {
-    table_scores_body(
-        coef,
-        width,
-        table,
-        table_stride,
-        len,
-        scale,
-        out,
-        out_stride,
-    );
+    table_scores_body(coef, width, table, out, stride, len);
 }
 
-/// The loops of [`attn_table_scores_ref`], inlined into each tier's `target_feature` function.
+/// The loops of [`attn_table_scores_ref`], inlined into each tier's `target_feature` function:
+/// sixteen columns at a time held in one accumulator array across all of `c` (a vector register
+/// once compiled for a SIMD tier), the rest one by one; each column's sum runs over `c` in the
+/// same order either way.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn table_scores_body(
     coef: &[f32],
     width: usize,
     table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
     out: &mut [f32],
-    out_stride: usize,
+    stride: usize,
+    len: usize,
 ) {
+    const W: usize = 16;
     assert!(width > 0 && coef.len().is_multiple_of(width));
     let heads = coef.len() / width;
-    assert!(heads == 0 || out.len() >= (heads - 1) * out_stride + len);
-    assert!(table.len() >= (width - 1) * table_stride + len);
-    // Four heads at a time (four independent sums per column, one load of the table for all),
-    // sixteen columns at a time held in accumulator arrays across all of `c` (vector registers
-    // once compiled for a SIMD tier), the rest one by one; each column's sum runs over `c` in
-    // the same order either way.
-    let mut h = 0;
-    while h < heads {
-        let rows = &coef[h * width..];
-        let o = &mut out[h * out_stride..];
-        if heads - h >= 4 {
-            table_scores_four(rows, width, table, table_stride, len, scale, o, out_stride);
-            h += 4;
-        } else {
-            table_scores_heads::<1>(rows, width, table, table_stride, len, scale, o, out_stride);
-            h += 1;
-        }
-    }
-}
-
-/// [`table_scores_body`] for heads `0..4` of `coef` and `out`: four named accumulators, which
-/// the compiler keeps in registers (an array of them it kept on the stack).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn table_scores_four(
-    coef: &[f32],
-    width: usize,
-    table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    const W: usize = 16;
-    let load = |o: &[f32]| -> [f32; W] { o[..W].try_into().unwrap_or([0.0; W]) };
-    let mut r = 0;
-    while r + W <= len {
-        let mut a0 = load(&out[r..]);
-        let mut a1 = load(&out[out_stride + r..]);
-        let mut a2 = load(&out[2 * out_stride + r..]);
-        let mut a3 = load(&out[3 * out_stride + r..]);
-        for k in 0..width {
-            let t = load(&table[k * table_stride + r..]);
-            let c0 = coef[k] * scale;
-            let c1 = coef[width + k] * scale;
-            let c2 = coef[2 * width + k] * scale;
-            let c3 = coef[3 * width + k] * scale;
-            for l in 0..W {
-                a0[l] += c0 * t[l];
-                a1[l] += c1 * t[l];
-                a2[l] += c2 * t[l];
-                a3[l] += c3 * t[l];
-            }
-        }
-        out[r..][..W].copy_from_slice(&a0);
-        out[out_stride + r..][..W].copy_from_slice(&a1);
-        out[2 * out_stride + r..][..W].copy_from_slice(&a2);
-        out[3 * out_stride + r..][..W].copy_from_slice(&a3);
-        r += W;
-    }
-    for j in 0..4 {
-        for col in r..len {
-            let y = &mut out[j * out_stride + col];
-            for k in 0..width {
-                *y += coef[j * width + k] * scale * table[k * table_stride + col];
-            }
-        }
-    }
-}
-
-/// [`table_scores_body`] for heads `0..B` of `coef` and `out`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn table_scores_heads<const B: usize>(
-    coef: &[f32],
-    width: usize,
-    table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    const W: usize = 16;
-    let mut r = 0;
-    while r + W <= len {
-        let mut acc = [[0f32; W]; B];
-        for (j, a) in acc.iter_mut().enumerate() {
-            a.copy_from_slice(&out[j * out_stride + r..][..W]);
-        }
-        for k in 0..width {
-            let t = &table[k * table_stride + r..][..W];
-            for (j, a) in acc.iter_mut().enumerate() {
-                let c = coef[j * width + k] * scale;
+    assert!(heads == 0 || out.len() >= (heads - 1) * stride + len);
+    assert!(table.len() >= (width - 1) * stride + len);
+    for (h, c) in coef.chunks_exact(width).enumerate() {
+        let o = &mut out[h * stride..][..len];
+        let mut r = 0;
+        while r + W <= len {
+            let mut acc = [0f32; W];
+            acc.copy_from_slice(&o[r..r + W]);
+            for (k, &a) in c.iter().enumerate() {
+                let t = &table[k * stride + r..][..W];
                 for l in 0..W {
-                    a[l] += c * t[l];
+                    acc[l] += a * t[l];
                 }
             }
+            o[r..r + W].copy_from_slice(&acc);
+            r += W;
         }
-        for (j, a) in acc.iter().enumerate() {
-            out[j * out_stride + r..][..W].copy_from_slice(a);
-        }
-        r += W;
-    }
-    for j in 0..B {
-        for col in r..len {
-            let y = &mut out[j * out_stride + col];
-            for k in 0..width {
-                *y += coef[j * width + k] * scale * table[k * table_stride + col];
+        for (col, y) in o.iter_mut().enumerate().skip(r) {
+            for (k, &a) in c.iter().enumerate() {
+                *y += a * table[k * stride + col];
             }
         }
     }

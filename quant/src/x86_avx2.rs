@@ -1354,56 +1354,22 @@ f32ops_wrapper!(f32_to_f16_avx2, f32_to_f16_avx2_impl, (src: &[f32], dst: &mut [
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn attn_table_scores_avx2_impl(
     coef: &[f32],
     width: usize,
     table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
     out: &mut [f32],
-    out_stride: usize,
+    stride: usize,
+    len: usize,
 ) {
-    crate::f32ops::table_scores_body(
-        coef,
-        width,
-        table,
-        table_stride,
-        len,
-        scale,
-        out,
-        out_stride,
-    );
+    crate::f32ops::table_scores_body(coef, width, table, out, stride, len);
 }
 
-/// AVX2 [`crate::f32ops::attn_table_scores_ref`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attn_table_scores_avx2(
-    coef: &[f32],
-    width: usize,
-    table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    // SAFETY: installed only in the f32ops tables of tiers that require AVX2, FMA and F16C,
-    // which are handed out only after detecting them.
-    unsafe {
-        attn_table_scores_avx2_impl(
-            coef,
-            width,
-            table,
-            table_stride,
-            len,
-            scale,
-            out,
-            out_stride,
-        )
-    }
-}
+f32ops_wrapper!(
+    attn_table_scores_avx2,
+    attn_table_scores_avx2_impl,
+    (coef: &[f32], width: usize, table: &[f32], out: &mut [f32], stride: usize, len: usize)
+);
 
 /// Scores of `J` query heads (from `j0`) against every key row, `NC` vectors of 8 per row: each
 /// 8-value piece of a key row is widened once (`vcvtph2ps`) and dotted with all `J` heads, two

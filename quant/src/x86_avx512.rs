@@ -1315,55 +1315,29 @@ pub(crate) fn attn_scores_q8_0_avx512(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn attn_table_scores_avx512_impl(
     coef: &[f32],
     width: usize,
     table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
     out: &mut [f32],
-    out_stride: usize,
+    stride: usize,
+    len: usize,
 ) {
-    crate::f32ops::table_scores_body(
-        coef,
-        width,
-        table,
-        table_stride,
-        len,
-        scale,
-        out,
-        out_stride,
-    );
+    crate::f32ops::table_scores_body(coef, width, table, out, stride, len);
 }
 
 /// AVX-512 [`crate::f32ops::attn_table_scores_ref`].
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn attn_table_scores_avx512(
     coef: &[f32],
     width: usize,
     table: &[f32],
-    table_stride: usize,
-    len: usize,
-    scale: f32,
     out: &mut [f32],
-    out_stride: usize,
+    stride: usize,
+    len: usize,
 ) {
     // SAFETY: installed only in the AVX-512 f32ops table, handed out only after the features
     // were detected.
-    unsafe {
-        attn_table_scores_avx512_impl(
-            coef,
-            width,
-            table,
-            table_stride,
-            len,
-            scale,
-            out,
-            out_stride,
-        )
-    }
+    unsafe { attn_table_scores_avx512_impl(coef, width, table, out, stride, len) }
 }
 
 /// AVX-512 [`crate::f32ops::attn_scores_q4_0_ref`].

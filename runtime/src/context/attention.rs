@@ -247,7 +247,7 @@ fn attend_item(
     if let Some((bias, _)) = job.key_bias {
         let b = &bias[kvh * hd..][..hd];
         for (qh, c) in q.chunks_exact(hd).zip(s.coef.chunks_exact_mut(nc)) {
-            bias_coefs(qh, b, job.rope_adjacent, c);
+            bias_coefs(qh, b, job.rope_adjacent, job.attn_scale, c);
         }
     }
     if span.shift {
@@ -267,7 +267,13 @@ fn attend_item(
             ops::rope_apply(h, s.cos, s.sin, job.rope_adjacent);
             if let Some((bias, _)) = job.key_bias {
                 let c = &mut s.coef[(group + g) * nc..][..nc];
-                bias_coefs(h, &bias[kvh * hd..][..hd], job.rope_adjacent, c);
+                bias_coefs(
+                    h,
+                    &bias[kvh * hd..][..hd],
+                    job.rope_adjacent,
+                    job.attn_scale,
+                    c,
+                );
             }
             if rotated_keys {
                 smooth(h, job.k_smooth, kvh);
@@ -298,8 +304,11 @@ fn attend_item(
             scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
         }
         if let Some((_, angles)) = job.key_bias {
+            // Each key's bias term `q·R(pos)·b` from its slot's angles (the same bits on every
+            // tier and in runs of any length: a batch keeps token-by-token decoding's logits).
             let coef = &s.coef[if sink_run { group * nc } else { 0 }..][..group * nc];
-            add_key_bias(job, fops, coef, angles, (s0, len), i, s.scores);
+            let (angles, scores) = (&angles[s0..], &mut s.scores[i..]);
+            (fops.attn_table_scores)(coef, nc, angles, scores, sh.n_slots, len);
         }
         i += len;
     }
@@ -331,8 +340,9 @@ fn attend_item(
 /// The coefficients that turn a slot's angles into the score's key-bias term: for RoPE pair
 /// `j` with channels `(a, b)`, rotating the bias gives `(b_a·cos − b_b·sin, b_a·sin +
 /// b_b·cos)`, so `q·R·b = Σ_j cos_j·(q_a·b_a + q_b·b_b) + sin_j·(q_b·b_a − q_a·b_b)`; `out` is
-/// `[the cos coefficients, then the sin ones]`, the layout of a row of the angles table.
-fn bias_coefs(q: &[f32], bias: &[f32], adjacent: bool, out: &mut [f32]) {
+/// `[the cos coefficients, then the sin ones]` (the order of the angles table's rows), each
+/// times the attention scale `scale` as the scores are.
+fn bias_coefs(q: &[f32], bias: &[f32], adjacent: bool, scale: f32, out: &mut [f32]) {
     let half = out.len() / 2;
     let (cos_c, sin_c) = out.split_at_mut(half);
     for j in 0..half {
@@ -341,35 +351,9 @@ fn bias_coefs(q: &[f32], bias: &[f32], adjacent: bool, out: &mut [f32]) {
         } else {
             (j, j + half)
         };
-        cos_c[j] = q[a] * bias[a] + q[b] * bias[b];
-        sin_c[j] = q[b] * bias[a] - q[a] * bias[b];
+        cos_c[j] = (q[a] * bias[a] + q[b] * bias[b]) * scale;
+        sin_c[j] = (q[b] * bias[a] - q[a] * bias[b]) * scale;
     }
-}
-
-/// Adds each key's bias term `q·R(pos)·b`, scaled, to the scores of the run of `len` keys from
-/// slot `s0`: `coef` holds the group's [`bias_coefs`], `angles` the whole angles table, whose
-/// rows run over slots (`eddy_quant::f32ops::attn_table_scores_ref`: the same bits on every tier
-/// and in runs of any length, so a batch keeps the logits of token-by-token decoding).
-fn add_key_bias(
-    job: &Job<'_>,
-    fops: &F32Ops,
-    coef: &[f32],
-    angles: &[f32],
-    (s0, len): (usize, usize),
-    i: usize,
-    scores: &mut [f32],
-) {
-    let (n_slots, width) = (job.shape.n_slots, 2 * job.shape.half_rot);
-    (fops.attn_table_scores)(
-        coef,
-        width,
-        &angles[s0..],
-        n_slots,
-        len,
-        job.attn_scale,
-        &mut scores[i..],
-        n_slots,
-    );
 }
 
 /// Multiplies a query head of KV group `kvh` by the scales its keys were divided by
