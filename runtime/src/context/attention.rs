@@ -17,7 +17,7 @@
 
 use super::buffers::Shape;
 use crate::arena::ArenaLayout;
-use crate::kv::Rows;
+use crate::kv::{KeyPairs, MAX_PAIRS, PAIR_BYTES, Rows};
 use crate::ops;
 use crate::threads::{self, ThreadPool};
 
@@ -57,6 +57,9 @@ pub(super) struct Job<'a> {
     /// bias `[n_head_kv][head_dim]` and the angles table `[2 * half_rot][n_slots]`. Each score
     /// then adds `q·R(pos)·b` over the rotated channels.
     pub key_bias: Option<(&'a [f32], &'a [f32])>,
+    /// The exact pairs of the layer's key rows (Q4_0 keys; `KvStore::key_pairs`): each score
+    /// adds them against the smoothed, unrotated query.
+    pub key_pairs: Option<(KeyPairs, &'a [u8])>,
 }
 
 /// Elements of scratch one worker needs: the scores of a KV group's query heads, their copies
@@ -66,7 +69,8 @@ pub(super) fn scratch_len(sh: &Shape) -> usize {
         + 2 * sh.group * sh.head_dim
         + 2 * sh.half_rot
         + KV_RUN * sh.head_dim.max(sh.head_dim_v)
-        + coef_len(sh);
+        + coef_len(sh)
+        + plain_len(sh);
     // Whole cache lines, so that workers' shares never share one.
     len.next_multiple_of(16)
 }
@@ -75,6 +79,16 @@ pub(super) fn scratch_len(sh: &Shape) -> usize {
 fn coef_len(sh: &Shape) -> usize {
     if sh.key_bias_apart {
         2 * sh.group * 2 * sh.half_rot
+    } else {
+        0
+    }
+}
+
+/// Elements of the smoothed, unrotated queries of a group and of their sink copies, which the
+/// key rows' exact pairs are scored against.
+fn plain_len(sh: &Shape) -> usize {
+    if sh.key_pairs.n > 0 {
+        2 * sh.group * sh.head_dim
     } else {
         0
     }
@@ -94,6 +108,9 @@ struct Scratch<'s> {
     /// `[group][2 * half_rot]` key-bias coefficients of the queries ([`bias_coefs`]), then the
     /// same for their sink copies; empty without a key bias kept apart.
     coef: &'s mut [f32],
+    /// `[group][head_dim]` smoothed queries before their rotation into the key blocks' basis,
+    /// then the same for their sink copies; empty without exact key pairs.
+    q_plain: &'s mut [f32],
 }
 
 impl<'s> Scratch<'s> {
@@ -104,7 +121,8 @@ impl<'s> Scratch<'s> {
         let (cos, rest) = rest.split_at_mut(sh.half_rot);
         let (sin, rest) = rest.split_at_mut(sh.half_rot);
         let (rows, rest) = rest.split_at_mut(KV_RUN * sh.head_dim.max(sh.head_dim_v));
-        let coef = &mut rest[..coef_len(sh)];
+        let (coef, rest) = rest.split_at_mut(coef_len(sh));
+        let q_plain = &mut rest[..plain_len(sh)];
         Scratch {
             scores,
             q_sink,
@@ -113,6 +131,7 @@ impl<'s> Scratch<'s> {
             sin,
             rows,
             coef,
+            q_plain,
         }
     }
 }
@@ -277,6 +296,9 @@ fn attend_item(
             }
             if rotated_keys {
                 smooth(h, job.k_smooth, kvh);
+                if job.key_pairs.is_some() {
+                    s.q_plain[(group + g) * hd..][..hd].copy_from_slice(h);
+                }
                 ops::hadamard_chunks(h);
             }
         }
@@ -285,8 +307,11 @@ fn attend_item(
         // A quantized key cache holds rotated keys (`crate::kv`): the queries are rotated the
         // same way (`H·q · H·k = q·k`) and scored, in f32, against the keys' exact values.
         s.q_rot[..group * hd].copy_from_slice(q);
-        for h in s.q_rot[..group * hd].chunks_exact_mut(hd) {
+        for (g, h) in s.q_rot[..group * hd].chunks_exact_mut(hd).enumerate() {
             smooth(h, job.k_smooth, kvh);
+            if job.key_pairs.is_some() {
+                s.q_plain[g * hd..][..hd].copy_from_slice(h);
+            }
             ops::hadamard_chunks(h);
         }
         q = &s.q_rot[..group * hd];
@@ -302,6 +327,10 @@ fn attend_item(
             && !scores_fused(job, fops, q_run, at, len, i, s.scores)
         {
             scores_rows(job, fops, q_run, at, len, i, s.scores, s.rows);
+        }
+        if let Some(pairs) = job.key_pairs {
+            let q_plain = &s.q_plain[if sink_run { group * hd } else { 0 }..][..group * hd];
+            add_pair_scores(job, pairs, q_plain, kvh * sh.n_slots + s0, len, i, s.scores);
         }
         if let Some((_, angles)) = job.key_bias {
             // Each key's bias term `q·R(pos)·b` from its slot's angles (the same bits on every
@@ -353,6 +382,36 @@ fn bias_coefs(q: &[f32], bias: &[f32], adjacent: bool, scale: f32, out: &mut [f3
         };
         cos_c[j] = (q[a] * bias[a] + q[b] * bias[b]) * scale;
         sin_c[j] = (q[b] * bias[a] - q[a] * bias[b]) * scale;
+    }
+}
+
+/// Adds to columns `i..i + len` of each head's scores the exact pairs of key rows `row0..row0 +
+/// len` (`crate::kv::KeyPairs`): `Σ_pairs q_a·k_a + q_b·k_b` with the group's smoothed,
+/// unrotated queries `q`, times the attention scale. Plain loops, the same on every tier.
+fn add_pair_scores(
+    job: &Job<'_>,
+    (kp, bytes): (KeyPairs, &[u8]),
+    q: &[f32],
+    row0: usize,
+    len: usize,
+    i: usize,
+    scores: &mut [f32],
+) {
+    let (hd, n_slots) = (job.shape.head_dim, job.shape.n_slots);
+    let rb = kp.n * PAIR_BYTES;
+    let mut pairs = [((0, 0), (0.0, 0.0)); MAX_PAIRS];
+    for (r, row) in bytes[row0 * rb..][..len * rb].chunks_exact(rb).enumerate() {
+        // Decoded once per key for every head of the group.
+        for (p, got) in pairs.iter_mut().zip(kp.read(row, hd)) {
+            *p = got;
+        }
+        for (h, qh) in q.chunks_exact(hd).enumerate() {
+            let mut sum = 0f32;
+            for &((a, b), (ka, kb)) in &pairs[..kp.n] {
+                sum += qh[a] * ka + qh[b] * kb;
+            }
+            scores[h * n_slots + i + r] += sum * job.attn_scale;
+        }
     }
 }
 

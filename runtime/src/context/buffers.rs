@@ -8,10 +8,11 @@ use std::ops::Range;
 use super::ContextParams;
 use super::attention;
 use crate::arena::ArenaLayout;
-use crate::kv::{KvStore, KvType};
+use crate::kv::{KeyPairs, KvStore, KvType};
 use crate::linalg::Activations;
 use crate::memory::Carver;
 use crate::model::Model;
+use crate::model::RopeStyle;
 
 /// Sizes of every buffer, from the model and the resolved parameters.
 #[derive(Clone, Copy, Debug)]
@@ -41,6 +42,8 @@ pub(super) struct Shape {
     /// Whether the key cache keeps the model's key bias out of its rows (Q4_0 keys of a model
     /// with key biases and one RoPE for every layer; see [`KvStore::write_angles`]).
     pub key_bias_apart: bool,
+    /// The exact pairs each key row keeps beside its blocks (Q4_0 keys; see [`KeyPairs`]).
+    pub key_pairs: KeyPairs,
     /// Rows of logits kept (every token of a batch, or the last).
     pub logit_rows: usize,
     pub n_vocab: usize,
@@ -68,6 +71,11 @@ impl Shape {
             v_row: hp.n_head_kv * hp.head_dim_v,
             kv_types: p.kv_types(),
             key_bias_apart: p.kv_types()[0] == KvType::Q4_0 && model.key_bias_with_one_rope(),
+            key_pairs: KeyPairs::for_keys(
+                p.kv_types()[0],
+                hp.head_dim,
+                hp.rope_style == RopeStyle::Adjacent,
+            ),
             logit_rows: if p.logits_all { p.n_batch } else { 1 },
             n_vocab: hp.n_vocab,
             n_threads: p.n_threads,
@@ -114,16 +122,18 @@ pub(super) struct Marks {
     pub v: Range<usize>,
     /// The key angles table (empty unless [`Shape::key_bias_apart`]).
     pub angles: Range<usize>,
+    /// The key rows' exact pairs (empty unless [`Shape::key_pairs`] has some).
+    pub pairs: Range<usize>,
     pub logits: Range<usize>,
     pub total: usize,
 }
 
 impl<'b> Bufs<'b> {
     /// The one layout of a context's region (see [`crate::memory`]).
-    pub(super) fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 4]) {
+    pub(super) fn carve(sh: &Shape, c: &mut Carver<'b>) -> (Bufs<'b>, [Range<usize>; 5]) {
         let ub = sh.n_ubatch;
         let widest = sh.n_embd.max(sh.n_ff).max(sh.att_width);
-        let (kv, [k_range, v_range, angles_range]) = KvStore::carve(
+        let (kv, [k_range, v_range, angles_range, pairs_range]) = KvStore::carve(
             c,
             sh.kv_types,
             sh.n_layer,
@@ -136,6 +146,7 @@ impl<'b> Bufs<'b> {
             } else {
                 0
             },
+            sh.key_pairs,
         );
         let (logits, logits_range) = c.take(sh.logit_rows * sh.n_vocab);
         let bufs = Bufs {
@@ -155,17 +166,21 @@ impl<'b> Bufs<'b> {
             kv,
             logits,
         };
-        (bufs, [k_range, v_range, angles_range, logits_range])
+        (
+            bufs,
+            [k_range, v_range, angles_range, pairs_range, logits_range],
+        )
     }
 
     /// The layout measured, without memory.
     pub(super) fn plan(sh: &Shape) -> Marks {
         let mut c = Carver::measure();
-        let (_, [k, v, angles, logits]) = Bufs::carve(sh, &mut c);
+        let (_, [k, v, angles, pairs, logits]) = Bufs::carve(sh, &mut c);
         Marks {
             k,
             v,
             angles,
+            pairs,
             logits,
             total: c.used(),
         }

@@ -185,6 +185,7 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
             (Some(angles), Some(bias)) => Some((bias, angles)),
             _ => None,
         },
+        key_pairs: b.kv.key_pairs(l),
     };
     attention::attend(&job, n, b.att, b.att_scratch, st.pool);
     let aw = sh.att_width;

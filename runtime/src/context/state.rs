@@ -5,13 +5,14 @@
 //! model's fingerprint, layer count, sinks, window, ring size, K row, V row, position, logit
 //! rows, vocabulary size, checksum of the data — then for each layer and KV head the K rows of
 //! the slots in use, the same for V, the slots' RoPE angles where the key cache keeps them (Q4_0
-//! keys of a model with key biases), then the logits. Loading treats the bytes as untrusted.
+//! keys of a model with key biases), the exact pairs of the K rows in use where it keeps them
+//! (Q4_0 keys), then the logits. Loading treats the bytes as untrusted.
 
 use std::ops::{Deref, Range};
 
 use super::Context;
 use crate::error::{Error, Result};
-use crate::kv::KvType;
+use crate::kv::{KvType, PAIR_BYTES};
 use crate::model::Model;
 
 const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
@@ -19,7 +20,8 @@ const STATE_MAGIC: [u8; 8] = *b"EDDYSTAT";
 /// 4: Q4_0 keys are stored smoothed (`model::key_smoothing`).
 /// 5: Q4_0 keys of models with key biases are stored without them, and the angles of the slots
 /// in use follow the V rows (`KvStore::write_angles`).
-const STATE_VERSION: u32 = 5;
+/// 6: Q4_0 key rows keep exact pairs (`kv::KeyPairs`), which follow the angles.
+const STATE_VERSION: u32 = 6;
 /// Magic, version, K/V type, model fingerprint, geometry, position, logit rows, vocabulary,
 /// checksum.
 const STATE_HEADER: usize = 72;
@@ -64,12 +66,22 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         self.marks.angles.len() / self.shape.n_slots.max(1)
     }
 
-    fn state_payload(&self) -> usize {
+    /// Bytes of one key row's exact pairs (0 when the cache keeps none).
+    fn pair_bytes(&self) -> usize {
+        self.shape.key_pairs.n * PAIR_BYTES
+    }
+
+    /// Where the pairs sit in the payload: after the K and V rows and the angles.
+    fn pairs_in_payload(&self) -> Range<usize> {
         let sh = &self.shape;
-        let used = self.slots_in_use();
-        sh.n_layer * sh.n_head_kv * used * (self.head_bytes(0) + self.head_bytes(1))
-            + used * self.angle_bytes()
-            + self.n_logits * sh.n_vocab * size_of::<f32>()
+        let (used, heads) = (self.slots_in_use(), sh.n_layer * sh.n_head_kv);
+        let start =
+            heads * used * (self.head_bytes(0) + self.head_bytes(1)) + used * self.angle_bytes();
+        start..start + heads * used * self.pair_bytes()
+    }
+
+    fn state_payload(&self) -> usize {
+        self.pairs_in_payload().end + self.n_logits * self.shape.n_vocab * size_of::<f32>()
     }
 
     /// Writes the stream's state (position, K/V arena, last logits) into `out`, which must hold
@@ -131,6 +143,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         self.n_logits = n_logits;
         let want = self.state_header(u64_at(STATE_HEADER - 8));
         let payload = self.state_payload();
+        let pairs = self.pairs_in_payload();
         self.n_seen = saved_seen;
         self.n_logits = saved_logits;
         let names = [
@@ -180,6 +193,13 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         if checksum(body) != u64_at(STATE_HEADER - 8) {
             return bad("checksum mismatch: the data is damaged".into());
         }
+        if !self
+            .shape
+            .key_pairs
+            .valid(&body[pairs], self.shape.head_dim)
+        {
+            return bad("a key row's exact pair names a channel past its head".into());
+        }
         self.n_seen = n_seen;
         self.n_logits = n_logits;
         let mut at = 0;
@@ -221,7 +241,8 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
     }
 
     /// Byte ranges of the region that make up the state, in order: for each layer and KV head
-    /// the K rows of the slots in use, then the same for V, then the logits rows.
+    /// the K rows of the slots in use, then the same for V, the angles rows, the key rows' pairs
+    /// as the K rows, then the logits rows.
     fn state_ranges(&self) -> impl Iterator<Item = Range<usize>> + use<'a, M> {
         let sh = self.shape;
         let used = self.slots_in_use();
@@ -243,6 +264,7 @@ impl<'a, M: Deref<Target = Model>> Context<'a, M> {
         lay(k0, self.head_bytes(0))
             .chain(lay(v0, self.head_bytes(1)))
             .chain(angle_rows)
+            .chain(lay(self.marks.pairs.start, self.pair_bytes()))
             .chain(std::iter::once(logits..logits + logit_bytes))
     }
 
