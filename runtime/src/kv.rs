@@ -612,19 +612,23 @@ fn view<'s>(e: &'s Elems<'_>, first: usize, n: usize, dim: usize) -> Rows<'s> {
 mod tests {
     use super::*;
 
+    /// Uniform values in [−1, 1) from a linear congruential generator seeded with `seed`.
+    fn uniform(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
     /// The cache's Q4_0 writer against ggml's reference quantizer, block by block: never a
     /// larger squared error (random blocks, blocks with one outlier, constant and zero blocks),
     /// and a smaller one in total.
     #[test]
     fn q4_0_least_squares_beats_the_reference() {
         let t = eddy_quant::type_traits(GgmlType::Q4_0).unwrap();
-        let mut seed = 12345u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut rnd = uniform(12345u64);
         let (mut total_ls, mut total_ref) = (0f64, 0f64);
         for case in 0..2000 {
             // Roughly normal values (a sum of four uniform ones), as rotated rows are.
@@ -667,13 +671,7 @@ mod tests {
     #[test]
     fn q4_0_keys_keep_their_largest_pair_exact() {
         let (dim, slots) = (64, 3);
-        let mut seed = 99u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut rnd = uniform(99u64);
         let ops = eddy_quant::f32ops::ops();
         for adjacent in [false, true] {
             let kp = KeyPairs::for_keys(KvType::Q4_0, dim, adjacent);
