@@ -42,10 +42,13 @@ need_nightly() {
 
 asan_quant() {
   need_nightly rust-src
-  # Only the Rust flags of the sanitizer: the tests' own profile (opt-level 2, debug
-  # assertions, overflow checks) stays. A separate target directory keeps the normal builds.
-  local env=(RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address"
-    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
+  # The sanitizer, and the debug assertions and overflow checks that the test profile leaves
+  # out of eddy-quant (workspace Cargo.toml): its kernels run here with both, and its unit test
+  # checked_runs_have_their_checks fails if they are off (EDDY_REQUIRE_CHECKS). A separate
+  # target directory keeps the normal builds.
+  local checks="-Cdebug-assertions=on -Coverflow-checks=on"
+  local env=(RUSTFLAGS="-Zsanitizer=address $checks" RUSTDOCFLAGS="-Zsanitizer=address $checks"
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" EDDY_REQUIRE_CHECKS=1)
   local cargo=(cargo +nightly test -Zbuild-std --target "$host" --target-dir target/asan)
   step "asan-quant: the best tier of this CPU ($(grep -q -m1 avx512_vnni /proc/cpuinfo && echo avx512 || echo avx2))"
   env "${env[@]}" "${cargo[@]}" -p eddy-quant

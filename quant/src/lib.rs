@@ -82,3 +82,20 @@ pub use traits::{
     quantize, quantize_fused, row_bytes, supported_types, type_traits, type_traits_scalar, vec_dot,
 };
 pub use types::{GgmlType, TypeLookup};
+
+#[cfg(test)]
+mod build_checks {
+    /// The test profile builds this crate without debug assertions and overflow checks (for the
+    /// speed of the model tests, see the workspace `Cargo.toml`); CI's runs of these tests turn
+    /// them back on with RUSTFLAGS and set `EDDY_REQUIRE_CHECKS=1`, so a run that lost them fails.
+    #[test]
+    fn checked_runs_have_their_checks() {
+        if std::env::var_os("EDDY_REQUIRE_CHECKS").is_none() {
+            return;
+        }
+        assert!(cfg!(debug_assertions), "debug assertions are off");
+        let x = core::hint::black_box(u8::MAX);
+        let add = std::panic::catch_unwind(|| x + core::hint::black_box(1));
+        assert!(add.is_err(), "overflow checks are off");
+    }
+}
