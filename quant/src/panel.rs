@@ -245,8 +245,9 @@ fn q4_1_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut
 /// Portable Q5_1 packing into Q4_1's layout: the 5-bit values (0..31) as bytes, `d` and `m`.
 /// Q4_1's product kernels serve it on the tiers that sum byte products straight into i32
 /// (the reference, AVX-512 VNNI's `vpdpbusd`, dotprod's `sdot`, i8mm's `smmla`); the AVX2 and
-/// baseline NEON Q4_1 kernels sum in i16, which 5-bit values would overflow: AVX2 has no Q5_1
-/// panel, baseline NEON the signed layout's widening product (`Q5_1_NEON`).
+/// baseline NEON Q4_1 kernels sum in i16, which 5-bit values would overflow: AVX2 widens to
+/// i32 twice as often (`Q5_1_AVX2`), baseline NEON uses the signed layout's widening product
+/// (`Q5_1_NEON`).
 fn q5_1_pack(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
     let nb = check_pack_of(n, x, rows, panel, size_of::<BlockQ5_1>(), GgmlType::Q5_1);
     let xb = blocks::<BlockQ5_1>(x);
@@ -290,6 +291,19 @@ static Q5_1_AVX512: PanelKernels = PanelKernels {
     prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
     run: crate::x86_panel::q4_1_run_avx512_bytes,
     matvec: Some(crate::x86_avx512::matvec_q5_1_prepared_avx512_bytes),
+};
+
+/// Q5_1 on AVX2: Q4_1's product with the i16 pair sums widened every four vectors instead of
+/// eight, since 5-bit values would overflow them.
+#[cfg(target_arch = "x86_64")]
+static Q5_1_AVX2: PanelKernels = PanelKernels {
+    ty: GgmlType::Q5_1,
+    panel_bytes: panel_bytes_32,
+    column_bytes: column_bytes_32,
+    pack: q5_1_pack,
+    prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
+    run: crate::x86_panel::q5_1_run_avx2_bytes,
+    matvec: None,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -1200,7 +1214,7 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, GgmlType::Q5_1) => Some(&Q5_1_AVX512),
         #[cfg(target_arch = "x86_64")]
-        (Tier::Avx2, GgmlType::Q5_1) => None,
+        (Tier::Avx2, GgmlType::Q5_1) => Some(&Q5_1_AVX2),
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
             x86_k::kernels(ty, true)

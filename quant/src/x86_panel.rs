@@ -323,20 +323,28 @@ pub(crate) fn q4_1_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mut 
     unsafe { q4_1_pack_avx2(nb, x, rows, panel) }
 }
 
-/// `C` prepared columns times a Q4_1 panel with AVX2, into `out[c * 16 + r]`. The 16 rows are
-/// two halves of eight i32 lanes. Per block and column, `vpmaddubsw` of each half of the eight
-/// weight vectors (u8 0..15) with the four activation bytes broadcast (i8) gives pairs of
-/// products in i16 (at most 2·15·128 in magnitude, no saturation), summed over the eight
-/// vectors with `vpaddw` (at most 8·3840 = 30720, exact), then one `vpmaddwd` with ones adds the
-/// pairs into the row's i32 lane: the exact integer block sum. Then, as the reference,
-/// `acc = fma(f32(isum), d_x·d_y, acc)` and `acc = fma(m_x, s_y, acc)`.
+/// `C` prepared columns times a Q4_1 or Q5_1 panel (Q4_1's layout) with AVX2, into
+/// `out[c * 16 + r]`. The 16 rows are two halves of eight i32 lanes. Per block and column,
+/// `vpmaddubsw` of each half of the eight weight vectors (u8 values) with the four activation
+/// bytes broadcast (i8) gives pairs of products in i16, summed over `SPAN` vectors with
+/// `vpaddw`, then `vpmaddwd` with ones adds the pairs into the row's i32 lane: the exact integer
+/// block sum, as long as `SPAN · 2 · v_max · 128 < 2^15`. Q4_1 (`v_max` 15) sums all eight
+/// vectors in i16 (at most 30720); Q5_1 (`v_max` 31) widens every four (at most 31744), since
+/// eight would reach 63488. Then, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)` and
+/// `acc = fma(m_x, s_y, acc)`.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; `panel` must hold `nb * PANEL_BLOCK` bytes and each
-/// `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice).
+/// `ys[c]` `nb * COL_BLOCK` bytes (`out` is a checked slice). `SPAN` must be 4 or 8, and 8 only
+/// for values below 16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn unsigned_run_avx2<const C: usize, const SPAN: usize>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); 2]; C];
     for b in 0..nb {
@@ -347,13 +355,22 @@ unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
             let p = panel.as_ptr().add(b * PANEL_BLOCK);
             let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * COL_BLOCK));
             let mut isum = [[_mm256_setzero_si256(); 2]; C];
-            for k in 0..8 {
-                let w0 = _mm256_loadu_si256(p.add(64 * k).cast());
-                let w1 = _mm256_loadu_si256(p.add(64 * k + 32).cast());
+            for k0 in (0..8).step_by(SPAN) {
+                let mut pairs = [[_mm256_setzero_si256(); 2]; C];
+                for k in k0..k0 + SPAN {
+                    let w0 = _mm256_loadu_si256(p.add(64 * k).cast());
+                    let w1 = _mm256_loadu_si256(p.add(64 * k + 32).cast());
+                    for c in 0..C {
+                        let yk = _mm256_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
+                        pairs[c][0] = _mm256_add_epi16(pairs[c][0], _mm256_maddubs_epi16(w0, yk));
+                        pairs[c][1] = _mm256_add_epi16(pairs[c][1], _mm256_maddubs_epi16(w1, yk));
+                    }
+                }
                 for c in 0..C {
-                    let yk = _mm256_set1_epi32(y[c].add(4 * k).cast::<i32>().read_unaligned());
-                    isum[c][0] = _mm256_add_epi16(isum[c][0], _mm256_maddubs_epi16(w0, yk));
-                    isum[c][1] = _mm256_add_epi16(isum[c][1], _mm256_maddubs_epi16(w1, yk));
+                    for h in 0..2 {
+                        let wide = _mm256_madd_epi16(pairs[c][h], ones);
+                        isum[c][h] = _mm256_add_epi32(isum[c][h], wide);
+                    }
                 }
             }
             for h in 0..2 {
@@ -362,7 +379,7 @@ unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
                 for c in 0..C {
                     let dy = _mm256_set1_ps(y[c].add(32).cast::<f32>().read_unaligned());
                     let sy = _mm256_set1_ps(y[c].add(36).cast::<f32>().read_unaligned());
-                    let s = _mm256_cvtepi32_ps(_mm256_madd_epi16(isum[c][h], ones));
+                    let s = _mm256_cvtepi32_ps(isum[c][h]);
                     acc[c][h] = _mm256_fmadd_ps(s, _mm256_mul_ps(dx, dy), acc[c][h]);
                     acc[c][h] = _mm256_fmadd_ps(mx, sy, acc[c][h]);
                 }
@@ -379,15 +396,46 @@ unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
     }
 }
 
-/// Columns per call of [`q4_1_run_avx2`]: `C` columns keep `4 C` registers live (two integer
-/// sums and two accumulators each) next to two weight vectors and a broadcast, so three fill
-/// the sixteen ymm registers without spilling.
+/// [`unsigned_run_avx2`] for Q4_1 (4-bit values: eight vectors summed in i16).
+///
+/// # Safety
+/// As [`unsigned_run_avx2`], with values 0..15.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    // SAFETY: the caller's contract, with values below 16 for a span of eight.
+    unsafe { unsigned_run_avx2::<C, 8>(nb, panel, ys, out) }
+}
+
+/// [`unsigned_run_avx2`] for Q5_1 (5-bit values: widened to i32 every four vectors).
+///
+/// # Safety
+/// As [`unsigned_run_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    // SAFETY: the caller's contract; a span of four is exact for any byte value up to 31.
+    unsafe { unsigned_run_avx2::<C, 4>(nb, panel, ys, out) }
+}
+
+/// Columns per call of [`q4_1_run_avx2`] and [`q5_1_run_avx2`]: `C` columns keep `4 C`
+/// registers live (two integer sums and two accumulators each) next to two weight vectors and a
+/// broadcast, so three fill the sixteen ymm registers without spilling (Q5_1's i16 partial sums
+/// add two per column, which the compiler may spill).
 const GROUP_AVX2: usize = 3;
 
 run_columns!(
     q4_1_run_avx2_bytes,
     q4_1_run_avx2,
     "Safe wrapper of the AVX2 Q4_1 panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
+    GROUP_AVX2,
+    [3, 2]
+);
+
+run_columns!(
+    q5_1_run_avx2_bytes,
+    q5_1_run_avx2,
+    "Safe wrapper of the AVX2 Q5_1 panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
     GROUP_AVX2,
     [3, 2]
 );

@@ -1,9 +1,9 @@
 //! Q5_1 packs into Q4_1's panel layout (5-bit values as bytes) and reuses Q4_1's product
 //! kernels on the tiers whose integer sums cannot overflow with them (baseline NEON, whose Q4_1
-//! sums are i16, has its own with i32 sums): the packed values rebuild
-//! the dequantized weights, every tier's product equals the scalar reference bit for bit (raw
-//! random blocks with scales of every size, partial panels, every column-group remainder), and
-//! products agree with `vec_dot` to f32 rounding.
+//! sums are i16, has its own with i32 sums; AVX2 widens its i16 sums twice as often): the packed
+//! values rebuild the dequantized weights, every tier's product equals the scalar reference bit
+//! for bit (raw random blocks with scales of every size, partial panels, every column-group
+//! remainder, the largest block sums), and products agree with `vec_dot` to f32 rounding.
 
 mod common;
 #[path = "common/panel.rs"]
@@ -115,6 +115,57 @@ fn run_matches_the_reference_bit_for_bit() {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The largest block sums: every value 31 against columns whose quants are all +127 or all
+/// -127 (constant activations), where a kernel summing eight weight vectors' byte-pair products
+/// in i16 (Q4_1's AVX2 kernel) would overflow (8 · 2 · 31 · 127 = 62992). Every tier equals
+/// the reference, and the reference equals the exact integer sum.
+#[test]
+fn largest_block_sums_are_exact() {
+    let reference = panel_kernels_reference(TY).unwrap();
+    let (rows, nb) = (16, 4);
+    let n = nb * 32;
+    // d = 1, m = 0 (f16), every value 31: qs all 0xff, qh all ones.
+    let block = [[0x00, 0x3c, 0, 0], [0xff; 4]].concat();
+    let w: Vec<u8> = std::iter::repeat_n([block, vec![0xff; 16]].concat(), rows * nb)
+        .flatten()
+        .collect();
+    let cb = (reference.column_bytes)(n);
+    let mut ys = vec![0u8; 2 * cb];
+    for (c, v) in [1.0f32, -1.0].into_iter().enumerate() {
+        (reference.prepare)(&vec![v; n], &mut ys[c * cb..][..cb]);
+    }
+    let mut want_panel = vec![0; (reference.panel_bytes)(n)];
+    (reference.pack)(n, &w, rows, &mut want_panel);
+    let mut want = vec![0f32; 2 * PANEL_ROWS];
+    (reference.run)(n, &want_panel, &ys, cb, &mut want);
+    // Each column quantizes to ±127 in every block, with d_y = 1/127 rounded to f16.
+    for (c, sign) in [1.0f32, -1.0].into_iter().enumerate() {
+        let d_y = f32_at(&ys[c * cb..], 32);
+        let exact = sign * (31.0 * 127.0 * n as f32) * d_y;
+        for r in 0..rows {
+            let got = want[c * PANEL_ROWS + r];
+            assert!(
+                (got / exact - 1.0).abs() < 1e-5 * nb as f32,
+                "{got} vs {exact}"
+            );
+        }
+    }
+    for (tier, k) in tiers(TY) {
+        let mut panel = vec![0; (k.panel_bytes)(n)];
+        (k.pack)(n, &w, rows, &mut panel);
+        for cols in 1..=2 {
+            let mut got = vec![0f32; cols * PANEL_ROWS];
+            (k.run)(n, &panel, &ys[..cols * cb], cb, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    same(*g, *w),
+                    "{tier}: cols {cols} output {i}: {g:e} vs {w:e}"
+                );
             }
         }
     }
