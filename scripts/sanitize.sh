@@ -59,7 +59,9 @@ asan_quant() {
 
 asan_c() {
   scripts/fetch-models.sh smollm2
-  cargo build --release -p eddy-ffi
+  # The same packages as CI's C-examples step builds: cargo unifies dependency features per
+  # invocation, and `-p eddy-ffi` alone rebuilt the whole release library there (130 s).
+  cargo build --release -p eddy-ffi -p eddy-cli
   local out model=models/SmolLM2-135M-Instruct.Q4_1.gguf
   out=$(mktemp -d)
   local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
