@@ -50,7 +50,9 @@
 //! The AArch64 tiers share one packing (the i8mm tier then reorders it) and prepare columns with
 //! the scalar reference code. The signed layout has products for the same five tiers, the
 //! k-quant layout for all but baseline NEON; AVX-512 and AVX2 pack the signed layout with SIMD
-//! code, the AArch64 tiers with the portable packing. The i8mm tier has `smmla` products for
+//! code and Q5_1 with the portable decoding followed by 4 × 4 dword transposes
+//! (`x86_panel::q5_1_pack_avx2`); the AArch64 tiers, and the k-quants everywhere, use the
+//! portable packing. The i8mm tier has `smmla` products for
 //! every format with panel kernels (Q4_1 and Q5_1, the signed and the k-quant layouts).
 //!
 //! Activations are prepared once per column ([`PanelKernels::prepare`]): quantized exactly as
@@ -256,20 +258,26 @@ fn q5_1_pack(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
             out.fill(0);
         }
         for r in 0..rows {
-            let blk = &xb[r * nb + b];
-            let qh = u32::from_le_bytes(blk.qh);
-            let mut u = [0u8; 32];
-            for (j, &q) in blk.qs.iter().enumerate() {
-                u[j] = (q & 0x0f) | (((qh >> j) & 1) << 4) as u8;
-                u[j + 16] = (q >> 4) | (((qh >> (j + 16)) & 1) << 4) as u8;
-            }
+            let u = q5_1_unpack(&xb[r * nb + b], r, out);
             for (k, u4) in u.chunks_exact(4).enumerate() {
                 out[k * 64 + r * 4..][..4].copy_from_slice(u4);
             }
-            out[512 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.d).to_le_bytes());
-            out[576 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.m).to_le_bytes());
         }
     }
+}
+
+/// The 32 values (0..31) of a Q5_1 block, in order; its `d` and `m`, widened, stored as row `r`'s
+/// in the packed block `out`.
+pub(crate) fn q5_1_unpack(blk: &BlockQ5_1, r: usize, out: &mut [u8]) -> [u8; 32] {
+    let qh = u32::from_le_bytes(blk.qh);
+    let mut u = [0u8; 32];
+    for (j, &q) in blk.qs.iter().enumerate() {
+        u[j] = (q & 0x0f) | (((qh >> j) & 1) << 4) as u8;
+        u[j + 16] = (q >> 4) | (((qh >> (j + 16)) & 1) << 4) as u8;
+    }
+    out[512 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.d).to_le_bytes());
+    out[576 + 4 * r..][..4].copy_from_slice(&f16_to_f32(blk.m).to_le_bytes());
+    u
 }
 
 static Q5_1_SCALAR: PanelKernels = PanelKernels {
@@ -287,7 +295,7 @@ static Q5_1_AVX512: PanelKernels = PanelKernels {
     ty: GgmlType::Q5_1,
     panel_bytes: panel_bytes_32,
     column_bytes: column_bytes_32,
-    pack: q5_1_pack,
+    pack: crate::x86_panel::q5_1_pack_avx2,
     prepare: crate::x86_panel::q8_1_prepare_avx512_bytes,
     run: crate::x86_panel::q4_1_run_avx512_bytes,
     matvec: Some(crate::x86_avx512::matvec_q5_1_prepared_avx512_bytes),
@@ -300,7 +308,7 @@ static Q5_1_AVX2: PanelKernels = PanelKernels {
     ty: GgmlType::Q5_1,
     panel_bytes: panel_bytes_32,
     column_bytes: column_bytes_32,
-    pack: q5_1_pack,
+    pack: crate::x86_panel::q5_1_pack_avx2,
     prepare: crate::x86_panel::q8_1_prepare_avx2_bytes,
     run: crate::x86_panel::q5_1_run_avx2_bytes,
     matvec: None,

@@ -8,12 +8,15 @@
 
 use core::arch::x86_64::*;
 
+use crate::GgmlType;
+use crate::legacy::BlockQ5_1;
 use crate::num::{f16_to_f32, f32_to_f16};
 use crate::panel::{
     COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, K_D, K_MIN, K_NEG_M, K_SC, PANEL_BLOCK,
     PANEL_ROWS, SIGNED_D, SIGNED_SUM, check_k_run, check_pack, check_pack_of, check_prepare,
-    check_run, q8_1_prepare_block,
+    check_run, q5_1_unpack, q8_1_prepare_block,
 };
+use crate::traits::blocks;
 
 /// A safe wrapper of a panel product kernel `$kernel::<C>`: checks the lengths, then runs the
 /// columns `$max` at a time, the last ones in one smaller group (the sizes listed, else 1).
@@ -286,16 +289,7 @@ unsafe fn q4_1_pack_avx2(nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
             let lo = q.map(|v| _mm_and_si128(v, nibbles));
             let hi = q.map(|v| _mm_and_si128(_mm_srli_epi16::<4>(v), nibbles));
             for (half, a) in [lo, hi].iter().enumerate() {
-                let t0 = _mm_unpacklo_epi32(a[0], a[1]);
-                let t1 = _mm_unpacklo_epi32(a[2], a[3]);
-                let t2 = _mm_unpackhi_epi32(a[0], a[1]);
-                let t3 = _mm_unpackhi_epi32(a[2], a[3]);
-                let v = [
-                    _mm_unpacklo_epi64(t0, t1),
-                    _mm_unpackhi_epi64(t0, t1),
-                    _mm_unpacklo_epi64(t2, t3),
-                    _mm_unpackhi_epi64(t2, t3),
-                ];
+                let v = transpose_dwords(*a);
                 for (j, vj) in v.iter().enumerate() {
                     // SAFETY: vector `4 half + j` of this block is `out[64 (4 half + j)..][..64]`,
                     // rows 4g..4g + 4 its bytes `16 g..16 g + 16`, inside the 640-byte block.
@@ -311,6 +305,85 @@ unsafe fn q4_1_pack_avx2(nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
                 _mm256_storeu_ps(out.add(512 + 32 * h).cast(), _mm256_cvtph_ps(dh));
                 _mm256_storeu_ps(out.add(576 + 32 * h).cast(), _mm256_cvtph_ps(mh));
             }
+        }
+    }
+}
+
+/// The 4 × 4 square of dwords `a` transposed: vector `j` of the result holds dword `j` of
+/// `a[0]`, `a[1]`, `a[2]`, `a[3]` (`punpck{l,h}dq`, then `punpck{l,h}qdq`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn transpose_dwords(a: [__m128i; 4]) -> [__m128i; 4] {
+    let t0 = _mm_unpacklo_epi32(a[0], a[1]);
+    let t1 = _mm_unpacklo_epi32(a[2], a[3]);
+    let t2 = _mm_unpackhi_epi32(a[0], a[1]);
+    let t3 = _mm_unpackhi_epi32(a[2], a[3]);
+    [
+        _mm_unpacklo_epi64(t0, t1),
+        _mm_unpackhi_epi64(t0, t1),
+        _mm_unpacklo_epi64(t2, t3),
+        _mm_unpackhi_epi64(t2, t3),
+    ]
+}
+
+/// Stores the values of four rows `4 g..4 g + 4` of a packed block (`u[i]`: the `N` value bytes
+/// of row `4 g + i`) where Q4_1's layout keeps them, a dword of 16 rows per 64-byte vector (byte
+/// `64 k + 4 r + i` is value `4 k + i` of row `r`), a 4 × 4 square of dwords at a time
+/// ([`transpose_dwords`]): `N / 4` 16-byte stores instead of `N` 4-byte ones per four rows.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store_transposed<const N: usize>(u: [&[u8; N]; 4], g: usize, out: &mut [u8]) {
+    for c in 0..N / 16 {
+        let q: [__m128i; 4] = core::array::from_fn(|i| {
+            let src: &[u8; 16] = u[i][16 * c..].first_chunk().expect("16 values");
+            // SAFETY: `src` is 16 readable bytes; unaligned load.
+            unsafe { _mm_loadu_si128(src.as_ptr().cast()) }
+        });
+        for (j, vj) in transpose_dwords(q).into_iter().enumerate() {
+            // Vector `4 c + j` of the block, rows `4 g..4 g + 4`: its bytes 16 g..16 g + 16.
+            let dst: &mut [u8; 16] = out[64 * (4 * c + j) + 16 * g..]
+                .first_chunk_mut()
+                .expect("inside the block's values");
+            // SAFETY: `dst` is 16 writable bytes; unaligned store.
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), vj) };
+        }
+    }
+}
+
+/// Packs `rows` Q5_1 rows into Q4_1's layout with AVX2: the same bytes as the reference
+/// packing (`panel::q5_1_pack`). Per block and group of four rows, each row's 32 values are
+/// decoded by the portable code (compiled here with AVX2) and `d`, `m` stored as the reference
+/// stores them, then the values go out through [`store_transposed`]. The AVX-512 tier packs
+/// with this too.
+pub(crate) fn q5_1_pack_avx2(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let nb = check_pack_of(n, x, rows, panel, size_of::<BlockQ5_1>(), GgmlType::Q5_1);
+    // SAFETY: this packing is handed out only for a CPU that supports the AVX2 tier (or the
+    // AVX-512 one, which includes AVX2, FMA and F16C); the function checks its own indices.
+    unsafe { q5_1_pack_avx2_impl(nb, x, rows, panel) }
+}
+
+/// The body of [`q5_1_pack_avx2`].
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_pack_avx2_impl(nb: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
+    let xb = blocks::<BlockQ5_1>(x);
+    let mut u = [[0u8; 32]; 4];
+    for (b, out) in panel.chunks_exact_mut(PANEL_BLOCK).enumerate() {
+        if rows < PANEL_ROWS {
+            out.fill(0);
+        }
+        for g in 0..rows.div_ceil(4) {
+            for (i, ui) in u.iter_mut().enumerate() {
+                let r = 4 * g + i;
+                *ui = if r < rows {
+                    q5_1_unpack(&xb[r * nb + b], r, out)
+                } else {
+                    [0; 32]
+                };
+            }
+            store_transposed(u.each_ref(), g, out);
         }
     }
 }

@@ -86,9 +86,10 @@ fn run_matches_the_reference_bit_for_bit() {
                 } else {
                     quantized_rows(TY, &mut rng, rows, n)
                 };
-                let mut panel = vec![0; (k.panel_bytes)(n)];
+                // Both buffers dirty: every byte of a packed block is written, padding rows too.
+                let mut panel = vec![0x55; (k.panel_bytes)(n)];
                 (k.pack)(n, &w, rows, &mut panel);
-                let mut want_panel = vec![0; panel.len()];
+                let mut want_panel = vec![0xaa; panel.len()];
                 (reference.pack)(n, &w, rows, &mut want_panel);
                 // Packed as the reference, in the tier's layout.
                 assert_eq!(
