@@ -24,10 +24,9 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use crate::aarch64_panel::{dup_f32, load_f32x4, scale_step, store};
+use crate::aarch64_panel::{dup_f32, k_finish, load_f32x4, scale_step, store};
 use crate::panel::{
-    COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, K_D, K_MIN, K_NEG_M, K_SC, PANEL_BLOCK,
-    PANEL_ROWS, check_k_run, check_run,
+    COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_Q, K_SC, PANEL_BLOCK, PANEL_ROWS, check_k_run, check_run,
 };
 
 /// Reorders the first `values` bytes of each `block`-byte packed block of `panel` from the
@@ -198,8 +197,8 @@ unsafe fn signed_run_i8mm<const C: usize>(
 /// [`crate::panel`] for the layout and its arithmetic), into `out[c * 16 + r]`: per group `k`
 /// of 16 weights (slabs `2k`, `2k + 1`), the columns' 16 quants as two slab operands and 16
 /// `smmla` give each row pair's exact group sums for both columns; `uzp1`/`uzp2` turn them into
-/// four-row vectors per column, which `mla` scales by `sc_k` into S1. S2 and the two `fma`s per
-/// lane are the dotprod kernel's.
+/// four-row vectors per column, which `mla` scales by `sc_k` into S1; then
+/// [`crate::aarch64_panel::k_finish`], as the dotprod kernel.
 ///
 /// # Safety
 /// The CPU must support NEON and FEAT_I8MM; `panel` must hold `nb * K_BLOCK` bytes packed in
@@ -242,30 +241,7 @@ unsafe fn k_run_i8mm<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
                     }
                 }
             }
-            let mut s2 = [[vdupq_n_s32(0); 4]; C];
-            for i in 0..8 {
-                let pairs: [int16x8_t; C] = core::array::from_fn(|c| {
-                    let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
-                    vreinterpretq_s16_s32(vdupq_n_s32(pair))
-                });
-                for (s2c, pair) in s2.iter_mut().zip(pairs) {
-                    for (g, s) in s2c.iter_mut().enumerate() {
-                        let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
-                        let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pair));
-                        let hi = vmull_high_s16(m, pair);
-                        *s = vaddq_s32(*s, vpaddq_s32(lo, hi));
-                    }
-                }
-            }
-            for g in 0..4 {
-                let d = load_f32x4(p.add(K_D + 16 * g));
-                let neg_m = load_f32x4(p.add(K_NEG_M + 16 * g));
-                for c in 0..C {
-                    let dy = dup_f32(y[c]);
-                    let a = vfmaq_f32(acc[c][g], vcvtq_f32_s32(s1[c][g]), vmulq_f32(d, dy));
-                    acc[c][g] = vfmaq_f32(a, vcvtq_f32_s32(s2[c][g]), vmulq_f32(neg_m, dy));
-                }
-            }
+            k_finish(p, &y, &s1, &mut acc);
         }
     }
     store(&acc, out);

@@ -470,9 +470,7 @@ run_bytes!(q5_1_run_neon_bytes, q5_1_run_neon, "baseline NEON Q5_1");
 /// `out[c * 16 + r]`: per group `k` of 16 weights, the column's 16 quants in one vector and,
 /// for each group `g` of four rows, four `sdot` by element of the rows' unsigned values (at
 /// most 63, so signed bytes too) give each row's exact group sum, which `mla` scales by `sc_k`
-/// into S1. S2: each row's `(m_2i, m_2i+1)` pair times the column's pair of group sums by
-/// `smull`/`smull2`, the two products of a row added by `addp`. Then the reference's two
-/// `fma`s per lane.
+/// into S1; then [`k_finish`].
 ///
 /// # Safety
 /// The CPU must support NEON and FEAT_DotProd; `panel` must hold `nb * K_BLOCK` bytes and each
@@ -516,30 +514,108 @@ unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
                     }
                 }
             }
-            let mut s2 = [[vdupq_n_s32(0); 4]; C];
-            for i in 0..8 {
-                let pairs: [int16x8_t; C] = core::array::from_fn(|c| {
-                    let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
-                    vreinterpretq_s16_s32(vdupq_n_s32(pair))
+            k_finish(p, &y, &s1, &mut acc);
+        }
+    }
+    store(&acc, out);
+}
+
+/// The end of a k-quant super-block shared by the AArch64 products: S2, each row's
+/// `(m_2i, m_2i+1)` pair times the column's pair of group sums by `smull`/`smull2`, the two
+/// products of a row added by `addp`; then the reference's two `fma`s per lane,
+/// `acc = fma(f32(S1), d·d_y, acc)` and `acc = fma(f32(S2), −m·d_y, acc)`.
+///
+/// # Safety
+/// The CPU must support NEON; `p` must point at a whole packed super-block (`K_BLOCK` bytes) and
+/// each `y[c]` at a whole prepared one (`K_COL_BLOCK` bytes).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn k_finish<const C: usize>(
+    p: *const u8,
+    y: &[*const u8; C],
+    s1: &[[int32x4_t; 4]; C],
+    acc: &mut [[float32x4_t; 4]; C],
+) {
+    // SAFETY: every offset below lies inside the super-block or the column block by the
+    // contract; byte loads and `read_unaligned` have no alignment requirement.
+    unsafe {
+        let mut s2 = [[vdupq_n_s32(0); 4]; C];
+        for i in 0..8 {
+            let pairs: [int16x8_t; C] = core::array::from_fn(|c| {
+                let pair = y[c].add(K_COL_BSUM + 4 * i).cast::<i32>().read_unaligned();
+                vreinterpretq_s16_s32(vdupq_n_s32(pair))
+            });
+            for (s2c, pair) in s2.iter_mut().zip(pairs) {
+                for (g, s) in s2c.iter_mut().enumerate() {
+                    let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
+                    let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pair));
+                    let hi = vmull_high_s16(m, pair);
+                    *s = vaddq_s32(*s, vpaddq_s32(lo, hi));
+                }
+            }
+        }
+        for g in 0..4 {
+            let d = load_f32x4(p.add(K_D + 16 * g));
+            let neg_m = load_f32x4(p.add(K_NEG_M + 16 * g));
+            for c in 0..C {
+                let dy = dup_f32(y[c]);
+                let a = vfmaq_f32(acc[c][g], vcvtq_f32_s32(s1[c][g]), vmulq_f32(d, dy));
+                acc[c][g] = vfmaq_f32(a, vcvtq_f32_s32(s2[c][g]), vmulq_f32(neg_m, dy));
+            }
+        }
+    }
+}
+
+/// `C` prepared Q8_K columns times a k-quant panel with baseline NEON (no `sdot`), into
+/// `out[c * 16 + r]`: per group `k` of 16 weights and group `g` of four rows, `smull`/`smlal`
+/// (`smull2`/`smlal2` for rows `4g + 2`, `4g + 3`) of the four weight vectors with the column's
+/// matching four quants broadcast sum four products in each i16 lane (at most
+/// 4·63·128 = 32256 in magnitude, exact); `saddlp` and `addp` join each row's lanes into its
+/// group sum, which `mla` scales by `sc_k` into S1; then [`k_finish`].
+///
+/// # Safety
+/// The CPU must support NEON; `panel` must hold `nb * K_BLOCK` bytes and each `ys[c]`
+/// `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn k_run_neon<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+    let mut acc = [[vdupq_n_f32(0.0); 4]; C];
+    for b in 0..nb {
+        // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
+        // column c `ys[c][b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract;
+        // byte loads have no alignment requirement.
+        unsafe {
+            let p = panel.as_ptr().add(b * K_BLOCK);
+            let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * K_COL_BLOCK));
+            let mut s1 = [[vdupq_n_s32(0); 4]; C];
+            for k in 0..16 {
+                // Quants 4l..4l + 4 of the group in every dword of `yl[c][l]`.
+                let yl: [[int8x16_t; 4]; C] = core::array::from_fn(|c| {
+                    let v = vreinterpretq_s32_s8(vld1q_s8(y[c].add(K_COL_Q + 16 * k).cast()));
+                    [
+                        vreinterpretq_s8_s32(vdupq_laneq_s32::<0>(v)),
+                        vreinterpretq_s8_s32(vdupq_laneq_s32::<1>(v)),
+                        vreinterpretq_s8_s32(vdupq_laneq_s32::<2>(v)),
+                        vreinterpretq_s8_s32(vdupq_laneq_s32::<3>(v)),
+                    ]
                 });
-                for (s2c, pair) in s2.iter_mut().zip(pairs) {
-                    for (g, s) in s2c.iter_mut().enumerate() {
-                        let m = vld1q_s16(p.add(K_MIN + 64 * i + 16 * g).cast());
-                        let lo = vmull_s16(vget_low_s16(m), vget_low_s16(pair));
-                        let hi = vmull_high_s16(m, pair);
-                        *s = vaddq_s32(*s, vpaddq_s32(lo, hi));
+                for g in 0..4 {
+                    let w: [int8x16_t; 4] =
+                        core::array::from_fn(|l| vld1q_s8(p.add(64 * (4 * k + l) + 16 * g).cast()));
+                    let sc = vld1q_s32(p.add(K_SC + 64 * k + 16 * g).cast());
+                    for (s1c, yc) in s1.iter_mut().zip(&yl) {
+                        let mut lo = vmull_s8(vget_low_s8(w[0]), vget_low_s8(yc[0]));
+                        let mut hi = vmull_high_s8(w[0], yc[0]);
+                        for l in 1..4 {
+                            lo = vmlal_s8(lo, vget_low_s8(w[l]), vget_low_s8(yc[l]));
+                            hi = vmlal_high_s8(hi, w[l], yc[l]);
+                        }
+                        let isum = vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi));
+                        s1c[g] = vmlaq_s32(s1c[g], isum, sc);
                     }
                 }
             }
-            for g in 0..4 {
-                let d = load_f32x4(p.add(K_D + 16 * g));
-                let neg_m = load_f32x4(p.add(K_NEG_M + 16 * g));
-                for c in 0..C {
-                    let dy = dup_f32(y[c]);
-                    let a = vfmaq_f32(acc[c][g], vcvtq_f32_s32(s1[c][g]), vmulq_f32(d, dy));
-                    acc[c][g] = vfmaq_f32(a, vcvtq_f32_s32(s2[c][g]), vmulq_f32(neg_m, dy));
-                }
-            }
+            k_finish(p, &y, &s1, &mut acc);
         }
     }
     store(&acc, out);
@@ -549,6 +625,13 @@ run_bytes!(
     k_run_dotprod_bytes,
     k_run_dotprod,
     "dotprod (`sdot`) k-quant",
+    check_k_run,
+    K_COL_BLOCK
+);
+run_bytes!(
+    k_run_neon_bytes,
+    k_run_neon,
+    "baseline NEON k-quant",
     check_k_run,
     K_COL_BLOCK
 );

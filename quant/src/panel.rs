@@ -1063,17 +1063,23 @@ mod x86_k {
 mod aarch64_k {
     use super::*;
     use crate::aarch64_neon::quantize_row_q8_k_neon_bytes as prep;
-    use crate::aarch64_panel::k_run_dotprod_bytes as dot;
+    use crate::aarch64_panel::{k_run_dotprod_bytes as dot, k_run_neon_bytes as neon};
     k_kernels!(Q4_K_DOTPROD, Q4_K, BlockQ4K, prep, dot);
     k_kernels!(Q5_K_DOTPROD, Q5_K, BlockQ5K, prep, dot);
     k_kernels!(Q6_K_DOTPROD, Q6_K, BlockQ6K, prep, dot);
+    k_kernels!(Q4_K_NEON, Q4_K, BlockQ4K, prep, neon);
+    k_kernels!(Q5_K_NEON, Q5_K, BlockQ5K, prep, neon);
+    k_kernels!(Q6_K_NEON, Q6_K, BlockQ6K, prep, neon);
 
-    /// The k-quant-layout kernels of `ty` on the dotprod tier.
-    pub(super) fn kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
-        Some(match ty {
-            GgmlType::Q4_K => &Q4_K_DOTPROD,
-            GgmlType::Q5_K => &Q5_K_DOTPROD,
-            GgmlType::Q6_K => &Q6_K_DOTPROD,
+    /// The k-quant-layout kernels of `ty` on the dotprod tier (`dotprod`) or baseline NEON.
+    pub(super) fn kernels(ty: GgmlType, dotprod: bool) -> Option<&'static PanelKernels> {
+        Some(match (ty, dotprod) {
+            (GgmlType::Q4_K, true) => &Q4_K_DOTPROD,
+            (GgmlType::Q5_K, true) => &Q5_K_DOTPROD,
+            (GgmlType::Q6_K, true) => &Q6_K_DOTPROD,
+            (GgmlType::Q4_K, false) => &Q4_K_NEON,
+            (GgmlType::Q5_K, false) => &Q5_K_NEON,
+            (GgmlType::Q6_K, false) => &Q6_K_NEON,
             _ => return None,
         })
     }
@@ -1242,7 +1248,13 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, GgmlType::Q5_1) => Some(&Q5_1_NEON),
         #[cfg(target_arch = "aarch64")]
-        (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => aarch64_k::kernels(ty),
+        (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+            aarch64_k::kernels(ty, true)
+        }
+        #[cfg(target_arch = "aarch64")]
+        (Tier::Neon, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+            aarch64_k::kernels(ty, false)
+        }
         #[cfg(target_arch = "aarch64")]
         (Tier::Dotprod, _) => aarch64_signed::kernels(ty, true),
         #[cfg(target_arch = "aarch64")]

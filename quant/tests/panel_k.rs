@@ -184,6 +184,47 @@ fn run_matches_the_reference_bit_for_bit() {
     }
 }
 
+/// The largest integer sums: every value at its top (15, 31, 63) against columns of −127 (the
+/// quantization of a constant column), so that any product summing more than four of them per
+/// 16-bit lane (baseline NEON sums exactly four: 4·63·127 = 32004) would overflow and differ.
+#[test]
+fn largest_group_sums_are_exact() {
+    for ty in FORMATS {
+        let reference = panel_kernels_reference(ty).unwrap();
+        let (rows, nb) = (16, 2);
+        let n = nb * 256;
+        let mut block = vec![0xff; block_bytes(ty)];
+        for &at in f16_fields(ty) {
+            block[at..at + 2].copy_from_slice(&[0x00, 0x3c]); // 1.0
+        }
+        let w = block.repeat(rows * nb);
+        let cb = (reference.column_bytes)(n);
+        let mut ys = vec![0u8; 2 * cb];
+        for (c, v) in [1.0f32, -1.0].into_iter().enumerate() {
+            (reference.prepare)(&vec![v; n], &mut ys[c * cb..][..cb]);
+        }
+        assert!(ys[..cb].iter().skip(4).take(256).all(|&q| q as i8 == -127));
+        let mut ref_panel = vec![0; (reference.panel_bytes)(n)];
+        (reference.pack)(n, &w, rows, &mut ref_panel);
+        let mut want = vec![0f32; 2 * PANEL_ROWS];
+        (reference.run)(n, &ref_panel, &ys, cb, &mut want);
+        for (tier, k) in tiers(ty) {
+            let mut panel = vec![0; (k.panel_bytes)(n)];
+            (k.pack)(n, &w, rows, &mut panel);
+            for cols in 1..=2 {
+                let mut got = vec![0f32; cols * PANEL_ROWS];
+                (k.run)(n, &panel, &ys[..cols * cb], cb, &mut got);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        same(*g, *w),
+                        "{ty} {tier}: cols {cols} output {i}: {g:e} vs {w:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Against the single-column path (`vec_dot` on the `from_float` Q8_K column): equal up to f32
 /// rounding, and the prepared column is `from_float`'s bytes.
 #[test]
