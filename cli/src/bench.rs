@@ -40,6 +40,11 @@ pub struct BenchArgs {
     #[arg(short = 'n', long, value_name = "N", default_value_t = 64,
           value_parser = args::int_in(1, 1 << 20), allow_hyphen_values = true)]
     n_gen: usize,
+    /// Tokens per micro-batch of the prompt (llama-bench's `-ub`), 1..=65536; default the
+    /// prompt up to 512. The runtime's own default (`ContextParams`, `eddy.h`) is 32.
+    #[arg(long = "ubatch-size", visible_alias = "ub", value_name = "N",
+          value_parser = args::int_in(1, 65536), allow_hyphen_values = true)]
+    ubatch: Option<usize>,
     /// Repetitions (best is reported), 1..=1000.
     #[arg(short = 'r', long, value_name = "N", default_value_t = 3,
           value_parser = args::int_in(1, 1000), allow_hyphen_values = true)]
@@ -162,7 +167,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
         ContextParams {
             n_window: a.prompt + a.n_gen,
             n_batch: a.prompt,
-            n_ubatch: a.prompt.min(512),
+            n_ubatch: n_ubatch(&a),
             kv_type: a.kv.kv_type(),
             kv_type_k: a.kv.k(),
             kv_type_v: a.kv.v(),
@@ -206,6 +211,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
                 "model": name,
                 "threads": a.threads,
                 "pp_tokens": a.prompt,
+                "n_ubatch": n_ubatch(&a),
                 "tg_tokens": a.n_gen,
                 "reps": a.reps,
                 "pp_tokens_per_s": pp_rate,
@@ -236,6 +242,12 @@ pub fn run(a: BenchArgs) -> Res<()> {
         );
     }
     Ok(())
+}
+
+/// The prompt's micro-batch: `--ubatch-size`, or the prompt up to 512 (llama.cpp's default),
+/// never more than the prompt.
+fn n_ubatch(a: &BenchArgs) -> usize {
+    a.ubatch.unwrap_or(512).min(a.prompt)
 }
 
 /// tg at several stream depths through a sinks + window arena (the cost per token must not grow

@@ -261,6 +261,7 @@ fn bench_refuses_hostile_values() {
     sweep(&base, "-n", "--n-gen", &["0", "1048577"], &[]);
     sweep(&base, "-r", "--reps", &["0", "1001", "99999999999"], &[]);
     sweep(&base, "-t", "--threads", &["0", "257"], &[]);
+    sweep(&base, "--ub", "--ubatch-size", &["0", "65537", "-3"], &[]);
     sweep(&base, "--kv-type", "--kv-type", &["f8"], &[]);
     sweep(
         &base,

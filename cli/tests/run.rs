@@ -202,6 +202,12 @@ fn bench_reports_pp_tg_and_stream_depths() {
     assert!(j["pp_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
     assert!(j["tg_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
     assert_eq!(j["threads"], 1);
+    assert_eq!(j["n_ubatch"], 8, "{j}");
+    let j = ok_json(eddy(&[
+        "bench", "-m", &m, "-p", "8", "-n", "2", "-r", "1", "--ub", "3", "--json",
+    ]));
+    assert_eq!(j["n_ubatch"], 3, "{j}");
+    assert!(j["pp_tokens_per_s"].as_f64().unwrap() > 0.0, "{j}");
     let j = ok_json(eddy(&[
         "bench", "-m", &m, "--stream", "5,300", "--window", "16", "-n", "3", "-r", "2", "--json",
     ]));
