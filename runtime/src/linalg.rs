@@ -412,6 +412,10 @@ fn panel_rows(
     for r0 in rows.clone().step_by(PANEL_ROWS) {
         let m = (rows.end - r0).min(PANEL_ROWS);
         (k.pack)(w.cols, &data[r0 * rb..(r0 + m) * rb], m, panel);
+        // The next panel's rows, while this one is multiplied: packing is where the weights
+        // are first read, and it stalled on memory (see `eddy_quant::prefetch`).
+        let next = (r0 + m)..(r0 + m + PANEL_ROWS).min(rows.end);
+        prefetch(&data[next.start * rb..next.end * rb]);
         let mut c0 = 0;
         while c0 < cols {
             let kc = (cols - c0).min(PANEL_TILE_COLS);
