@@ -39,8 +39,11 @@ use crate::x86_avx2::{
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn f16x4_to_f32(a: [u8; 2], b: [u8; 2], c: [u8; 2], e: [u8; 2]) -> __m128 {
-    let bits = i64::from_le_bytes([a[0], a[1], b[0], b[1], c[0], c[1], e[0], e[1]]);
-    _mm_cvtph_ps(_mm_cvtsi64_si128(bits))
+    // Whole 16-bit reads shifted into place: handed to `i64::from_le_bytes`, the bytes were
+    // assembled one by one (about twice the scalar instructions).
+    let half = |v: [u8; 2]| u64::from(u16::from_le_bytes(v));
+    let bits = half(a) | half(b) << 16 | half(c) << 32 | half(e) << 48;
+    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
 }
 
 /// Lanes 0..8 of the result are lane `i` of `v`, lanes 8..16 lane `j`.
