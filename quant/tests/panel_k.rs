@@ -13,7 +13,8 @@ use common::Rng;
 use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
 use panel_common::{
-    f32_at, in_reference_layout, in_tier_layout, prepared, quantized_rows, same, tiers,
+    assert_tiers_match, f32_at, in_reference_layout, in_tier_layout, prepared, quantized_rows,
+    same, tiers,
 };
 
 const FORMATS: [GgmlType; 3] = [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
@@ -208,20 +209,7 @@ fn largest_group_sums_are_exact() {
         (reference.pack)(n, &w, rows, &mut ref_panel);
         let mut want = vec![0f32; 2 * PANEL_ROWS];
         (reference.run)(n, &ref_panel, &ys, cb, &mut want);
-        for (tier, k) in tiers(ty) {
-            let mut panel = vec![0; (k.panel_bytes)(n)];
-            (k.pack)(n, &w, rows, &mut panel);
-            for cols in 1..=2 {
-                let mut got = vec![0f32; cols * PANEL_ROWS];
-                (k.run)(n, &panel, &ys[..cols * cb], cb, &mut got);
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        same(*g, *w),
-                        "{ty} {tier}: cols {cols} output {i}: {g:e} vs {w:e}"
-                    );
-                }
-            }
-        }
+        assert_tiers_match(ty, n, &w, &ys, cb, &want);
     }
 }
 

@@ -12,7 +12,7 @@ mod panel_common;
 use common::Rng;
 use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, dequantize, from_float, row_bytes, type_traits};
-use panel_common::{f32_at, in_reference_layout, quantized_rows, same, tiers};
+use panel_common::{assert_tiers_match, f32_at, in_reference_layout, quantized_rows, same, tiers};
 
 const TY: GgmlType = GgmlType::Q5_1;
 
@@ -156,20 +156,7 @@ fn largest_block_sums_are_exact() {
             );
         }
     }
-    for (tier, k) in tiers(TY) {
-        let mut panel = vec![0; (k.panel_bytes)(n)];
-        (k.pack)(n, &w, rows, &mut panel);
-        for cols in 1..=2 {
-            let mut got = vec![0f32; cols * PANEL_ROWS];
-            (k.run)(n, &panel, &ys[..cols * cb], cb, &mut got);
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    same(*g, *w),
-                    "{tier}: cols {cols} output {i}: {g:e} vs {w:e}"
-                );
-            }
-        }
-    }
+    assert_tiers_match(TY, n, &w, &ys, cb, &want);
 }
 
 #[test]

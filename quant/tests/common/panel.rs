@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use eddy_quant::dispatch::Tier;
-use eddy_quant::panel::{PanelKernels, panel_kernels_for, panel_kernels_reference};
+use eddy_quant::panel::{PANEL_ROWS, PanelKernels, panel_kernels_for, panel_kernels_reference};
 use eddy_quant::{GgmlType, quantize, row_bytes};
 
 use crate::common::Rng;
@@ -122,4 +122,24 @@ pub fn in_reference_layout(tier: Tier, ty: GgmlType, panel: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Every tier's packing and product of the 16 rows `w` (`n` weights each) with one and with two
+/// of the prepared columns `ys` (stride `cb`) give `want`'s bits (the reference's outputs for
+/// both columns).
+pub fn assert_tiers_match(ty: GgmlType, n: usize, w: &[u8], ys: &[u8], cb: usize, want: &[f32]) {
+    for (tier, k) in tiers(ty) {
+        let mut panel = vec![0; (k.panel_bytes)(n)];
+        (k.pack)(n, w, PANEL_ROWS, &mut panel);
+        for cols in 1..=2 {
+            let mut got = vec![0f32; cols * PANEL_ROWS];
+            (k.run)(n, &panel, &ys[..cols * cb], cb, &mut got);
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    same(*g, *w),
+                    "{ty} {tier}: cols {cols} output {i}: {g:e} vs {w:e}"
+                );
+            }
+        }
+    }
 }
