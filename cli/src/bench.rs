@@ -41,7 +41,7 @@ pub struct BenchArgs {
           value_parser = args::int_in(1, 1 << 20), allow_hyphen_values = true)]
     n_gen: usize,
     /// Tokens per micro-batch of the prompt (llama-bench's `-ub`), 1..=65536; default the
-    /// prompt up to 512. The runtime's own default (`ContextParams`, `eddy.h`) is 32.
+    /// prompt up to 512. The runtime's own default (`ContextParams`, `eddy.h`) is 128.
     #[arg(long = "ubatch-size", visible_alias = "ub", value_name = "N",
           value_parser = args::int_in(1, 65536), allow_hyphen_values = true)]
     ubatch: Option<usize>,
