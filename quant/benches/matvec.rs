@@ -248,6 +248,7 @@ fn bench_panel(c: &mut Criterion) {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,
+        GgmlType::IQ4_XS,
     ] {
         let (rows, cols) = if ty.block_size() == 256 {
             (640, 1024)

@@ -203,9 +203,17 @@ unsafe fn signed_run_i8mm<const C: usize>(
 /// # Safety
 /// The CPU must support NEON and FEAT_I8MM; `panel` must hold `nb * K_BLOCK` bytes packed in
 /// row pairs and each `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+///
+/// `SIGNED` (IQ4_XS): the values are i8 already, which is what `smmla` takes; `k_finish` then
+/// skips S2.
 #[inline]
 #[target_feature(enable = "neon,i8mm")]
-unsafe fn k_run_i8mm<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn k_run_i8mm<const C: usize, const SIGNED: bool>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     const { assert!(C == 1 || C == 2) };
     let mut acc = [[vdupq_n_f32(0.0); 4]; C];
     for b in 0..nb {
@@ -241,7 +249,7 @@ unsafe fn k_run_i8mm<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
                     }
                 }
             }
-            k_finish(p, &y, &s1, &mut acc);
+            k_finish::<C, SIGNED>(p, &y, &s1, &mut acc);
         }
     }
     store(&acc, out);
@@ -297,10 +305,19 @@ run_bytes!(
     check_run,
     COL_BLOCK
 );
+crate::panel::k_instances!(k_run_i8mm, "neon,i8mm", k_i8mm, k_signed_i8mm);
+
 run_bytes!(
     k_run_i8mm_bytes,
-    k_run_i8mm,
+    k_i8mm,
     "k-quant",
+    check_k_run,
+    K_COL_BLOCK
+);
+run_bytes!(
+    k_run_signed_i8mm_bytes,
+    k_signed_i8mm,
+    "IQ4_XS (signed k-quant layout)",
     check_k_run,
     K_COL_BLOCK
 );

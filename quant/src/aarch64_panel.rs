@@ -475,9 +475,17 @@ run_bytes!(q5_1_run_neon_bytes, q5_1_run_neon, "baseline NEON Q5_1");
 /// # Safety
 /// The CPU must support NEON and FEAT_DotProd; `panel` must hold `nb * K_BLOCK` bytes and each
 /// `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
+///
+/// `SIGNED` (IQ4_XS): the values are i8 already, which is what `sdot` takes; [`k_finish`] then
+/// skips S2.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn k_run_dotprod<const C: usize, const SIGNED: bool>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     let mut acc = [[vdupq_n_f32(0.0); 4]; C];
     for b in 0..nb {
         // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
@@ -514,7 +522,7 @@ unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
                     }
                 }
             }
-            k_finish(p, &y, &s1, &mut acc);
+            k_finish::<C, SIGNED>(p, &y, &s1, &mut acc);
         }
     }
     store(&acc, out);
@@ -523,14 +531,15 @@ unsafe fn k_run_dotprod<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C],
 /// The end of a k-quant super-block shared by the AArch64 products: S2, each row's
 /// `(m_2i, m_2i+1)` pair times the column's pair of group sums by `smull`/`smull2`, the two
 /// products of a row added by `addp`; then the reference's two `fma`s per lane,
-/// `acc = fma(f32(S1), d·d_y, acc)` and `acc = fma(f32(S2), −m·d_y, acc)`.
+/// `acc = fma(f32(S1), d·d_y, acc)` and `acc = fma(f32(S2), −m·d_y, acc)`; `SIGNED` (IQ4_XS,
+/// no minimum) only the first.
 ///
 /// # Safety
 /// The CPU must support NEON; `p` must point at a whole packed super-block (`K_BLOCK` bytes) and
 /// each `y[c]` at a whole prepared one (`K_COL_BLOCK` bytes).
 #[inline]
 #[target_feature(enable = "neon")]
-pub(crate) unsafe fn k_finish<const C: usize>(
+pub(crate) unsafe fn k_finish<const C: usize, const SIGNED: bool>(
     p: *const u8,
     y: &[*const u8; C],
     s1: &[[int32x4_t; 4]; C],
@@ -539,6 +548,16 @@ pub(crate) unsafe fn k_finish<const C: usize>(
     // SAFETY: every offset below lies inside the super-block or the column block by the
     // contract; byte loads and `read_unaligned` have no alignment requirement.
     unsafe {
+        if SIGNED {
+            for g in 0..4 {
+                let d = load_f32x4(p.add(K_D + 16 * g));
+                for c in 0..C {
+                    let dy = dup_f32(y[c]);
+                    acc[c][g] = vfmaq_f32(acc[c][g], vcvtq_f32_s32(s1[c][g]), vmulq_f32(d, dy));
+                }
+            }
+            return;
+        }
         let mut s2 = [[vdupq_n_s32(0); 4]; C];
         for i in 0..8 {
             let pairs: [int16x8_t; C] = core::array::from_fn(|c| {
@@ -573,12 +592,20 @@ pub(crate) unsafe fn k_finish<const C: usize>(
 /// 4·63·128 = 32256 in magnitude, exact); `saddlp` and `addp` join each row's lanes into its
 /// group sum, which `mla` scales by `sc_k` into S1; then [`k_finish`].
 ///
+/// `SIGNED` (IQ4_XS, values −127..113): two products per i16 lane (at most 2·127·128 = 32512),
+/// the two halves joined by `saddlp` and `sadalp` before `addp`.
+///
 /// # Safety
 /// The CPU must support NEON; `panel` must hold `nb * K_BLOCK` bytes and each `ys[c]`
 /// `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn k_run_neon<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn k_run_neon<const C: usize, const SIGNED: bool>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     let mut acc = [[vdupq_n_f32(0.0); 4]; C];
     for b in 0..nb {
         // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
@@ -604,34 +631,67 @@ unsafe fn k_run_neon<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
                         core::array::from_fn(|l| vld1q_s8(p.add(64 * (4 * k + l) + 16 * g).cast()));
                     let sc = vld1q_s32(p.add(K_SC + 64 * k + 16 * g).cast());
                     for (s1c, yc) in s1.iter_mut().zip(&yl) {
-                        let mut lo = vmull_s8(vget_low_s8(w[0]), vget_low_s8(yc[0]));
-                        let mut hi = vmull_high_s8(w[0], yc[0]);
-                        for l in 1..4 {
-                            lo = vmlal_s8(lo, vget_low_s8(w[l]), vget_low_s8(yc[l]));
-                            hi = vmlal_high_s8(hi, w[l], yc[l]);
-                        }
-                        let isum = vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi));
+                        // Products of values l0, l0 + 1: rows 4g, 4g + 1 (low), 4g + 2, 4g + 3.
+                        let two = |l0: usize| {
+                            let lo = vmull_s8(vget_low_s8(w[l0]), vget_low_s8(yc[l0]));
+                            let hi = vmull_high_s8(w[l0], yc[l0]);
+                            (
+                                vmlal_s8(lo, vget_low_s8(w[l0 + 1]), vget_low_s8(yc[l0 + 1])),
+                                vmlal_high_s8(hi, w[l0 + 1], yc[l0 + 1]),
+                            )
+                        };
+                        let isum = if SIGNED {
+                            let ((lo0, hi0), (lo1, hi1)) = (two(0), two(2));
+                            vpaddq_s32(
+                                vpadalq_s16(vpaddlq_s16(lo0), lo1),
+                                vpadalq_s16(vpaddlq_s16(hi0), hi1),
+                            )
+                        } else {
+                            let (mut lo, mut hi) = two(0);
+                            for l in 2..4 {
+                                lo = vmlal_s8(lo, vget_low_s8(w[l]), vget_low_s8(yc[l]));
+                                hi = vmlal_high_s8(hi, w[l], yc[l]);
+                            }
+                            vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi))
+                        };
                         s1c[g] = vmlaq_s32(s1c[g], isum, sc);
                     }
                 }
             }
-            k_finish(p, &y, &s1, &mut acc);
+            k_finish::<C, SIGNED>(p, &y, &s1, &mut acc);
         }
     }
     store(&acc, out);
 }
 
+crate::panel::k_instances!(k_run_dotprod, "neon,dotprod", k_dotprod, k_signed_dotprod);
+crate::panel::k_instances!(k_run_neon, "neon", k_neon, k_signed_neon);
+
 run_bytes!(
     k_run_dotprod_bytes,
-    k_run_dotprod,
+    k_dotprod,
     "dotprod (`sdot`) k-quant",
     check_k_run,
     K_COL_BLOCK
 );
 run_bytes!(
+    k_run_signed_dotprod_bytes,
+    k_signed_dotprod,
+    "dotprod (`sdot`) IQ4_XS (signed k-quant layout)",
+    check_k_run,
+    K_COL_BLOCK
+);
+run_bytes!(
     k_run_neon_bytes,
-    k_run_neon,
+    k_neon,
     "baseline NEON k-quant",
+    check_k_run,
+    K_COL_BLOCK
+);
+run_bytes!(
+    k_run_signed_neon_bytes,
+    k_signed_neon,
+    "baseline NEON IQ4_XS (signed k-quant layout)",
     check_k_run,
     K_COL_BLOCK
 );

@@ -29,9 +29,9 @@
 //! multiply-add) and are the reference every SIMD panel kernel is tested against bit for bit.
 //!
 //! Q4_0, Q5_0, Q8_0 and IQ4_NL weights (against Q8_0 activations) pack into a second layout of
-//! signed values with one product kernel per tier, and Q4_K, Q5_K and Q6_K (against Q8_K) into a third
-//! of 256-weight super-blocks with integer sub-block scales (AVX-512, AVX2, dotprod and i8mm;
-//! baseline NEON keeps the multi-column kernels for them), each described at its section below.
+//! signed values with one product kernel per tier, and Q4_K, Q5_K, Q6_K and IQ4_XS (against
+//! Q8_K) into a third of 256-weight super-blocks with integer sub-block scales (one product per
+//! tier, with a signed variant for IQ4_XS), each described at its section below.
 //! SIMD kernels for Q4_1, by tier ([`panel_kernels_for`]):
 //!
 //! - AVX-512 VNNI (`x86_panel`): one 512-bit vector of 16 rows per weight vector, `vpdpbusd`
@@ -51,7 +51,7 @@
 //! the scalar reference code. The signed layout has products for the same five tiers, the
 //! k-quant layout for all but baseline NEON; AVX-512 and AVX2 pack the signed layout with SIMD
 //! code and Q5_1 with the portable decoding followed by 4 × 4 dword transposes
-//! (`x86_panel::q5_1_pack_avx2`); the AArch64 tiers, and the k-quants everywhere, use the
+//! (`x86_panel::q5_1_pack_avx2`); the AArch64 tiers, and the k-quant layout everywhere, use the
 //! portable packing. The i8mm tier has `smmla` products for
 //! every format with panel kernels (Q4_1 and Q5_1, the signed and the k-quant layouts).
 //!
@@ -63,7 +63,7 @@
 use crate::GgmlType;
 use crate::block::GgmlBlock;
 use crate::dispatch::Tier;
-use crate::iquants::{BlockIQ4NL, KVALUES_IQ4NL};
+use crate::iquants::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL, xs_scale};
 use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K};
 use crate::legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::num::{f16_to_f32, fmaf};
@@ -755,6 +755,12 @@ mod aarch64_signed {
 //
 // (|S1| < 2^28 and |S2| < 2^23 for every format, so the i32 sums cannot overflow; the kernels
 // may group the integer products in any order.)
+//
+// IQ4_XS (also against Q8_K) packs into the same layout with signed values: the value byte is
+// the level `KVALUES_IQ4NL[q]` (−127..113) as i8, `sc_k = ls − 32` of the sub-block holding
+// group `k`, and no minimum (`m_k = 0`, `−m = 0`). Its products read the values as signed and
+// end without the S2 step, `acc = fma(f32(S1), d·d_y, acc)` (|S1| < 2^28 again). Each tier forms
+// the signed S1 its own way (see its kernel); `sdot` and `smmla` take the bytes as they are.
 
 /// Weights in one super-block of the k-quants.
 const QK_K: usize = 256;
@@ -786,6 +792,7 @@ fn column_bytes_256(n: usize) -> usize {
 
 /// One super-block of a k-quant, decoded for the k-quant layout.
 struct KValues {
+    /// The values: unsigned, or for IQ4_XS the levels' i8 bits.
     u: [u8; QK_K],
     sc: [i32; 16],
     m: [i16; 16],
@@ -874,6 +881,69 @@ impl KBlock for BlockQ6K {
         }
     }
 }
+
+impl KBlock for BlockIQ4XS {
+    fn k_values(&self) -> KValues {
+        let mut u = [0u8; QK_K];
+        let mut sc = [0i32; 16];
+        for ib in 0..QK_K / 32 {
+            for (j, &q) in self.qs[16 * ib..][..16].iter().enumerate() {
+                u[32 * ib + j] = KVALUES_IQ4NL[usize::from(q & 0x0f)] as u8;
+                u[32 * ib + 16 + j] = KVALUES_IQ4NL[usize::from(q >> 4)] as u8;
+            }
+            let ls = xs_scale(self, ib) - 32;
+            sc[2 * ib] = ls;
+            sc[2 * ib + 1] = ls;
+        }
+        KValues {
+            u,
+            sc,
+            m: [0; 16],
+            d: f16_to_f32(self.d),
+            neg_m: 0.0,
+        }
+    }
+}
+
+/// The two instances of a tier's k-quant product `$generic::<C, SIGNED>` (defined with the
+/// target features `$features`): `$unsigned::<C>` for Q4_K, Q5_K and Q6_K, `$signed::<C>` for
+/// IQ4_XS, each a kernel the tier's column-group wrapper takes.
+macro_rules! k_instances {
+    ($generic:ident, $features:literal, $unsigned:ident, $signed:ident) => {
+        /// The unsigned k-quants' instance of the generic kernel.
+        ///
+        /// # Safety
+        /// As the generic kernel.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $unsigned<const C: usize>(
+            nb: usize,
+            panel: &[u8],
+            ys: [&[u8]; C],
+            out: &mut [f32],
+        ) {
+            // SAFETY: the contract is the caller's.
+            unsafe { $generic::<C, false>(nb, panel, ys, out) }
+        }
+
+        /// IQ4_XS's instance of the generic kernel.
+        ///
+        /// # Safety
+        /// As the generic kernel.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $signed<const C: usize>(
+            nb: usize,
+            panel: &[u8],
+            ys: [&[u8]; C],
+            out: &mut [f32],
+        ) {
+            // SAFETY: the contract is the caller's.
+            unsafe { $generic::<C, true>(nb, panel, ys, out) }
+        }
+    };
+}
+pub(crate) use k_instances;
 
 /// Checks the buffers of a k-quant pack call; returns the super-block count per row.
 pub(crate) fn check_k_pack(
@@ -973,8 +1043,15 @@ fn i16_at(b: &[u8], at: usize) -> i32 {
     i32::from(i16::from_le_bytes([b[at], b[at + 1]]))
 }
 
-/// Scalar product of a k-quant panel with prepared columns: the formula above, lane by lane.
-fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f32]) {
+/// Scalar product of a k-quant panel with prepared columns: the formula above, lane by lane;
+/// `SIGNED` (IQ4_XS) reads the values as i8 and ends after the S1 step.
+fn k_run_scalar<const SIGNED: bool>(
+    n: usize,
+    panel: &[u8],
+    ys: &[u8],
+    y_stride: usize,
+    out: &mut [f32],
+) {
     let (nb, cols) = check_k_run(n, panel, ys, y_stride, out);
     for j in 0..cols {
         let y = &ys[j * y_stride..][..nb * K_COL_BLOCK];
@@ -986,8 +1063,13 @@ fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f
                     let mut isum = 0i32;
                     for v in 4 * k..4 * k + 4 {
                         for i in 0..4 {
-                            isum += i32::from(p[64 * v + 4 * r + i])
-                                * i32::from(yb[K_COL_Q + 4 * v + i] as i8);
+                            let u = p[64 * v + 4 * r + i];
+                            let x = if SIGNED {
+                                i32::from(u as i8)
+                            } else {
+                                i32::from(u)
+                            };
+                            isum += x * i32::from(yb[K_COL_Q + 4 * v + i] as i8);
                         }
                     }
                     s1 += isum * i32_at(p, K_SC + 64 * k + 4 * r);
@@ -996,7 +1078,9 @@ fn k_run_scalar(n: usize, panel: &[u8], ys: &[u8], y_stride: usize, out: &mut [f
                 }
                 let dy = f32_at(yb, 0);
                 acc = fmaf(s1 as f32, f32_at(p, K_D + 4 * r) * dy, acc);
-                acc = fmaf(s2 as f32, f32_at(p, K_NEG_M + 4 * r) * dy, acc);
+                if !SIGNED {
+                    acc = fmaf(s2 as f32, f32_at(p, K_NEG_M + 4 * r) * dy, acc);
+                }
             }
             out[j * PANEL_ROWS + r] = acc;
         }
@@ -1020,9 +1104,34 @@ macro_rules! k_kernels {
     };
 }
 
-k_kernels!(Q4_K_SCALAR, Q4_K, BlockQ4K, q8_k_prepare, k_run_scalar);
-k_kernels!(Q5_K_SCALAR, Q5_K, BlockQ5K, q8_k_prepare, k_run_scalar);
-k_kernels!(Q6_K_SCALAR, Q6_K, BlockQ6K, q8_k_prepare, k_run_scalar);
+k_kernels!(
+    Q4_K_SCALAR,
+    Q4_K,
+    BlockQ4K,
+    q8_k_prepare,
+    k_run_scalar::<false>
+);
+k_kernels!(
+    Q5_K_SCALAR,
+    Q5_K,
+    BlockQ5K,
+    q8_k_prepare,
+    k_run_scalar::<false>
+);
+k_kernels!(
+    Q6_K_SCALAR,
+    Q6_K,
+    BlockQ6K,
+    q8_k_prepare,
+    k_run_scalar::<false>
+);
+k_kernels!(
+    IQ4_XS_SCALAR,
+    IQ4_XS,
+    BlockIQ4XS,
+    q8_k_prepare,
+    k_run_scalar::<true>
+);
 
 #[cfg(target_arch = "x86_64")]
 mod x86_k {
@@ -1036,7 +1145,10 @@ mod x86_k {
         matvec_q4_k_prepared_avx512_bytes as q4_k_512,
         matvec_q6_k_prepared_avx512_bytes as q6_k_512, quantize_row_q8_k_avx512_bytes as prep512,
     };
-    use crate::x86_panel::{k_run_avx2_bytes as run2, k_run_avx512_bytes as run512};
+    use crate::x86_panel::{
+        k_run_avx2_bytes as run2, k_run_avx512_bytes as run512, k_run_signed_avx2_bytes as srun2,
+        k_run_signed_avx512_bytes as srun512,
+    };
     // The AVX-512 tier's Q5_K `vec_dot` is the AVX2 kernel, and so is its matrix-vector one.
     k_kernels!(Q4_K_AVX512, Q4_K, BlockQ4K, prep512, run512, Some(q4_k_512));
     k_kernels!(Q5_K_AVX512, Q5_K, BlockQ5K, prep512, run512, Some(q5_k_2));
@@ -1044,6 +1156,9 @@ mod x86_k {
     k_kernels!(Q4_K_AVX2, Q4_K, BlockQ4K, prep2, run2, Some(q4_k_2));
     k_kernels!(Q5_K_AVX2, Q5_K, BlockQ5K, prep2, run2, Some(q5_k_2));
     k_kernels!(Q6_K_AVX2, Q6_K, BlockQ6K, prep2, run2, Some(q6_k_2));
+    // IQ4_XS has no matrix-vector kernel on the prepared column (`vec_dot` serves decode).
+    k_kernels!(IQ4_XS_AVX512, IQ4_XS, BlockIQ4XS, prep512, srun512);
+    k_kernels!(IQ4_XS_AVX2, IQ4_XS, BlockIQ4XS, prep2, srun2);
 
     /// The k-quant-layout kernels of `ty` on AVX-512 (`avx512`) or AVX2.
     pub(super) fn kernels(ty: GgmlType, avx512: bool) -> Option<&'static PanelKernels> {
@@ -1054,6 +1169,8 @@ mod x86_k {
             (GgmlType::Q4_K, false) => &Q4_K_AVX2,
             (GgmlType::Q5_K, false) => &Q5_K_AVX2,
             (GgmlType::Q6_K, false) => &Q6_K_AVX2,
+            (GgmlType::IQ4_XS, true) => &IQ4_XS_AVX512,
+            (GgmlType::IQ4_XS, false) => &IQ4_XS_AVX2,
             _ => return None,
         })
     }
@@ -1063,13 +1180,18 @@ mod x86_k {
 mod aarch64_k {
     use super::*;
     use crate::aarch64_neon::quantize_row_q8_k_neon_bytes as prep;
-    use crate::aarch64_panel::{k_run_dotprod_bytes as dot, k_run_neon_bytes as neon};
+    use crate::aarch64_panel::{
+        k_run_dotprod_bytes as dot, k_run_neon_bytes as neon, k_run_signed_dotprod_bytes as sdot,
+        k_run_signed_neon_bytes as sneon,
+    };
     k_kernels!(Q4_K_DOTPROD, Q4_K, BlockQ4K, prep, dot);
     k_kernels!(Q5_K_DOTPROD, Q5_K, BlockQ5K, prep, dot);
     k_kernels!(Q6_K_DOTPROD, Q6_K, BlockQ6K, prep, dot);
     k_kernels!(Q4_K_NEON, Q4_K, BlockQ4K, prep, neon);
     k_kernels!(Q5_K_NEON, Q5_K, BlockQ5K, prep, neon);
     k_kernels!(Q6_K_NEON, Q6_K, BlockQ6K, prep, neon);
+    k_kernels!(IQ4_XS_DOTPROD, IQ4_XS, BlockIQ4XS, prep, sdot);
+    k_kernels!(IQ4_XS_NEON, IQ4_XS, BlockIQ4XS, prep, sneon);
 
     /// The k-quant-layout kernels of `ty` on the dotprod tier (`dotprod`) or baseline NEON.
     pub(super) fn kernels(ty: GgmlType, dotprod: bool) -> Option<&'static PanelKernels> {
@@ -1080,6 +1202,8 @@ mod aarch64_k {
             (GgmlType::Q4_K, false) => &Q4_K_NEON,
             (GgmlType::Q5_K, false) => &Q5_K_NEON,
             (GgmlType::Q6_K, false) => &Q6_K_NEON,
+            (GgmlType::IQ4_XS, true) => &IQ4_XS_DOTPROD,
+            (GgmlType::IQ4_XS, false) => &IQ4_XS_NEON,
             _ => return None,
         })
     }
@@ -1099,7 +1223,8 @@ mod aarch64_i8mm {
     use super::*;
     use crate::aarch64_i8mm::{
         interleave_row_pairs_bytes as row_pairs, k_run_i8mm_bytes as k_run,
-        q4_1_run_i8mm_bytes as q4_1_run, signed_run_i8mm_bytes as signed_run,
+        k_run_signed_i8mm_bytes as k_run_signed, q4_1_run_i8mm_bytes as q4_1_run,
+        signed_run_i8mm_bytes as signed_run,
     };
 
     fn signed_pack_i8mm<B: SignedBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
@@ -1154,13 +1279,16 @@ mod aarch64_i8mm {
     signed_kernels!(Q5_1_I8MM, Q5_1, q5_1_pack_i8mm, q8_1_prepare, q4_1_run);
     macro_rules! k_i8mm {
         ($name:ident, $ty:ident, $block:ty) => {
+            k_i8mm!($name, $ty, $block, k_run);
+        };
+        ($name:ident, $ty:ident, $block:ty, $run:ident) => {
             static $name: PanelKernels = PanelKernels {
                 ty: GgmlType::$ty,
                 panel_bytes: panel_bytes_256,
                 column_bytes: column_bytes_256,
                 pack: k_pack_i8mm::<$block>,
                 prepare: crate::aarch64_neon::quantize_row_q8_k_neon_bytes,
-                run: k_run,
+                run: $run,
                 matvec: None,
             };
         };
@@ -1168,6 +1296,7 @@ mod aarch64_i8mm {
     k_i8mm!(Q4_K_I8MM, Q4_K, BlockQ4K);
     k_i8mm!(Q5_K_I8MM, Q5_K, BlockQ5K);
     k_i8mm!(Q6_K_I8MM, Q6_K, BlockQ6K);
+    k_i8mm!(IQ4_XS_I8MM, IQ4_XS, BlockIQ4XS, k_run_signed);
 
     /// The i8mm tier's panel kernels of `ty`.
     pub(super) fn kernels(ty: GgmlType) -> Option<&'static PanelKernels> {
@@ -1181,6 +1310,7 @@ mod aarch64_i8mm {
             GgmlType::Q4_K => &Q4_K_I8MM,
             GgmlType::Q5_K => &Q5_K_I8MM,
             GgmlType::Q6_K => &Q6_K_I8MM,
+            GgmlType::IQ4_XS => &IQ4_XS_I8MM,
             _ => return None,
         })
     }
@@ -1209,6 +1339,7 @@ pub fn panel_kernels_reference(ty: GgmlType) -> Option<&'static PanelKernels> {
         GgmlType::Q4_K => Some(&Q4_K_SCALAR),
         GgmlType::Q5_K => Some(&Q5_K_SCALAR),
         GgmlType::Q6_K => Some(&Q6_K_SCALAR),
+        GgmlType::IQ4_XS => Some(&IQ4_XS_SCALAR),
         _ => None,
     }
 }
@@ -1230,11 +1361,13 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx2, GgmlType::Q5_1) => Some(&Q5_1_AVX2),
         #[cfg(target_arch = "x86_64")]
-        (Tier::Avx512, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+        (Tier::Avx512, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS) => {
             x86_k::kernels(ty, true)
         }
         #[cfg(target_arch = "x86_64")]
-        (Tier::Avx2, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => x86_k::kernels(ty, false),
+        (Tier::Avx2, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS) => {
+            x86_k::kernels(ty, false)
+        }
         #[cfg(target_arch = "x86_64")]
         (Tier::Avx512, _) => x86_signed::kernels(ty, true),
         #[cfg(target_arch = "x86_64")]
@@ -1248,11 +1381,11 @@ pub fn panel_kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static PanelKerne
         #[cfg(target_arch = "aarch64")]
         (Tier::Neon, GgmlType::Q5_1) => Some(&Q5_1_NEON),
         #[cfg(target_arch = "aarch64")]
-        (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+        (Tier::Dotprod, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS) => {
             aarch64_k::kernels(ty, true)
         }
         #[cfg(target_arch = "aarch64")]
-        (Tier::Neon, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) => {
+        (Tier::Neon, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS) => {
             aarch64_k::kernels(ty, false)
         }
         #[cfg(target_arch = "aarch64")]

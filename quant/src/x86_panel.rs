@@ -1071,12 +1071,22 @@ pub(crate) fn iq4_nl_pack_avx2_bytes(n: usize, x: &[u8], rows: usize, panel: &mu
 /// Then, as the reference, `acc = fma(f32(S1), d·d_y, acc)` and `acc = fma(f32(S2), −m·d_y,
 /// acc)`.
 ///
+/// `SIGNED` (IQ4_XS): the values are i8, which `vpdpbusd` cannot take as its unsigned operand;
+/// flipping their top bit gives `value + 128` (1..241) as unsigned bytes, and each group sum
+/// starts at `−128·bsum_k` (the column's sum of the group's quants), which takes the 128 back
+/// out exactly. No S2 step.
+///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `panel` must hold
 /// `nb * K_BLOCK` bytes and each `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn k_run_any<const C: usize, const SIGNED: bool>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     let mut acc = [_mm512_setzero_ps(); C];
     for b in 0..nb {
         // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
@@ -1087,9 +1097,19 @@ unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &m
             let y: [*const u8; C] = core::array::from_fn(|c| ys[c].as_ptr().add(b * K_COL_BLOCK));
             let mut s1 = [_mm512_setzero_si512(); C];
             for k in 0..16 {
-                let mut isum = [_mm512_setzero_si512(); C];
+                let mut isum: [__m512i; C] = core::array::from_fn(|c| {
+                    if SIGNED {
+                        let bsum = y[c].add(K_COL_BSUM + 2 * k).cast::<i16>().read_unaligned();
+                        _mm512_set1_epi32(-128 * i32::from(bsum))
+                    } else {
+                        _mm512_setzero_si512()
+                    }
+                });
                 for v in 4 * k..4 * k + 4 {
-                    let w = _mm512_loadu_si512(p.add(64 * v).cast());
+                    let mut w = _mm512_loadu_si512(p.add(64 * v).cast());
+                    if SIGNED {
+                        w = _mm512_xor_si512(w, _mm512_set1_epi8(-128));
+                    }
                     for c in 0..C {
                         let yv = y[c].add(K_COL_Q + 4 * v).cast::<i32>().read_unaligned();
                         isum[c] = _mm512_dpbusd_epi32(isum[c], w, _mm512_set1_epi32(yv));
@@ -1100,6 +1120,14 @@ unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &m
                     s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(isum[c], sc));
                 }
             }
+            let d = _mm512_loadu_ps(p.add(K_D).cast());
+            for c in 0..C {
+                let dy = _mm512_set1_ps(y[c].cast::<f32>().read_unaligned());
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[c]), _mm512_mul_ps(d, dy), acc[c]);
+            }
+            if SIGNED {
+                continue;
+            }
             let mut s2 = [_mm512_setzero_si512(); C];
             for i in 0..8 {
                 let m = _mm512_loadu_si512(p.add(K_MIN + 64 * i).cast());
@@ -1108,11 +1136,9 @@ unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &m
                     s2[c] = _mm512_add_epi32(s2[c], _mm512_madd_epi16(m, _mm512_set1_epi32(pair)));
                 }
             }
-            let d = _mm512_loadu_ps(p.add(K_D).cast());
             let neg_m = _mm512_loadu_ps(p.add(K_NEG_M).cast());
             for c in 0..C {
                 let dy = _mm512_set1_ps(y[c].cast::<f32>().read_unaligned());
-                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[c]), _mm512_mul_ps(d, dy), acc[c]);
                 acc[c] =
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(s2[c]), _mm512_mul_ps(neg_m, dy), acc[c]);
             }
@@ -1124,6 +1150,23 @@ unsafe fn k_run<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &m
         unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
     }
 }
+
+crate::panel::k_instances!(
+    k_run_any,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    k_run,
+    k_run_signed
+);
+
+run_columns!(
+    k_run_signed_avx512_bytes,
+    k_run_signed,
+    "Safe wrapper of the AVX-512 IQ4_XS (signed k-quant layout) panel product: columns `K_GROUP` at a time, the last ones in one smaller group.",
+    K_GROUP,
+    [6, 5, 4, 3, 2],
+    check_k_run,
+    K_COL_BLOCK
+);
 
 run_columns!(
     k_run_avx512_bytes,
@@ -1146,12 +1189,21 @@ const K_GROUP: usize = 6;
 /// halves of each lane adds the pairs already scaled into S1; no i32 multiply is needed. S2
 /// and the float steps are as in the reference.
 ///
+/// `SIGNED` (IQ4_XS, values −127..113): `vpmaddubsw` takes the values' magnitudes, and the
+/// activation bytes get the values' signs (`vpsignb`; Q8_K quants are −127..127, so no byte
+/// overflows), at most 2·127·127 per pair. No S2 step.
+///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; `panel` must hold `nb * K_BLOCK` bytes and each
 /// `ys[c]` `nb * K_COL_BLOCK` bytes (`out` is a checked slice).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], out: &mut [f32]) {
+unsafe fn k_run_avx2_any<const C: usize, const SIGNED: bool>(
+    nb: usize,
+    panel: &[u8],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+) {
     let mut acc = [[_mm256_setzero_ps(); 2]; C];
     for b in 0..nb {
         // SAFETY: super-block b of the panel is `panel[b * K_BLOCK..][..K_BLOCK]` and of
@@ -1169,15 +1221,39 @@ unsafe fn k_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
                 });
                 for v in 4 * k..4 * k + 4 {
                     let w = [0, 32].map(|h| _mm256_loadu_si256(p.add(64 * v + h).cast()));
+                    let wu = if SIGNED {
+                        w.map(|w| _mm256_abs_epi8(w))
+                    } else {
+                        w
+                    };
                     for c in 0..C {
                         let yv = y[c].add(K_COL_Q + 4 * v).cast::<i32>().read_unaligned();
                         let yv = _mm256_set1_epi32(yv);
                         for h in 0..2 {
-                            let pairs = _mm256_maddubs_epi16(w[h], yv);
+                            let yh = if SIGNED {
+                                _mm256_sign_epi8(yv, w[h])
+                            } else {
+                                yv
+                            };
+                            let pairs = _mm256_maddubs_epi16(wu[h], yh);
                             s1[c][h] = _mm256_add_epi32(s1[c][h], _mm256_madd_epi16(pairs, sc[h]));
                         }
                     }
                 }
+            }
+            if SIGNED {
+                for h in 0..2 {
+                    let d = _mm256_loadu_ps(p.add(K_D + 32 * h).cast());
+                    for c in 0..C {
+                        let dy = _mm256_set1_ps(y[c].cast::<f32>().read_unaligned());
+                        acc[c][h] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(s1[c][h]),
+                            _mm256_mul_ps(d, dy),
+                            acc[c][h],
+                        );
+                    }
+                }
+                continue;
             }
             let mut s2 = [[_mm256_setzero_si256(); 2]; C];
             for i in 0..8 {
@@ -1215,6 +1291,23 @@ unsafe fn k_run_avx2<const C: usize>(nb: usize, panel: &[u8], ys: [&[u8]; C], ou
         }
     }
 }
+
+crate::panel::k_instances!(
+    k_run_avx2_any,
+    "avx2,fma,f16c",
+    k_run_avx2,
+    k_run_signed_avx2
+);
+
+run_columns!(
+    k_run_signed_avx2_bytes,
+    k_run_signed_avx2,
+    "Safe wrapper of the AVX2 IQ4_XS (signed k-quant layout) panel product: columns `GROUP_AVX2` at a time, the last ones in one smaller group.",
+    GROUP_AVX2,
+    [3, 2],
+    check_k_run,
+    K_COL_BLOCK
+);
 
 run_columns!(
     k_run_avx2_bytes,

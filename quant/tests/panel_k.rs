@@ -1,9 +1,10 @@
-//! The packed-panel kernels of Q4_K, Q5_K and Q6_K (one k-quant layout, one product kernel per
-//! tier) against their scalar reference, bit for bit, on every tier this CPU supports: weights
-//! from the reference quantizers and raw random super-blocks (every quant and scale pattern,
-//! Q6_K's −128 scales included, f16 scales of every size), partial panels, every column-group
-//! remainder and extreme activation scales. The packed values rebuild the dequantized weights
-//! exactly, and products agree with `vec_dot` to f32 rounding (another summation order).
+//! The packed-panel kernels of Q4_K, Q5_K, Q6_K and IQ4_XS (one k-quant layout, one product
+//! kernel per tier, a signed variant for IQ4_XS) against their scalar reference, bit for bit, on
+//! every tier this CPU supports: weights from the reference quantizers and raw random
+//! super-blocks (every quant and scale pattern, Q6_K's −128 scales included, f16 scales of every
+//! size), partial panels, every column-group remainder and extreme activation scales. The packed
+//! values rebuild the dequantized weights exactly, and products agree with `vec_dot` to f32
+//! rounding (another summation order).
 
 mod common;
 #[path = "common/panel.rs"]
@@ -17,7 +18,16 @@ use panel_common::{
     same, tiers,
 };
 
-const FORMATS: [GgmlType; 3] = [GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+const FORMATS: [GgmlType; 4] = [
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::IQ4_XS,
+];
+/// IQ4_XS's levels (ggml's `kvalues_iq4nl`).
+const LEVELS: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
 /// Bytes of a packed super-block and offsets inside it (the layout of `eddy_quant::panel`).
 const K_BLOCK: usize = 5760;
 const K_SC: usize = 4096;
@@ -33,6 +43,7 @@ fn block_bytes(ty: GgmlType) -> usize {
 fn f16_fields(ty: GgmlType) -> &'static [usize] {
     match ty {
         GgmlType::Q6_K => &[208],
+        GgmlType::IQ4_XS => &[0],
         _ => &[0, 2],
     }
 }
@@ -94,7 +105,12 @@ fn packed_values_are_the_weights() {
                             );
                             let at = K_MIN + 64 * (k / 2) + 4 * r + 2 * (k % 2);
                             let m = i16::from_le_bytes(p[at..at + 2].try_into().unwrap());
-                            let got = if ty == GgmlType::Q6_K {
+                            let got = if ty == GgmlType::IQ4_XS {
+                                let level = u as i8;
+                                assert!(LEVELS.contains(&level), "{ty}: value {level}");
+                                assert!((-32..32).contains(&sc) && m == 0 && neg_m == 0.0);
+                                d * sc as f32 * f32::from(level)
+                            } else if ty == GgmlType::Q6_K {
                                 assert!(u < 64 && i32::from(m) == sc && neg_m == -32.0 * d);
                                 d * sc as f32 * (i32::from(u) - 32) as f32
                             } else {
@@ -185,16 +201,21 @@ fn run_matches_the_reference_bit_for_bit() {
     }
 }
 
-/// The largest integer sums: every value at its top (15, 31, 63) against columns of −127 (the
-/// quantization of a constant column), so that any product summing more than four of them per
-/// 16-bit lane (baseline NEON sums exactly four: 4·63·127 = 32004) would overflow and differ.
+/// The largest integer sums: every value at its top (15, 31, 63; IQ4_XS's 113) against columns
+/// of −127 (the quantization of a constant column), so that any product summing more than four
+/// of them per 16-bit lane (baseline NEON sums exactly four: 4·63·127 = 32004; two of IQ4_XS's)
+/// would overflow and differ. IQ4_XS also at its bottom (level −127, scale −32).
 #[test]
 fn largest_group_sums_are_exact() {
-    for ty in FORMATS {
+    for (ty, fill) in FORMATS
+        .map(|ty| (ty, 0xff))
+        .into_iter()
+        .chain([(GgmlType::IQ4_XS, 0x00)])
+    {
         let reference = panel_kernels_reference(ty).unwrap();
         let (rows, nb) = (16, 2);
         let n = nb * 256;
-        let mut block = vec![0xff; block_bytes(ty)];
+        let mut block = vec![fill; block_bytes(ty)];
         for &at in f16_fields(ty) {
             block[at..at + 2].copy_from_slice(&[0x00, 0x3c]); // 1.0
         }
