@@ -574,6 +574,17 @@ uint32_t eddy_model_n_embd(const struct eddy_model *model);
 uint32_t eddy_model_n_layer(const struct eddy_model *model);
 
 /**
+ * Bytes the model holds besides its file: weights repacked at load (Q4_0 matrices copied into
+ * a row-interleaved layout where the CPU has kernels for it, AVX-512 today; the mapped pages
+ * they came from are released, so resident memory stays about the file's size). 0 for a model
+ * loaded from a buffer, which keeps its bytes as they are, or if model is NULL.
+ *
+ * # Safety
+ * model is NULL or a live model.
+ */
+uint64_t eddy_model_repacked_bytes(const struct eddy_model *model);
+
+/**
  * The architecture name (general.architecture, e.g. "llama"), as a NUL-terminated string
  * owned by the model and valid until the model is freed. NULL if model is NULL.
  *

@@ -217,6 +217,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
                 "pp_tokens_per_s": pp_rate,
                 "tg_tokens_per_s": tg_rate,
                 "peak_rss_bytes": peak_rss_bytes(),
+                "repacked_bytes": model.repacked_bytes(),
                 "bandwidth_gb_s": bw,
                 "bandwidth_1_thread_gb_s": bw_one,
                 "bandwidth_all_cores_gb_s": bw_all,
@@ -240,6 +241,13 @@ pub fn run(a: BenchArgs) -> Res<()> {
             bytes as f64 / 1e6,
             100.0 * tg_rate / limit
         );
+        if model.repacked_bytes() > 0 {
+            println!(
+                "weights: {:.1} MB repacked at load (row-interleaved Q4_0; their mapped pages \
+                 released)",
+                model.repacked_bytes() as f64 / 1e6
+            );
+        }
     }
     Ok(())
 }

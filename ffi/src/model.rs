@@ -235,6 +235,19 @@ pub unsafe extern "C" fn eddy_model_n_layer(model: *const eddy_model) -> u32 {
     unsafe { getter(model, 0, |m| m.model.hparams().n_layer as u32) }
 }
 
+/// Bytes the model holds besides its file: weights repacked at load (Q4_0 matrices copied into
+/// a row-interleaved layout where the CPU has kernels for it, AVX-512 today; the mapped pages
+/// they came from are released, so resident memory stays about the file's size). 0 for a model
+/// loaded from a buffer, which keeps its bytes as they are, or if model is NULL.
+///
+/// # Safety
+/// model is NULL or a live model.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eddy_model_repacked_bytes(model: *const eddy_model) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { getter(model, 0, |m| m.model.repacked_bytes() as u64) }
+}
+
 /// The architecture name (general.architecture, e.g. "llama"), as a NUL-terminated string
 /// owned by the model and valid until the model is freed. NULL if model is NULL.
 ///

@@ -104,6 +104,7 @@ fn null_handles_are_harmless() {
         eddy_context_reset(ptr::null_mut());
         eddy_sampler_reset(ptr::null_mut());
         assert_eq!(eddy_model_n_vocab(ptr::null()), 0);
+        assert_eq!(eddy_model_repacked_bytes(ptr::null()), 0);
         assert_eq!(eddy_model_token_bos(ptr::null()), EDDY_TOKEN_NONE);
         assert!(eddy_model_arch(ptr::null()).is_null());
         assert_eq!(eddy_context_n_seen(ptr::null()), 0);

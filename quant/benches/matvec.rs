@@ -334,6 +334,38 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// `interleaved/Q4_0/<tier>`: the one-token product on row-interleaved Q4_0
+/// (`eddy_quant::interleaved`), column preparation included, over the same matrix as
+/// `decode/Q4_0` (compare with it: the same rows, the same bytes).
+fn bench_interleaved(c: &mut Criterion) {
+    use eddy_quant::interleaved::{interleave_q4_0, interleaved_q4_0_bytes, q4_0_kernels_for};
+    use eddy_quant::panel::panel_kernels_for;
+    let mut group = c.benchmark_group("interleaved");
+    let ty = GgmlType::Q4_0;
+    let rb = row_bytes(ty, COLS).expect("whole blocks");
+    let rows = (matrix_bytes() / rb).max(1);
+    let w = weights(ty, rows, COLS);
+    let mut iw = vec![0u8; interleaved_q4_0_bytes(rows, COLS).expect("whole blocks")];
+    interleave_q4_0(COLS, &w, rows, &mut iw);
+    for tier in Tier::ALL {
+        let (Some(ik), Some(k)) = (q4_0_kernels_for(tier), panel_kernels_for(tier, ty)) else {
+            continue;
+        };
+        let x = values(COLS, 23);
+        let mut y = vec![0u8; (k.column_bytes)(COLS)];
+        let mut out = vec![0f32; rows];
+        group.throughput(Throughput::Bytes(w.len() as u64));
+        group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
+            b.iter(|| {
+                (k.prepare)(black_box(&x), &mut y);
+                (ik.matvec)(COLS, &iw, &y, &mut out);
+                black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
 /// One KV group of SmolLM2's attention over `span` cached rows: scores, then the weighted sum of
 /// values; f16 rows fused or row by row, and Q8_0 / Q4_0 rows through the block kernels.
 fn bench_attention(c: &mut Criterion) {
@@ -446,6 +478,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_matvec, bench_head, bench_decode, bench_matmat, bench_matmat_small, bench_panel, bench_attention, bench_from_float
+    targets = bench_matvec, bench_head, bench_decode, bench_interleaved, bench_matmat, bench_matmat_small, bench_panel, bench_attention, bench_from_float
 }
 criterion_main!(benches);

@@ -55,6 +55,7 @@ pub mod dispatch;
 mod error;
 pub mod f32ops;
 pub mod float;
+pub mod interleaved;
 pub mod iquants;
 pub mod kquants;
 pub mod legacy;

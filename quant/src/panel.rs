@@ -213,7 +213,7 @@ pub(crate) fn q8_1_prepare_block(src: &[f32], dst: &mut [u8]) {
     dst[36..40].copy_from_slice(&f16_to_f32(blk[0].s).to_le_bytes());
 }
 
-fn f32_at(b: &[u8], at: usize) -> f32 {
+pub(crate) fn f32_at(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 

@@ -1318,3 +1318,296 @@ run_columns!(
     check_k_run,
     K_COL_BLOCK
 );
+
+// ---------------------------------------------------------------------------------------------
+// Row-interleaved Q4_0 (see `crate::interleaved`): the one-token product.
+
+/// Blocks whose column corrections [`interleaved_q4_0_matvec`] computes at a time (1 KiB of
+/// stack; 8192 weights per row, more than the models we run have, take one pass).
+const CORRECTION_CHUNK: usize = 256;
+
+/// `−8·Σ q_y` of prepared blocks `b0..b0 + out.len()` of the column `y`: Q4_0's offset, the same
+/// for every row of a block.
+fn q4_0_corrections(y: &[u8], b0: usize, out: &mut [i32]) {
+    for (b, c) in out.iter_mut().enumerate() {
+        let q = &y[(b0 + b) * COL_BLOCK..][..32];
+        *c = -8 * q.iter().map(|&v| i32::from(v as i8)).sum::<i32>();
+    }
+}
+
+/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved matrix of `nb` blocks per row, or
+/// what of them exists: what group `g` prefetches.
+fn next_group(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize) -> &[u8] {
+    use crate::interleaved::GROUP_BYTES_PER_BLOCK as GB;
+    w.get(((g + 1) * nb + b0) * GB..)
+        .map_or(&[][..], |n| &n[..(cb * GB).min(n.len())])
+}
+
+/// An interleaved Q4_0 matrix times one prepared column with AVX-512 VNNI, into `out`: per
+/// group of 16 rows and block, the four quant vectors split into low and high nibbles, eight
+/// `vpdpbusd` with four activation bytes broadcast (two chains, low and high) give each row's
+/// `Σ q·q_y` in its lane, started at `−8·Σ q_y` (the block's offset, the same for every row:
+/// computed once per block of the column); then one `vcvtph2ps` of the 16 scales and, as the
+/// reference, `acc = fma(f32(isum), d_x·d_y, acc)`. The last group's missing rows are masked
+/// off. Each group prefetches the next one's bytes over its blocks.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
+/// `out.len().div_ceil(16)` groups of `nb` blocks and `y` `nb` prepared blocks (checked by the
+/// wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q4_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    use crate::interleaved::{GROUP_BLOCK, GROUP_QS, GROUP_ROWS};
+    let groups = out.len().div_ceil(GROUP_ROWS);
+    let low = _mm512_set1_epi8(0x0f);
+    let mut correction = [0i32; CORRECTION_CHUNK];
+    let mut b0 = 0;
+    while b0 < nb {
+        let cb = (nb - b0).min(CORRECTION_CHUNK);
+        q4_0_corrections(y, b0, &mut correction[..cb]);
+        for g in 0..groups {
+            let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
+            let mask = ((1u32 << rows) - 1) as __mmask16;
+            let dst = &mut out[g * GROUP_ROWS..][..rows];
+            let chunk = &w[(g * nb + b0) * GROUP_BLOCK..][..cb * GROUP_BLOCK];
+            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb), cb);
+            // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
+            // block b of the chunk is `chunk[b * GROUP_BLOCK..][..GROUP_BLOCK]` and of the
+            // column `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+            // unaligned loads and broadcasts have no alignment requirement.
+            unsafe {
+                let mut acc = if b0 == 0 {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_maskz_loadu_ps(mask, dst.as_ptr())
+                };
+                for (b, &c) in correction[..cb].iter().enumerate() {
+                    next.step();
+                    let p = chunk.as_ptr().add(b * GROUP_BLOCK);
+                    let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
+                    let mut lo_sum = _mm512_set1_epi32(c);
+                    let mut hi_sum = _mm512_setzero_si512();
+                    for k in 0..4 {
+                        let v = _mm512_loadu_si512(p.add(GROUP_QS + 64 * k).cast());
+                        let lo = _mm512_and_si512(v, low);
+                        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+                        let ylo = yb.add(4 * k).cast::<i32>().read_unaligned();
+                        let yhi = yb.add(16 + 4 * k).cast::<i32>().read_unaligned();
+                        lo_sum = _mm512_dpbusd_epi32(lo_sum, lo, _mm512_set1_epi32(ylo));
+                        hi_sum = _mm512_dpbusd_epi32(hi_sum, hi, _mm512_set1_epi32(yhi));
+                    }
+                    let isum = _mm512_add_epi32(lo_sum, hi_sum);
+                    let dx = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+                    let dy = _mm512_set1_ps(yb.add(32).cast::<f32>().read_unaligned());
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dx, dy), acc);
+                }
+                _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, acc);
+            }
+        }
+        b0 += cb;
+    }
+}
+
+/// Safe wrapper of [`interleaved_q4_0_matvec`] for [`crate::interleaved::q4_0_kernels_for`].
+pub(crate) fn interleaved_q4_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let nb = crate::interleaved::check_matvec(n, w, y, out);
+    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
+    unsafe { interleaved_q4_0_matvec(nb, w, y, out) }
+}
+
+/// Packs the first `rows` rows of an interleaved Q4_0 group into a signed-layout panel with
+/// AVX-512: per block, each quant vector split into its low and high nibbles (the panel's value
+/// vectors `k` and `4 + k` once 8 is taken away), the nibbles summed per row by `vpdpbusd` with
+/// ones (the row sums, less 8·32), the 16 scales widened by one `vcvtph2ps`; lanes of rows past
+/// `rows` are zeroed, as the reference packing leaves them.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `group` must hold `nb`
+/// interleaved blocks, `panel` `nb` panel blocks, and `rows` must be 1 to 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q4_0_pack(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    use crate::interleaved::{GROUP_BLOCK, GROUP_QS};
+    let mask = ((1u32 << rows) - 1) as __mmask16;
+    let low = _mm512_set1_epi8(0x0f);
+    let eight = _mm512_set1_epi8(8);
+    let ones = _mm512_set1_epi8(1);
+    for b in 0..nb {
+        // SAFETY: block b is `group[b * GROUP_BLOCK..][..GROUP_BLOCK]` and
+        // `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`, both inside by the contract; unaligned
+        // loads and stores have no alignment requirement.
+        unsafe {
+            let src = group.as_ptr().add(b * GROUP_BLOCK);
+            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
+            let mut nibble_sums = _mm512_setzero_si512();
+            for k in 0..4 {
+                let v = _mm512_loadu_si512(src.add(GROUP_QS + 64 * k).cast());
+                let lo = _mm512_and_si512(v, low);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+                nibble_sums = _mm512_dpbusd_epi32(nibble_sums, lo, ones);
+                nibble_sums = _mm512_dpbusd_epi32(nibble_sums, hi, ones);
+                let lo = _mm512_maskz_mov_epi32(mask, _mm512_sub_epi8(lo, eight));
+                let hi = _mm512_maskz_mov_epi32(mask, _mm512_sub_epi8(hi, eight));
+                _mm512_storeu_si512(dst.add(64 * k).cast(), lo);
+                _mm512_storeu_si512(dst.add(64 * (4 + k)).cast(), hi);
+            }
+            let sums = _mm512_maskz_sub_epi32(mask, nibble_sums, _mm512_set1_epi32(8 * 32));
+            let d = _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm256_loadu_si256(src.cast())));
+            _mm512_storeu_ps(dst.add(SIGNED_D).cast(), d);
+            _mm512_storeu_si512(dst.add(SIGNED_SUM).cast(), sums);
+        }
+    }
+}
+
+/// Safe wrapper of [`interleaved_q4_0_pack`] for [`crate::interleaved::q4_0_kernels_for`].
+pub(crate) fn interleaved_q4_0_pack_avx512_bytes(
+    n: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    let nb = crate::interleaved::check_pack(n, group, rows, panel);
+    // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
+    // the AVX-512 tier.
+    unsafe { interleaved_q4_0_pack(nb, group, rows, panel) }
+}
+
+/// An interleaved Q4_0 matrix times one prepared column with AVX2 (no VNNI), into `out`: the
+/// AVX-512 kernel's steps on two 256-bit halves of eight rows. Per half and block, eight
+/// `vpmaddubsw` of the nibbles with four broadcast activation bytes, added in i16 (at most
+/// 8·2·15·128 = 30720: exact), then one `vpmaddwd` with ones into each row's i32 lane, started
+/// at the block's `−8·Σ q_y`; then, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `w` must hold `out.len().div_ceil(16)` groups of
+/// `nb` blocks and `y` `nb` prepared blocks (checked by the wrapper).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn interleaved_q4_0_matvec_avx2(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    use crate::interleaved::{GROUP_BLOCK, GROUP_QS, GROUP_ROWS};
+    let groups = out.len().div_ceil(GROUP_ROWS);
+    let low = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut correction = [0i32; CORRECTION_CHUNK];
+    let mut b0 = 0;
+    while b0 < nb {
+        let cb = (nb - b0).min(CORRECTION_CHUNK);
+        q4_0_corrections(y, b0, &mut correction[..cb]);
+        for g in 0..groups {
+            let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
+            let dst = &mut out[g * GROUP_ROWS..][..rows];
+            let chunk = &w[(g * nb + b0) * GROUP_BLOCK..][..cb * GROUP_BLOCK];
+            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb), cb);
+            // The group's 16 sums so far (the rows past `rows` are never stored).
+            let mut sums = [0f32; GROUP_ROWS];
+            sums[..rows].copy_from_slice(dst);
+            // SAFETY: block b of the chunk is `chunk[b * GROUP_BLOCK..][..GROUP_BLOCK]` and of
+            // the column `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
+            // `sums` holds 16 f32; unaligned loads and broadcasts have no alignment requirement.
+            unsafe {
+                let mut acc = if b0 == 0 {
+                    [_mm256_setzero_ps(); 2]
+                } else {
+                    [0, 8].map(|h| _mm256_loadu_ps(sums.as_ptr().add(h)))
+                };
+                for (b, &c) in correction[..cb].iter().enumerate() {
+                    next.step();
+                    let p = chunk.as_ptr().add(b * GROUP_BLOCK);
+                    let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
+                    let yq =
+                        |at: usize| _mm256_set1_epi32(yb.add(at).cast::<i32>().read_unaligned());
+                    let ylo = [0, 4, 8, 12].map(yq);
+                    let yhi = [16, 20, 24, 28].map(yq);
+                    let dy = _mm256_set1_ps(yb.add(32).cast::<f32>().read_unaligned());
+                    for (h, a) in acc.iter_mut().enumerate() {
+                        let mut s16 = _mm256_setzero_si256();
+                        for k in 0..4 {
+                            let v = _mm256_loadu_si256(p.add(GROUP_QS + 64 * k + 32 * h).cast());
+                            let lo = _mm256_and_si256(v, low);
+                            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, ylo[k]));
+                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, yhi[k]));
+                        }
+                        let isum =
+                            _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(c));
+                        let dx = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * h).cast()));
+                        *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dx, dy), *a);
+                    }
+                }
+                _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[1]);
+            }
+            dst.copy_from_slice(&sums[..rows]);
+        }
+        b0 += cb;
+    }
+}
+
+/// Safe wrapper of [`interleaved_q4_0_matvec_avx2`] for [`crate::interleaved::q4_0_kernels_for`].
+pub(crate) fn interleaved_q4_0_matvec_avx2_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let nb = crate::interleaved::check_matvec(n, w, y, out);
+    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX2 tier.
+    unsafe { interleaved_q4_0_matvec_avx2(nb, w, y, out) }
+}
+
+/// [`interleaved_q4_0_pack`] with AVX2: two 256-bit halves of eight rows, the nibble sums by
+/// `vpmaddubsw` with ones and one `vpmaddwd`, lanes of rows past `rows` cleared with a mask.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `group` must hold `nb` interleaved blocks, `panel`
+/// `nb` panel blocks, and `rows` must be 1 to 16.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn interleaved_q4_0_pack_avx2(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    use crate::interleaved::{GROUP_BLOCK, GROUP_QS};
+    let low = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(8);
+    let ones8 = _mm256_set1_epi8(1);
+    let ones16 = _mm256_set1_epi16(1);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let keep = [0, 8].map(|h| _mm256_cmpgt_epi32(_mm256_set1_epi32(rows as i32 - h), lanes));
+    for b in 0..nb {
+        // SAFETY: block b is `group[b * GROUP_BLOCK..][..GROUP_BLOCK]` and
+        // `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`, both inside by the contract; unaligned
+        // loads and stores have no alignment requirement.
+        unsafe {
+            let src = group.as_ptr().add(b * GROUP_BLOCK);
+            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
+            for (h, &keep) in keep.iter().enumerate() {
+                let mut nibble_sums = _mm256_setzero_si256();
+                for k in 0..4 {
+                    let v = _mm256_loadu_si256(src.add(GROUP_QS + 64 * k + 32 * h).cast());
+                    let lo = _mm256_and_si256(v, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+                    nibble_sums = _mm256_add_epi16(nibble_sums, _mm256_maddubs_epi16(lo, ones8));
+                    nibble_sums = _mm256_add_epi16(nibble_sums, _mm256_maddubs_epi16(hi, ones8));
+                    let lo = _mm256_and_si256(_mm256_sub_epi8(lo, eight), keep);
+                    let hi = _mm256_and_si256(_mm256_sub_epi8(hi, eight), keep);
+                    _mm256_storeu_si256(dst.add(64 * k + 32 * h).cast(), lo);
+                    _mm256_storeu_si256(dst.add(64 * (4 + k) + 32 * h).cast(), hi);
+                }
+                let sums = _mm256_sub_epi32(
+                    _mm256_madd_epi16(nibble_sums, ones16),
+                    _mm256_set1_epi32(8 * 32),
+                );
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(src.add(16 * h).cast()));
+                let d = _mm256_and_ps(d, _mm256_castsi256_ps(keep));
+                _mm256_storeu_ps(dst.add(SIGNED_D + 32 * h).cast(), d);
+                _mm256_storeu_si256(
+                    dst.add(SIGNED_SUM + 32 * h).cast(),
+                    _mm256_and_si256(sums, keep),
+                );
+            }
+        }
+    }
+}
+
+/// Safe wrapper of [`interleaved_q4_0_pack_avx2`] for [`crate::interleaved::q4_0_kernels_for`].
+pub(crate) fn interleaved_q4_0_pack_avx2_bytes(
+    n: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    let nb = crate::interleaved::check_pack(n, group, rows, panel);
+    // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
+    // the AVX2 tier.
+    unsafe { interleaved_q4_0_pack_avx2(nb, group, rows, panel) }
+}

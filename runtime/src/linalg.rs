@@ -4,7 +4,9 @@
 //! multiplied with them by `eddy-quant`'s kernels for the weight's format: `vec_dot` or the
 //! multi-column kernels for small batches, the matrix-vector kernel on the prepared column for
 //! one token where the tier has it, the packed-panel kernels for batches of `PANEL_MIN_COLS`
-//! tokens or more.
+//! tokens or more. Q4_0 matrices the model keeps row-interleaved ([`Model`]'s documentation) go
+//! through the interleaved product for every column of a small batch, and through panels packed
+//! from the interleaved copy for larger ones.
 //!
 //! With the CPU path's activation conversion (inverse scale `127 / amax`, rounding half to
 //! even), SmolLM2's first-position logits equal llama.cpp's to 4e-6; ggml's `_ref` conversion
@@ -12,6 +14,7 @@
 
 use std::ops::Range;
 
+use eddy_quant::interleaved::{self, InterleavedKernels};
 use eddy_quant::panel::{self, MatvecFn, PANEL_ROWS, PanelKernels};
 use eddy_quant::prefetch::prefetch;
 use eddy_quant::{GgmlType, TypeTraits, type_traits};
@@ -174,7 +177,7 @@ const PANEL_TILE_COLS: usize = 64;
 /// How one product is computed, chosen once per call from the weight's format, the column count
 /// and the tier's kernels.
 #[derive(Clone, Copy)]
-enum Path {
+enum Path<'m> {
     /// `vec_dot` per row, or the multi-column kernels, on `from_float` columns.
     Dot,
     /// One column through the panel kernels' matrix-vector kernel on the prepared column (the
@@ -182,11 +185,27 @@ enum Path {
     Matvec(&'static PanelKernels, MatvecFn),
     /// [`PANEL_MIN_COLS`] columns or more through packed panels.
     Panel(&'static PanelKernels),
+    /// A row-interleaved Q4_0 copy (`'m` is the model's), each column through the interleaved
+    /// product on the panel kernels' prepared column: the panels' arithmetic.
+    Interleaved(&'static PanelKernels, &'static InterleavedKernels, &'m [u8]),
+    /// [`PANEL_MIN_COLS`] columns or more through panels packed from a row-interleaved copy.
+    InterleavedPanel(&'static PanelKernels, &'static InterleavedKernels, &'m [u8]),
 }
 
-impl Path {
-    fn of(w: &TensorRef, cols: usize, have_panel_scratch: bool) -> Path {
-        match panel::panel_kernels(w.ty) {
+impl<'m> Path<'m> {
+    fn of(model: &'m Model, w: &TensorRef, cols: usize, have_panel_scratch: bool) -> Path<'m> {
+        let k = panel::panel_kernels(w.ty);
+        if let (Some(k), Some(copy)) = (k, model.interleaved(w)) {
+            // The model makes copies only where the tier has the product.
+            if let Some(ik) = interleaved::q4_0_kernels_for(eddy_quant::dispatch::active_tier()) {
+                return if cols >= PANEL_MIN_COLS && have_panel_scratch {
+                    Path::InterleavedPanel(k, ik, copy)
+                } else {
+                    Path::Interleaved(k, ik, copy)
+                };
+            }
+        }
+        match k {
             Some(k) if cols >= PANEL_MIN_COLS && have_panel_scratch => Path::Panel(k),
             Some(k) if cols == 1 => k.matvec.map_or(Path::Dot, |f| Path::Matvec(k, f)),
             _ => Path::Dot,
@@ -197,7 +216,10 @@ impl Path {
     fn kernels(&self) -> Option<&'static PanelKernels> {
         match *self {
             Path::Dot => None,
-            Path::Matvec(k, _) | Path::Panel(k) => Some(k),
+            Path::Matvec(k, _)
+            | Path::Panel(k)
+            | Path::Interleaved(k, ..)
+            | Path::InterleavedPanel(k, ..) => Some(k),
         }
     }
 }
@@ -216,7 +238,9 @@ impl Path {
 /// logits are bit-identical for any number of threads. Token-by-token decoding (one column)
 /// and batches of up to `PANEL_MIN_COLS - 1` tokens give the same bits; larger batches of a
 /// weight format with panel kernels sum the same integer block products in another f32 order
-/// (see [`eddy_quant::panel`]), so they agree with them to rounding.
+/// (see [`eddy_quant::panel`]), so they agree with them to rounding. Row-interleaved Q4_0
+/// copies compute the panels' order for every column count, so their products are the same
+/// bits for any batch size.
 pub(crate) fn matmul<const K: usize>(
     model: &Model,
     jobs: [(&TensorRef, &mut [f32]); K],
@@ -226,7 +250,7 @@ pub(crate) fn matmul<const K: usize>(
     let cols = act.cols;
     let paths = jobs
         .each_ref()
-        .map(|(w, _)| Path::of(w, cols, act.panel_words > 0));
+        .map(|(w, _)| Path::of(model, w, cols, act.panel_words > 0));
     for ((w, _), path) in jobs.iter().zip(&paths) {
         let partner = traits(w.ty).vec_dot_type;
         match path.kernels() {
@@ -265,7 +289,8 @@ pub(crate) fn matmul<const K: usize>(
     let plan = work.each_ref().map(|(w, _, path, ..)| {
         let by_bytes = CHUNK_MIN_BYTES.div_ceil(w.row_bytes());
         let mut rows = w.rows.div_ceil(CHUNKS_PER_THREAD * n).max(by_bytes).max(1);
-        if let Path::Panel(_) = path {
+        if let Path::Panel(_) | Path::Interleaved(..) | Path::InterleavedPanel(..) = path {
+            // Whole panels, or whole interleaved groups (of as many rows).
             rows = rows.next_multiple_of(PANEL_ROWS);
         }
         (rows, w.rows.div_ceil(rows))
@@ -296,7 +321,39 @@ pub(crate) fn matmul<const K: usize>(
                 // `worker * panel_words..` of the panel scratch during this region.
                 let scratch =
                     unsafe { panels.range(worker * panel_words..(worker + 1) * panel_words) };
-                panel_rows(w, k, data, y, *ystride, cols, out, rows, scratch);
+                panel_rows(
+                    w,
+                    k,
+                    Rows::Mapped(data),
+                    y,
+                    *ystride,
+                    cols,
+                    out,
+                    rows,
+                    scratch,
+                );
+            }
+            Path::InterleavedPanel(k, ik, copy) => {
+                #[allow(unsafe_code)]
+                // SAFETY: as for `Path::Panel`.
+                let scratch =
+                    unsafe { panels.range(worker * panel_words..(worker + 1) * panel_words) };
+                let rows_in = Rows::Interleaved(ik, copy);
+                panel_rows(w, k, rows_in, y, *ystride, cols, out, rows, scratch);
+            }
+            Path::Interleaved(_, ik, copy) => {
+                // The chunk starts at a whole group; its groups are `rows / 16` on.
+                let group = w.cols / 32 * interleaved::GROUP_BYTES_PER_BLOCK;
+                let groups = rows.start / PANEL_ROWS * group..rows.end.div_ceil(PANEL_ROWS) * group;
+                for c in 0..cols {
+                    #[allow(unsafe_code)]
+                    // SAFETY: only this chunk writes rows `rows` of each column (chunks are
+                    // disjoint); the range lies inside the `cols * rows` output, which outlives
+                    // the region.
+                    let part = unsafe { out.range(c * w.rows + rows.start..c * w.rows + rows.end) };
+                    let yc = &y[c * ystride..][..*ystride];
+                    (ik.matvec)(w.cols, &copy[groups.clone()], yc, part);
+                }
             }
             Path::Dot => dot_rows(w, t, data, y, *ystride, cols, out, rows),
         }
@@ -389,6 +446,19 @@ fn dot_rows(
     }
 }
 
+// A panel packed from an interleaved copy is one of its groups.
+const _: () = assert!(PANEL_ROWS == interleaved::GROUP_ROWS);
+
+/// Where [`panel_rows`] packs its panels from.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// The weight's rows as the file has them.
+    Mapped(&'a [u8]),
+    /// The weight's row-interleaved Q4_0 copy (a group of 16 rows per panel) and the kernels
+    /// that pack from it.
+    Interleaved(&'static InterleavedKernels, &'a [u8]),
+}
+
 /// Rows `rows` of `w` (a chunk starting at a whole panel) times every current column through
 /// the panel kernels `k`: each panel of [`PANEL_ROWS`] rows is packed into the worker's
 /// `scratch` once and multiplied with all columns, [`PANEL_TILE_COLS`] at a time into a stack
@@ -397,7 +467,7 @@ fn dot_rows(
 fn panel_rows(
     w: &TensorRef,
     k: &PanelKernels,
-    data: &[u8],
+    src: Rows<'_>,
     y: &[u8],
     ystride: usize,
     cols: usize,
@@ -406,16 +476,28 @@ fn panel_rows(
     scratch: &mut [f32],
 ) {
     let rb = w.row_bytes();
+    let group = w.cols / 32 * interleaved::GROUP_BYTES_PER_BLOCK;
     let panel_bytes = (k.panel_bytes)(w.cols);
     let panel = &mut bytemuck::cast_slice_mut::<f32, u8>(scratch)[..panel_bytes];
     let mut tile = [0f32; PANEL_TILE_COLS * PANEL_ROWS];
     for r0 in rows.clone().step_by(PANEL_ROWS) {
         let m = (rows.end - r0).min(PANEL_ROWS);
-        (k.pack)(w.cols, &data[r0 * rb..(r0 + m) * rb], m, panel);
-        // The next panel's rows, while this one is multiplied: packing is where the weights
-        // are first read, and it stalled on memory (see `eddy_quant::prefetch`).
+        // The next panel's bytes are prefetched while this one is multiplied: packing is where
+        // the weights are first read, and it stalled on memory (see `eddy_quant::prefetch`).
         let next = (r0 + m)..(r0 + m + PANEL_ROWS).min(rows.end);
-        prefetch(&data[next.start * rb..next.end * rb]);
+        match src {
+            Rows::Mapped(data) => {
+                (k.pack)(w.cols, &data[r0 * rb..(r0 + m) * rb], m, panel);
+                prefetch(&data[next.start * rb..next.end * rb]);
+            }
+            Rows::Interleaved(ik, copy) => {
+                let g = r0 / PANEL_ROWS;
+                (ik.pack)(w.cols, &copy[g * group..][..group], m, panel);
+                if !next.is_empty() {
+                    prefetch(&copy[(g + 1) * group..][..group]);
+                }
+            }
+        }
         let mut c0 = 0;
         while c0 < cols {
             let kc = (cols - c0).min(PANEL_TILE_COLS);

@@ -136,6 +136,46 @@ impl Gguf {
         self.source.bytes()
     }
 
+    /// Whether the bytes are a map of a file ([`Gguf::open`]), whose pages the process holds
+    /// only while they are resident (see [`Gguf::release_pages`]).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.source, Source::Mmap(_))
+    }
+
+    /// Drops the mapped pages that lie wholly inside `range` from this process's resident set
+    /// (`madvise(MADV_DONTNEED)`): for bytes the process has copied elsewhere and will rarely
+    /// read again. Reading them later is still correct: the pages come back from the file (or
+    /// the page cache) as they were. Returns the bytes released; 0 for bytes held in memory,
+    /// on non-Unix systems, for a range outside the file or if the system refuses.
+    pub fn release_pages(&self, range: std::ops::Range<usize>) -> usize {
+        #[cfg(unix)]
+        if let Source::Mmap(map) = &self.source {
+            const PAGE: usize = 4096;
+            if range.end > map.len() || range.start >= range.end {
+                return 0;
+            }
+            // The map starts on a page boundary; a larger system page size makes the kernel
+            // refuse an unaligned start, which is then just not released.
+            let start = range.start.next_multiple_of(PAGE);
+            let end = range.end / PAGE * PAGE;
+            if start >= end {
+                return 0;
+            }
+            // SAFETY: the map is read-only and never written by this process, so dropping its
+            // pages loses nothing: a later read faults them back in from the file with the bytes
+            // they had (the same assumption as mapping at all: no one rewrites the file while
+            // it is mapped). No reference into the range is invalidated, since the addresses
+            // stay mapped.
+            #[allow(unsafe_code)]
+            let done = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+            return if done.is_ok() { end - start } else { 0 };
+        }
+        let _ = range;
+        0
+    }
+
     /// Size of the file in bytes.
     pub fn file_len(&self) -> u64 {
         self.bytes().len() as u64

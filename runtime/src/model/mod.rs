@@ -1,8 +1,18 @@
 //! A loaded model: the mapped GGUF file, its hyper-parameters and typed views of its weights.
 //!
-//! Weights are never copied: a [`TensorRef`] records where a tensor's bytes lie in the map,
-//! and [`Model::data`] hands them out. Which tensors exist and what the hyper-parameters mean is
-//! decided by the architecture's file in [`crate::arch`].
+//! A [`TensorRef`] records where a tensor's bytes lie in the map, and [`Model::data`] hands them
+//! out. Which tensors exist and what the hyper-parameters mean is decided by the architecture's
+//! file in [`crate::arch`].
+//!
+//! Weights stay mapped, with one exception measured to pay for itself: Q4_0 weight matrices,
+//! where the tier has a product on row-interleaved Q4_0 ([`eddy_quant::interleaved`]: AVX-512),
+//! are copied once at load into that layout (the same size), and the mapped pages they came
+//! from are dropped from the resident set ([`Gguf::release_pages`]), so the process holds each
+//! byte once. Decoding on the copy reads the same bytes with a third of the instructions
+//! (Q4_0 decoding was slower than memory on a fast core), and batched prefill packs its panels
+//! from it; both compute the panel kernels' arithmetic, so logits are the same bits for any
+//! batch size. [`Model::repacked_bytes`] reports the copies' size. A model parsed from memory
+//! ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as they are.
 
 use std::ops::Range;
 use std::path::Path;
@@ -476,6 +486,8 @@ pub struct Model {
     tokenizer: Arc<Tokenizer>,
     norms: Norms,
     fingerprint: u64,
+    /// Row-interleaved copies of Q4_0 weight matrices, sorted by their range in the file.
+    repacked: Vec<Repacked>,
     /// The vocabulary as constrained decoding sees it, built on first use.
     #[cfg(feature = "constraint")]
     constraint_vocab: OnceLock<std::result::Result<Arc<ConstraintVocab>, ConstraintError>>,
@@ -508,6 +520,7 @@ impl Model {
             crate::ops::gelu_f16_table();
         }
         let fingerprint = fingerprint(&gguf);
+        let repacked = interleave_q4_0(&gguf, &desc.weights);
         Ok(Model {
             gguf,
             arch,
@@ -515,6 +528,7 @@ impl Model {
             tokenizer: Arc::new(tokenizer),
             norms,
             fingerprint,
+            repacked,
             #[cfg(feature = "constraint")]
             constraint_vocab: OnceLock::new(),
         })
@@ -589,6 +603,76 @@ impl Model {
         // Ranges were validated against the file when the GGUF was parsed.
         &self.gguf.bytes()[t.range.clone()]
     }
+
+    /// The row-interleaved copy of a Q4_0 weight matrix, if the model made one (see the module
+    /// documentation).
+    pub(crate) fn interleaved(&self, t: &TensorRef) -> Option<&[u8]> {
+        if self.repacked.is_empty() {
+            return None;
+        }
+        let i = self
+            .repacked
+            .binary_search_by_key(&t.range.start, |r| r.range.start)
+            .ok()?;
+        let r = &self.repacked[i];
+        (r.range == t.range).then_some(&r.bytes[..])
+    }
+
+    /// Bytes the model holds besides the file: its row-interleaved copies of Q4_0 weight
+    /// matrices (whose mapped pages it released, so the total stays about the file's size).
+    pub fn repacked_bytes(&self) -> usize {
+        self.repacked.iter().map(|r| r.bytes.len()).sum()
+    }
+}
+
+/// A weight matrix copied into another layout at load.
+#[derive(Debug)]
+struct Repacked {
+    /// The matrix's bytes in the file.
+    range: Range<usize>,
+    /// The copy.
+    bytes: Vec<u8>,
+}
+
+/// Row-interleaved copies of the Q4_0 matrices the forward pass multiplies (not the token
+/// embedding, whose rows are also looked up one by one), for a mapped file on a tier with a
+/// product on that layout; each matrix's mapped pages are released once copied. A matrix whose
+/// copy cannot be allocated stays as it is.
+fn interleave_q4_0(gguf: &Gguf, w: &Weights) -> Vec<Repacked> {
+    use eddy_quant::interleaved::{interleave_q4_0, interleaved_q4_0_bytes, q4_0_kernels_for};
+    if !gguf.is_mapped() || q4_0_kernels_for(eddy_quant::dispatch::active_tier()).is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<Repacked> = Vec::new();
+    let matrices = w
+        .layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .chain([&w.output]);
+    for t in matrices {
+        if t.ty != GgmlType::Q4_0
+            || t.range == w.token_embd.range
+            || out.iter().any(|r| r.range == t.range)
+        {
+            continue;
+        }
+        let Some(size) = interleaved_q4_0_bytes(t.rows, t.cols) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        if bytes.try_reserve_exact(size).is_err() {
+            continue;
+        }
+        bytes.resize(size, 0);
+        interleave_q4_0(t.cols, &gguf.bytes()[t.range.clone()], t.rows, &mut bytes);
+        gguf.release_pages(t.range.clone());
+        out.push(Repacked {
+            range: t.range.clone(),
+            bytes,
+        });
+    }
+    out.sort_by_key(|r| r.range.start);
+    out
 }
 
 /// FNV-1a over the header bytes and the file length.
