@@ -334,34 +334,35 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// `interleaved/Q4_0/<tier>`: the one-token product on row-interleaved Q4_0
+/// `interleaved/<format>/<tier>`: the one-token product on row-interleaved Q4_0 and Q8_0
 /// (`eddy_quant::interleaved`), column preparation included, over the same matrix as
-/// `decode/Q4_0` (compare with it: the same rows, the same bytes).
+/// `decode/<format>` (compare with it: the same rows, the same bytes).
 fn bench_interleaved(c: &mut Criterion) {
-    use eddy_quant::interleaved::{interleave_q4_0, interleaved_q4_0_bytes, q4_0_kernels_for};
+    use eddy_quant::interleaved::{interleave, interleaved_bytes, kernels_for};
     use eddy_quant::panel::panel_kernels_for;
     let mut group = c.benchmark_group("interleaved");
-    let ty = GgmlType::Q4_0;
-    let rb = row_bytes(ty, COLS).expect("whole blocks");
-    let rows = (matrix_bytes() / rb).max(1);
-    let w = weights(ty, rows, COLS);
-    let mut iw = vec![0u8; interleaved_q4_0_bytes(rows, COLS).expect("whole blocks")];
-    interleave_q4_0(COLS, &w, rows, &mut iw);
-    for tier in Tier::ALL {
-        let (Some(ik), Some(k)) = (q4_0_kernels_for(tier), panel_kernels_for(tier, ty)) else {
-            continue;
-        };
-        let x = values(COLS, 23);
-        let mut y = vec![0u8; (k.column_bytes)(COLS)];
-        let mut out = vec![0f32; rows];
-        group.throughput(Throughput::Bytes(w.len() as u64));
-        group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
-            b.iter(|| {
-                (k.prepare)(black_box(&x), &mut y);
-                (ik.matvec)(COLS, &iw, &y, &mut out);
-                black_box(&out);
-            })
-        });
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let rb = row_bytes(ty, COLS).expect("whole blocks");
+        let rows = (matrix_bytes() / rb).max(1);
+        let w = weights(ty, rows, COLS);
+        let mut iw = vec![0u8; interleaved_bytes(ty, rows, COLS).expect("whole blocks")];
+        interleave(ty, COLS, &w, rows, &mut iw);
+        for tier in Tier::ALL {
+            let (Some(ik), Some(k)) = (kernels_for(tier, ty), panel_kernels_for(tier, ty)) else {
+                continue;
+            };
+            let x = values(COLS, 23);
+            let mut y = vec![0u8; (k.column_bytes)(COLS)];
+            let mut out = vec![0f32; rows];
+            group.throughput(Throughput::Bytes(w.len() as u64));
+            group.bench_function(BenchmarkId::new(ty.to_string(), tier), |b| {
+                b.iter(|| {
+                    (k.prepare)(black_box(&x), &mut y);
+                    (ik.matvec)(COLS, &iw, &y, &mut out);
+                    black_box(&out);
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -1326,21 +1326,30 @@ run_columns!(
 /// stack; 8192 weights per row, more than the models we run have, take one pass).
 const CORRECTION_CHUNK: usize = 256;
 
-/// `−8·Σ q_y` of prepared blocks `b0..b0 + out.len()` of the column `y`: Q4_0's offset, the same
-/// for every row of a block.
-fn q4_0_corrections(y: &[u8], b0: usize, out: &mut [i32]) {
+/// `−offset·Σ q_y` of prepared blocks `b0..b0 + out.len()` of the column `y`: the same for every
+/// row of a block (Q4_0's offset 8, or the 128 that makes Q8_0's quants unsigned).
+fn column_corrections(y: &[u8], b0: usize, offset: i32, out: &mut [i32]) {
     for (b, c) in out.iter_mut().enumerate() {
         let q = &y[(b0 + b) * COL_BLOCK..][..32];
-        *c = -8 * q.iter().map(|&v| i32::from(v as i8)).sum::<i32>();
+        *c = -offset * q.iter().map(|&v| i32::from(v as i8)).sum::<i32>();
     }
 }
 
-/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved matrix of `nb` blocks per row, or
-/// what of them exists: what group `g` prefetches.
+/// `−8·Σ q_y` (see [`column_corrections`]).
+fn q4_0_corrections(y: &[u8], b0: usize, out: &mut [i32]) {
+    column_corrections(y, b0, 8, out);
+}
+
+/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved Q4_0 matrix of `nb` blocks per row,
+/// or what of them exists: what group `g` prefetches.
 fn next_group(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize) -> &[u8] {
-    use crate::interleaved::GROUP_BYTES_PER_BLOCK as GB;
-    w.get(((g + 1) * nb + b0) * GB..)
-        .map_or(&[][..], |n| &n[..(cb * GB).min(n.len())])
+    next_group_of(w, g, nb, b0, cb, crate::interleaved::GROUP_BYTES_PER_BLOCK)
+}
+
+/// [`next_group`] for group blocks of `gb` bytes.
+fn next_group_of(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize, gb: usize) -> &[u8] {
+    w.get(((g + 1) * nb + b0) * gb..)
+        .map_or(&[][..], |n| &n[..(cb * gb).min(n.len())])
 }
 
 /// An interleaved Q4_0 matrix times one prepared column with AVX-512 VNNI, into `out`: per
@@ -1610,4 +1619,121 @@ pub(crate) fn interleaved_q4_0_pack_avx2_bytes(
     // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
     // the AVX2 tier.
     unsafe { interleaved_q4_0_pack_avx2(nb, group, rows, panel) }
+}
+
+/// An interleaved Q8_0 matrix times one prepared column with AVX-512 VNNI, into `out`: per
+/// group of 16 rows and block, the eight quant vectors with their top bit flipped (`q + 128`,
+/// unsigned for `vpdpbusd`) and eight `vpdpbusd` with four broadcast activation bytes (two
+/// chains), started at `−128·Σ q_y`, give each row's exact `Σ q·q_y` in its lane; then one
+/// `vcvtph2ps` of the 16 scales and, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
+/// `out.len().div_ceil(16)` groups of `nb` Q8_0 blocks and `y` `nb` prepared blocks (checked by
+/// the wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    use crate::interleaved::{GROUP_QS, GROUP_ROWS, Q8_0_GROUP_BLOCK as GB};
+    let groups = out.len().div_ceil(GROUP_ROWS);
+    let flip = _mm512_set1_epi8(-128);
+    let mut correction = [0i32; CORRECTION_CHUNK];
+    let mut b0 = 0;
+    while b0 < nb {
+        let cb = (nb - b0).min(CORRECTION_CHUNK);
+        column_corrections(y, b0, 128, &mut correction[..cb]);
+        for g in 0..groups {
+            let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
+            let mask = ((1u32 << rows) - 1) as __mmask16;
+            let dst = &mut out[g * GROUP_ROWS..][..rows];
+            let chunk = &w[(g * nb + b0) * GB..][..cb * GB];
+            let mut next = crate::prefetch::Spread::new(next_group_of(w, g, nb, b0, cb, GB), cb);
+            // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
+            // block b of the chunk is `chunk[b * GB..][..GB]` and of the column
+            // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; unaligned
+            // loads and broadcasts have no alignment requirement.
+            unsafe {
+                let mut acc = if b0 == 0 {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_maskz_loadu_ps(mask, dst.as_ptr())
+                };
+                for (b, &c) in correction[..cb].iter().enumerate() {
+                    next.step();
+                    let p = chunk.as_ptr().add(b * GB);
+                    let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
+                    let mut sums = [_mm512_set1_epi32(c), _mm512_setzero_si512()];
+                    for k in 0..8 {
+                        let v = _mm512_loadu_si512(p.add(GROUP_QS + 64 * k).cast());
+                        let yk = yb.add(4 * k).cast::<i32>().read_unaligned();
+                        sums[k % 2] = _mm512_dpbusd_epi32(
+                            sums[k % 2],
+                            _mm512_xor_si512(v, flip),
+                            _mm512_set1_epi32(yk),
+                        );
+                    }
+                    let isum = _mm512_add_epi32(sums[0], sums[1]);
+                    let dx = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+                    let dy = _mm512_set1_ps(yb.add(32).cast::<f32>().read_unaligned());
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dx, dy), acc);
+                }
+                _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, acc);
+            }
+        }
+        b0 += cb;
+    }
+}
+
+/// Safe wrapper of [`interleaved_q8_0_matvec`] for [`crate::interleaved::kernels_for`].
+pub(crate) fn interleaved_q8_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let gb = crate::interleaved::Q8_0_GROUP_BLOCK;
+    let nb = crate::interleaved::check_matvec_of(n, w, y, out, gb);
+    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
+    unsafe { interleaved_q8_0_matvec(nb, w, y, out) }
+}
+
+/// Packs the first `rows` rows of an interleaved Q8_0 group into a signed-layout panel with
+/// AVX-512: the quant vectors copied with the lanes of rows past `rows` zeroed, the row sums by
+/// `vpdpbusd` of the flipped quants with ones (less 128·32), the scales by one `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `group` must hold `nb`
+/// interleaved Q8_0 blocks, `panel` `nb` panel blocks, and `rows` must be 1 to 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q8_0_pack(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    use crate::interleaved::{GROUP_QS, Q8_0_GROUP_BLOCK as GB};
+    let mask = ((1u32 << rows) - 1) as __mmask16;
+    let flip = _mm512_set1_epi8(-128);
+    let ones = _mm512_set1_epi8(1);
+    for b in 0..nb {
+        // SAFETY: block b is `group[b * GB..][..GB]` and `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`,
+        // both inside by the contract; unaligned loads and stores have no alignment requirement.
+        unsafe {
+            let src = group.as_ptr().add(b * GB);
+            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
+            let mut flipped_sums = _mm512_setzero_si512();
+            for k in 0..8 {
+                let v = _mm512_loadu_si512(src.add(GROUP_QS + 64 * k).cast());
+                flipped_sums = _mm512_dpbusd_epi32(flipped_sums, _mm512_xor_si512(v, flip), ones);
+                _mm512_storeu_si512(dst.add(64 * k).cast(), _mm512_maskz_mov_epi32(mask, v));
+            }
+            let sums = _mm512_maskz_sub_epi32(mask, flipped_sums, _mm512_set1_epi32(128 * 32));
+            let d = _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm256_loadu_si256(src.cast())));
+            _mm512_storeu_ps(dst.add(SIGNED_D).cast(), d);
+            _mm512_storeu_si512(dst.add(SIGNED_SUM).cast(), sums);
+        }
+    }
+}
+
+/// Safe wrapper of [`interleaved_q8_0_pack`] for [`crate::interleaved::kernels_for`].
+pub(crate) fn interleaved_q8_0_pack_avx512_bytes(
+    n: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    let gb = crate::interleaved::Q8_0_GROUP_BLOCK;
+    let nb = crate::interleaved::check_pack_of(n, group, rows, panel, gb);
+    // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
+    // the AVX-512 tier.
+    unsafe { interleaved_q8_0_pack(nb, group, rows, panel) }
 }

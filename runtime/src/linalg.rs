@@ -197,7 +197,7 @@ impl<'m> Path<'m> {
         let k = panel::panel_kernels(w.ty);
         if let (Some(k), Some(copy)) = (k, model.interleaved(w)) {
             // The model makes copies only where the tier has the product.
-            if let Some(ik) = interleaved::q4_0_kernels_for(eddy_quant::dispatch::active_tier()) {
+            if let Some(ik) = interleaved::kernels_for(eddy_quant::dispatch::active_tier(), w.ty) {
                 return if cols >= PANEL_MIN_COLS && have_panel_scratch {
                     Path::InterleavedPanel(k, ik, copy)
                 } else {
@@ -343,7 +343,7 @@ pub(crate) fn matmul<const K: usize>(
             }
             Path::Interleaved(_, ik, copy) => {
                 // The chunk starts at a whole group; its groups are `rows / 16` on.
-                let group = w.cols / 32 * interleaved::GROUP_BYTES_PER_BLOCK;
+                let group = w.cols / 32 * ik.group_block;
                 let groups = rows.start / PANEL_ROWS * group..rows.end.div_ceil(PANEL_ROWS) * group;
                 for c in 0..cols {
                     #[allow(unsafe_code)]
@@ -476,7 +476,6 @@ fn panel_rows(
     scratch: &mut [f32],
 ) {
     let rb = w.row_bytes();
-    let group = w.cols / 32 * interleaved::GROUP_BYTES_PER_BLOCK;
     let panel_bytes = (k.panel_bytes)(w.cols);
     let panel = &mut bytemuck::cast_slice_mut::<f32, u8>(scratch)[..panel_bytes];
     let mut tile = [0f32; PANEL_TILE_COLS * PANEL_ROWS];
@@ -491,6 +490,7 @@ fn panel_rows(
                 prefetch(&data[next.start * rb..next.end * rb]);
             }
             Rows::Interleaved(ik, copy) => {
+                let group = w.cols / 32 * ik.group_block;
                 let g = r0 / PANEL_ROWS;
                 (ik.pack)(w.cols, &copy[g * group..][..group], m, panel);
                 if !next.is_empty() {
@@ -526,11 +526,23 @@ fn panel_rows(
     }
 }
 
-/// Dequantizes row `row` of `w` into `out`.
+/// Dequantizes row `row` of `w` into `out` (from the row-interleaved copy if the model holds
+/// one: a tied embedding, block by block through a stack buffer).
 pub fn embedding_row(model: &Model, w: &TensorRef, row: usize, out: &mut [f32]) {
     let rb = w.row_bytes();
+    let t = traits(w.ty);
+    if let Some(copy) = model.interleaved(w) {
+        // One 32-weight block at a time (the interleaved formats' blocks are at most 34 bytes).
+        let bb = rb / (w.cols / 32).max(1);
+        let mut blk = [0u8; 64];
+        for (b, o) in out.chunks_exact_mut(32).enumerate() {
+            interleaved::block_of(w.ty, w.cols, copy, row, b, &mut blk[..bb]);
+            (t.to_float)(&blk[..bb], o);
+        }
+        return;
+    }
     let data = &model.data(w)[row * rb..(row + 1) * rb];
-    (traits(w.ty).to_float)(data, out);
+    (t.to_float)(data, out);
 }
 
 /// Whether weights of this type can be used by [`matmul`] and [`embedding_row`].

@@ -5,14 +5,17 @@
 //! file in [`crate::arch`].
 //!
 //! Weights stay mapped, with one exception measured to pay for itself: Q4_0 weight matrices,
-//! where the tier has a product on row-interleaved Q4_0 ([`eddy_quant::interleaved`]: AVX-512),
-//! are copied once at load into that layout (the same size), and the mapped pages they came
-//! from are dropped from the resident set ([`Gguf::release_pages`]), so the process holds each
-//! byte once. Decoding on the copy reads the same bytes with a third of the instructions
-//! (Q4_0 decoding was slower than memory on a fast core), and batched prefill packs its panels
-//! from it; both compute the panel kernels' arithmetic, so logits are the same bits for any
-//! batch size. [`Model::repacked_bytes`] reports the copies' size. A model parsed from memory
-//! ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as they are.
+//! where the tier has a product on row-interleaved Q4_0 ([`eddy_quant::interleaved`]: AVX-512
+//! and AVX2), are copied once at load into that layout (the same size), and the mapped pages
+//! they came from are dropped from the resident set ([`Gguf::release_pages`]), so the process
+//! holds each byte once. Decoding on the copy reads the same bytes with a third of the
+//! instructions (Q4_0 decoding was slower than memory on a fast core), and batched prefill packs
+//! its panels from it; both compute the panel kernels' arithmetic, so these products are the
+//! same bits for any batch size. A tied embedding (the output head's matrix) is copied too,
+//! and its rows are then read from the copy. [`Model::repacked_bytes`] reports the copies' size.
+//! A model parsed from memory ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as
+//! they are. (`eddy-quant` also has interleaved Q8_0 kernels; the constant `INTERLEAVED` in
+//! this module's source says why the runtime does not use them.)
 
 use std::ops::Range;
 use std::path::Path;
@@ -486,7 +489,7 @@ pub struct Model {
     tokenizer: Arc<Tokenizer>,
     norms: Norms,
     fingerprint: u64,
-    /// Row-interleaved copies of Q4_0 weight matrices, sorted by their range in the file.
+    /// Row-interleaved copies of weight matrices, sorted by their range in the file.
     repacked: Vec<Repacked>,
     /// The vocabulary as constrained decoding sees it, built on first use.
     #[cfg(feature = "constraint")]
@@ -520,7 +523,7 @@ impl Model {
             crate::ops::gelu_f16_table();
         }
         let fingerprint = fingerprint(&gguf);
-        let repacked = interleave_q4_0(&gguf, &desc.weights);
+        let repacked = interleave_weights(&gguf, &desc.weights);
         Ok(Model {
             gguf,
             arch,
@@ -604,7 +607,7 @@ impl Model {
         &self.gguf.bytes()[t.range.clone()]
     }
 
-    /// The row-interleaved copy of a Q4_0 weight matrix, if the model made one (see the module
+    /// The row-interleaved copy of a weight matrix, if the model made one (see the module
     /// documentation).
     pub(crate) fn interleaved(&self, t: &TensorRef) -> Option<&[u8]> {
         if self.repacked.is_empty() {
@@ -634,13 +637,23 @@ struct Repacked {
     bytes: Vec<u8>,
 }
 
-/// Row-interleaved copies of the Q4_0 matrices the forward pass multiplies (not the token
-/// embedding, whose rows are also looked up one by one), for a mapped file on a tier with a
-/// product on that layout; each matrix's mapped pages are released once copied. A matrix whose
-/// copy cannot be allocated stays as it is.
-fn interleave_q4_0(gguf: &Gguf, w: &Weights) -> Vec<Repacked> {
-    use eddy_quant::interleaved::{interleave_q4_0, interleaved_q4_0_bytes, q4_0_kernels_for};
-    if !gguf.is_mapped() || q4_0_kernels_for(eddy_quant::dispatch::active_tier()).is_none() {
+/// The formats whose matrices the model copies into their row-interleaved layout (where the
+/// tier has its kernels). Q4_0 only: its row-by-row decoding was bound by instructions (on a
+/// Zen 4-class VM, 0.87x llama.cpp at one thread), the copy reads the same bytes at memory
+/// speed. Interleaved Q8_0 was measured too (2026-12-07, Gemma 3's 168 MB Q8_0 head, `perf` of
+/// `eddy bench -t 1 -n 64`): the head took the same share of a token as the row kernel's
+/// (2.70x the Q5_0 matrices' in both), because the row kernel already streams at memory speed
+/// there; a copy with no measured gain is not made.
+const INTERLEAVED: [GgmlType; 1] = [GgmlType::Q4_0];
+
+/// Row-interleaved copies of the matrices the forward pass multiplies (a tied embedding
+/// included: its rows are then read from the copy) whose format is in [`INTERLEAVED`] and has
+/// kernels in the active tier, for a mapped file; each matrix's mapped pages are released once
+/// copied. A matrix whose copy cannot be allocated stays as it is.
+fn interleave_weights(gguf: &Gguf, w: &Weights) -> Vec<Repacked> {
+    use eddy_quant::interleaved::{interleave, interleaved_bytes, kernels_for};
+    let tier = eddy_quant::dispatch::active_tier();
+    if !gguf.is_mapped() {
         return Vec::new();
     }
     let mut out: Vec<Repacked> = Vec::new();
@@ -650,13 +663,13 @@ fn interleave_q4_0(gguf: &Gguf, w: &Weights) -> Vec<Repacked> {
         .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
         .chain([&w.output]);
     for t in matrices {
-        if t.ty != GgmlType::Q4_0
-            || t.range == w.token_embd.range
+        if !INTERLEAVED.contains(&t.ty)
+            || kernels_for(tier, t.ty).is_none()
             || out.iter().any(|r| r.range == t.range)
         {
             continue;
         }
-        let Some(size) = interleaved_q4_0_bytes(t.rows, t.cols) else {
+        let Some(size) = interleaved_bytes(t.ty, t.rows, t.cols) else {
             continue;
         };
         let mut bytes = Vec::new();
@@ -664,7 +677,13 @@ fn interleave_q4_0(gguf: &Gguf, w: &Weights) -> Vec<Repacked> {
             continue;
         }
         bytes.resize(size, 0);
-        interleave_q4_0(t.cols, &gguf.bytes()[t.range.clone()], t.rows, &mut bytes);
+        interleave(
+            t.ty,
+            t.cols,
+            &gguf.bytes()[t.range.clone()],
+            t.rows,
+            &mut bytes,
+        );
         gguf.release_pages(t.range.clone());
         out.push(Repacked {
             range: t.range.clone(),
