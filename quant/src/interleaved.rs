@@ -1,56 +1,115 @@
-//! Row-interleaved Q4_0 for decoding: a repacked copy of a weight matrix, the same size as the
-//! Q4_0 rows, whose one-token product needs a third of the instructions of a row-by-row
-//! `vec_dot`.
+//! Row-interleaved weights for decoding: a repacked copy of a weight matrix, the same size as
+//! its rows, whose one-token product needs a third of the instructions of a row-by-row
+//! `vec_dot`. Formats: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
 //!
-//! A row-by-row Q4_0 `vec_dot` pays, for every block of every row, the widening of its f16
-//! scale, the scale product, the float conversion of its integer sum, the `fma` and, at the end
-//! of the row, a horizontal reduction: on AVX-512 about as many instructions as the whole block
-//! has bytes, which makes Q4_0 decoding slower than memory on a fast core. Here
-//! [`GROUP_ROWS`] rows are stored side by side, block by block: the group's 16 f16 scales
-//! first, then the 16 rows' quant bytes as four vectors of 64 bytes, vector `k` holding bytes
-//! `4k..4k + 4` of each row's 16 (row `r` at bytes `4r..4r + 4`: the low nibbles are weights
-//! `4k..4k + 4`, the high ones weights `16 + 4k..16 + 4k + 4`). So one `vpdpbusd` with four
-//! activation bytes broadcast adds 64 products into the lanes of their own rows, the scale work
-//! is one vector operation for 16 rows, and no row needs a reduction.
+//! A row-by-row `vec_dot` of these formats pays, for every 32-weight block of every row, the
+//! widening of its f16 scales, the scale product, the float conversion of its integer sum, the
+//! `fma` and, at the end of the row, a horizontal reduction: on AVX-512 about as many
+//! instructions as the whole block has bytes, which makes decoding slower than memory on a fast
+//! core. Here [`GROUP_ROWS`] rows are stored side by side, block by block. A group's block holds
+//! the 16 rows' f16 fields (all 16 `d`, then all 16 `m` for Q4_1 and Q5_1), then for Q5_0 and
+//! Q5_1 one 64-byte vector of their fifth bits (below), then the quant bytes as vectors of 64
+//! bytes: vector `k` holds bytes `4k..4k + 4` of each row's quants (row `r` at bytes
+//! `4r..4r + 4`; for the 4- and 5-bit formats the low nibbles are weights `4k..4k + 4`, the high
+//! ones weights `16 + 4k..16 + 4k + 4`). So one `vpdpbusd` with four activation bytes broadcast
+//! adds 64 products into the lanes of their own rows, the scale work is one vector operation for
+//! 16 rows, and no row needs a reduction.
 //!
-//! Groups follow each other, each group's blocks in order (a group is `nb * 288` bytes, as its
-//! 16 rows were); the last group is padded with zero rows. [`interleaved_q4_0_bytes`] gives the
+//! The fifth bits are rearranged so that a vector's worth costs two shifts: byte `4r + i` of the
+//! bit vector holds, in bit `k` (0 to 3), the fifth bit of weight `4k + i` of row `r` and, in
+//! bit `4 + k`, that of weight `16 + 4k + i`.
+//!
+//! Groups follow each other, each group's blocks in order (a group is `nb` times its block, as
+//! its 16 rows were); the last group is padded with zero rows. [`interleaved_bytes`] gives the
 //! size.
 //!
-//! The arithmetic per row is the signed panel layout's ([`crate::panel`]), block after block:
+//! The arithmetic per row is the format's panel arithmetic ([`crate::panel`]), block after
+//! block, on the column [`crate::panel::PanelKernels::prepare`] makes for the format:
 //!
 //! ```text
-//! acc = fma(f32(Σ (q − 8)·q_y), d_x·d_y, acc)
+//! Q4_0, Q5_0, Q8_0:  acc = fma(f32(Σ v·q_y), d_x·d_y, acc)       v = q − 8, q − 16, q
+//! Q4_1, Q5_1:        acc = fma(f32(Σ q·q_y), d_x·d_y, acc)
+//!                    acc = fma(m_x, s_y, acc)
 //! ```
 //!
-//! on the column [`crate::panel::PanelKernels::prepare`] makes for Q4_0 (Q8_0's quants and
-//! `d_y`). So a product on this layout is bit for bit the Q4_0 panel product of the same row
-//! and column, in every tier: decoding and batched prefill give the same logits. It is not
-//! `vec_dot`'s f32 order.
-//!
-//! Q8_0 interleaves the same way with eight quant vectors per block (544 bytes per group and
-//! block, as its 16 rows were), `acc = fma(f32(Σ q·q_y), d_x·d_y, acc)`: the Q8_0 panel
-//! product. Its vectors are the signed panel layout's value vectors as they are. The generic
-//! functions ([`interleaved_bytes`], [`interleave`], [`row_of`], [`kernels_for`]) take the
-//! format.
+//! So a product on this layout is bit for bit the panel product of the same row and column, in
+//! every tier: decoding and batched prefill give the same logits. It is not `vec_dot`'s f32
+//! order.
 
 use crate::GgmlType;
 use crate::dispatch::Tier;
 use crate::num::{f16_to_f32, fmaf};
-use crate::panel::{COL_BLOCK, f32_at};
+use crate::panel::{COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, f32_at};
 
 /// Rows interleaved in one group.
 pub const GROUP_ROWS: usize = 16;
-/// Bytes of one block of a group: 16 f16 scales, then 4 vectors of 16 rows × 4 quant bytes.
-pub(crate) const GROUP_BLOCK: usize = 32 + 4 * 64;
-/// Bytes of one block (32 weights) of a group of [`GROUP_ROWS`] rows: a group of rows of `n`
-/// weights is `n / 32` times this.
-pub const GROUP_BYTES_PER_BLOCK: usize = GROUP_BLOCK;
-/// Byte offset of the quant vectors in a block of a group.
-pub(crate) const GROUP_QS: usize = 32;
 
-/// Packs the first `rows` rows of one interleaved group into a Q4_0 panel (see
-/// [`pack_q4_0_panel`], the reference).
+/// Where the parts of one block of a group lie.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    /// f16 fields per row and block: `d`, or `d` and `m`.
+    pub fields: usize,
+    /// Whether a vector of fifth bits follows them.
+    pub high_bits: bool,
+    /// Quant vectors of 16 rows × 4 bytes.
+    pub vectors: usize,
+}
+
+impl Layout {
+    /// Bytes of one row's block in the file's format.
+    pub const fn row_block(self) -> usize {
+        2 * self.fields + if self.high_bits { 4 } else { 0 } + 4 * self.vectors
+    }
+    /// Bytes of one block of a group.
+    pub const fn group_block(self) -> usize {
+        GROUP_ROWS * self.row_block()
+    }
+    /// Offset of the fifth-bit vector.
+    pub const fn high_at(self) -> usize {
+        32 * self.fields
+    }
+    /// Offset of the quant vectors.
+    pub const fn quants_at(self) -> usize {
+        32 * self.fields + if self.high_bits { 64 } else { 0 }
+    }
+}
+
+/// The 4- and 5-bit formats' layout: `m` for Q4_1 and Q5_1, fifth bits for Q5_0 and Q5_1.
+pub(crate) const fn legacy_layout(m: bool, high_bits: bool) -> Layout {
+    Layout {
+        fields: if m { 2 } else { 1 },
+        high_bits,
+        vectors: 4,
+    }
+}
+
+/// Q8_0's layout: one scale, eight quant vectors.
+pub(crate) const Q8_0_LAYOUT: Layout = Layout {
+    fields: 1,
+    high_bits: false,
+    vectors: 8,
+};
+
+/// The layout of `ty`, if it has one.
+pub(crate) const fn layout(ty: GgmlType) -> Option<Layout> {
+    match ty {
+        GgmlType::Q4_0 => Some(legacy_layout(false, false)),
+        GgmlType::Q4_1 => Some(legacy_layout(true, false)),
+        GgmlType::Q5_0 => Some(legacy_layout(false, true)),
+        GgmlType::Q5_1 => Some(legacy_layout(true, true)),
+        GgmlType::Q8_0 => Some(Q8_0_LAYOUT),
+        _ => None,
+    }
+}
+
+/// The one-column product on an interleaved matrix: `out[r]` is row `r` times the prepared
+/// column `y`, for every `r < out.len()`; `w` holds the `out.len().div_ceil(GROUP_ROWS)` groups
+/// of rows of `n` weights.
+pub type InterleavedMatvecFn = fn(n: usize, w: &[u8], y: &[u8], out: &mut [f32]);
+
+/// Packs the first `rows` rows (1 to 16) of one interleaved group of rows of `n` weights into
+/// the format's panel (see [`crate::panel`]): the same bytes as the format's panel packing of
+/// those rows.
 pub type InterleavedPackFn = fn(n: usize, group: &[u8], rows: usize, panel: &mut [u8]);
 
 /// The kernels of one tier on one row-interleaved format.
@@ -64,30 +123,9 @@ pub struct InterleavedKernels {
     pub group_block: usize,
 }
 
-/// The scalar kernels of Q4_0: the reference.
-pub static Q4_0_REFERENCE: InterleavedKernels = InterleavedKernels {
-    matvec: matvec_q4_0_reference,
-    pack: pack_q4_0_panel,
-    group_block: GROUP_BLOCK,
-};
-
-/// The scalar kernels of Q8_0: the reference.
-pub static Q8_0_REFERENCE: InterleavedKernels = InterleavedKernels {
-    matvec: matvec_q8_0_reference,
-    pack: pack_q8_0_panel,
-    group_block: Q8_0_GROUP_BLOCK,
-};
-
-/// Bytes of one block of a Q8_0 group: 16 f16 scales, then 8 vectors of 16 rows × 4 quants.
-pub(crate) const Q8_0_GROUP_BLOCK: usize = 32 + 8 * 64;
-
 /// Bytes of one block of a group of `ty`, if `ty` has an interleaved layout.
 pub fn group_block(ty: GgmlType) -> Option<usize> {
-    match ty {
-        GgmlType::Q4_0 => Some(GROUP_BLOCK),
-        GgmlType::Q8_0 => Some(Q8_0_GROUP_BLOCK),
-        _ => None,
-    }
+    layout(ty).map(Layout::group_block)
 }
 
 /// Bytes of `rows` rows of `ty` of `n` weights interleaved (whole groups), or `None` if `ty`
@@ -102,18 +140,43 @@ pub fn interleaved_bytes(ty: GgmlType, rows: usize, n: usize) -> Option<usize> {
         .checked_mul(gb)
 }
 
+/// A row's 32 fifth bits (`qh`, little-endian) as the four bytes of its lane in the bit vector
+/// (see the module documentation).
+fn spread_high_bits(qh: [u8; 4]) -> [u8; 4] {
+    let qh = u32::from_le_bytes(qh);
+    let mut out = [0u8; 4];
+    for (i, o) in out.iter_mut().enumerate() {
+        for k in 0..4 {
+            *o |= (((qh >> (4 * k + i)) & 1) << k) as u8;
+            *o |= (((qh >> (16 + 4 * k + i)) & 1) << (4 + k)) as u8;
+        }
+    }
+    out
+}
+
+/// The inverse of [`spread_high_bits`].
+fn gather_high_bits(lane: [u8; 4]) -> [u8; 4] {
+    let mut qh = 0u32;
+    for (i, &b) in lane.iter().enumerate() {
+        for k in 0..4 {
+            qh |= u32::from((b >> k) & 1) << (4 * k + i);
+            qh |= u32::from((b >> (4 + k)) & 1) << (16 + 4 * k + i);
+        }
+    }
+    qh.to_le_bytes()
+}
+
 /// Interleaves `rows` rows of `ty` of `n` weights (`x`, back to back) into `out`
-/// ([`interleaved_bytes`] long): per row and block, the f16 scale to the row's two bytes of
-/// the group block's scales, the quant bytes a dword at a time to the row's lane of each
-/// vector. Rows past `rows` in the last group are zero.
+/// ([`interleaved_bytes`] long): per row and block, its f16 fields to its two bytes of each
+/// field's 32, its fifth bits spread into its lane of the bit vector, its quant bytes a dword at
+/// a time to its lane of each vector. Rows past `rows` in the last group are zero.
 ///
 /// # Panics
 /// If `ty` has no interleaved layout, `n` is not whole blocks or a buffer has the wrong length.
 pub fn interleave(ty: GgmlType, n: usize, x: &[u8], rows: usize, out: &mut [u8]) {
     let size = interleaved_bytes(ty, rows, n).expect("a format with whole blocks");
-    let gb = group_block(ty).unwrap_or(GROUP_BLOCK);
-    let bb = 2 + (gb - GROUP_QS) / GROUP_ROWS;
-    let nb = n / 32;
+    let l = layout(ty).expect("a format with an interleaved layout");
+    let (gb, bb, nb) = (l.group_block(), l.row_block(), n / 32);
     assert_eq!(x.len(), rows * nb * bb, "{ty} rows");
     assert_eq!(out.len(), size, "interleaved buffer");
     if nb == 0 {
@@ -131,13 +194,25 @@ pub fn interleave(ty: GgmlType, n: usize, x: &[u8], rows: usize, out: &mut [u8])
             .enumerate()
         {
             for (blk, dst) in row.chunks_exact(bb).zip(group.chunks_exact_mut(gb)) {
-                let (scales, qs) = dst.split_at_mut(GROUP_QS);
-                scales[2 * r..2 * r + 2].copy_from_slice(&blk[..2]);
-                for (k, q4) in blk[2..].chunks_exact(4).enumerate() {
-                    qs[64 * k + 4 * r..64 * k + 4 * r + 4].copy_from_slice(q4);
-                }
+                put_block(l, blk, r, dst);
             }
         }
+    }
+}
+
+/// One row's block `blk` into lane `r` of the group block `dst`.
+fn put_block(l: Layout, blk: &[u8], r: usize, dst: &mut [u8]) {
+    for f in 0..l.fields {
+        dst[32 * f + 2 * r..][..2].copy_from_slice(&blk[2 * f..2 * f + 2]);
+    }
+    let mut at = 2 * l.fields;
+    if l.high_bits {
+        let qh = [blk[at], blk[at + 1], blk[at + 2], blk[at + 3]];
+        dst[l.high_at() + 4 * r..][..4].copy_from_slice(&spread_high_bits(qh));
+        at += 4;
+    }
+    for (k, q4) in blk[at..].chunks_exact(4).enumerate() {
+        dst[l.quants_at() + 64 * k + 4 * r..][..4].copy_from_slice(q4);
     }
 }
 
@@ -149,58 +224,41 @@ pub fn interleave(ty: GgmlType, n: usize, x: &[u8], rows: usize, out: &mut [u8])
 /// If `ty` has no interleaved layout, `n` is not whole blocks, `r` or `b` is past the matrix or
 /// `out` is not one block.
 pub fn block_of(ty: GgmlType, n: usize, w: &[u8], r: usize, b: usize, out: &mut [u8]) {
-    let gb = group_block(ty).expect("a format with an interleaved layout");
+    let l = layout(ty).expect("a format with an interleaved layout");
     assert!(n % 32 == 0, "{n} weights are not whole blocks");
     let nb = n / 32;
     assert!(b < nb, "block {b} of {nb}");
-    assert_eq!(
-        out.len(),
-        2 + (gb - GROUP_QS) / GROUP_ROWS,
-        "one {ty} block"
-    );
+    assert_eq!(out.len(), l.row_block(), "one {ty} block");
+    let gb = l.group_block();
     let src = &w[(r / GROUP_ROWS * nb + b) * gb..][..gb];
     let lane = r % GROUP_ROWS;
-    out[..2].copy_from_slice(&src[2 * lane..2 * lane + 2]);
-    for (k, q4) in out[2..].chunks_exact_mut(4).enumerate() {
-        q4.copy_from_slice(&src[GROUP_QS + 64 * k + 4 * lane..][..4]);
+    for f in 0..l.fields {
+        out[2 * f..2 * f + 2].copy_from_slice(&src[32 * f + 2 * lane..][..2]);
+    }
+    let mut at = 2 * l.fields;
+    if l.high_bits {
+        let s = &src[l.high_at() + 4 * lane..][..4];
+        out[at..at + 4].copy_from_slice(&gather_high_bits([s[0], s[1], s[2], s[3]]));
+        at += 4;
+    }
+    for (k, q4) in out[at..].chunks_exact_mut(4).enumerate() {
+        q4.copy_from_slice(&src[l.quants_at() + 64 * k + 4 * lane..][..4]);
     }
 }
 
 /// Row `r` of an interleaved matrix of `ty` (rows of `n` weights) as the format's blocks, into
-/// `out` (one row's bytes): the inverse of [`interleave`] for one row, for a matrix whose rows
-/// are also looked up one by one (a tied embedding).
+/// `out` (one row's bytes): the inverse of [`interleave`] for one row.
 ///
 /// # Panics
 /// If `ty` has no interleaved layout, `n` is not whole blocks, `r` is past the matrix or `out`
 /// is not one row.
 pub fn row_of(ty: GgmlType, n: usize, w: &[u8], r: usize, out: &mut [u8]) {
-    let gb = group_block(ty).expect("a format with an interleaved layout");
+    let l = layout(ty).expect("a format with an interleaved layout");
     assert!(n % 32 == 0, "{n} weights are not whole blocks");
-    let bb = 2 + (gb - GROUP_QS) / GROUP_ROWS;
-    assert_eq!(out.len(), n / 32 * bb, "one {ty} row");
-    for (b, blk) in out.chunks_exact_mut(bb).enumerate() {
+    assert_eq!(out.len(), n / 32 * l.row_block(), "one {ty} row");
+    for (b, blk) in out.chunks_exact_mut(l.row_block()).enumerate() {
         block_of(ty, n, w, r, b, blk);
     }
-}
-
-/// The product of an interleaved matrix with one prepared column: `out[r]` is row `r` times the
-/// column, for every `r < out.len()`. `w` holds the `out.len().div_ceil(GROUP_ROWS)` groups of
-/// rows of `n` weights, `y` the column.
-pub type InterleavedMatvecFn = fn(n: usize, w: &[u8], y: &[u8], out: &mut [f32]);
-
-/// Bytes of `rows` Q4_0 rows of `n` weights interleaved (whole groups), or `None` if `n` is not
-/// whole blocks or the size overflows.
-pub fn interleaved_q4_0_bytes(rows: usize, n: usize) -> Option<usize> {
-    interleaved_bytes(GgmlType::Q4_0, rows, n)
-}
-
-/// Interleaves `rows` Q4_0 rows of `n` weights (`x`, back to back) into `out`
-/// ([`interleaved_q4_0_bytes`] long): [`interleave`] of Q4_0.
-///
-/// # Panics
-/// If `n` is not whole blocks or a buffer has the wrong length.
-pub fn interleave_q4_0(n: usize, x: &[u8], rows: usize, out: &mut [u8]) {
-    interleave(GgmlType::Q4_0, n, x, rows, out);
 }
 
 /// Checks the buffers of a panel packing from an interleaved group of `gb`-byte blocks;
@@ -210,13 +268,8 @@ pub(crate) fn check_pack_of(n: usize, group: &[u8], rows: usize, panel: &[u8], g
     assert!((1..=GROUP_ROWS).contains(&rows), "1 to 16 rows, not {rows}");
     let nb = n / 32;
     assert_eq!(group.len(), nb * gb, "interleaved group");
-    assert_eq!(panel.len(), nb * crate::panel::PANEL_BLOCK, "panel");
+    assert_eq!(panel.len(), nb * PANEL_BLOCK, "panel");
     nb
-}
-
-/// [`check_pack_of`] for Q4_0.
-pub(crate) fn check_pack(n: usize, group: &[u8], rows: usize, panel: &[u8]) -> usize {
-    check_pack_of(n, group, rows, panel, GROUP_BLOCK)
 }
 
 /// Checks the buffers of an interleaved product of `gb`-byte group blocks; returns the block
@@ -233,195 +286,166 @@ pub(crate) fn check_matvec_of(n: usize, w: &[u8], y: &[u8], out: &[f32], gb: usi
     nb
 }
 
-/// [`check_matvec_of`] for Q4_0.
-pub(crate) fn check_matvec(n: usize, w: &[u8], y: &[u8], out: &[f32]) -> usize {
-    check_matvec_of(n, w, y, out, GROUP_BLOCK)
+/// Row `lane`'s 32 values of a group block of layout `l`, in weight order, as the panels take
+/// them: the quants (with their fifth bits), less `offset`.
+fn values(l: Layout, blk: &[u8], lane: usize, offset: i32) -> [i32; 32] {
+    let mut v = [0i32; 32];
+    let qs = &blk[l.quants_at()..];
+    if l.vectors == 8 {
+        for (j, x) in v.iter_mut().enumerate() {
+            *x = i32::from(qs[64 * (j / 4) + 4 * lane + j % 4] as i8) - offset;
+        }
+        return v;
+    }
+    let hb = if l.high_bits {
+        &blk[l.high_at() + 4 * lane..][..4]
+    } else {
+        &[0u8; 4][..]
+    };
+    for k in 0..4 {
+        for i in 0..4 {
+            let q = qs[64 * k + 4 * lane + i];
+            let (h_lo, h_hi) = ((hb[i] >> k) & 1, (hb[i] >> (4 + k)) & 1);
+            v[4 * k + i] = i32::from((q & 0x0f) | (h_lo << 4)) - offset;
+            v[16 + 4 * k + i] = i32::from((q >> 4) | (h_hi << 4)) - offset;
+        }
+    }
+    v
 }
 
-/// The scalar product on interleaved Q8_0: `acc = fma(f32(Σ q·q_y), d_x·d_y, acc)` row by row
-/// (the reference every SIMD kernel is tested against bit for bit).
-pub fn matvec_q8_0_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let gb = Q8_0_GROUP_BLOCK;
+/// The offset taken from the quants of `ty` (Q4_0's 8, Q5_0's 16), 0 for the others.
+fn offset_of(ty: GgmlType) -> i32 {
+    match ty {
+        GgmlType::Q4_0 => 8,
+        GgmlType::Q5_0 => 16,
+        _ => 0,
+    }
+}
+
+/// The scalar product on interleaved `ty`: the formula above, row by row (the reference every
+/// SIMD kernel is tested against bit for bit).
+fn matvec_reference(ty: GgmlType, n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let l = layout(ty).expect("a format with an interleaved layout");
+    let gb = l.group_block();
     let nb = check_matvec_of(n, w, y, out, gb);
+    let offset = offset_of(ty);
     for (r, o) in out.iter_mut().enumerate() {
         let group = &w[r / GROUP_ROWS * nb * gb..][..nb * gb];
         let lane = r % GROUP_ROWS;
         let mut acc = 0f32;
         for (blk, yb) in group.chunks_exact(gb).zip(y.chunks_exact(COL_BLOCK)) {
-            let mut isum = 0i32;
-            for k in 0..8 {
-                for i in 0..4 {
-                    let q = blk[GROUP_QS + 64 * k + 4 * lane + i] as i8;
-                    isum += i32::from(q) * i32::from(yb[4 * k + i] as i8);
-                }
-            }
+            let v = values(l, blk, lane, offset);
+            let isum: i32 = v
+                .iter()
+                .zip(&yb[..32])
+                .map(|(&v, &q)| v * i32::from(q as i8))
+                .sum();
             let dx = f16_to_f32([blk[2 * lane], blk[2 * lane + 1]]);
             acc = fmaf(isum as f32, dx * f32_at(yb, 32), acc);
+            if l.fields == 2 {
+                let mx = f16_to_f32([blk[32 + 2 * lane], blk[33 + 2 * lane]]);
+                acc = fmaf(mx, f32_at(yb, 36), acc);
+            }
         }
         *o = acc;
     }
 }
 
-/// Packs the first `rows` rows of one interleaved Q8_0 group into a Q8_0 panel of the signed
-/// layout: the quant vectors are its value vectors already (rows past `rows` zeroed), then the
-/// scales widened and the row sums. The same bytes as the Q8_0 panel kernels' own packing in
-/// every tier whose panels use the reference layout.
-///
-/// # Panics
-/// If `n` is not whole blocks, `rows` is not 1 to 16 or a buffer has the wrong length.
-pub fn pack_q8_0_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::panel::{PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM};
-    check_pack_of(n, group, rows, panel, Q8_0_GROUP_BLOCK);
+/// Packs the first `rows` rows of one interleaved group of `ty` into the format's panel: the
+/// values (less the offset) to the value vectors, then `d` and `m` widened (Q4_1, Q5_1) or `d`
+/// and the row sums of the values (the signed layout). Lanes of rows past `rows` are zero.
+fn pack_reference(ty: GgmlType, n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    let l = layout(ty).expect("a format with an interleaved layout");
+    let gb = l.group_block();
+    check_pack_of(n, group, rows, panel, gb);
+    let offset = offset_of(ty);
     for (src, dst) in group
-        .chunks_exact(Q8_0_GROUP_BLOCK)
+        .chunks_exact(gb)
         .zip(panel.chunks_exact_mut(PANEL_BLOCK))
     {
-        let mut sums = [0i32; PANEL_ROWS];
-        for (i, d) in dst[..SIGNED_D].iter_mut().enumerate() {
-            let r = (i % 64) / 4;
-            let q = if r < rows { src[GROUP_QS + i] } else { 0 };
-            sums[r] += i32::from(q as i8);
-            *d = q;
-        }
-        for r in 0..PANEL_ROWS {
-            let d = if r < rows {
-                f16_to_f32([src[2 * r], src[2 * r + 1]])
-            } else {
-                0.0
-            };
-            dst[SIGNED_D + 4 * r..][..4].copy_from_slice(&d.to_le_bytes());
-            dst[SIGNED_SUM + 4 * r..][..4].copy_from_slice(&sums[r].to_le_bytes());
-        }
-    }
-}
-
-/// The scalar product on the interleaved layout: the formula above, row by row (the reference
-/// every SIMD kernel is tested against bit for bit).
-pub fn matvec_q4_0_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let nb = check_matvec(n, w, y, out);
-    for (r, o) in out.iter_mut().enumerate() {
-        let group = &w[r / GROUP_ROWS * nb * GROUP_BLOCK..][..nb * GROUP_BLOCK];
-        let lane = r % GROUP_ROWS;
-        let mut acc = 0f32;
-        for (blk, yb) in group
-            .chunks_exact(GROUP_BLOCK)
-            .zip(y.chunks_exact(COL_BLOCK))
-        {
-            let mut isum = 0i32;
-            for k in 0..4 {
-                for i in 0..4 {
-                    let q = blk[GROUP_QS + 64 * k + 4 * lane + i];
-                    isum += (i32::from(q & 0x0f) - 8) * i32::from(yb[4 * k + i] as i8);
-                    isum += (i32::from(q >> 4) - 8) * i32::from(yb[16 + 4 * k + i] as i8);
-                }
+        dst.fill(0);
+        for r in 0..rows.min(PANEL_ROWS) {
+            let v = values(l, src, r, offset);
+            for (j, &x) in v.iter().enumerate() {
+                dst[64 * (j / 4) + 4 * r + j % 4] = x as u8;
             }
-            let dx = f16_to_f32([blk[2 * lane], blk[2 * lane + 1]]);
-            acc = fmaf(isum as f32, dx * f32_at(yb, 32), acc);
-        }
-        *o = acc;
-    }
-}
-
-/// Packs the first `rows` rows (1 to 16) of one interleaved group of rows of `n` weights
-/// (`group`, `n / 32` blocks of [`GROUP_BYTES_PER_BLOCK`] bytes) into a Q4_0 panel of the signed layout
-/// ([`crate::panel`]): the same bytes as the Q4_0 panel kernels' own packing of those rows in
-/// every tier whose panels use the reference layout (all but i8mm, which
-/// [`q4_0_kernels_for`] does not serve). Cheaper than packing from the rows: the quants are
-/// already transposed, so each block is eight nibble extractions.
-///
-/// # Panics
-/// If `n` is not whole blocks, `rows` is not 1 to 16 or a buffer has the wrong length.
-pub fn pack_q4_0_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::panel::{PANEL_ROWS, SIGNED_D, SIGNED_SUM};
-    check_pack(n, group, rows, panel);
-    let block = crate::panel::PANEL_BLOCK;
-    for (src, dst) in group
-        .chunks_exact(GROUP_BLOCK)
-        .zip(panel.chunks_exact_mut(block))
-    {
-        let mut sums = [0i32; PANEL_ROWS];
-        for k in 0..4 {
-            let v = &src[GROUP_QS + 64 * k..][..64];
-            for (i, &q) in v.iter().enumerate() {
-                let r = i / 4;
-                let (lo, hi) = if r < rows {
-                    ((q & 0x0f) as i8 - 8, (q >> 4) as i8 - 8)
-                } else {
-                    (0, 0)
-                };
-                sums[r] += i32::from(lo) + i32::from(hi);
-                dst[64 * k + i] = lo as u8;
-                dst[64 * (4 + k) + i] = hi as u8;
-            }
-        }
-        for r in 0..PANEL_ROWS {
-            let d = if r < rows {
-                f16_to_f32([src[2 * r], src[2 * r + 1]])
-            } else {
-                0.0
-            };
+            let d = f16_to_f32([src[2 * r], src[2 * r + 1]]);
             dst[SIGNED_D + 4 * r..][..4].copy_from_slice(&d.to_le_bytes());
-            dst[SIGNED_SUM + 4 * r..][..4].copy_from_slice(&sums[r].to_le_bytes());
+            let last = if l.fields == 2 {
+                f16_to_f32([src[32 + 2 * r], src[33 + 2 * r]]).to_le_bytes()
+            } else {
+                v.iter().sum::<i32>().to_le_bytes()
+            };
+            dst[SIGNED_SUM + 4 * r..][..4].copy_from_slice(&last);
         }
     }
 }
 
-/// The SIMD kernels on the interleaved Q4_0 layout of `tier`, or `None` if the CPU does not
-/// support `tier` or the tier has none (then a caller keeps the rows as they are: the layout
-/// pays only where its product is fast).
-pub fn q4_0_kernels_for(tier: Tier) -> Option<&'static InterleavedKernels> {
-    if !tier.is_supported() {
-        return None;
-    }
-    match tier {
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx512 => Some(&Q4_0_AVX512),
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx2 => Some(&Q4_0_AVX2),
-        _ => None,
-    }
+macro_rules! reference_kernels {
+    ($($name:ident, $matvec:ident, $pack:ident, $ty:ident;)*) => {$(
+        #[doc = concat!("The scalar product on interleaved ", stringify!($ty), ".")]
+        pub fn $matvec(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+            matvec_reference(GgmlType::$ty, n, w, y, out);
+        }
+        #[doc = concat!("The reference packing of an interleaved ", stringify!($ty), " group.")]
+        pub fn $pack(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+            pack_reference(GgmlType::$ty, n, group, rows, panel);
+        }
+        static $name: InterleavedKernels = InterleavedKernels {
+            matvec: $matvec,
+            pack: $pack,
+            group_block: layout(GgmlType::$ty).unwrap().group_block(),
+        };
+    )*};
 }
 
-/// The SIMD kernels on the interleaved layout of `ty` in `tier`, or `None` (as
-/// [`q4_0_kernels_for`]): Q4_0 on AVX-512 and AVX2, Q8_0 on AVX-512.
-pub fn kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static InterleavedKernels> {
-    match ty {
-        GgmlType::Q4_0 => q4_0_kernels_for(tier),
-        GgmlType::Q8_0 if tier.is_supported() => match tier {
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => Some(&Q8_0_AVX512),
-            _ => None,
-        },
-        _ => None,
-    }
+reference_kernels! {
+    Q4_0_REFERENCE, matvec_q4_0_reference, pack_q4_0_panel, Q4_0;
+    Q4_1_REFERENCE, matvec_q4_1_reference, pack_q4_1_panel, Q4_1;
+    Q5_0_REFERENCE, matvec_q5_0_reference, pack_q5_0_panel, Q5_0;
+    Q5_1_REFERENCE, matvec_q5_1_reference, pack_q5_1_panel, Q5_1;
+    Q8_0_REFERENCE, matvec_q8_0_reference, pack_q8_0_panel, Q8_0;
 }
 
 /// The reference kernels of `ty`, if it has an interleaved layout.
 pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {
     match ty {
         GgmlType::Q4_0 => Some(&Q4_0_REFERENCE),
+        GgmlType::Q4_1 => Some(&Q4_1_REFERENCE),
+        GgmlType::Q5_0 => Some(&Q5_0_REFERENCE),
+        GgmlType::Q5_1 => Some(&Q5_1_REFERENCE),
         GgmlType::Q8_0 => Some(&Q8_0_REFERENCE),
         _ => None,
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-static Q8_0_AVX512: InterleavedKernels = InterleavedKernels {
-    matvec: crate::x86_panel::interleaved_q8_0_matvec_avx512_bytes,
-    pack: crate::x86_panel::interleaved_q8_0_pack_avx512_bytes,
-    group_block: Q8_0_GROUP_BLOCK,
-};
-
-#[cfg(target_arch = "x86_64")]
-static Q4_0_AVX2: InterleavedKernels = InterleavedKernels {
-    matvec: crate::x86_panel::interleaved_q4_0_matvec_avx2_bytes,
-    pack: crate::x86_panel::interleaved_q4_0_pack_avx2_bytes,
-    group_block: GROUP_BLOCK,
-};
-
-#[cfg(target_arch = "x86_64")]
-static Q4_0_AVX512: InterleavedKernels = InterleavedKernels {
-    matvec: crate::x86_panel::interleaved_q4_0_matvec_avx512_bytes,
-    pack: crate::x86_panel::interleaved_q4_0_pack_avx512_bytes,
-    group_block: GROUP_BLOCK,
-};
+/// The SIMD kernels on the interleaved layout of `ty` in `tier`, or `None` if the CPU does not
+/// support `tier` or the tier has none for `ty` (then a caller keeps the rows as they are: the
+/// layout pays only where its product is fast). AVX-512 has Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0,
+/// AVX2 the first four.
+pub fn kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static InterleavedKernels> {
+    if !tier.is_supported() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::x86_panel as x;
+        match (tier, ty) {
+            (Tier::Avx512, GgmlType::Q4_0) => Some(&x::INTERLEAVED_Q4_0_AVX512),
+            (Tier::Avx512, GgmlType::Q4_1) => Some(&x::INTERLEAVED_Q4_1_AVX512),
+            (Tier::Avx512, GgmlType::Q5_0) => Some(&x::INTERLEAVED_Q5_0_AVX512),
+            (Tier::Avx512, GgmlType::Q5_1) => Some(&x::INTERLEAVED_Q5_1_AVX512),
+            (Tier::Avx512, GgmlType::Q8_0) => Some(&x::INTERLEAVED_Q8_0_AVX512),
+            (Tier::Avx2, GgmlType::Q4_0) => Some(&x::INTERLEAVED_Q4_0_AVX2),
+            (Tier::Avx2, GgmlType::Q4_1) => Some(&x::INTERLEAVED_Q4_1_AVX2),
+            (Tier::Avx2, GgmlType::Q5_0) => Some(&x::INTERLEAVED_Q5_0_AVX2),
+            (Tier::Avx2, GgmlType::Q5_1) => Some(&x::INTERLEAVED_Q5_1_AVX2),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}

@@ -1320,14 +1320,16 @@ run_columns!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Row-interleaved Q4_0 (see `crate::interleaved`): the one-token product.
+// Row-interleaved weights (see `crate::interleaved`): the one-token product and the packing of
+// panels from a group. Q4_0, Q4_1, Q5_0 and Q5_1 share one kernel per tier, generic over the
+// format's `m` (`M`), fifth bits (`QH`) and offset (8, 16 or 0); Q8_0 has its own.
 
-/// Blocks whose column corrections [`interleaved_q4_0_matvec`] computes at a time (1 KiB of
-/// stack; 8192 weights per row, more than the models we run have, take one pass).
+/// Blocks whose column corrections an interleaved product computes at a time (1 KiB of stack;
+/// 8192 weights per row, more than the models we run have, take one pass).
 const CORRECTION_CHUNK: usize = 256;
 
 /// `−offset·Σ q_y` of prepared blocks `b0..b0 + out.len()` of the column `y`: the same for every
-/// row of a block (Q4_0's offset 8, or the 128 that makes Q8_0's quants unsigned).
+/// row of a block (Q4_0's offset 8, Q5_0's 16, or the 128 that makes Q8_0's quants unsigned).
 fn column_corrections(y: &[u8], b0: usize, offset: i32, out: &mut [i32]) {
     for (b, c) in out.iter_mut().enumerate() {
         let q = &y[(b0 + b) * COL_BLOCK..][..32];
@@ -1335,55 +1337,98 @@ fn column_corrections(y: &[u8], b0: usize, offset: i32, out: &mut [i32]) {
     }
 }
 
-/// `−8·Σ q_y` (see [`column_corrections`]).
-fn q4_0_corrections(y: &[u8], b0: usize, out: &mut [i32]) {
-    column_corrections(y, b0, 8, out);
-}
-
-/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved Q4_0 matrix of `nb` blocks per row,
-/// or what of them exists: what group `g` prefetches.
-fn next_group(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize) -> &[u8] {
-    next_group_of(w, g, nb, b0, cb, crate::interleaved::GROUP_BYTES_PER_BLOCK)
-}
-
-/// [`next_group`] for group blocks of `gb` bytes.
-fn next_group_of(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize, gb: usize) -> &[u8] {
+/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved matrix of `nb` blocks per row and
+/// `gb`-byte group blocks, or what of them exists: what group `g` prefetches.
+fn next_group(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize, gb: usize) -> &[u8] {
     w.get(((g + 1) * nb + b0) * gb..)
         .map_or(&[][..], |n| &n[..(cb * gb).min(n.len())])
 }
 
-/// An interleaved Q4_0 matrix times one prepared column with AVX-512 VNNI, into `out`: per
-/// group of 16 rows and block, the four quant vectors split into low and high nibbles, eight
-/// `vpdpbusd` with four activation bytes broadcast (two chains, low and high) give each row's
-/// `Σ q·q_y` in its lane, started at `−8·Σ q_y` (the block's offset, the same for every row:
-/// computed once per block of the column); then one `vcvtph2ps` of the 16 scales and, as the
-/// reference, `acc = fma(f32(isum), d_x·d_y, acc)`. The last group's missing rows are masked
-/// off. Each group prefetches the next one's bytes over its blocks.
+/// The 64 low and 64 high values (weights `4k..4k + 4` and `16 + 4k..16 + 4k + 4` of each row)
+/// of the quant vector at `q`: its nibbles, with the fifth bits in bit 4 when `QH`. `bits` holds
+/// the block's bit vector shifted for this vector (`[bits << 4, bits] >> k`, in 16-bit lanes: bit
+/// 4 of each byte is then the bit of weight `4k + i`, respectively `16 + 4k + i`) and moves on
+/// to the next one.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW; `q` must point to 64 readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn legacy_values<const QH: bool>(q: *const u8, bits: &mut [__m512i; 2]) -> [__m512i; 2] {
+    let low = _mm512_set1_epi8(0x0f);
+    // SAFETY: 64 readable bytes at `q` by the contract; an unaligned load.
+    let v = unsafe { _mm512_loadu_si512(q.cast()) };
+    let mut lo = _mm512_and_si512(v, low);
+    let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+    if QH {
+        let bit4 = _mm512_set1_epi8(0x10);
+        // lo | (bits & 0x10): 0xf8 is `a | (b & c)`.
+        lo = _mm512_ternarylogic_epi32::<0xf8>(lo, bits[0], bit4);
+        hi = _mm512_ternarylogic_epi32::<0xf8>(hi, bits[1], bit4);
+        *bits = [
+            _mm512_srli_epi16::<1>(bits[0]),
+            _mm512_srli_epi16::<1>(bits[1]),
+        ];
+    }
+    [lo, hi]
+}
+
+/// The bit vector at `p` as [`legacy_values`] takes it for quant vector 0 (all zero unless `QH`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW; `p` must point to 64 readable bytes if `QH`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn legacy_bits<const QH: bool>(p: *const u8) -> [__m512i; 2] {
+    if !QH {
+        return [_mm512_setzero_si512(); 2];
+    }
+    // SAFETY: 64 readable bytes at `p` by the contract; an unaligned load.
+    let hb = unsafe { _mm512_loadu_si512(p.cast()) };
+    [_mm512_slli_epi16::<4>(hb), hb]
+}
+
+/// An interleaved Q4_0, Q4_1, Q5_0 or Q5_1 matrix times one prepared column with AVX-512 VNNI,
+/// into `out`: per group of 16 rows and block, the four quant vectors split into their low and
+/// high values ([`legacy_values`]), eight `vpdpbusd` with four activation bytes broadcast (two
+/// chains, low and high) give each row's `Σ q·q_y` in its lane, started at `−OFFSET·Σ q_y` (the
+/// same for every row: computed once per block of the column); then one `vcvtph2ps` of the 16
+/// `d` and, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`, and with `M` one
+/// `vcvtph2ps` of the 16 `m` and `acc = fma(m_x, s_y, acc)`. The last group's missing rows are
+/// masked off. Each group prefetches the next one's bytes over its blocks.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
-/// `out.len().div_ceil(16)` groups of `nb` blocks and `y` `nb` prepared blocks (checked by the
-/// wrapper).
+/// `out.len().div_ceil(16)` groups of `nb` blocks of the layout `legacy_layout(M, QH)` and `y`
+/// `nb` prepared blocks (checked by the wrapper).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn interleaved_q4_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    use crate::interleaved::{GROUP_BLOCK, GROUP_QS, GROUP_ROWS};
+unsafe fn interleaved_legacy_matvec<const M: bool, const QH: bool, const OFFSET: i32>(
+    nb: usize,
+    w: &[u8],
+    y: &[u8],
+    out: &mut [f32],
+) {
+    use crate::interleaved::{GROUP_ROWS, legacy_layout};
+    let l = legacy_layout(M, QH);
+    let (gb, bits_at, quants_at) = (l.group_block(), l.high_at(), l.quants_at());
     let groups = out.len().div_ceil(GROUP_ROWS);
-    let low = _mm512_set1_epi8(0x0f);
     let mut correction = [0i32; CORRECTION_CHUNK];
     let mut b0 = 0;
     while b0 < nb {
         let cb = (nb - b0).min(CORRECTION_CHUNK);
-        q4_0_corrections(y, b0, &mut correction[..cb]);
+        if OFFSET != 0 {
+            column_corrections(y, b0, OFFSET, &mut correction[..cb]);
+        }
         for g in 0..groups {
             let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
             let mask = ((1u32 << rows) - 1) as __mmask16;
             let dst = &mut out[g * GROUP_ROWS..][..rows];
-            let chunk = &w[(g * nb + b0) * GROUP_BLOCK..][..cb * GROUP_BLOCK];
-            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb), cb);
+            let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
+            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
-            // block b of the chunk is `chunk[b * GROUP_BLOCK..][..GROUP_BLOCK]` and of the
-            // column `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
-            // unaligned loads and broadcasts have no alignment requirement.
+            // block b of the chunk is `chunk[b * gb..][..gb]` and of the column
+            // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; unaligned
+            // loads and broadcasts have no alignment requirement.
             unsafe {
                 let mut acc = if b0 == 0 {
                     _mm512_setzero_ps()
@@ -1392,14 +1437,13 @@ unsafe fn interleaved_q4_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
                     next.step();
-                    let p = chunk.as_ptr().add(b * GROUP_BLOCK);
+                    let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let mut lo_sum = _mm512_set1_epi32(c);
                     let mut hi_sum = _mm512_setzero_si512();
+                    let mut bits = legacy_bits::<QH>(p.add(bits_at));
                     for k in 0..4 {
-                        let v = _mm512_loadu_si512(p.add(GROUP_QS + 64 * k).cast());
-                        let lo = _mm512_and_si512(v, low);
-                        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
+                        let [lo, hi] = legacy_values::<QH>(p.add(quants_at + 64 * k), &mut bits);
                         let ylo = yb.add(4 * k).cast::<i32>().read_unaligned();
                         let yhi = yb.add(16 + 4 * k).cast::<i32>().read_unaligned();
                         lo_sum = _mm512_dpbusd_epi32(lo_sum, lo, _mm512_set1_epi32(ylo));
@@ -1409,6 +1453,11 @@ unsafe fn interleaved_q4_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
                     let dx = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
                     let dy = _mm512_set1_ps(yb.add(32).cast::<f32>().read_unaligned());
                     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dx, dy), acc);
+                    if M {
+                        let mx = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32).cast()));
+                        let sy = _mm512_set1_ps(yb.add(36).cast::<f32>().read_unaligned());
+                        acc = _mm512_fmadd_ps(mx, sy, acc);
+                    }
                 }
                 _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, acc);
             }
@@ -1417,100 +1466,148 @@ unsafe fn interleaved_q4_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
     }
 }
 
-/// Safe wrapper of [`interleaved_q4_0_matvec`] for [`crate::interleaved::q4_0_kernels_for`].
-pub(crate) fn interleaved_q4_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let nb = crate::interleaved::check_matvec(n, w, y, out);
-    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
-    unsafe { interleaved_q4_0_matvec(nb, w, y, out) }
-}
-
-/// Packs the first `rows` rows of an interleaved Q4_0 group into a signed-layout panel with
-/// AVX-512: per block, each quant vector split into its low and high nibbles (the panel's value
-/// vectors `k` and `4 + k` once 8 is taken away), the nibbles summed per row by `vpdpbusd` with
-/// ones (the row sums, less 8·32), the 16 scales widened by one `vcvtph2ps`; lanes of rows past
-/// `rows` are zeroed, as the reference packing leaves them.
+/// Packs the first `rows` rows of an interleaved Q4_0, Q4_1, Q5_0 or Q5_1 group into the
+/// format's panel with AVX-512: per block, each quant vector's low and high values
+/// ([`legacy_values`]) are the panel's value vectors `k` and `4 + k` (less `OFFSET`); then the
+/// 16 `d` widened by one `vcvtph2ps` and, with `M`, the 16 `m` (the Q4_1 layout), else the row
+/// sums of the values by `vpdpbusd` with ones (the signed layout). Lanes of rows past `rows` are
+/// zeroed, as the reference packing leaves them.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `group` must hold `nb`
-/// interleaved blocks, `panel` `nb` panel blocks, and `rows` must be 1 to 16.
+/// blocks of the layout `legacy_layout(M, QH)`, `panel` `nb` panel blocks, and `rows` must be 1
+/// to 16.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn interleaved_q4_0_pack(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::interleaved::{GROUP_BLOCK, GROUP_QS};
-    let mask = ((1u32 << rows) - 1) as __mmask16;
-    let low = _mm512_set1_epi8(0x0f);
-    let eight = _mm512_set1_epi8(8);
-    let ones = _mm512_set1_epi8(1);
-    for b in 0..nb {
-        // SAFETY: block b is `group[b * GROUP_BLOCK..][..GROUP_BLOCK]` and
-        // `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`, both inside by the contract; unaligned
-        // loads and stores have no alignment requirement.
-        unsafe {
-            let src = group.as_ptr().add(b * GROUP_BLOCK);
-            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
-            let mut nibble_sums = _mm512_setzero_si512();
-            for k in 0..4 {
-                let v = _mm512_loadu_si512(src.add(GROUP_QS + 64 * k).cast());
-                let lo = _mm512_and_si512(v, low);
-                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
-                nibble_sums = _mm512_dpbusd_epi32(nibble_sums, lo, ones);
-                nibble_sums = _mm512_dpbusd_epi32(nibble_sums, hi, ones);
-                let lo = _mm512_maskz_mov_epi32(mask, _mm512_sub_epi8(lo, eight));
-                let hi = _mm512_maskz_mov_epi32(mask, _mm512_sub_epi8(hi, eight));
-                _mm512_storeu_si512(dst.add(64 * k).cast(), lo);
-                _mm512_storeu_si512(dst.add(64 * (4 + k)).cast(), hi);
-            }
-            let sums = _mm512_maskz_sub_epi32(mask, nibble_sums, _mm512_set1_epi32(8 * 32));
-            let d = _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm256_loadu_si256(src.cast())));
-            _mm512_storeu_ps(dst.add(SIGNED_D).cast(), d);
-            _mm512_storeu_si512(dst.add(SIGNED_SUM).cast(), sums);
-        }
-    }
-}
-
-/// Safe wrapper of [`interleaved_q4_0_pack`] for [`crate::interleaved::q4_0_kernels_for`].
-pub(crate) fn interleaved_q4_0_pack_avx512_bytes(
-    n: usize,
+unsafe fn interleaved_legacy_pack<const M: bool, const QH: bool, const OFFSET: i32>(
+    nb: usize,
     group: &[u8],
     rows: usize,
     panel: &mut [u8],
 ) {
-    let nb = crate::interleaved::check_pack(n, group, rows, panel);
-    // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
-    // the AVX-512 tier.
-    unsafe { interleaved_q4_0_pack(nb, group, rows, panel) }
+    let l = crate::interleaved::legacy_layout(M, QH);
+    let (gb, bits_at, quants_at) = (l.group_block(), l.high_at(), l.quants_at());
+    let mask = ((1u32 << rows) - 1) as __mmask16;
+    let offset = _mm512_set1_epi8(OFFSET as i8);
+    let ones = _mm512_set1_epi8(1);
+    for b in 0..nb {
+        // SAFETY: block b is `group[b * gb..][..gb]` and `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`,
+        // both inside by the contract; unaligned loads and stores have no alignment requirement.
+        unsafe {
+            let src = group.as_ptr().add(b * gb);
+            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
+            let mut value_sums = _mm512_setzero_si512();
+            let mut bits = legacy_bits::<QH>(src.add(bits_at));
+            for k in 0..4 {
+                let [mut lo, mut hi] = legacy_values::<QH>(src.add(quants_at + 64 * k), &mut bits);
+                if !M {
+                    value_sums = _mm512_dpbusd_epi32(value_sums, lo, ones);
+                    value_sums = _mm512_dpbusd_epi32(value_sums, hi, ones);
+                    lo = _mm512_sub_epi8(lo, offset);
+                    hi = _mm512_sub_epi8(hi, offset);
+                }
+                _mm512_storeu_si512(dst.add(64 * k).cast(), _mm512_maskz_mov_epi32(mask, lo));
+                _mm512_storeu_si512(
+                    dst.add(64 * (4 + k)).cast(),
+                    _mm512_maskz_mov_epi32(mask, hi),
+                );
+            }
+            let d = _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm256_loadu_si256(src.cast())));
+            _mm512_storeu_ps(dst.add(SIGNED_D).cast(), d);
+            if M {
+                let m = _mm512_cvtph_ps(_mm256_loadu_si256(src.add(32).cast()));
+                _mm512_storeu_ps(dst.add(SIGNED_SUM).cast(), _mm512_maskz_mov_ps(mask, m));
+            } else {
+                let sums = _mm512_maskz_sub_epi32(mask, value_sums, _mm512_set1_epi32(OFFSET * 32));
+                _mm512_storeu_si512(dst.add(SIGNED_SUM).cast(), sums);
+            }
+        }
+    }
 }
 
-/// An interleaved Q4_0 matrix times one prepared column with AVX2 (no VNNI), into `out`: the
-/// AVX-512 kernel's steps on two 256-bit halves of eight rows. Per half and block, eight
-/// `vpmaddubsw` of the nibbles with four broadcast activation bytes, added in i16 (at most
-/// 8·2·15·128 = 30720: exact), then one `vpmaddwd` with ones into each row's i32 lane, started
-/// at the block's `−8·Σ q_y`; then, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`.
+/// [`legacy_values`] with AVX2, on the 32 bytes at `q` (eight rows): the fifth bits merged with
+/// an `and` and an `or`.
+///
+/// # Safety
+/// The CPU must support AVX2; `q` must point to 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn legacy_values_avx2<const QH: bool>(
+    q: *const u8,
+    bits: &mut [__m256i; 2],
+) -> [__m256i; 2] {
+    let low = _mm256_set1_epi8(0x0f);
+    // SAFETY: 32 readable bytes at `q` by the contract; an unaligned load.
+    let v = unsafe { _mm256_loadu_si256(q.cast()) };
+    let mut lo = _mm256_and_si256(v, low);
+    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+    if QH {
+        let bit4 = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(lo, _mm256_and_si256(bits[0], bit4));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(bits[1], bit4));
+        *bits = [
+            _mm256_srli_epi16::<1>(bits[0]),
+            _mm256_srli_epi16::<1>(bits[1]),
+        ];
+    }
+    [lo, hi]
+}
+
+/// [`legacy_bits`] with AVX2, for the 32 bytes at `p` (eight rows).
+///
+/// # Safety
+/// The CPU must support AVX2; `p` must point to 32 readable bytes if `QH`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn legacy_bits_avx2<const QH: bool>(p: *const u8) -> [__m256i; 2] {
+    if !QH {
+        return [_mm256_setzero_si256(); 2];
+    }
+    // SAFETY: 32 readable bytes at `p` by the contract; an unaligned load.
+    let hb = unsafe { _mm256_loadu_si256(p.cast()) };
+    [_mm256_slli_epi16::<4>(hb), hb]
+}
+
+/// [`interleaved_legacy_matvec`] with AVX2 (no VNNI), on two 256-bit halves of eight rows. Per
+/// half and block, eight `vpmaddubsw` of the values with four broadcast activation bytes, added
+/// in i16, then `vpmaddwd` with ones into each row's i32 lane, started at the block's
+/// `−OFFSET·Σ q_y`. The 4-bit values' eight products add up to at most 8·2·15·128 = 30720, in
+/// one i16 chain; the 5-bit ones' in two chains of four (4·2·31·128 = 31744): exact. Then the
+/// reference's `fma`s.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; `w` must hold `out.len().div_ceil(16)` groups of
-/// `nb` blocks and `y` `nb` prepared blocks (checked by the wrapper).
+/// `nb` blocks of the layout `legacy_layout(M, QH)` and `y` `nb` prepared blocks (checked by
+/// the wrapper).
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn interleaved_q4_0_matvec_avx2(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    use crate::interleaved::{GROUP_BLOCK, GROUP_QS, GROUP_ROWS};
+unsafe fn interleaved_legacy_matvec_avx2<const M: bool, const QH: bool, const OFFSET: i32>(
+    nb: usize,
+    w: &[u8],
+    y: &[u8],
+    out: &mut [f32],
+) {
+    use crate::interleaved::{GROUP_ROWS, legacy_layout};
+    let l = legacy_layout(M, QH);
+    let (gb, bits_at, quants_at) = (l.group_block(), l.high_at(), l.quants_at());
     let groups = out.len().div_ceil(GROUP_ROWS);
-    let low = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut correction = [0i32; CORRECTION_CHUNK];
     let mut b0 = 0;
     while b0 < nb {
         let cb = (nb - b0).min(CORRECTION_CHUNK);
-        q4_0_corrections(y, b0, &mut correction[..cb]);
+        if OFFSET != 0 {
+            column_corrections(y, b0, OFFSET, &mut correction[..cb]);
+        }
         for g in 0..groups {
             let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
             let dst = &mut out[g * GROUP_ROWS..][..rows];
-            let chunk = &w[(g * nb + b0) * GROUP_BLOCK..][..cb * GROUP_BLOCK];
-            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb), cb);
+            let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
+            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // The group's 16 sums so far (the rows past `rows` are never stored).
             let mut sums = [0f32; GROUP_ROWS];
             sums[..rows].copy_from_slice(dst);
-            // SAFETY: block b of the chunk is `chunk[b * GROUP_BLOCK..][..GROUP_BLOCK]` and of
-            // the column `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract;
-            // `sums` holds 16 f32; unaligned loads and broadcasts have no alignment requirement.
+            // SAFETY: block b of the chunk is `chunk[b * gb..][..gb]` and of the column
+            // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; `sums` holds
+            // 16 f32; unaligned loads and broadcasts have no alignment requirement.
             unsafe {
                 let mut acc = if b0 == 0 {
                     [_mm256_setzero_ps(); 2]
@@ -1519,26 +1616,36 @@ unsafe fn interleaved_q4_0_matvec_avx2(nb: usize, w: &[u8], y: &[u8], out: &mut 
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
                     next.step();
-                    let p = chunk.as_ptr().add(b * GROUP_BLOCK);
+                    let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let yq =
                         |at: usize| _mm256_set1_epi32(yb.add(at).cast::<i32>().read_unaligned());
                     let ylo = [0, 4, 8, 12].map(yq);
                     let yhi = [16, 20, 24, 28].map(yq);
                     let dy = _mm256_set1_ps(yb.add(32).cast::<f32>().read_unaligned());
+                    let sy = _mm256_set1_ps(yb.add(36).cast::<f32>().read_unaligned());
                     for (h, a) in acc.iter_mut().enumerate() {
-                        let mut s16 = _mm256_setzero_si256();
+                        let mut s16 = [_mm256_setzero_si256(); 2];
+                        let mut bits = legacy_bits_avx2::<QH>(p.add(bits_at + 32 * h));
                         for k in 0..4 {
-                            let v = _mm256_loadu_si256(p.add(GROUP_QS + 64 * k + 32 * h).cast());
-                            let lo = _mm256_and_si256(v, low);
-                            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, ylo[k]));
-                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, yhi[k]));
+                            let q = p.add(quants_at + 64 * k + 32 * h);
+                            let [lo, hi] = legacy_values_avx2::<QH>(q, &mut bits);
+                            let hi_chain = usize::from(QH);
+                            s16[0] = _mm256_add_epi16(s16[0], _mm256_maddubs_epi16(lo, ylo[k]));
+                            s16[hi_chain] =
+                                _mm256_add_epi16(s16[hi_chain], _mm256_maddubs_epi16(hi, yhi[k]));
                         }
-                        let isum =
-                            _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(c));
+                        let mut isum =
+                            _mm256_add_epi32(_mm256_madd_epi16(s16[0], ones), _mm256_set1_epi32(c));
+                        if QH {
+                            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s16[1], ones));
+                        }
                         let dx = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * h).cast()));
                         *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dx, dy), *a);
+                        if M {
+                            let mx = _mm256_cvtph_ps(_mm_loadu_si128(p.add(32 + 16 * h).cast()));
+                            *a = _mm256_fmadd_ps(mx, sy, *a);
+                        }
                     }
                 }
                 _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
@@ -1550,76 +1657,168 @@ unsafe fn interleaved_q4_0_matvec_avx2(nb: usize, w: &[u8], y: &[u8], out: &mut 
     }
 }
 
-/// Safe wrapper of [`interleaved_q4_0_matvec_avx2`] for [`crate::interleaved::q4_0_kernels_for`].
-pub(crate) fn interleaved_q4_0_matvec_avx2_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let nb = crate::interleaved::check_matvec(n, w, y, out);
-    // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX2 tier.
-    unsafe { interleaved_q4_0_matvec_avx2(nb, w, y, out) }
-}
-
-/// [`interleaved_q4_0_pack`] with AVX2: two 256-bit halves of eight rows, the nibble sums by
-/// `vpmaddubsw` with ones and one `vpmaddwd`, lanes of rows past `rows` cleared with a mask.
+/// [`interleaved_legacy_pack`] with AVX2: two 256-bit halves of eight rows, the value sums by
+/// `vpmaddubsw` with ones and one `vpmaddwd` (at most 8·2·31 per i16: exact), lanes of rows past
+/// `rows` cleared with a mask.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C; `group` must hold `nb` interleaved blocks, `panel`
-/// `nb` panel blocks, and `rows` must be 1 to 16.
+/// The CPU must support AVX2, FMA and F16C; `group` must hold `nb` blocks of the layout
+/// `legacy_layout(M, QH)`, `panel` `nb` panel blocks, and `rows` must be 1 to 16.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn interleaved_q4_0_pack_avx2(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::interleaved::{GROUP_BLOCK, GROUP_QS};
-    let low = _mm256_set1_epi8(0x0f);
-    let eight = _mm256_set1_epi8(8);
+unsafe fn interleaved_legacy_pack_avx2<const M: bool, const QH: bool, const OFFSET: i32>(
+    nb: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    let l = crate::interleaved::legacy_layout(M, QH);
+    let (gb, bits_at, quants_at) = (l.group_block(), l.high_at(), l.quants_at());
+    let offset = _mm256_set1_epi8(OFFSET as i8);
     let ones8 = _mm256_set1_epi8(1);
     let ones16 = _mm256_set1_epi16(1);
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let keep = [0, 8].map(|h| _mm256_cmpgt_epi32(_mm256_set1_epi32(rows as i32 - h), lanes));
     for b in 0..nb {
-        // SAFETY: block b is `group[b * GROUP_BLOCK..][..GROUP_BLOCK]` and
-        // `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`, both inside by the contract; unaligned
-        // loads and stores have no alignment requirement.
+        // SAFETY: block b is `group[b * gb..][..gb]` and `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`,
+        // both inside by the contract; unaligned loads and stores have no alignment requirement.
         unsafe {
-            let src = group.as_ptr().add(b * GROUP_BLOCK);
+            let src = group.as_ptr().add(b * gb);
             let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
             for (h, &keep) in keep.iter().enumerate() {
-                let mut nibble_sums = _mm256_setzero_si256();
+                let mut value_sums = _mm256_setzero_si256();
+                let mut bits = legacy_bits_avx2::<QH>(src.add(bits_at + 32 * h));
                 for k in 0..4 {
-                    let v = _mm256_loadu_si256(src.add(GROUP_QS + 64 * k + 32 * h).cast());
-                    let lo = _mm256_and_si256(v, low);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-                    nibble_sums = _mm256_add_epi16(nibble_sums, _mm256_maddubs_epi16(lo, ones8));
-                    nibble_sums = _mm256_add_epi16(nibble_sums, _mm256_maddubs_epi16(hi, ones8));
-                    let lo = _mm256_and_si256(_mm256_sub_epi8(lo, eight), keep);
-                    let hi = _mm256_and_si256(_mm256_sub_epi8(hi, eight), keep);
-                    _mm256_storeu_si256(dst.add(64 * k + 32 * h).cast(), lo);
-                    _mm256_storeu_si256(dst.add(64 * (4 + k) + 32 * h).cast(), hi);
+                    let q = src.add(quants_at + 64 * k + 32 * h);
+                    let [mut lo, mut hi] = legacy_values_avx2::<QH>(q, &mut bits);
+                    if !M {
+                        value_sums = _mm256_add_epi16(value_sums, _mm256_maddubs_epi16(lo, ones8));
+                        value_sums = _mm256_add_epi16(value_sums, _mm256_maddubs_epi16(hi, ones8));
+                        lo = _mm256_sub_epi8(lo, offset);
+                        hi = _mm256_sub_epi8(hi, offset);
+                    }
+                    _mm256_storeu_si256(
+                        dst.add(64 * k + 32 * h).cast(),
+                        _mm256_and_si256(lo, keep),
+                    );
+                    _mm256_storeu_si256(
+                        dst.add(64 * (4 + k) + 32 * h).cast(),
+                        _mm256_and_si256(hi, keep),
+                    );
                 }
-                let sums = _mm256_sub_epi32(
-                    _mm256_madd_epi16(nibble_sums, ones16),
-                    _mm256_set1_epi32(8 * 32),
-                );
+                let keep_ps = _mm256_castsi256_ps(keep);
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(src.add(16 * h).cast()));
-                let d = _mm256_and_ps(d, _mm256_castsi256_ps(keep));
-                _mm256_storeu_ps(dst.add(SIGNED_D + 32 * h).cast(), d);
-                _mm256_storeu_si256(
-                    dst.add(SIGNED_SUM + 32 * h).cast(),
-                    _mm256_and_si256(sums, keep),
-                );
+                _mm256_storeu_ps(dst.add(SIGNED_D + 32 * h).cast(), _mm256_and_ps(d, keep_ps));
+                let last = if M {
+                    let m = _mm256_cvtph_ps(_mm_loadu_si128(src.add(32 + 16 * h).cast()));
+                    _mm256_castps_si256(_mm256_and_ps(m, keep_ps))
+                } else {
+                    let sums = _mm256_sub_epi32(
+                        _mm256_madd_epi16(value_sums, ones16),
+                        _mm256_set1_epi32(OFFSET * 32),
+                    );
+                    _mm256_and_si256(sums, keep)
+                };
+                _mm256_storeu_si256(dst.add(SIGNED_SUM + 32 * h).cast(), last);
             }
         }
     }
 }
 
-/// Safe wrapper of [`interleaved_q4_0_pack_avx2`] for [`crate::interleaved::q4_0_kernels_for`].
-pub(crate) fn interleaved_q4_0_pack_avx2_bytes(
-    n: usize,
-    group: &[u8],
-    rows: usize,
-    panel: &mut [u8],
-) {
-    let nb = crate::interleaved::check_pack(n, group, rows, panel);
-    // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
-    // the AVX2 tier.
-    unsafe { interleaved_q4_0_pack_avx2(nb, group, rows, panel) }
+/// Safe wrappers of the generic interleaved kernels `$mk` and `$pk` for one format (`M`, `QH`,
+/// `OFFSET`), and the table [`crate::interleaved::kernels_for`] hands out.
+macro_rules! interleaved_legacy {
+    ($table:ident, $mk:ident, $pk:ident, $m:literal, $qh:literal, $offset:literal) => {
+        pub(crate) static $table: crate::interleaved::InterleavedKernels = {
+            const L: crate::interleaved::Layout = crate::interleaved::legacy_layout($m, $qh);
+            fn matvec(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+                let nb = crate::interleaved::check_matvec_of(n, w, y, out, L.group_block());
+                // SAFETY: lengths checked above; handed out by `kernels_for` only for a CPU
+                // that supports the kernel's tier.
+                unsafe { $mk::<$m, $qh, $offset>(nb, w, y, out) }
+            }
+            fn pack(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+                let nb = crate::interleaved::check_pack_of(n, group, rows, panel, L.group_block());
+                // SAFETY: lengths and the row count checked above; handed out by `kernels_for`
+                // only for a CPU that supports the kernel's tier.
+                unsafe { $pk::<$m, $qh, $offset>(nb, group, rows, panel) }
+            }
+            crate::interleaved::InterleavedKernels {
+                matvec,
+                pack,
+                group_block: L.group_block(),
+            }
+        };
+    };
 }
+
+use interleaved_legacy_matvec as il_matvec_avx512;
+use interleaved_legacy_matvec_avx2 as il_matvec_avx2;
+use interleaved_legacy_pack as il_pack_avx512;
+use interleaved_legacy_pack_avx2 as il_pack_avx2;
+interleaved_legacy!(
+    INTERLEAVED_Q4_0_AVX512,
+    il_matvec_avx512,
+    il_pack_avx512,
+    false,
+    false,
+    8
+);
+interleaved_legacy!(
+    INTERLEAVED_Q4_1_AVX512,
+    il_matvec_avx512,
+    il_pack_avx512,
+    true,
+    false,
+    0
+);
+interleaved_legacy!(
+    INTERLEAVED_Q5_0_AVX512,
+    il_matvec_avx512,
+    il_pack_avx512,
+    false,
+    true,
+    16
+);
+interleaved_legacy!(
+    INTERLEAVED_Q5_1_AVX512,
+    il_matvec_avx512,
+    il_pack_avx512,
+    true,
+    true,
+    0
+);
+interleaved_legacy!(
+    INTERLEAVED_Q4_0_AVX2,
+    il_matvec_avx2,
+    il_pack_avx2,
+    false,
+    false,
+    8
+);
+interleaved_legacy!(
+    INTERLEAVED_Q4_1_AVX2,
+    il_matvec_avx2,
+    il_pack_avx2,
+    true,
+    false,
+    0
+);
+interleaved_legacy!(
+    INTERLEAVED_Q5_0_AVX2,
+    il_matvec_avx2,
+    il_pack_avx2,
+    false,
+    true,
+    16
+);
+interleaved_legacy!(
+    INTERLEAVED_Q5_1_AVX2,
+    il_matvec_avx2,
+    il_pack_avx2,
+    true,
+    true,
+    0
+);
 
 /// An interleaved Q8_0 matrix times one prepared column with AVX-512 VNNI, into `out`: per
 /// group of 16 rows and block, the eight quant vectors with their top bit flipped (`q + 128`,
@@ -1633,7 +1832,8 @@ pub(crate) fn interleaved_q4_0_pack_avx2_bytes(
 /// the wrapper).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    use crate::interleaved::{GROUP_QS, GROUP_ROWS, Q8_0_GROUP_BLOCK as GB};
+    use crate::interleaved::{GROUP_ROWS, Q8_0_LAYOUT};
+    let (gb, quants_at) = (Q8_0_LAYOUT.group_block(), Q8_0_LAYOUT.quants_at());
     let groups = out.len().div_ceil(GROUP_ROWS);
     let flip = _mm512_set1_epi8(-128);
     let mut correction = [0i32; CORRECTION_CHUNK];
@@ -1645,10 +1845,10 @@ unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
             let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
             let mask = ((1u32 << rows) - 1) as __mmask16;
             let dst = &mut out[g * GROUP_ROWS..][..rows];
-            let chunk = &w[(g * nb + b0) * GB..][..cb * GB];
-            let mut next = crate::prefetch::Spread::new(next_group_of(w, g, nb, b0, cb, GB), cb);
+            let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
+            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
-            // block b of the chunk is `chunk[b * GB..][..GB]` and of the column
+            // block b of the chunk is `chunk[b * gb..][..gb]` and of the column
             // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; unaligned
             // loads and broadcasts have no alignment requirement.
             unsafe {
@@ -1659,11 +1859,11 @@ unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
                     next.step();
-                    let p = chunk.as_ptr().add(b * GB);
+                    let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let mut sums = [_mm512_set1_epi32(c), _mm512_setzero_si512()];
                     for k in 0..8 {
-                        let v = _mm512_loadu_si512(p.add(GROUP_QS + 64 * k).cast());
+                        let v = _mm512_loadu_si512(p.add(quants_at + 64 * k).cast());
                         let yk = yb.add(4 * k).cast::<i32>().read_unaligned();
                         sums[k % 2] = _mm512_dpbusd_epi32(
                             sums[k % 2],
@@ -1684,8 +1884,8 @@ unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
 }
 
 /// Safe wrapper of [`interleaved_q8_0_matvec`] for [`crate::interleaved::kernels_for`].
-pub(crate) fn interleaved_q8_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let gb = crate::interleaved::Q8_0_GROUP_BLOCK;
+fn interleaved_q8_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let gb = crate::interleaved::Q8_0_LAYOUT.group_block();
     let nb = crate::interleaved::check_matvec_of(n, w, y, out, gb);
     // SAFETY: lengths checked above; handed out only for a CPU that supports the AVX-512 tier.
     unsafe { interleaved_q8_0_matvec(nb, w, y, out) }
@@ -1700,19 +1900,20 @@ pub(crate) fn interleaved_q8_0_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8],
 /// interleaved Q8_0 blocks, `panel` `nb` panel blocks, and `rows` must be 1 to 16.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn interleaved_q8_0_pack(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::interleaved::{GROUP_QS, Q8_0_GROUP_BLOCK as GB};
+    use crate::interleaved::Q8_0_LAYOUT;
+    let (gb, quants_at) = (Q8_0_LAYOUT.group_block(), Q8_0_LAYOUT.quants_at());
     let mask = ((1u32 << rows) - 1) as __mmask16;
     let flip = _mm512_set1_epi8(-128);
     let ones = _mm512_set1_epi8(1);
     for b in 0..nb {
-        // SAFETY: block b is `group[b * GB..][..GB]` and `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`,
+        // SAFETY: block b is `group[b * gb..][..gb]` and `panel[b * PANEL_BLOCK..][..PANEL_BLOCK]`,
         // both inside by the contract; unaligned loads and stores have no alignment requirement.
         unsafe {
-            let src = group.as_ptr().add(b * GB);
+            let src = group.as_ptr().add(b * gb);
             let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
             let mut flipped_sums = _mm512_setzero_si512();
             for k in 0..8 {
-                let v = _mm512_loadu_si512(src.add(GROUP_QS + 64 * k).cast());
+                let v = _mm512_loadu_si512(src.add(quants_at + 64 * k).cast());
                 flipped_sums = _mm512_dpbusd_epi32(flipped_sums, _mm512_xor_si512(v, flip), ones);
                 _mm512_storeu_si512(dst.add(64 * k).cast(), _mm512_maskz_mov_epi32(mask, v));
             }
@@ -1725,15 +1926,18 @@ unsafe fn interleaved_q8_0_pack(nb: usize, group: &[u8], rows: usize, panel: &mu
 }
 
 /// Safe wrapper of [`interleaved_q8_0_pack`] for [`crate::interleaved::kernels_for`].
-pub(crate) fn interleaved_q8_0_pack_avx512_bytes(
-    n: usize,
-    group: &[u8],
-    rows: usize,
-    panel: &mut [u8],
-) {
-    let gb = crate::interleaved::Q8_0_GROUP_BLOCK;
+fn interleaved_q8_0_pack_avx512_bytes(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    let gb = crate::interleaved::Q8_0_LAYOUT.group_block();
     let nb = crate::interleaved::check_pack_of(n, group, rows, panel, gb);
     // SAFETY: lengths and the row count checked above; handed out only for a CPU that supports
     // the AVX-512 tier.
     unsafe { interleaved_q8_0_pack(nb, group, rows, panel) }
 }
+
+/// The AVX-512 kernels on interleaved Q8_0 ([`crate::interleaved::kernels_for`]).
+pub(crate) static INTERLEAVED_Q8_0_AVX512: crate::interleaved::InterleavedKernels =
+    crate::interleaved::InterleavedKernels {
+        matvec: interleaved_q8_0_matvec_avx512_bytes,
+        pack: interleaved_q8_0_pack_avx512_bytes,
+        group_block: crate::interleaved::Q8_0_LAYOUT.group_block(),
+    };

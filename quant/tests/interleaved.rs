@@ -1,4 +1,4 @@
-//! Row-interleaved Q4_0 and Q8_0 (`eddy_quant::interleaved`): the reference product on the
+//! Row-interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (`eddy_quant::interleaved`): the reference product on the
 //! interleaved layout is, bit for bit, the format's panel reference on the same rows and column
 //! (so decoding on it and batched prefill agree), and every tier's SIMD product is the reference
 //! bit for bit: quantized and raw rows (f16 scales of every size), partial groups, rows of more
@@ -13,14 +13,28 @@ mod panel_common;
 use common::Rng;
 use eddy_quant::dispatch::Tier;
 use eddy_quant::interleaved::{
-    GROUP_ROWS, InterleavedKernels, interleave, interleaved_bytes, interleaved_q4_0_bytes,
-    kernels_for, reference_kernels, row_of,
+    GROUP_ROWS, InterleavedKernels, interleave, interleaved_bytes, kernels_for, reference_kernels,
+    row_of,
 };
 use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, row_bytes};
 use panel_common::{prepared, quantized_rows, same};
 
-const FORMATS: [GgmlType; 2] = [GgmlType::Q4_0, GgmlType::Q8_0];
+const FORMATS: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+];
+
+/// f16 fields per block of `ty`: `d`, or `d` and `m`.
+fn fields(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_1 | GgmlType::Q5_1 => 2,
+        _ => 1,
+    }
+}
 
 /// Rows of random bytes of `ty` with finite f16 scales of every size (up to 65504, and
 /// subnormals).
@@ -30,6 +44,10 @@ fn raw_rows(ty: GgmlType, rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
     for (i, blk) in w.chunks_exact_mut(bb).enumerate() {
         let scale = [65504.0, 1.0, 6e-8, 1e-3][i % 4];
         blk[..2].copy_from_slice(&rng.f16(scale));
+        if fields(ty) == 2 {
+            let m = [1e-3, 65504.0, 1.0, 6e-8][i % 4];
+            blk[2..4].copy_from_slice(&rng.f16(m));
+        }
     }
     w
 }
@@ -56,18 +74,17 @@ fn tiers(ty: GgmlType) -> Vec<(Tier, &'static InterleavedKernels)> {
 
 #[test]
 fn sizes_are_whole_groups_of_the_rows_bytes() {
-    assert_eq!(interleaved_q4_0_bytes(16, 64), Some(2 * 18 * 16));
-    assert_eq!(interleaved_q4_0_bytes(17, 64), Some(2 * 2 * 18 * 16));
-    assert_eq!(interleaved_q4_0_bytes(1, 32), Some(18 * 16));
-    assert_eq!(interleaved_q4_0_bytes(0, 32), Some(0));
-    assert_eq!(interleaved_q4_0_bytes(16, 33), None);
-    assert_eq!(interleaved_q4_0_bytes(usize::MAX, 64), None);
-    assert_eq!(
-        interleaved_bytes(GgmlType::Q8_0, 17, 64),
-        Some(2 * 2 * 34 * 16)
-    );
-    assert_eq!(interleaved_bytes(GgmlType::Q4_1, 16, 64), None);
+    let q4_0 = |rows, n| interleaved_bytes(GgmlType::Q4_0, rows, n);
+    assert_eq!(q4_0(16, 64), Some(2 * 18 * 16));
+    assert_eq!(q4_0(17, 64), Some(2 * 2 * 18 * 16));
+    assert_eq!(q4_0(1, 32), Some(18 * 16));
+    assert_eq!(q4_0(0, 32), Some(0));
+    assert_eq!(q4_0(16, 33), None);
+    assert_eq!(q4_0(usize::MAX, 64), None);
+    assert_eq!(interleaved_bytes(GgmlType::Q4_K, 16, 256), None);
     for ty in FORMATS {
+        let bb = row_bytes(ty, 32).unwrap();
+        assert_eq!(interleaved_bytes(ty, 17, 64), Some(2 * 2 * bb * 16), "{ty}");
         let here: Vec<&str> = tiers(ty).iter().map(|(t, _)| t.name()).collect();
         eprintln!("interleaved {ty} tiers here: {here:?}");
         #[cfg(target_arch = "x86_64")]
@@ -193,9 +210,12 @@ fn groups_are_independent_padded_with_zeros_and_read_back() {
             assert_eq!(row, w[r * rb..][..rb], "{ty} row {r}");
         }
         let three = interleaved(ty, n, &w[..3 * rb], 3);
+        let f = 32 * fields(ty);
         for blk in three.chunks_exact(gb) {
-            assert!(blk[6..32].iter().all(|&b| b == 0), "{ty}: padding scales");
-            for v in blk[32..].chunks_exact(64) {
+            for field in blk[..f].chunks_exact(32) {
+                assert!(field[6..].iter().all(|&b| b == 0), "{ty}: padding scales");
+            }
+            for v in blk[f..].chunks_exact(64) {
                 assert!(v[12..].iter().all(|&b| b == 0), "{ty}: padding quants");
             }
         }
@@ -238,6 +258,46 @@ fn panels_pack_from_a_group_as_from_the_rows() {
             }
         }
     }
+}
+
+/// The largest sums: every value at its top (and, for the 4- and 5-bit formats, its bottom)
+/// against activation quants of −128 and 127, on rows of many blocks: each tier equals the
+/// reference (an i16 sum that overflowed would not).
+#[test]
+fn extreme_sums_equal_the_reference() {
+    let mut checked = 0;
+    for ty in FORMATS {
+        let reference = reference_kernels(ty).unwrap();
+        let (nb, rows) = (40usize, 19usize);
+        let n = nb * 32;
+        let bb = row_bytes(ty, 32).unwrap();
+        for fill in [0xffu8, 0x00, 0x80, 0x7f] {
+            let mut w = vec![fill; rows * nb * bb];
+            for blk in w.chunks_exact_mut(bb) {
+                blk[..2].copy_from_slice(&[0x00, 0x3c]); // d = 1
+                if fields(ty) == 2 {
+                    blk[2..4].copy_from_slice(&[0x00, 0xbc]); // m = -1
+                }
+            }
+            let x = interleaved(ty, n, &w, rows);
+            for q_y in [0x80u8, 0x7f] {
+                let mut y = vec![q_y; nb * 40];
+                for blk in y.chunks_exact_mut(40) {
+                    blk[32..36].copy_from_slice(&1f32.to_le_bytes());
+                    blk[36..40].copy_from_slice(&(-1f32).to_le_bytes());
+                }
+                let mut want = vec![0f32; rows];
+                (reference.matvec)(n, &x, &y, &mut want);
+                for (tier, ik) in tiers(ty) {
+                    let mut got = vec![f32::NAN; rows];
+                    (ik.matvec)(n, &x, &y, &mut got);
+                    assert_eq!(got, want, "{ty} {tier}: fill {fill:#x}, q_y {q_y:#x}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} extreme products checked");
 }
 
 #[test]

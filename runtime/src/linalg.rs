@@ -4,9 +4,9 @@
 //! multiplied with them by `eddy-quant`'s kernels for the weight's format: `vec_dot` or the
 //! multi-column kernels for small batches, the matrix-vector kernel on the prepared column for
 //! one token where the tier has it, the packed-panel kernels for batches of `PANEL_MIN_COLS`
-//! tokens or more. Q4_0 matrices the model keeps row-interleaved ([`Model`]'s documentation) go
-//! through the interleaved product for every column of a small batch, and through panels packed
-//! from the interleaved copy for larger ones.
+//! tokens or more. Q4_0, Q4_1, Q5_0 and Q5_1 matrices the model keeps row-interleaved
+//! ([`Model`]'s documentation) go through the interleaved product for every column of a small
+//! batch, and through panels packed from the interleaved copy for larger ones.
 //!
 //! With the CPU path's activation conversion (inverse scale `127 / amax`, rounding half to
 //! even), SmolLM2's first-position logits equal llama.cpp's to 4e-6; ggml's `_ref` conversion
@@ -185,7 +185,7 @@ enum Path<'m> {
     Matvec(&'static PanelKernels, MatvecFn),
     /// [`PANEL_MIN_COLS`] columns or more through packed panels.
     Panel(&'static PanelKernels),
-    /// A row-interleaved Q4_0 copy (`'m` is the model's), each column through the interleaved
+    /// A row-interleaved copy (`'m` is the model's), each column through the interleaved
     /// product on the panel kernels' prepared column: the panels' arithmetic.
     Interleaved(&'static PanelKernels, &'static InterleavedKernels, &'m [u8]),
     /// [`PANEL_MIN_COLS`] columns or more through panels packed from a row-interleaved copy.
@@ -238,7 +238,7 @@ impl<'m> Path<'m> {
 /// logits are bit-identical for any number of threads. Token-by-token decoding (one column)
 /// and batches of up to `PANEL_MIN_COLS - 1` tokens give the same bits; larger batches of a
 /// weight format with panel kernels sum the same integer block products in another f32 order
-/// (see [`eddy_quant::panel`]), so they agree with them to rounding. Row-interleaved Q4_0
+/// (see [`eddy_quant::panel`]), so they agree with them to rounding. Row-interleaved
 /// copies compute the panels' order for every column count, so their products are the same
 /// bits for any batch size.
 pub(crate) fn matmul<const K: usize>(
@@ -454,7 +454,7 @@ const _: () = assert!(PANEL_ROWS == interleaved::GROUP_ROWS);
 enum Rows<'a> {
     /// The weight's rows as the file has them.
     Mapped(&'a [u8]),
-    /// The weight's row-interleaved Q4_0 copy (a group of 16 rows per panel) and the kernels
+    /// The weight's row-interleaved copy (a group of 16 rows per panel) and the kernels
     /// that pack from it.
     Interleaved(&'static InterleavedKernels, &'a [u8]),
 }

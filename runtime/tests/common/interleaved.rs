@@ -1,0 +1,171 @@
+//! The shared check of the row-interleaved runtime tests (`interleaved_*.rs`): one model file,
+//! loaded mapped, against the same bytes parsed from memory (no copies, the row-by-row kernels).
+
+use std::path::Path;
+
+use eddy::{Context, ContextParams, Model};
+use eddy_quant::GgmlType;
+use eddy_quant::interleaved::{interleaved_bytes, kernels_for};
+
+/// The process's resident set.
+#[cfg(target_os = "linux")]
+pub fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+fn logsumexp(x: &[f32]) -> f64 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln()
+}
+
+fn params(n_threads: usize) -> ContextParams {
+    ContextParams {
+        n_window: 64,
+        n_threads,
+        ..Default::default()
+    }
+}
+
+/// The logits after each token, fed one at a time.
+fn token_by_token(model: &Model, ids: &[u32], n_threads: usize) -> Vec<Vec<f32>> {
+    let mut ctx = Context::new(model, params(n_threads)).unwrap();
+    ids.iter()
+        .map(|&t| {
+            ctx.decode(&[t]).unwrap();
+            ctx.logits().to_vec()
+        })
+        .collect()
+}
+
+/// Loads `path` and checks what the copies promise, for a model whose weight matrices of the
+/// formats `formats` are copied where the tier has their kernels:
+///
+/// - resident memory grows by at most the file, the context's arena and 16 MB (the copies'
+///   mapped pages are released);
+/// - the copies are exactly those matrices (a tied embedding in one of the formats included);
+/// - the outputs agree with the row-by-row model's (`Model::from_vec`) to f32 rounding, within
+///   the KL bounds `max_kl` (any position) and `mean_kl` (over the positions);
+/// - they are bit-identical for 2 threads, and batches below 8 tokens give the bits of single
+///   tokens; with `batch_invariant` (every matrix a copy, or only ever multiplied by one
+///   column), batches of any size do.
+pub fn check_interleaved(
+    path: &Path,
+    formats: &[GgmlType],
+    max_kl: f64,
+    mean_kl: f64,
+    batch_invariant: bool,
+) {
+    let file_len = std::fs::metadata(path).unwrap().len() as usize;
+    let tier = eddy_quant::dispatch::active_tier();
+    let copies = formats.iter().all(|&f| kernels_for(tier, f).is_some());
+
+    #[cfg(target_os = "linux")]
+    let before = rss_bytes();
+    let model = Model::load(path).unwrap();
+    let mut text = Vec::new();
+    model.tokenizer().tokenize(
+        "The quick brown fox jumps over the lazy dog, and then it runs into the forest to find \
+         its friends, who are waiting by the river for the evening meal.",
+        true,
+        false,
+        &mut text,
+    );
+    let ids = &text[..text.len().min(40)];
+    // Resident memory with a context that has decoded the tokens (before this test keeps any
+    // logits of its own).
+    let mut ctx = Context::new(&model, params(1)).unwrap();
+    for &t in ids {
+        ctx.decode(&[t]).unwrap();
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let grown = rss_bytes().saturating_sub(before);
+        let arena = Context::memory_required(&model, &params(1)).unwrap();
+        eprintln!(
+            "file {file_len} bytes, copies {} bytes, arena {arena} bytes: RSS grew by {grown}",
+            model.repacked_bytes()
+        );
+        assert!(
+            grown <= file_len + arena + (16 << 20),
+            "RSS grew by {grown} bytes: more than the file ({file_len}), the arena ({arena}) \
+             and 16 MB"
+        );
+    }
+    drop(ctx);
+    let mapped = token_by_token(&model, ids, 1);
+
+    // Every matrix of the formats has its copy, where the tier has the kernels.
+    let w = model.weights();
+    let mut want = 0;
+    let mut matrices: Vec<_> = w
+        .layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .collect();
+    matrices.push(&w.output);
+    for t in matrices {
+        if formats.contains(&t.ty) {
+            want += interleaved_bytes(t.ty, t.rows, t.cols).unwrap();
+        }
+    }
+    assert!(want > 0, "no matrix of {formats:?} in {}", path.display());
+    eprintln!("tier {tier}: {} bytes of copies", model.repacked_bytes());
+    assert_eq!(model.repacked_bytes(), if copies { want } else { 0 });
+    let in_memory = Model::from_vec(std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(in_memory.repacked_bytes(), 0);
+
+    // The same tokens through the row-by-row kernels: the same model to f32 rounding. A wrong
+    // block, scale or row moves logits by whole units.
+    let rows = token_by_token(&in_memory, ids, 1);
+    let (mut worst, mut total) = (0f64, 0f64);
+    for (i, (a, b)) in mapped.iter().zip(&rows).enumerate() {
+        let (la, lb) = (logsumexp(a), logsumexp(b));
+        let kl: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| {
+                let (px, py) = (x as f64 - la, y as f64 - lb);
+                px.exp() * (px - py)
+            })
+            .sum();
+        worst = worst.max(kl);
+        total += kl;
+        assert!(
+            kl <= max_kl,
+            "position {i}: KL {kl} between the copies and the rows"
+        );
+        let top = eddy::sampler::argmax(a) as usize;
+        let second = (0..a.len())
+            .filter(|&t| t != top)
+            .map(|t| a[t])
+            .fold(f32::NEG_INFINITY, f32::max);
+        if a[top] - second >= 0.5 {
+            assert_eq!(eddy::sampler::argmax(b) as usize, top, "position {i}");
+        }
+    }
+    let mean = total / ids.len() as f64;
+    eprintln!("interleaved vs row by row: KL at most {worst:.5}, mean {mean:.5}");
+    assert!(mean <= mean_kl, "mean KL {mean}");
+    if copies {
+        assert!(mapped != rows, "the copies were not used");
+    }
+
+    // Bit-identical for 2 threads, and for batches: below 8 tokens always; of any size where
+    // every product the batch makes computes the panels' arithmetic whatever the batch.
+    assert!(token_by_token(&model, ids, 2) == mapped, "2 threads differ");
+    let mut ctx = Context::new(&model, params(1)).unwrap();
+    let mut pos = 0;
+    for chunk in [5usize, 1, 12, 3, 9] {
+        ctx.decode(&ids[pos..pos + chunk]).unwrap();
+        pos += chunk;
+        if (copies && batch_invariant) || chunk < 8 {
+            assert!(
+                ctx.logits() == &mapped[pos - 1][..],
+                "a batch of {chunk} differs from single tokens at {pos}"
+            );
+        }
+    }
+}
