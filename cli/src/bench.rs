@@ -243,7 +243,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
         );
         if model.repacked_bytes() > 0 {
             println!(
-                "weights: {:.1} MB repacked at load (row-interleaved Q4_0; their mapped pages \
+                "weights: {:.1} MB repacked at load (row-interleaved; their mapped pages \
                  released)",
                 model.repacked_bytes() as f64 / 1e6
             );

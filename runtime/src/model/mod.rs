@@ -637,14 +637,14 @@ struct Repacked {
     bytes: Vec<u8>,
 }
 
-/// The formats whose matrices the model copies into their row-interleaved layout (where the
-/// tier has its kernels). Their row-by-row decoding was bound by instructions (Q4_0 on a Zen
-/// 4-class VM: 0.87x llama.cpp at one thread; criterion, one L2-resident MiB on AVX-512: 12-15
-/// GiB/s for the row kernels of Q4_0, Q4_1, Q5_0 and Q5_1, 32-37 on the copies), the copy reads
-/// the same bytes at memory speed. Interleaved Q8_0 was measured too (2026-12-07, Gemma 3's 168 MB Q8_0 head, `perf` of
-/// `eddy bench -t 1 -n 64`): the head took the same share of a token as the row kernel's
-/// (2.70x the Q5_0 matrices' in both), because the row kernel already streams at memory speed
-/// there; a copy with no measured gain is not made.
+/// The formats whose matrices the model copies into their row-interleaved layout (where the tier
+/// has its kernels). Their row-by-row decoding was bound by instructions (Q4_0 on a Zen 4-class VM:
+/// 0.87x llama.cpp at one thread; criterion, one L2-resident MiB on AVX-512: 11-15 GiB/s for the
+/// row kernels of Q4_0, Q4_1, Q5_0 and Q5_1, 32-37 on the copies), the copy reads the same bytes at
+/// memory speed. Interleaved Q8_0 was measured too (2026-12-07, Gemma 3's 168 MB Q8_0 head, `perf`
+/// of `eddy bench -t 1 -n 64`): the head took the same share of a token as the row kernel's (2.70x
+/// the Q5_0 matrices' in both), because the row kernel already streams at memory speed there; a
+/// copy with no measured gain is not made.
 const INTERLEAVED: [GgmlType; 4] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
