@@ -104,9 +104,12 @@ pub(super) struct Bufs<'b> {
     /// FFN gate and up, `[n_ubatch][n_ff]` each.
     pub gate: &'b mut [f32],
     pub up: &'b mut [f32],
-    /// RoPE angles of one position.
+    /// RoPE angles of the micro-batch's positions, `[n_ubatch][half_rot]`.
     pub cos: &'b mut [f32],
     pub sin: &'b mut [f32],
+    /// The RoPE base and frequency scale (their bits) whose angles `cos` and `sin` hold for this
+    /// call's positions, if any yet.
+    pub rope_angles_of: Option<(u32, u32)>,
     /// Quantized copies of the current input vector, one per activation format.
     pub act: Activations<'b>,
     /// The arena's keys and values.
@@ -160,8 +163,9 @@ impl<'b> Bufs<'b> {
             proj: c.slice(ub * sh.n_embd),
             gate: c.slice(ub * sh.n_ff),
             up: c.slice(ub * sh.n_ff),
-            cos: c.slice(sh.half_rot),
-            sin: c.slice(sh.half_rot),
+            cos: c.slice(ub * sh.half_rot),
+            sin: c.slice(ub * sh.half_rot),
+            rope_angles_of: None,
             act: Activations::carve(c, widest, ub, sh.n_threads),
             kv,
             logits,

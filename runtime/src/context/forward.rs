@@ -110,6 +110,36 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
     );
     let adjacent = hp.rope_style == RopeStyle::Adjacent;
     let smooth_keys = b.kv.keys_q4_0();
+    // The RoPE angles of the micro-batch's positions, computed once for every layer that
+    // shares this layer's base and scale (all of them, or Gemma 3's two kinds).
+    let hr = sh.half_rot;
+    let rope = (lw.rope_base.to_bits(), lw.rope_freq_scale.to_bits());
+    if b.rope_angles_of != Some(rope) {
+        for (t, (cos, sin)) in b
+            .cos
+            .chunks_exact_mut(hr.max(1))
+            .zip(b.sin.chunks_exact_mut(hr.max(1)))
+            .take(n)
+            .enumerate()
+        {
+            let pos = st.n_seen + t as u64;
+            ops::rope_angles(
+                cos,
+                sin,
+                pos as f64,
+                lw.rope_base,
+                lw.rope_freq_scale,
+                st.rope_factors,
+            );
+            if hp.rope_attn_factor != 1.0 {
+                // LongRoPE's magnitude correction, on the rotated elements only (as ggml's
+                // rope).
+                cos.iter_mut().for_each(|c| *c *= hp.rope_attn_factor);
+                sin.iter_mut().for_each(|s| *s *= hp.rope_attn_factor);
+            }
+        }
+        b.rope_angles_of = Some(rope);
+    }
     for t in 0..n {
         let pos = st.n_seen + t as u64;
         let q = &mut b.q[t * qw..(t + 1) * qw];
@@ -137,24 +167,12 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
             k.chunks_exact_mut(hp.head_dim)
                 .for_each(|h| ops::rms_norm_inplace(h, kn, hp.rms_eps));
         }
-        ops::rope_angles(
-            b.cos,
-            b.sin,
-            pos as f64,
-            lw.rope_base,
-            lw.rope_freq_scale,
-            st.rope_factors,
-        );
-        if hp.rope_attn_factor != 1.0 {
-            // LongRoPE's magnitude correction, on the rotated elements only (as ggml's rope).
-            b.cos.iter_mut().for_each(|c| *c *= hp.rope_attn_factor);
-            b.sin.iter_mut().for_each(|s| *s *= hp.rope_attn_factor);
-        }
+        let (cos, sin) = (&b.cos[t * hr..][..hr], &b.sin[t * hr..][..hr]);
         for h in q.chunks_exact_mut(hp.head_dim) {
-            ops::rope_apply(h, b.cos, b.sin, adjacent);
+            ops::rope_apply(h, cos, sin, adjacent);
         }
         for h in k.chunks_exact_mut(hp.head_dim) {
-            ops::rope_apply(h, b.cos, b.sin, adjacent);
+            ops::rope_apply(h, cos, sin, adjacent);
         }
         if smooth_keys {
             // A Q4_0 key cache stores smoothed keys (see `model::key_smoothing`).
@@ -163,7 +181,7 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
         let slot = st.layout.slot_of(pos);
         if l == 0 {
             // One table for all layers: they share one RoPE when it is kept.
-            b.kv.write_angles(slot, b.cos, b.sin);
+            b.kv.write_angles(slot, cos, sin);
         }
         b.kv.write(l, slot, k, v);
     }
