@@ -107,31 +107,31 @@ impl<'b> Activations<'b> {
 
     /// Prepares the current columns for the panel kernels `k` (whose weights pair with
     /// `partner`) unless done already.
-    fn prepare_panel(&mut self, k: &PanelKernels, partner: GgmlType) {
+    fn prepare_panel(&mut self, k: &PanelKernels, partner: GgmlType, pool: &ThreadPool) {
         let i = prepared_index(partner);
         if self.prepared_for[i] == Some(partner) {
             return;
         }
         let n = (k.column_bytes)(self.len);
-        for c in 0..self.cols {
-            let x = &self.x[c * self.max_len..c * self.max_len + self.len];
-            (k.prepare)(x, &mut self.prepared[i][c * n..(c + 1) * n]);
-        }
+        let (x, max_len, len) = (&*self.x, self.max_len, self.len);
+        for_each_column(pool, self.cols, n, self.prepared[i], &|c, out| {
+            (k.prepare)(&x[c * max_len..c * max_len + len], out);
+        });
         self.prepared_for[i] = Some(partner);
     }
 
     /// Converts the current columns to `ty` (one of the partner formats) unless done already.
-    fn prepare(&mut self, ty: GgmlType) {
+    fn prepare(&mut self, ty: GgmlType, pool: &ThreadPool) {
         let i = PARTNERS.iter().position(|&p| p == ty).unwrap_or(0);
         if self.ready[i] {
             return;
         }
         let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
         if let Some(t) = type_traits(ty) {
-            for c in 0..self.cols {
-                let x = &self.x[c * self.max_len..c * self.max_len + self.len];
-                (t.from_float)(x, &mut self.converted[i][c * n..(c + 1) * n]);
-            }
+            let (x, max_len, len) = (&*self.x, self.max_len, self.len);
+            for_each_column(pool, self.cols, n, self.converted[i], &|c, out| {
+                (t.from_float)(&x[c * max_len..c * max_len + len], out);
+            });
         }
         self.ready[i] = true;
     }
@@ -143,6 +143,41 @@ impl<'b> Activations<'b> {
         let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
         (&self.converted[i][..n * self.cols], n)
     }
+}
+
+/// `f(c, out)` for each of `cols` columns and its `n` bytes `out` of `buf`, on the pool for
+/// [`PANEL_MIN_COLS`] columns or more (a column's bytes depend only on the column).
+fn for_each_column(
+    pool: &ThreadPool,
+    cols: usize,
+    n: usize,
+    buf: &mut [u8],
+    f: &(dyn Fn(usize, &mut [u8]) + Sync),
+) {
+    if n == 0 {
+        return;
+    }
+    let buf = &mut buf[..cols * n];
+    if cols < PANEL_MIN_COLS || pool.n_threads() == 1 {
+        for (c, out) in buf.chunks_exact_mut(n).enumerate() {
+            f(c, out);
+        }
+        return;
+    }
+    // Two parts per thread, so that claiming balances them.
+    let per = cols.div_ceil(2 * pool.n_threads());
+    let shared = SharedOut::new(buf);
+    pool.run_chunks(cols.div_ceil(per), &|_, part| {
+        let r = part * per..((part + 1) * per).min(cols);
+        #[allow(unsafe_code)]
+        // SAFETY: part `part` runs once in this region and parts are disjoint column ranges of
+        // `buf` (in bounds: `part < cols.div_ceil(per)`), which this function borrows mutably
+        // until the region has ended.
+        let piece = unsafe { shared.range(r.start * n..r.end * n) };
+        for (i, out) in piece.chunks_exact_mut(n).enumerate() {
+            f(r.start + i, out);
+        }
+    });
 }
 
 pub(crate) fn traits(ty: GgmlType) -> &'static TypeTraits {
@@ -254,8 +289,8 @@ pub(crate) fn matmul<const K: usize>(
     for ((w, _), path) in jobs.iter().zip(&paths) {
         let partner = traits(w.ty).vec_dot_type;
         match path.kernels() {
-            Some(k) => act.prepare_panel(k, partner),
-            None => act.prepare(partner),
+            Some(k) => act.prepare_panel(k, partner, pool),
+            None => act.prepare(partner, pool),
         }
     }
     // The panel scratch leaves `act` for the region (workers write it through `panels`) and

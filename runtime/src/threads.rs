@@ -279,18 +279,26 @@ pub fn split(n: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
     (n * i / parts)..(n * (i + 1) / parts)
 }
 
-/// A pointer to an output buffer that workers fill in disjoint ranges.
-#[derive(Clone, Copy, Debug)]
-pub struct SharedOut(*mut f32, usize);
+/// A pointer to an output buffer (of f32, or of `T`) that workers fill in disjoint ranges.
+#[derive(Debug)]
+pub struct SharedOut<T = f32>(*mut T, usize);
 
-// SAFETY: `SharedOut` only hands out disjoint sub-slices (see `range`), each to one worker.
-unsafe impl Sync for SharedOut {}
+impl<T> Clone for SharedOut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOut<T> {}
+
+// SAFETY: `SharedOut` only hands out disjoint sub-slices (see `range`), each to one worker;
+// the elements are plain data sent to that worker.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 // SAFETY: as above.
-unsafe impl Send for SharedOut {}
+unsafe impl<T: Send> Send for SharedOut<T> {}
 
-impl SharedOut {
+impl<T> SharedOut<T> {
     /// Wraps `out` for the duration of one region.
-    pub fn new(out: &mut [f32]) -> SharedOut {
+    pub fn new(out: &mut [T]) -> SharedOut<T> {
         SharedOut(out.as_mut_ptr(), out.len())
     }
 
@@ -300,7 +308,7 @@ impl SharedOut {
     /// `r` lies inside the buffer, no two live calls' ranges overlap, and the buffer passed to
     /// [`SharedOut::new`] outlives the returned slice and is not otherwise accessed meanwhile.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [f32] {
+    pub unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [T] {
         debug_assert!(r.start <= r.end && r.end <= self.1);
         // SAFETY: guaranteed by the caller (in bounds, disjoint, alive).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(r.start), r.end - r.start) }

@@ -23,7 +23,7 @@ use crate::linalg;
 use crate::memory::Carver;
 use crate::model::{Activation, LayerNorms, LayerWeights, Model, RopeStyle};
 use crate::ops;
-use crate::threads::ThreadPool;
+use crate::threads::{ThreadPool, run_parts};
 
 /// What every step of one micro-batch reads.
 struct Step<'m> {
@@ -94,9 +94,10 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
     let hp = model.hparams();
     let d = hp.n_embd;
     let (qw, kw, vw) = (sh.q_width, sh.k_row, sh.v_row);
-    for (xb, x) in b.xb.chunks_exact_mut(d).zip(b.x.chunks_exact(d)).take(n) {
-        ops::rms_norm(xb, x, &ln.attn, hp.rms_eps);
-    }
+    let x = &*b.x;
+    for_each_token(st, b.xb, d, &|t, xb| {
+        ops::rms_norm(xb, &x[t * d..][..d], &ln.attn, hp.rms_eps);
+    });
     b.act.set(&b.xb[..n * d], d);
     linalg::matmul(
         model,
@@ -209,7 +210,7 @@ fn attention_block(st: &Step<'_>, l: usize, lw: &LayerWeights, ln: &LayerNorms, 
     let aw = sh.att_width;
     b.act.set(&b.att[..n * aw], aw);
     linalg::matmul(model, [(&lw.wo, &mut b.proj[..n * d])], &mut b.act, st.pool);
-    residual(b.x, b.proj, n, d, ln.post_attn.as_deref(), hp.rms_eps);
+    residual(st, b.x, b.proj, d, ln.post_attn.as_deref(), hp.rms_eps);
 }
 
 /// `x += post_ffn_norm?(w_down · (act(w_gate · h) ⊙ (w_up · h)))` with `h = ffn_norm(x)`.
@@ -217,9 +218,10 @@ fn ffn_block(st: &Step<'_>, lw: &LayerWeights, ln: &LayerNorms, b: &mut Bufs<'_>
     let (model, n) = (st.model, st.n);
     let hp = model.hparams();
     let (d, f) = (hp.n_embd, hp.n_ff);
-    for (xb, x) in b.xb.chunks_exact_mut(d).zip(b.x.chunks_exact(d)).take(n) {
-        ops::rms_norm(xb, x, &ln.ffn, hp.rms_eps);
-    }
+    let x = &*b.x;
+    for_each_token(st, b.xb, d, &|t, xb| {
+        ops::rms_norm(xb, &x[t * d..][..d], &ln.ffn, hp.rms_eps);
+    });
     b.act.set(&b.xb[..n * d], d);
     linalg::matmul(
         model,
@@ -230,24 +232,24 @@ fn ffn_block(st: &Step<'_>, lw: &LayerWeights, ln: &LayerNorms, b: &mut Bufs<'_>
         &mut b.act,
         st.pool,
     );
-    let (gate, up) = (&mut b.gate[..n * f], &b.up[..n * f]);
-    match hp.activation {
-        // Row by row: the vector code treats a tail differently from full lanes, and a token's
-        // result must not depend on its place in the batch.
-        Activation::Silu => gate
-            .chunks_exact_mut(f)
-            .zip(up.chunks_exact(f))
-            .for_each(|(g, u)| eddy_quant::f32ops::silu_mul(g, u)),
-        Activation::GeluTanh => ops::gelu_tanh_f16_table_mul(gate, up),
-    }
-    b.act.set(gate, f);
+    let up = &*b.up;
+    // Row by row: the vector code treats a tail differently from full lanes, and a token's
+    // result must not depend on its place in the batch.
+    for_each_token(st, b.gate, f, &|t, g| {
+        let u = &up[t * f..][..f];
+        match hp.activation {
+            Activation::Silu => eddy_quant::f32ops::silu_mul(g, u),
+            Activation::GeluTanh => ops::gelu_tanh_f16_table_mul(g, u),
+        }
+    });
+    b.act.set(&b.gate[..n * f], f);
     linalg::matmul(
         model,
         [(&lw.w_down, &mut b.proj[..n * d])],
         &mut b.act,
         st.pool,
     );
-    residual(b.x, b.proj, n, d, ln.post_ffn.as_deref(), hp.rms_eps);
+    residual(st, b.x, b.proj, d, ln.post_ffn.as_deref(), hp.rms_eps);
 }
 
 /// `logits[rows] = output · output_norm(x)` for every token (`rows` has `n` rows) or only the
@@ -276,14 +278,60 @@ fn output(st: &Step<'_>, rows: std::ops::Range<usize>, b: &mut Bufs<'_>) {
     );
 }
 
-/// `x[t] += norm?(proj[t])` for the `n` tokens.
-fn residual(x: &mut [f32], proj: &mut [f32], n: usize, d: usize, norm: Option<&[f32]>, eps: f32) {
-    for (x, p) in x.chunks_exact_mut(d).zip(proj.chunks_exact_mut(d)).take(n) {
-        if let Some(w) = norm {
-            ops::rms_norm_inplace(p, w, eps);
-        }
-        x.iter_mut().zip(p.iter()).for_each(|(a, b)| *a += b);
+/// `x[t] += norm?(proj[t])` for the micro-batch's tokens.
+fn residual(
+    st: &Step<'_>,
+    x: &mut [f32],
+    proj: &mut [f32],
+    d: usize,
+    norm: Option<&[f32]>,
+    eps: f32,
+) {
+    if let Some(w) = norm {
+        for_each_token(st, proj, d, &|_, p| ops::rms_norm_inplace(p, w, eps));
     }
+    let proj = &*proj;
+    for_each_token(st, x, d, &|t, x| {
+        x.iter_mut()
+            .zip(&proj[t * d..][..d])
+            .for_each(|(a, b)| *a += b);
+    });
+}
+
+/// Fewest tokens for which the per-token steps between the matrix products (norms, the FFN's
+/// activation, residual adds) run on the thread pool: below, a region costs more than it saves.
+const PARALLEL_TOKENS: usize = 8;
+
+/// `f(t, row)` for each token `t` of the micro-batch and its row of `out` (rows of `len`
+/// elements), on the pool for [`PARALLEL_TOKENS`] tokens or more. A token's result depends only
+/// on its own row, never on the thread, so logits stay bit-identical for any thread count.
+fn for_each_token(
+    st: &Step<'_>,
+    out: &mut [f32],
+    len: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let (n, threads) = (st.n, st.pool.n_threads());
+    if n < PARALLEL_TOKENS || threads == 1 || len == 0 {
+        for (t, row) in out.chunks_exact_mut(len.max(1)).take(n).enumerate() {
+            f(t, row);
+        }
+        return;
+    }
+    // Two parts per thread, so that claiming balances them.
+    let per = n.div_ceil(2 * threads);
+    run_parts(
+        Some(st.pool),
+        &mut out[..n * len],
+        per * len,
+        &mut [],
+        0,
+        &|part, piece, _| {
+            for (i, row) in piece.chunks_exact_mut(len).enumerate() {
+                f(part * per + i, row);
+            }
+        },
+    );
 }
 
 /// `v += bias`, where the model has one.
