@@ -35,6 +35,15 @@
 //! So a product on this layout is bit for bit the panel product of the same row and column, in
 //! every tier: decoding and batched prefill give the same logits. It is not `vec_dot`'s f32
 //! order.
+//!
+//! The products issue no software prefetch, unlike the row kernels on the mapped file
+//! ([`crate::prefetch`]). Measured on an AMD EPYC (Zen 4 class) VM, 2026-12-07, `eddy bench -t
+//! 1 -n 64`, three alternating rounds: without the prefetch of the next group the copies
+//! decoded SmolLM2 Q4_1 at 203–219 tok/s against 174–179 with it, Qwen2.5-as-Q4_0 at 63–66
+//! against 52–59, and interleaved Q8_0 went from slower than the row kernel to faster
+//! (Qwen2.5-as-Q8_0 44–45 against 32–38 tok/s); the row kernels on the mapped file, for
+//! contrast, fell from 112–131 to 44–46 tok/s on SmolLM2-as-Q8_0 without theirs. Not measured
+//! on an Intel core yet.
 
 use crate::GgmlType;
 use crate::dispatch::Tier;

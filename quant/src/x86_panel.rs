@@ -1337,13 +1337,6 @@ fn column_corrections(y: &[u8], b0: usize, offset: i32, out: &mut [i32]) {
     }
 }
 
-/// Blocks `b0..b0 + cb` of group `g + 1` of an interleaved matrix of `nb` blocks per row and
-/// `gb`-byte group blocks, or what of them exists: what group `g` prefetches.
-fn next_group(w: &[u8], g: usize, nb: usize, b0: usize, cb: usize, gb: usize) -> &[u8] {
-    w.get(((g + 1) * nb + b0) * gb..)
-        .map_or(&[][..], |n| &n[..(cb * gb).min(n.len())])
-}
-
 /// The 64 low and 64 high values (weights `4k..4k + 4` and `16 + 4k..16 + 4k + 4` of each row)
 /// of the quant vector at `q`: its nibbles, with the fifth bits in bit 4 when `QH`. `bits` holds
 /// the block's bit vector shifted for this vector (`[bits << 4, bits] >> k`, in 16-bit lanes: bit
@@ -1395,7 +1388,8 @@ unsafe fn legacy_bits<const QH: bool>(p: *const u8) -> [__m512i; 2] {
 /// same for every row: computed once per block of the column); then one `vcvtph2ps` of the 16
 /// `d` and, as the reference, `acc = fma(f32(isum), d_x·d_y, acc)`, and with `M` one
 /// `vcvtph2ps` of the 16 `m` and `acc = fma(m_x, s_y, acc)`. The last group's missing rows are
-/// masked off. Each group prefetches the next one's bytes over its blocks.
+/// masked off. No software prefetch: the copy is one sequential stream in the process's own
+/// memory, which the hardware prefetchers follow (see `crate::interleaved` on what was measured).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
@@ -1424,7 +1418,6 @@ unsafe fn interleaved_legacy_matvec<const M: bool, const QH: bool, const OFFSET:
             let mask = ((1u32 << rows) - 1) as __mmask16;
             let dst = &mut out[g * GROUP_ROWS..][..rows];
             let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
-            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
             // block b of the chunk is `chunk[b * gb..][..gb]` and of the column
             // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; unaligned
@@ -1436,7 +1429,6 @@ unsafe fn interleaved_legacy_matvec<const M: bool, const QH: bool, const OFFSET:
                     _mm512_maskz_loadu_ps(mask, dst.as_ptr())
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
-                    next.step();
                     let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let mut lo_sum = _mm512_set1_epi32(c);
@@ -1601,7 +1593,6 @@ unsafe fn interleaved_legacy_matvec_avx2<const M: bool, const QH: bool, const OF
             let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
             let dst = &mut out[g * GROUP_ROWS..][..rows];
             let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
-            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // The group's 16 sums so far (the rows past `rows` are never stored).
             let mut sums = [0f32; GROUP_ROWS];
             sums[..rows].copy_from_slice(dst);
@@ -1615,7 +1606,6 @@ unsafe fn interleaved_legacy_matvec_avx2<const M: bool, const QH: bool, const OF
                     [0, 8].map(|h| _mm256_loadu_ps(sums.as_ptr().add(h)))
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
-                    next.step();
                     let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let yq =
@@ -1846,7 +1836,6 @@ unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
             let mask = ((1u32 << rows) - 1) as __mmask16;
             let dst = &mut out[g * GROUP_ROWS..][..rows];
             let chunk = &w[(g * nb + b0) * gb..][..cb * gb];
-            let mut next = crate::prefetch::Spread::new(next_group(w, g, nb, b0, cb, gb), cb);
             // SAFETY: `dst` holds `rows` f32, and the masked load and store touch only those;
             // block b of the chunk is `chunk[b * gb..][..gb]` and of the column
             // `y[(b0 + b) * COL_BLOCK..][..COL_BLOCK]`, both inside by the contract; unaligned
@@ -1858,7 +1847,6 @@ unsafe fn interleaved_q8_0_matvec(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]
                     _mm512_maskz_loadu_ps(mask, dst.as_ptr())
                 };
                 for (b, &c) in correction[..cb].iter().enumerate() {
-                    next.step();
                     let p = chunk.as_ptr().add(b * gb);
                     let yb = y.as_ptr().add((b0 + b) * COL_BLOCK);
                     let mut sums = [_mm512_set1_epi32(c), _mm512_setzero_si512()];

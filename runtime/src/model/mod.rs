@@ -4,19 +4,18 @@
 //! out. Which tensors exist and what the hyper-parameters mean is decided by the architecture's
 //! file in [`crate::arch`].
 //!
-//! Weights stay mapped, with one exception measured to pay for itself: Q4_0, Q4_1, Q5_0 and
-//! Q5_1 weight matrices, where the tier has a product on their row-interleaved layout
-//! ([`eddy_quant::interleaved`]: AVX-512 and AVX2), are copied once at load into that layout
-//! (the same size), and the mapped pages they came from are dropped from the resident set
-//! ([`Gguf::release_pages`]), so the process holds each byte once. Decoding on the copy reads
-//! the same bytes with a third of the instructions (these formats' row-by-row decoding was
-//! slower than memory on a fast core), and batched prefill packs its panels from it; both
-//! compute the panel kernels' arithmetic, so these products are the same bits for any batch
-//! size. A tied embedding (the output head's matrix) is copied too,
-//! and its rows are then read from the copy. [`Model::repacked_bytes`] reports the copies' size.
-//! A model parsed from memory ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as
-//! they are. (`eddy-quant` also has interleaved Q8_0 kernels; the constant `INTERLEAVED` in
-//! this module's source says why the runtime does not use them.)
+//! Weights stay mapped, with one exception measured to pay for itself: Q4_0, Q4_1, Q5_0, Q5_1 and
+//! Q8_0 weight matrices, where the tier has a product on their row-interleaved layout
+//! ([`eddy_quant::interleaved`]: AVX-512, and AVX2 but for Q8_0), are copied once at load into that
+//! layout (the same size), and the mapped pages they came from are dropped from the resident set
+//! ([`Gguf::release_pages`]), so the process holds each byte once. Decoding on the copy reads the
+//! same bytes with a third of the instructions (these formats' row-by-row decoding was slower than
+//! memory on a fast core), and batched prefill packs its panels from it; both compute the panel
+//! kernels' arithmetic, so these products are the same bits for any batch size. A tied embedding
+//! (the output head's matrix) is copied too, and its rows are then read from the copy.
+//! [`Model::repacked_bytes`] reports the copies' size. A model parsed from memory
+//! ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as they are. The constant
+//! `INTERLEAVED` in this module's source gives the measurements.
 
 use std::ops::Range;
 use std::path::Path;
@@ -638,18 +637,20 @@ struct Repacked {
 }
 
 /// The formats whose matrices the model copies into their row-interleaved layout (where the tier
-/// has its kernels). Their row-by-row decoding was bound by instructions (Q4_0 on a Zen 4-class VM:
-/// 0.87x llama.cpp at one thread; criterion, one L2-resident MiB on AVX-512: 11-15 GiB/s for the
-/// row kernels of Q4_0, Q4_1, Q5_0 and Q5_1, 32-37 on the copies), the copy reads the same bytes at
-/// memory speed. Interleaved Q8_0 was measured too (2026-12-07, Gemma 3's 168 MB Q8_0 head, `perf`
-/// of `eddy bench -t 1 -n 64`): the head took the same share of a token as the row kernel's (2.70x
-/// the Q5_0 matrices' in both), because the row kernel already streams at memory speed there; a
-/// copy with no measured gain is not made.
-const INTERLEAVED: [GgmlType; 4] = [
+/// has its kernels: AVX-512 has all five, AVX2 all but Q8_0). Their row-by-row decoding was bound
+/// by instructions (Q4_0 on a Zen 4-class VM: 0.87x llama.cpp at one thread; criterion, one
+/// L2-resident MiB on AVX-512: 11-15 GiB/s for the row kernels of Q4_0, Q4_1, Q5_0 and Q5_1,
+/// 32-37 on the copies), the copy reads the same bytes at memory speed. Q8_0's row kernel was
+/// nearer memory speed, and its copy first measured no faster (Gemma 3's 168 MB head); that was
+/// the interleaved products' software prefetch, which slowed them on the copy. Without it (see
+/// `eddy_quant::interleaved`), Qwen2.5-as-Q8_0 decodes at 44-45 tok/s against 32-38 from the
+/// rows (2026-12-07, `eddy bench -t 1 -n 64`, three alternating rounds).
+const INTERLEAVED: [GgmlType; 5] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
+    GgmlType::Q8_0,
 ];
 
 /// Row-interleaved copies of the matrices the forward pass multiplies (a tied embedding
