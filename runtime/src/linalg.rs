@@ -4,7 +4,7 @@
 //! multiplied with them by `eddy-quant`'s kernels for the weight's format: `vec_dot` or the
 //! multi-column kernels for small batches, the matrix-vector kernel on the prepared column for
 //! one token where the tier has it, the packed-panel kernels for batches of `PANEL_MIN_COLS`
-//! tokens or more. Q4_0, Q4_1, Q5_0 and Q5_1 matrices the model keeps row-interleaved
+//! tokens or more. Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices the model keeps row-interleaved
 //! ([`Model`]'s documentation) go through the interleaved product for every column of a small
 //! batch, and through panels packed from the interleaved copy for larger ones.
 //!
@@ -21,7 +21,7 @@ use eddy_quant::{GgmlType, TypeTraits, type_traits};
 
 use crate::memory::Carver;
 use crate::model::{Model, TensorRef};
-use crate::threads::{SharedOut, ThreadPool};
+use crate::threads::{SharedOut, ThreadPool, run_rows};
 
 /// Activation formats a weight may ask for, each with a buffer in [`Activations`].
 const PARTNERS: [GgmlType; 4] = [
@@ -114,9 +114,17 @@ impl<'b> Activations<'b> {
         }
         let n = (k.column_bytes)(self.len);
         let (x, max_len, len) = (&*self.x, self.max_len, self.len);
-        for_each_column(pool, self.cols, n, self.prepared[i], &|c, out| {
-            (k.prepare)(&x[c * max_len..c * max_len + len], out);
-        });
+        // Columns on the pool from `PANEL_MIN_COLS` on: a column's bytes depend only on it.
+        run_rows(
+            pool,
+            PANEL_MIN_COLS,
+            self.prepared[i],
+            n,
+            self.cols,
+            &|c, out| {
+                (k.prepare)(&x[c * max_len..c * max_len + len], out);
+            },
+        );
         self.prepared_for[i] = Some(partner);
     }
 
@@ -129,9 +137,16 @@ impl<'b> Activations<'b> {
         let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
         if let Some(t) = type_traits(ty) {
             let (x, max_len, len) = (&*self.x, self.max_len, self.len);
-            for_each_column(pool, self.cols, n, self.converted[i], &|c, out| {
-                (t.from_float)(&x[c * max_len..c * max_len + len], out);
-            });
+            run_rows(
+                pool,
+                PANEL_MIN_COLS,
+                self.converted[i],
+                n,
+                self.cols,
+                &|c, out| {
+                    (t.from_float)(&x[c * max_len..c * max_len + len], out);
+                },
+            );
         }
         self.ready[i] = true;
     }
@@ -143,41 +158,6 @@ impl<'b> Activations<'b> {
         let n = ty.bytes_for(self.len as u64).unwrap_or(0) as usize;
         (&self.converted[i][..n * self.cols], n)
     }
-}
-
-/// `f(c, out)` for each of `cols` columns and its `n` bytes `out` of `buf`, on the pool for
-/// [`PANEL_MIN_COLS`] columns or more (a column's bytes depend only on the column).
-fn for_each_column(
-    pool: &ThreadPool,
-    cols: usize,
-    n: usize,
-    buf: &mut [u8],
-    f: &(dyn Fn(usize, &mut [u8]) + Sync),
-) {
-    if n == 0 {
-        return;
-    }
-    let buf = &mut buf[..cols * n];
-    if cols < PANEL_MIN_COLS || pool.n_threads() == 1 {
-        for (c, out) in buf.chunks_exact_mut(n).enumerate() {
-            f(c, out);
-        }
-        return;
-    }
-    // Two parts per thread, so that claiming balances them.
-    let per = cols.div_ceil(2 * pool.n_threads());
-    let shared = SharedOut::new(buf);
-    pool.run_chunks(cols.div_ceil(per), &|_, part| {
-        let r = part * per..((part + 1) * per).min(cols);
-        #[allow(unsafe_code)]
-        // SAFETY: part `part` runs once in this region and parts are disjoint column ranges of
-        // `buf` (in bounds: `part < cols.div_ceil(per)`), which this function borrows mutably
-        // until the region has ended.
-        let piece = unsafe { shared.range(r.start * n..r.end * n) };
-        for (i, out) in piece.chunks_exact_mut(n).enumerate() {
-            f(r.start + i, out);
-        }
-    });
 }
 
 pub(crate) fn traits(ty: GgmlType) -> &'static TypeTraits {

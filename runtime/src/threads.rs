@@ -315,6 +315,47 @@ impl<T> SharedOut<T> {
     }
 }
 
+/// Runs `f(i, row)` for each of the first `n` rows of `out` (rows of `len` elements): on the
+/// pool, a few rows per chunk, from `min_parallel` rows on, else one after another on the
+/// calling thread. For steps whose rows are independent (a token's norm, a column's
+/// quantization): a row's result depends only on its index and its own elements, never on the
+/// thread, so results are bit-identical for any thread count.
+///
+/// # Panics
+/// If `out` holds fewer than `n * len` elements.
+pub fn run_rows<T: Send>(
+    pool: &ThreadPool,
+    min_parallel: usize,
+    out: &mut [T],
+    len: usize,
+    n: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    if len == 0 {
+        return;
+    }
+    let out = &mut out[..n * len];
+    if n < min_parallel || pool.n_threads() == 1 {
+        for (i, row) in out.chunks_exact_mut(len).enumerate() {
+            f(i, row);
+        }
+        return;
+    }
+    // Two chunks per thread, so that claiming balances them.
+    let per = n.div_ceil(2 * pool.n_threads());
+    let shared = SharedOut::new(out);
+    pool.run_chunks(n.div_ceil(per), &|_, chunk| {
+        let rows = chunk * per..((chunk + 1) * per).min(n);
+        // SAFETY: chunk `chunk` runs exactly once in this region and chunks are disjoint row
+        // ranges of `out` (in bounds: `chunk < n.div_ceil(per)` and `out` holds `n * len`
+        // elements), which this function borrows mutably until the region has ended.
+        let piece = unsafe { shared.range(rows.start * len..rows.end * len) };
+        for (i, row) in piece.chunks_exact_mut(len).enumerate() {
+            f(rows.start + i, row);
+        }
+    });
+}
+
 /// What [`run_parts`] runs for each part: `(part, out_part, scratch)`.
 pub type PartFn<'f> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'f;
 

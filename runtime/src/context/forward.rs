@@ -23,7 +23,7 @@ use crate::linalg;
 use crate::memory::Carver;
 use crate::model::{Activation, LayerNorms, LayerWeights, Model, RopeStyle};
 use crate::ops;
-use crate::threads::{ThreadPool, run_parts};
+use crate::threads::{ThreadPool, run_rows};
 
 /// What every step of one micro-batch reads.
 struct Step<'m> {
@@ -303,35 +303,14 @@ fn residual(
 const PARALLEL_TOKENS: usize = 8;
 
 /// `f(t, row)` for each token `t` of the micro-batch and its row of `out` (rows of `len`
-/// elements), on the pool for [`PARALLEL_TOKENS`] tokens or more. A token's result depends only
-/// on its own row, never on the thread, so logits stay bit-identical for any thread count.
+/// elements), on the pool for [`PARALLEL_TOKENS`] tokens or more ([`run_rows`]).
 fn for_each_token(
     st: &Step<'_>,
     out: &mut [f32],
     len: usize,
     f: &(dyn Fn(usize, &mut [f32]) + Sync),
 ) {
-    let (n, threads) = (st.n, st.pool.n_threads());
-    if n < PARALLEL_TOKENS || threads == 1 || len == 0 {
-        for (t, row) in out.chunks_exact_mut(len.max(1)).take(n).enumerate() {
-            f(t, row);
-        }
-        return;
-    }
-    // Two parts per thread, so that claiming balances them.
-    let per = n.div_ceil(2 * threads);
-    run_parts(
-        Some(st.pool),
-        &mut out[..n * len],
-        per * len,
-        &mut [],
-        0,
-        &|part, piece, _| {
-            for (i, row) in piece.chunks_exact_mut(len).enumerate() {
-                f(part * per + i, row);
-            }
-        },
-    );
+    run_rows(st.pool, PARALLEL_TOKENS, out, len, st.n, f);
 }
 
 /// `v += bias`, where the model has one.
