@@ -19,6 +19,8 @@ use minijinja::{Environment, ErrorKind, Value};
 
 use crate::model::Model;
 
+mod guard;
+
 /// Instructions one render may execute: about a second of work (20 M took 1.9 s here). A
 /// 1000-message conversation through Qwen2.5's tool-calling template takes far fewer (see the
 /// `long_conversations_stay_within_fuel` test).
@@ -295,7 +297,11 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        env.add_filter(guard::NAMESPACE_VALUE_FILTER, guard::namespace_value);
+        // Compiled as given first, so that syntax errors point into the caller's text; then
+        // as guarded (see `guard`), which is what renders.
         env.add_template_owned(TEMPLATE_NAME, source.to_string())?;
+        env.add_template_owned(TEMPLATE_NAME, guard::guard(source)?)?;
         let (bos, eos) = special_texts(model);
         // The end-of-turn markers the vocabulary has and the template writes.
         let end_of_turn = [

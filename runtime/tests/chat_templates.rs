@@ -92,6 +92,26 @@ fn hostile_templates_are_errors() {
         ("{{ messages[0].content.nosuchmethod() }}", "nosuchmethod"),
         ("{{ messages | tojson(indent='x', bogus=1) }}", "bogus"),
         (&"{{ (".repeat(500), "syntax"),
+        // A namespace holding itself: printing it would recurse until the stack overflows.
+        (
+            "{% set ns = namespace(x=0) %}{% set ns.x = ns %}{{ ns }}",
+            "cannot hold another namespace",
+        ),
+        // A list nested 100 000 deep: dropping it would overflow the stack.
+        (
+            "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}ok",
+            "nested deeper than 64",
+        ),
+        // A large value stored over and over: the checks are bounded too.
+        (
+            "{% set big = range(10000)|list %}{% set ns = namespace() %}\
+             {% for i in range(10000) %}{% set ns.x = [big] %}{% endfor %}",
+            "more than 4000000 items",
+        ),
+        (
+            "{% for m in messages %}{{ loop.changed(m) }}{% endfor %}",
+            "changed",
+        ),
     ];
     for (src, what) in cases {
         let start = std::time::Instant::now();
@@ -126,6 +146,28 @@ fn python_string_methods_and_loop_controls_work() {
         .render(&conv)
         .unwrap();
     assert_eq!(out, "a|b|c![Be brief.]<|im_start|><|im_end|>");
+}
+
+/// Every form of namespace assignment still works once guarded (see `chat/guard.rs`).
+#[test]
+fn namespace_assignments_work() {
+    let Some(model) = load("smollm2") else { return };
+    let mut conv = Conversation::new();
+    conv.push("user", "a");
+    conv.push("assistant", "b");
+    let src = "{% set ns = namespace(n=0, seen=[], t='') %}\
+               {% for m in messages %}{% set ns.n = ns.n + 1 -%}\
+               {%- set ns.seen = ns.seen + [m.content] %}{% endfor %}\
+               {% set ns.a, ns.b = 'x', ns.n * 10 %}\
+               {% set ns.t %}[{{ ns.a }}]{% endset %}\
+               {% set ns.u | upper %}{{ ns.seen | join(',') }}{% endset %}\
+               {{ ns.n }} {{ ns.seen }} {{ ns.b }} {{ ns.t }} {{ ns.u }} \
+               {{ '{% set ns.n = ns %}' }}{# {% set ns.n = ns %} #}";
+    let out = ChatTemplate::from_source(&model, src)
+        .unwrap()
+        .render(&conv)
+        .unwrap();
+    assert_eq!(out, "2 [\"a\", \"b\"] 20 [x] A,B {% set ns.n = ns %}");
 }
 
 #[test]
