@@ -1,6 +1,7 @@
 //! Row-interleaved weights for decoding: a repacked copy of a weight matrix, the same size as
 //! its rows, whose one-token product needs a third of the instructions of a row-by-row
-//! `vec_dot`. Formats: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
+//! `vec_dot`. Formats: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, and the k-quants Q4_K and Q6_K (see
+//! "K-quants" below).
 //!
 //! A row-by-row `vec_dot` of these formats pays, for every 32-weight block of every row, the
 //! widening of its f16 scales, the scale product, the float conversion of its integer sum, the
@@ -36,6 +37,19 @@
 //! every tier: decoding and batched prefill give the same logits. It is not `vec_dot`'s f32
 //! order.
 //!
+//! **K-quants.** Q4_K and Q6_K are interleaved super-block by super-block (`KLayout`): a
+//! group's super-block holds the 16 rows' f16 fields as 16-lane vectors, then every dword of
+//! the rest of their blocks (packed scales, quants, high bits) as a vector of 16 rows × 4
+//! bytes, in the order the product reads them (one forward stream per group: Q6_K's first
+//! layout, region by region, read three streams at once and decoded from memory at half the
+//! row kernel's speed), so that the products unpack scales and values for 16 rows at once.
+//! Their arithmetic is the k-quant panels' on a Q8_K column ([`crate::panel`]): exact integer
+//! sums `S1`, `S2` per super-block, then two `fma`s; panels are packed from the copy. Criterion,
+//! AVX-512, 2026-12-07 (a noisy VM: ranges of alternating runs), one L2-resident MiB: Q4_K
+//! 47.8–53.9 µs from the rows (`decode/Q4_K`), 23.1–25.4 µs from the copy; Q6_K 39.5–46.8
+//! against 23.2–25.5. 64 MiB from memory: Q4_K 3.8–4.5 ms against 2.8–4.2; Q6_K 3.2–5.0
+//! against 3.3–5.9, no gain: its row kernel already streams at memory speed.
+//!
 //! The products issue no software prefetch, unlike the row kernels on the mapped file
 //! ([`crate::prefetch`]). Measured on an AMD EPYC (Zen 4 class) VM, 2026-12-07, `eddy bench -t
 //! 1 -n 64`, three alternating rounds: without the prefetch of the next group the copies
@@ -47,8 +61,12 @@
 
 use crate::GgmlType;
 use crate::dispatch::Tier;
+use crate::kquants::{BlockQ4K, BlockQ6K, QK_K};
 use crate::num::{f16_to_f32, fmaf};
-use crate::panel::{COL_BLOCK, PANEL_BLOCK, PANEL_ROWS, SIGNED_D, SIGNED_SUM, f32_at};
+use crate::panel::{
+    COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, KBlock, KValues, PANEL_BLOCK, PANEL_ROWS,
+    SIGNED_D, SIGNED_SUM, f32_at, k_put,
+};
 
 /// Rows interleaved in one group.
 pub const GROUP_ROWS: usize = 16;
@@ -111,6 +129,123 @@ pub(crate) const fn layout(ty: GgmlType) -> Option<Layout> {
     }
 }
 
+/// Where the parts of one super-block of a group of a k-quant lie: the block's f16 fields go to
+/// 16-lane vectors of f16 (32 bytes each, in this order), then its dword regions, each dword to
+/// a vector of 16 rows × 4 bytes, region after region.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KLayout {
+    /// Bytes of one row's super-block in the file's format.
+    pub block: usize,
+    /// Offsets of the f16 fields in the format's block.
+    pub fields: &'static [usize],
+    /// `(offset, dwords)` of each region of the format's block, in the group's order.
+    pub regions: &'static [(usize, usize)],
+}
+
+/// Q4_K: `d`, `dmin`; the 12 scale bytes (three vectors at 64), the 128 quant bytes (32
+/// vectors at [`Q4_K_QS`]; vector `8g + k` holds bytes `32g + 4k..32g + 4k + 4` of each row's
+/// `qs`: low nibbles weights `64g + 4k..`, high ones `64g + 32 + 4k..`).
+pub(crate) const Q4_K_LAYOUT: KLayout = KLayout {
+    block: 144,
+    fields: &[0, 2],
+    regions: &[(4, 3), (16, 32)],
+};
+/// Offset of the `dmin` vector of a Q4_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q4_K_DMIN: usize = 32;
+/// Offset of the three scale vectors of a Q4_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q4_K_SCALES: usize = 64;
+/// Offset of the 32 quant vectors of a Q4_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q4_K_QS: usize = 256;
+
+/// Q6_K: `d`; the 16 scale bytes (four vectors at [`Q6_K_SCALES`]); then the quants in the
+/// order the product reads them ([`Q6_K_QUANTS`]): for each half `h` of the super-block and
+/// each quarter `q` of its 32 `ql` bytes' positions, four vectors of `ql` bytes `64h + 16q..`,
+/// four of `ql` bytes `64h + 32 + 16q..` and four of `qh` bytes `32h + 16q..` (each vector `k`
+/// of a run holding the dword at `4k` past the run's start of each row's field).
+pub(crate) const Q6_K_LAYOUT: KLayout = KLayout {
+    block: 210,
+    fields: &[208],
+    regions: &[
+        (192, 4),
+        (0, 4),
+        (32, 4),
+        (128, 4),
+        (16, 4),
+        (48, 4),
+        (144, 4),
+        (64, 4),
+        (96, 4),
+        (160, 4),
+        (80, 4),
+        (112, 4),
+        (176, 4),
+    ],
+};
+/// Offset of the four scale vectors of a Q6_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q6_K_SCALES: usize = 32;
+/// Offset of the quant vectors of a Q6_K group super-block: 12 per (half, quarter), in the
+/// order (0, 0), (0, 1), (1, 0), (1, 1).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q6_K_QUANTS: usize = 32 + 4 * 64;
+
+impl KLayout {
+    /// Bytes of one super-block of a group.
+    pub const fn group_block(self) -> usize {
+        GROUP_ROWS * self.block
+    }
+}
+
+/// How `ty` is interleaved: `(weights per block, bytes of a row's block, bytes of a group's
+/// block)`.
+fn shape(ty: GgmlType) -> Option<(usize, usize, usize)> {
+    match (layout(ty), k_layout(ty)) {
+        (Some(l), _) => Some((32, l.row_block(), l.group_block())),
+        (None, Some(k)) => Some((256, k.block, k.group_block())),
+        _ => None,
+    }
+}
+
+/// The k-quant layout of `ty`, if it has one.
+pub(crate) const fn k_layout(ty: GgmlType) -> Option<KLayout> {
+    match ty {
+        GgmlType::Q4_K => Some(Q4_K_LAYOUT),
+        GgmlType::Q6_K => Some(Q6_K_LAYOUT),
+        _ => None,
+    }
+}
+
+/// One row's super-block `blk` into lane `r` of the group super-block `dst`.
+fn put_k_block(l: KLayout, blk: &[u8], r: usize, dst: &mut [u8]) {
+    for (f, &at) in l.fields.iter().enumerate() {
+        dst[32 * f + 2 * r..][..2].copy_from_slice(&blk[at..at + 2]);
+    }
+    let mut v = 32 * l.fields.len();
+    for &(at, dwords) in l.regions {
+        for k in 0..dwords {
+            dst[v + 64 * k + 4 * r..][..4].copy_from_slice(&blk[at + 4 * k..][..4]);
+        }
+        v += 64 * dwords;
+    }
+}
+
+/// Lane `r` of the group super-block `src` as the format's super-block (`blk`).
+fn get_k_block(l: KLayout, src: &[u8], r: usize, blk: &mut [u8]) {
+    for (f, &at) in l.fields.iter().enumerate() {
+        blk[at..at + 2].copy_from_slice(&src[32 * f + 2 * r..][..2]);
+    }
+    let mut v = 32 * l.fields.len();
+    for &(at, dwords) in l.regions {
+        for k in 0..dwords {
+            blk[at + 4 * k..][..4].copy_from_slice(&src[v + 64 * k + 4 * r..][..4]);
+        }
+        v += 64 * dwords;
+    }
+}
+
 /// The one-column product on an interleaved matrix: `out[r]` is row `r` times the prepared
 /// column `y`, for every `r < out.len()`; `w` holds the `out.len().div_ceil(GROUP_ROWS)` groups
 /// of rows of `n` weights.
@@ -128,24 +263,27 @@ pub struct InterleavedKernels {
     pub matvec: InterleavedMatvecFn,
     /// The panel packing (the format's reference bytes).
     pub pack: InterleavedPackFn,
-    /// Bytes of one block of a group: a group of rows of `n` weights is `n / 32` times this.
+    /// Bytes of a group per 32 weights of its rows: a group of rows of `n` weights is `n / 32`
+    /// times this (a block of the group for the 32-weight formats, an eighth of a super-block
+    /// of the group for the k-quants).
     pub group_block: usize,
 }
 
-/// Bytes of one block of a group of `ty`, if `ty` has an interleaved layout.
+/// Bytes of a group of `ty` per 32 weights of its rows (see
+/// [`InterleavedKernels::group_block`]), if `ty` has an interleaved layout.
 pub fn group_block(ty: GgmlType) -> Option<usize> {
-    layout(ty).map(Layout::group_block)
+    shape(ty).map(|(wb, _, gb)| gb * 32 / wb)
 }
 
 /// Bytes of `rows` rows of `ty` of `n` weights interleaved (whole groups), or `None` if `ty`
 /// has no interleaved layout, `n` is not whole blocks or the size overflows.
 pub fn interleaved_bytes(ty: GgmlType, rows: usize, n: usize) -> Option<usize> {
-    let gb = group_block(ty)?;
-    if n % 32 != 0 {
+    let (wb, _, gb) = shape(ty)?;
+    if n % wb != 0 {
         return None;
     }
     rows.div_ceil(GROUP_ROWS)
-        .checked_mul(n / 32)?
+        .checked_mul(n / wb)?
         .checked_mul(gb)
 }
 
@@ -184,8 +322,8 @@ fn gather_high_bits(lane: [u8; 4]) -> [u8; 4] {
 /// If `ty` has no interleaved layout, `n` is not whole blocks or a buffer has the wrong length.
 pub fn interleave(ty: GgmlType, n: usize, x: &[u8], rows: usize, out: &mut [u8]) {
     let size = interleaved_bytes(ty, rows, n).expect("a format with whole blocks");
-    let l = layout(ty).expect("a format with an interleaved layout");
-    let (gb, bb, nb) = (l.group_block(), l.row_block(), n / 32);
+    let (wb, bb, gb) = shape(ty).expect("a format with an interleaved layout");
+    let nb = n / wb;
     assert_eq!(x.len(), rows * nb * bb, "{ty} rows");
     assert_eq!(out.len(), size, "interleaved buffer");
     if nb == 0 {
@@ -203,7 +341,11 @@ pub fn interleave(ty: GgmlType, n: usize, x: &[u8], rows: usize, out: &mut [u8])
             .enumerate()
         {
             for (blk, dst) in row.chunks_exact(bb).zip(group.chunks_exact_mut(gb)) {
-                put_block(l, blk, r, dst);
+                match (layout(ty), k_layout(ty)) {
+                    (Some(l), _) => put_block(l, blk, r, dst),
+                    (None, Some(k)) => put_k_block(k, blk, r, dst),
+                    _ => unreachable!("a format with a shape has a layout"),
+                }
             }
         }
     }
@@ -233,14 +375,18 @@ fn put_block(l: Layout, blk: &[u8], r: usize, dst: &mut [u8]) {
 /// If `ty` has no interleaved layout, `n` is not whole blocks, `r` or `b` is past the matrix or
 /// `out` is not one block.
 pub fn block_of(ty: GgmlType, n: usize, w: &[u8], r: usize, b: usize, out: &mut [u8]) {
-    let l = layout(ty).expect("a format with an interleaved layout");
-    assert!(n % 32 == 0, "{n} weights are not whole blocks");
-    let nb = n / 32;
+    let (wb, bb, gb) = shape(ty).expect("a format with an interleaved layout");
+    assert!(n % wb == 0, "{n} weights are not whole blocks");
+    let nb = n / wb;
     assert!(b < nb, "block {b} of {nb}");
-    assert_eq!(out.len(), l.row_block(), "one {ty} block");
-    let gb = l.group_block();
+    assert_eq!(out.len(), bb, "one {ty} block");
     let src = &w[(r / GROUP_ROWS * nb + b) * gb..][..gb];
     let lane = r % GROUP_ROWS;
+    let l = match (layout(ty), k_layout(ty)) {
+        (Some(l), _) => l,
+        (None, Some(k)) => return get_k_block(k, src, lane, out),
+        _ => unreachable!("a format with a shape has a layout"),
+    };
     for f in 0..l.fields {
         out[2 * f..2 * f + 2].copy_from_slice(&src[32 * f + 2 * lane..][..2]);
     }
@@ -262,10 +408,10 @@ pub fn block_of(ty: GgmlType, n: usize, w: &[u8], r: usize, b: usize, out: &mut 
 /// If `ty` has no interleaved layout, `n` is not whole blocks, `r` is past the matrix or `out`
 /// is not one row.
 pub fn row_of(ty: GgmlType, n: usize, w: &[u8], r: usize, out: &mut [u8]) {
-    let l = layout(ty).expect("a format with an interleaved layout");
-    assert!(n % 32 == 0, "{n} weights are not whole blocks");
-    assert_eq!(out.len(), n / 32 * l.row_block(), "one {ty} row");
-    for (b, blk) in out.chunks_exact_mut(l.row_block()).enumerate() {
+    let (wb, bb, _) = shape(ty).expect("a format with an interleaved layout");
+    assert!(n % wb == 0, "{n} weights are not whole blocks");
+    assert_eq!(out.len(), n / wb * bb, "one {ty} row");
+    for (b, blk) in out.chunks_exact_mut(bb).enumerate() {
         block_of(ty, n, w, r, b, blk);
     }
 }
@@ -416,6 +562,124 @@ reference_kernels! {
     Q8_0_REFERENCE, matvec_q8_0_reference, pack_q8_0_panel, Q8_0;
 }
 
+/// Checks the buffers of an interleaved k-quant product of `gs`-byte group super-blocks;
+/// returns the super-block count per row.
+pub(crate) fn check_k_matvec_of(n: usize, w: &[u8], y: &[u8], out: &[f32], gs: usize) -> usize {
+    assert!(n % QK_K == 0, "{n} weights are not whole super-blocks");
+    let nb = n / QK_K;
+    assert_eq!(
+        w.len(),
+        out.len().div_ceil(GROUP_ROWS) * nb * gs,
+        "interleaved rows"
+    );
+    assert_eq!(y.len(), nb * K_COL_BLOCK, "prepared column");
+    nb
+}
+
+/// Checks the buffers of a k-quant panel packing from an interleaved group of `gs`-byte
+/// super-blocks; returns the super-block count.
+pub(crate) fn check_k_pack_of(
+    n: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &[u8],
+    gs: usize,
+) -> usize {
+    assert!(n % QK_K == 0, "{n} weights are not whole super-blocks");
+    assert!((1..=GROUP_ROWS).contains(&rows), "1 to 16 rows, not {rows}");
+    let nb = n / QK_K;
+    assert_eq!(group.len(), nb * gs, "interleaved group");
+    assert_eq!(panel.len(), nb * K_BLOCK, "panel");
+    nb
+}
+
+/// Row `lane` of the group super-block `src` of `B`, decoded as the k-quant panels take it.
+fn k_lane_values<B: KBlock>(src: &[u8], lane: usize) -> KValues {
+    let l = k_layout(B::TYPE).expect("a k-quant with an interleaved layout");
+    let mut blk = [0u8; 256];
+    get_k_block(l, src, lane, &mut blk[..l.block]);
+    match crate::block::as_blocks::<B>(&blk[..l.block]) {
+        Some([b]) => b.k_values(),
+        _ => unreachable!("one super-block of bytes is one block"),
+    }
+}
+
+/// The scalar product on an interleaved k-quant `B`: the k-quant panels' arithmetic (see
+/// [`crate::panel`]) row by row, super-block after super-block, on a Q8_K column.
+fn k_matvec_reference<B: KBlock>(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let gs = k_layout(B::TYPE)
+        .expect("an interleaved k-quant")
+        .group_block();
+    let nb = check_k_matvec_of(n, w, y, out, gs);
+    let i16_at = |b: &[u8], at: usize| i32::from(i16::from_le_bytes([b[at], b[at + 1]]));
+    for (r, o) in out.iter_mut().enumerate() {
+        let group = &w[r / GROUP_ROWS * nb * gs..][..nb * gs];
+        let mut acc = 0f32;
+        for (src, yb) in group.chunks_exact(gs).zip(y.chunks_exact(K_COL_BLOCK)) {
+            let v = k_lane_values::<B>(src, r % GROUP_ROWS);
+            let (mut s1, mut s2) = (0i32, 0i32);
+            for k in 0..16 {
+                let isum: i32 = (16 * k..16 * k + 16)
+                    .map(|i| i32::from(v.u[i]) * i32::from(yb[K_COL_Q + i] as i8))
+                    .sum();
+                s1 += isum * v.sc[k];
+                s2 += i32::from(v.m[k]) * i16_at(yb, K_COL_BSUM + 2 * k);
+            }
+            let dy = f32_at(yb, 0);
+            acc = fmaf(s1 as f32, v.d * dy, acc);
+            acc = fmaf(s2 as f32, v.neg_m * dy, acc);
+        }
+        *o = acc;
+    }
+}
+
+/// Packs the first `rows` rows of one interleaved group of the k-quant `B` into the k-quant
+/// panel: the bytes the panel packing of those rows writes. Lanes past `rows` are zero.
+fn k_pack_reference<B: KBlock>(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    let gs = k_layout(B::TYPE)
+        .expect("an interleaved k-quant")
+        .group_block();
+    check_k_pack_of(n, group, rows, panel, gs);
+    for (src, dst) in group.chunks_exact(gs).zip(panel.chunks_exact_mut(K_BLOCK)) {
+        dst.fill(0);
+        for r in 0..rows {
+            k_put(&k_lane_values::<B>(src, r), r, dst);
+        }
+    }
+}
+
+/// The scalar product on interleaved Q4_K.
+pub fn matvec_q4_k_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    k_matvec_reference::<BlockQ4K>(n, w, y, out);
+}
+
+/// The reference packing of an interleaved Q4_K group (used by every tier).
+pub fn pack_q4_k_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    k_pack_reference::<BlockQ4K>(n, group, rows, panel);
+}
+
+static Q4_K_REFERENCE: InterleavedKernels = InterleavedKernels {
+    matvec: matvec_q4_k_reference,
+    pack: pack_q4_k_panel,
+    group_block: Q4_K_LAYOUT.group_block() / 8,
+};
+
+/// The scalar product on interleaved Q6_K.
+pub fn matvec_q6_k_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    k_matvec_reference::<BlockQ6K>(n, w, y, out);
+}
+
+/// The reference packing of an interleaved Q6_K group (used by every tier).
+pub fn pack_q6_k_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    k_pack_reference::<BlockQ6K>(n, group, rows, panel);
+}
+
+static Q6_K_REFERENCE: InterleavedKernels = InterleavedKernels {
+    matvec: matvec_q6_k_reference,
+    pack: pack_q6_k_panel,
+    group_block: Q6_K_LAYOUT.group_block() / 8,
+};
+
 /// The reference kernels of `ty`, if it has an interleaved layout.
 pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {
     match ty {
@@ -424,6 +688,8 @@ pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {
         GgmlType::Q5_0 => Some(&Q5_0_REFERENCE),
         GgmlType::Q5_1 => Some(&Q5_1_REFERENCE),
         GgmlType::Q8_0 => Some(&Q8_0_REFERENCE),
+        GgmlType::Q4_K => Some(&Q4_K_REFERENCE),
+        GgmlType::Q6_K => Some(&Q6_K_REFERENCE),
         _ => None,
     }
 }
@@ -445,6 +711,8 @@ pub fn kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static InterleavedKerne
             (Tier::Avx512, GgmlType::Q5_0) => Some(&x::INTERLEAVED_Q5_0_AVX512),
             (Tier::Avx512, GgmlType::Q5_1) => Some(&x::INTERLEAVED_Q5_1_AVX512),
             (Tier::Avx512, GgmlType::Q8_0) => Some(&x::INTERLEAVED_Q8_0_AVX512),
+            (Tier::Avx512, GgmlType::Q4_K) => Some(&x::INTERLEAVED_Q4_K_AVX512),
+            (Tier::Avx512, GgmlType::Q6_K) => Some(&x::INTERLEAVED_Q6_K_AVX512),
             (Tier::Avx2, GgmlType::Q4_0) => Some(&x::INTERLEAVED_Q4_0_AVX2),
             (Tier::Avx2, GgmlType::Q4_1) => Some(&x::INTERLEAVED_Q4_1_AVX2),
             (Tier::Avx2, GgmlType::Q5_0) => Some(&x::INTERLEAVED_Q5_0_AVX2),

@@ -791,17 +791,17 @@ fn column_bytes_256(n: usize) -> usize {
 }
 
 /// One super-block of a k-quant, decoded for the k-quant layout.
-struct KValues {
+pub(crate) struct KValues {
     /// The values: unsigned, or for IQ4_XS the levels' i8 bits.
-    u: [u8; QK_K],
-    sc: [i32; 16],
-    m: [i16; 16],
-    d: f32,
-    neg_m: f32,
+    pub u: [u8; QK_K],
+    pub sc: [i32; 16],
+    pub m: [i16; 16],
+    pub d: f32,
+    pub neg_m: f32,
 }
 
 /// The k-quant formats of the k-quant layout.
-trait KBlock: GgmlBlock {
+pub(crate) trait KBlock: GgmlBlock {
     fn k_values(&self) -> KValues;
 }
 
@@ -1002,21 +1002,24 @@ fn k_pack<B: KBlock>(n: usize, x: &[u8], rows: usize, panel: &mut [u8]) {
             out.fill(0);
         }
         for r in 0..rows {
-            let v = xb[r * nb + b].k_values();
-            for (k, u4) in v.u.chunks_exact(4).enumerate() {
-                out[64 * k + 4 * r..][..4].copy_from_slice(u4);
-            }
-            for (k, sc) in v.sc.iter().enumerate() {
-                out[K_SC + 64 * k + 4 * r..][..4].copy_from_slice(&sc.to_le_bytes());
-            }
-            for (k, m) in v.m.iter().enumerate() {
-                out[K_MIN + 64 * (k / 2) + 4 * r + 2 * (k % 2)..][..2]
-                    .copy_from_slice(&m.to_le_bytes());
-            }
-            out[K_D + 4 * r..][..4].copy_from_slice(&v.d.to_le_bytes());
-            out[K_NEG_M + 4 * r..][..4].copy_from_slice(&v.neg_m.to_le_bytes());
+            k_put(&xb[r * nb + b].k_values(), r, out);
         }
     }
+}
+
+/// One row's decoded super-block `v` into lane `r` of the packed super-block `out`.
+pub(crate) fn k_put(v: &KValues, r: usize, out: &mut [u8]) {
+    for (k, u4) in v.u.chunks_exact(4).enumerate() {
+        out[64 * k + 4 * r..][..4].copy_from_slice(u4);
+    }
+    for (k, sc) in v.sc.iter().enumerate() {
+        out[K_SC + 64 * k + 4 * r..][..4].copy_from_slice(&sc.to_le_bytes());
+    }
+    for (k, m) in v.m.iter().enumerate() {
+        out[K_MIN + 64 * (k / 2) + 4 * r + 2 * (k % 2)..][..2].copy_from_slice(&m.to_le_bytes());
+    }
+    out[K_D + 4 * r..][..4].copy_from_slice(&v.d.to_le_bytes());
+    out[K_NEG_M + 4 * r..][..4].copy_from_slice(&v.neg_m.to_le_bytes());
 }
 
 /// Prepares a column for the k-quant layout: Q8_K blocks, exactly as `from_float` makes them

@@ -1929,3 +1929,404 @@ pub(crate) static INTERLEAVED_Q8_0_AVX512: crate::interleaved::InterleavedKernel
         pack: interleaved_q8_0_pack_avx512_bytes,
         group_block: crate::interleaved::Q8_0_LAYOUT.group_block(),
     };
+
+/// The three scale vectors of a Q4_K group super-block at `p` (each row's 12 packed bytes).
+///
+/// # Safety
+/// AVX-512 F; `p` must point at 192 readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn q4_k_scales(p: *const u8) -> [__m512i; 3] {
+    // SAFETY: 192 readable bytes by the contract; unaligned loads.
+    unsafe { [0, 64, 128].map(|at| _mm512_loadu_si512(p.add(at).cast())) }
+}
+
+/// The 6-bit scale and minimum of sub-block `j` (0 to 7) of every row, as i32 lanes, from the
+/// scale vectors `[a, b, c]` (bytes 0–3, 4–7 and 8–11 of each row's `scales`): ggml's
+/// `get_scale_min_k4`, 16 rows at once.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn q4_k_scale_min([a, b, c]: [__m512i; 3], j: usize) -> (__m512i, __m512i) {
+    let byte = |v: __m512i, i: usize| _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * i as i32));
+    let low6 = _mm512_set1_epi32(63);
+    let low4 = _mm512_set1_epi32(15);
+    let two = _mm512_set1_epi32(3);
+    if j < 4 {
+        (
+            _mm512_and_si512(byte(a, j), low6),
+            _mm512_and_si512(byte(b, j), low6),
+        )
+    } else {
+        let (c, a, b) = (byte(c, j - 4), byte(a, j - 4), byte(b, j - 4));
+        let ah = _mm512_and_si512(_mm512_srli_epi32(a, 6), two);
+        let bh = _mm512_and_si512(_mm512_srli_epi32(b, 6), two);
+        (
+            _mm512_or_si512(_mm512_and_si512(c, low4), _mm512_slli_epi32(ah, 4)),
+            _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32(c, 4), low4),
+                _mm512_slli_epi32(bh, 4),
+            ),
+        )
+    }
+}
+
+/// Packs the first `rows` rows of an interleaved Q4_K group into the k-quant panel with
+/// AVX-512, super-block by super-block: each quant vector's low and high nibbles are already
+/// the panel's value vectors `16g + k` and `16g + 8 + k`; the scales and minimums are unpacked
+/// as the product does ([`q4_k_scale_min`]) to the `sc_k` vectors and `m_k` pair vectors, `d`
+/// and `−dmin` widened by `vcvtph2ps`. Lanes of rows past `rows` are zeroed, as the reference
+/// packing leaves them.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW and F16C; `group` must hold `nb` Q4_K group
+/// super-blocks, `panel` `nb` k-quant panel super-blocks, and `rows` must be 1 to 16.
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
+unsafe fn interleaved_q4_k_pack_avx512(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    use crate::interleaved::{Q4_K_DMIN, Q4_K_LAYOUT, Q4_K_QS, Q4_K_SCALES};
+    let gs = Q4_K_LAYOUT.group_block();
+    let lanes = ((1u32 << rows) - 1) as __mmask16;
+    let nibble = _mm512_set1_epi8(0x0f);
+    let sign = _mm512_set1_epi32(i32::MIN);
+    for b in 0..nb {
+        // SAFETY: super-block b of the group is `group[b * gs..][..gs]` and of the panel
+        // `panel[b * K_BLOCK..][..K_BLOCK]`, both inside by the contract; every offset below
+        // is inside them; unaligned loads and stores have no alignment requirement.
+        unsafe {
+            let p = group.as_ptr().add(b * gs);
+            let o = panel.as_mut_ptr().add(b * K_BLOCK);
+            for g in 0..4 {
+                for k in 0..8 {
+                    let q = _mm512_loadu_si512(p.add(Q4_K_QS + 64 * (8 * g + k)).cast());
+                    let lo = _mm512_maskz_and_epi32(lanes, q, nibble);
+                    let hi = _mm512_maskz_and_epi32(lanes, _mm512_srli_epi16(q, 4), nibble);
+                    _mm512_storeu_si512(o.add(64 * (16 * g + k)).cast(), lo);
+                    _mm512_storeu_si512(o.add(64 * (16 * g + 8 + k)).cast(), hi);
+                }
+            }
+            let scales = q4_k_scales(p.add(Q4_K_SCALES));
+            for j in 0..8 {
+                let (sc, m) = q4_k_scale_min(scales, j);
+                let sc = _mm512_maskz_mov_epi32(lanes, sc);
+                _mm512_storeu_si512(o.add(K_SC + 64 * 2 * j).cast(), sc);
+                _mm512_storeu_si512(o.add(K_SC + 64 * (2 * j + 1)).cast(), sc);
+                let pair = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+                _mm512_storeu_si512(
+                    o.add(K_MIN + 64 * j).cast(),
+                    _mm512_maskz_mov_epi32(lanes, pair),
+                );
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(Q4_K_DMIN).cast()));
+            let neg_m = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dmin), sign));
+            _mm512_storeu_ps(o.add(K_D).cast(), _mm512_maskz_mov_ps(lanes, d));
+            _mm512_storeu_ps(o.add(K_NEG_M).cast(), _mm512_maskz_mov_ps(lanes, neg_m));
+        }
+    }
+}
+
+fn interleaved_q4_k_pack_avx512_bytes(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    let gs = crate::interleaved::Q4_K_LAYOUT.group_block();
+    let nb = crate::interleaved::check_k_pack_of(n, group, rows, panel, gs);
+    // SAFETY: lengths and the row count checked above; handed out by `kernels_for` only for a
+    // CPU that supports AVX-512.
+    unsafe { interleaved_q4_k_pack_avx512(nb, group, rows, panel) }
+}
+
+/// The one-column product on interleaved Q4_K with AVX-512 VNNI: per group of 16 rows and
+/// super-block, the 16 rows' scales and minimums are unpacked from their three scale vectors
+/// (`get_scale_min_k4`'s bit arithmetic, one lane per row), then for each 64-weight pair of
+/// sub-blocks eight quant vectors give, by `vpdpbusd` of their low and high nibbles with four
+/// broadcast column quants, the two sub-blocks' sums in each row's lane; `S1` gathers them times
+/// their scales, `S2` the minimums times the column's 32-quant sums, and, as the k-quant panels
+/// (see `crate::panel`), `acc = fma(f32(S1), d·d_y, acc)`, `acc = fma(f32(S2), (−dmin)·d_y,
+/// acc)`. The last group's missing rows are masked off. No software prefetch (see
+/// `crate::interleaved`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
+/// `out.len().div_ceil(16)` groups of `nb` Q4_K group super-blocks and `y` `nb` Q8_K blocks
+/// (checked by the wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q4_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    use crate::interleaved::{GROUP_ROWS, Q4_K_DMIN, Q4_K_LAYOUT, Q4_K_QS, Q4_K_SCALES};
+    let gs = Q4_K_LAYOUT.group_block();
+    let groups = out.len().div_ceil(GROUP_ROWS);
+    let nibble = _mm512_set1_epi8(0x0f);
+    for g in 0..groups {
+        let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
+        let mask = ((1u32 << rows) - 1) as __mmask16;
+        let dst = &mut out[g * GROUP_ROWS..][..rows];
+        let group = &w[g * nb * gs..][..nb * gs];
+        // SAFETY: `dst` holds `rows` f32, and the masked store touches only those; super-block
+        // b of the group is `group[b * gs..][..gs]` and of the column
+        // `y[b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract (every offset
+        // below is inside a group super-block or a Q8_K block); unaligned loads have no
+        // alignment requirement.
+        unsafe {
+            let mut acc = _mm512_setzero_ps();
+            for b in 0..nb {
+                let p = group.as_ptr().add(b * gs);
+                let yb = y.as_ptr().add(b * K_COL_BLOCK);
+                let scales = q4_k_scales(p.add(Q4_K_SCALES));
+                let yq = yb.add(K_COL_Q);
+                let mut s1 = _mm512_setzero_si512();
+                let mut s2 = _mm512_setzero_si512();
+                for pair in 0..4 {
+                    let mut lo_sum = _mm512_setzero_si512();
+                    let mut hi_sum = _mm512_setzero_si512();
+                    for k in 0..8 {
+                        let q = _mm512_loadu_si512(p.add(Q4_K_QS + 64 * (8 * pair + k)).cast());
+                        let lo = _mm512_and_si512(q, nibble);
+                        let hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+                        let ylo = yq.add(64 * pair + 4 * k).cast::<i32>().read_unaligned();
+                        let yhi = yq
+                            .add(64 * pair + 32 + 4 * k)
+                            .cast::<i32>()
+                            .read_unaligned();
+                        lo_sum = _mm512_dpbusd_epi32(lo_sum, lo, _mm512_set1_epi32(ylo));
+                        hi_sum = _mm512_dpbusd_epi32(hi_sum, hi, _mm512_set1_epi32(yhi));
+                    }
+                    for (half, sum) in [(0, lo_sum), (1, hi_sum)] {
+                        let j = 2 * pair + half;
+                        let (scale, min) = q4_k_scale_min(scales, j);
+                        s1 = _mm512_add_epi32(s1, _mm512_mullo_epi32(sum, scale));
+                        let bsum = yb
+                            .add(K_COL_BSUM + 4 * j)
+                            .cast::<[i16; 2]>()
+                            .read_unaligned();
+                        let bsum = i32::from(bsum[0]) + i32::from(bsum[1]);
+                        s2 = _mm512_add_epi32(s2, _mm512_mullo_epi32(min, _mm512_set1_epi32(bsum)));
+                    }
+                }
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+                let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(Q4_K_DMIN).cast()));
+                let dy = _mm512_set1_ps(yb.cast::<f32>().read_unaligned());
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d, dy), acc);
+                acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(s2), _mm512_mul_ps(dmin, dy), acc);
+            }
+            _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, acc);
+        }
+    }
+}
+
+fn interleaved_q4_k_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let gs = crate::interleaved::Q4_K_LAYOUT.group_block();
+    let nb = crate::interleaved::check_k_matvec_of(n, w, y, out, gs);
+    // SAFETY: lengths checked above; handed out by `kernels_for` only for a CPU that supports
+    // AVX-512 VNNI.
+    unsafe { interleaved_q4_k_matvec_avx512(nb, w, y, out) }
+}
+
+/// The AVX-512 kernels on interleaved Q4_K ([`crate::interleaved::kernels_for`]).
+pub(crate) static INTERLEAVED_Q4_K_AVX512: crate::interleaved::InterleavedKernels =
+    crate::interleaved::InterleavedKernels {
+        matvec: interleaved_q4_k_matvec_avx512_bytes,
+        pack: interleaved_q4_k_pack_avx512_bytes,
+        group_block: crate::interleaved::Q4_K_LAYOUT.group_block() / 8,
+    };
+
+/// The four value vectors (`u = q + 32`, 0 to 63) of weights `32t + 4c..32t + 4c + 4` of a
+/// Q6_K half, t = 0..3, from its `ql` vectors `c` (`qa`) and `c + 8` (`qb`) and `qh` vector `c`
+/// (`hb`): low nibbles of `qa`, `qb`, then high nibbles, each with its two bits of `hb`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn q6_k_values(qa: __m512i, qb: __m512i, hb: __m512i) -> [__m512i; 4] {
+    let nibble = _mm512_set1_epi8(0x0f);
+    let bits45 = _mm512_set1_epi8(0x30);
+    [
+        _mm512_or_si512(
+            _mm512_and_si512(qa, nibble),
+            _mm512_and_si512(_mm512_slli_epi16(hb, 4), bits45),
+        ),
+        _mm512_or_si512(
+            _mm512_and_si512(qb, nibble),
+            _mm512_and_si512(_mm512_slli_epi16(hb, 2), bits45),
+        ),
+        _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16(qa, 4), nibble),
+            _mm512_and_si512(hb, bits45),
+        ),
+        _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16(qb, 4), nibble),
+            _mm512_and_si512(_mm512_srli_epi16(hb, 2), bits45),
+        ),
+    ]
+}
+
+/// The signed 8-bit scale of 16-weight group `k` of every row, as i32 lanes, from the four
+/// scale vectors of a Q6_K group super-block at `p`.
+///
+/// # Safety
+/// AVX-512 F; `p` must point at 256 readable bytes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn q6_k_scale(p: *const u8, k: usize) -> __m512i {
+    // SAFETY: vector k / 4 lies inside the 256 bytes by the contract; an unaligned load.
+    let v = unsafe { _mm512_loadu_si512(p.add(64 * (k / 4)).cast()) };
+    let up = _mm512_set1_epi32(24 - 8 * (k % 4) as i32);
+    _mm512_srai_epi32(_mm512_sllv_epi32(v, up), 24)
+}
+
+/// Packs the first `rows` rows of an interleaved Q6_K group into the k-quant panel with
+/// AVX-512, super-block by super-block: [`q6_k_values`] of each run of the layout are the
+/// panel's value vectors `32h + 8t + c`; the signed scales, sign-extended, are the `sc_k`
+/// vectors and, as i16 pairs, the `m_k` pair vectors; `d` and `−32·d` widened by `vcvtph2ps`.
+/// Lanes of rows past `rows` are zeroed, as the reference packing leaves them.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW and F16C; `group` must hold `nb` Q6_K group
+/// super-blocks, `panel` `nb` k-quant panel super-blocks, and `rows` must be 1 to 16.
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
+unsafe fn interleaved_q6_k_pack_avx512(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    use crate::interleaved::{Q6_K_LAYOUT, Q6_K_QUANTS, Q6_K_SCALES};
+    let gs = Q6_K_LAYOUT.group_block();
+    let lanes = ((1u32 << rows) - 1) as __mmask16;
+    for b in 0..nb {
+        // SAFETY: super-block b of the group is `group[b * gs..][..gs]` and of the panel
+        // `panel[b * K_BLOCK..][..K_BLOCK]`, both inside by the contract; every offset below
+        // is inside them; unaligned loads and stores have no alignment requirement.
+        unsafe {
+            let p = group.as_ptr().add(b * gs);
+            let o = panel.as_mut_ptr().add(b * K_BLOCK);
+            for half in 0..2 {
+                for quarter in 0..2 {
+                    let run = p.add(Q6_K_QUANTS + 768 * (2 * half + quarter));
+                    for c in 4 * quarter..4 * quarter + 4 {
+                        let v = 64 * (c % 4);
+                        let qa = _mm512_loadu_si512(run.add(v).cast());
+                        let qb = _mm512_loadu_si512(run.add(256 + v).cast());
+                        let hb = _mm512_loadu_si512(run.add(512 + v).cast());
+                        for (t, u) in q6_k_values(qa, qb, hb).into_iter().enumerate() {
+                            let at = o.add(64 * (32 * half + 8 * t + c));
+                            _mm512_storeu_si512(at.cast(), _mm512_maskz_mov_epi32(lanes, u));
+                        }
+                    }
+                }
+            }
+            let low16 = _mm512_set1_epi32(0xffff);
+            for i in 0..8 {
+                let (s0, s1) = (
+                    q6_k_scale(p.add(Q6_K_SCALES), 2 * i),
+                    q6_k_scale(p.add(Q6_K_SCALES), 2 * i + 1),
+                );
+                _mm512_storeu_si512(
+                    o.add(K_SC + 64 * 2 * i).cast(),
+                    _mm512_maskz_mov_epi32(lanes, s0),
+                );
+                _mm512_storeu_si512(
+                    o.add(K_SC + 64 * (2 * i + 1)).cast(),
+                    _mm512_maskz_mov_epi32(lanes, s1),
+                );
+                let pair = _mm512_or_si512(_mm512_and_si512(s0, low16), _mm512_slli_epi32(s1, 16));
+                _mm512_storeu_si512(
+                    o.add(K_MIN + 64 * i).cast(),
+                    _mm512_maskz_mov_epi32(lanes, pair),
+                );
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            let neg_m = _mm512_mul_ps(d, _mm512_set1_ps(-32.0));
+            _mm512_storeu_ps(o.add(K_D).cast(), _mm512_maskz_mov_ps(lanes, d));
+            _mm512_storeu_ps(o.add(K_NEG_M).cast(), _mm512_maskz_mov_ps(lanes, neg_m));
+        }
+    }
+}
+
+fn interleaved_q6_k_pack_avx512_bytes(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+    let gs = crate::interleaved::Q6_K_LAYOUT.group_block();
+    let nb = crate::interleaved::check_k_pack_of(n, group, rows, panel, gs);
+    // SAFETY: lengths and the row count checked above; handed out by `kernels_for` only for a
+    // CPU that supports AVX-512.
+    unsafe { interleaved_q6_k_pack_avx512(nb, group, rows, panel) }
+}
+
+/// The one-column product on interleaved Q6_K with AVX-512 VNNI: per group of 16 rows and
+/// super-block, for each half (128 weights) and each dword `c` of its first 32 `ql` bytes, two
+/// `ql` vectors and one `qh` vector (read in the order the layout stores them, so that the
+/// group is one forward stream) give four value vectors (low and high nibbles, each with its
+/// two high bits: `u = q + 32`, 0..63), whose `vpdpbusd` with four broadcast column quants add
+/// into the sums of four 16-weight groups; `S1` gathers each group's sum times its signed scale
+/// (sign-extended from its byte in the scale vectors), `S2` the scales times the column's
+/// 16-quant sums, and, as the k-quant panels (see `crate::panel`), `acc = fma(f32(S1), d·d_y,
+/// acc)`, `acc = fma(f32(S2), (−32·d)·d_y, acc)`. The last group's missing rows are masked off.
+/// No software prefetch (see `crate::interleaved`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
+/// `out.len().div_ceil(16)` groups of `nb` Q6_K group super-blocks and `y` `nb` Q8_K blocks
+/// (checked by the wrapper).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn interleaved_q6_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    use crate::interleaved::{GROUP_ROWS, Q6_K_LAYOUT, Q6_K_QUANTS, Q6_K_SCALES};
+    let gs = Q6_K_LAYOUT.group_block();
+    let groups = out.len().div_ceil(GROUP_ROWS);
+    for g in 0..groups {
+        let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
+        let mask = ((1u32 << rows) - 1) as __mmask16;
+        let dst = &mut out[g * GROUP_ROWS..][..rows];
+        let group = &w[g * nb * gs..][..nb * gs];
+        // SAFETY: `dst` holds `rows` f32, and the masked store touches only those; super-block
+        // b of the group is `group[b * gs..][..gs]` and of the column
+        // `y[b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract (every offset
+        // below is inside a group super-block or a Q8_K block); unaligned loads have no
+        // alignment requirement.
+        unsafe {
+            let mut acc = _mm512_setzero_ps();
+            for b in 0..nb {
+                let p = group.as_ptr().add(b * gs);
+                let yb = y.as_ptr().add(b * K_COL_BLOCK);
+                let yq = yb.add(K_COL_Q);
+                let bsums = yb.add(K_COL_BSUM).cast::<[i16; 16]>().read_unaligned();
+                let mut s1 = _mm512_setzero_si512();
+                let mut s2 = _mm512_setzero_si512();
+                for half in 0..2 {
+                    for quarter in 0..2 {
+                        // Sums of the groups 8·half + 2t + quarter, t = 0..3.
+                        let mut sums = [_mm512_setzero_si512(); 4];
+                        let run = p.add(Q6_K_QUANTS + 768 * (2 * half + quarter));
+                        for c in 4 * quarter..4 * quarter + 4 {
+                            let v = 64 * (c % 4);
+                            let qa = _mm512_loadu_si512(run.add(v).cast());
+                            let qb = _mm512_loadu_si512(run.add(256 + v).cast());
+                            let hb = _mm512_loadu_si512(run.add(512 + v).cast());
+                            let values = q6_k_values(qa, qb, hb);
+                            for (t, (sum, v)) in sums.iter_mut().zip(values).enumerate() {
+                                let at = 128 * half + 32 * t + 4 * c;
+                                let q = yq.add(at).cast::<i32>().read_unaligned();
+                                *sum = _mm512_dpbusd_epi32(*sum, v, _mm512_set1_epi32(q));
+                            }
+                        }
+                        for (t, sum) in sums.into_iter().enumerate() {
+                            let k = 8 * half + 2 * t + quarter;
+                            let scale = q6_k_scale(p.add(Q6_K_SCALES), k);
+                            s1 = _mm512_add_epi32(s1, _mm512_mullo_epi32(sum, scale));
+                            let bsum = _mm512_set1_epi32(i32::from(bsums[k]));
+                            s2 = _mm512_add_epi32(s2, _mm512_mullo_epi32(scale, bsum));
+                        }
+                    }
+                }
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+                let dy = _mm512_set1_ps(yb.cast::<f32>().read_unaligned());
+                let m = _mm512_mul_ps(d, _mm512_set1_ps(32.0));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d, dy), acc);
+                acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(s2), _mm512_mul_ps(m, dy), acc);
+            }
+            _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, acc);
+        }
+    }
+}
+
+fn interleaved_q6_k_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+    let gs = crate::interleaved::Q6_K_LAYOUT.group_block();
+    let nb = crate::interleaved::check_k_matvec_of(n, w, y, out, gs);
+    // SAFETY: lengths checked above; handed out by `kernels_for` only for a CPU that supports
+    // AVX-512 VNNI.
+    unsafe { interleaved_q6_k_matvec_avx512(nb, w, y, out) }
+}
+
+/// The AVX-512 kernels on interleaved Q6_K ([`crate::interleaved::kernels_for`]).
+pub(crate) static INTERLEAVED_Q6_K_AVX512: crate::interleaved::InterleavedKernels =
+    crate::interleaved::InterleavedKernels {
+        matvec: interleaved_q6_k_matvec_avx512_bytes,
+        pack: interleaved_q6_k_pack_avx512_bytes,
+        group_block: crate::interleaved::Q6_K_LAYOUT.group_block() / 8,
+    };

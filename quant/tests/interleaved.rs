@@ -1,4 +1,4 @@
-//! Row-interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (`eddy_quant::interleaved`): the reference product on the
+//! Row-interleaved Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K (`eddy_quant::interleaved`): the reference product on the
 //! interleaved layout is, bit for bit, the format's panel reference on the same rows and column
 //! (so decoding on it and batched prefill agree), and every tier's SIMD product is the reference
 //! bit for bit: quantized and raw rows (f16 scales of every size), partial groups, rows of more
@@ -20,40 +20,59 @@ use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, row_bytes};
 use panel_common::{prepared, quantized_rows, same};
 
-const FORMATS: [GgmlType; 5] = [
+const FORMATS: [GgmlType; 7] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
 ];
 
-/// f16 fields per block of `ty`: `d`, or `d` and `m`.
+/// f16 fields per block of `ty`: `d`, or `d` and `m` (`dmin`).
 fn fields(ty: GgmlType) -> usize {
     match ty {
-        GgmlType::Q4_1 | GgmlType::Q5_1 => 2,
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K => 2,
         _ => 1,
+    }
+}
+
+/// Offset of a block's first f16 field (`d`; `m` or `dmin` follows it).
+fn d_at(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q6_K => 208,
+        _ => 0,
+    }
+}
+
+/// Weights per block of `ty`: 32, or a k-quant's super-block of 256.
+fn wb(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_K | GgmlType::Q6_K => 256,
+        _ => 32,
     }
 }
 
 /// Rows of random bytes of `ty` with finite f16 scales of every size (up to 65504, and
 /// subnormals).
 fn raw_rows(ty: GgmlType, rng: &mut Rng, rows: usize, n: usize) -> Vec<u8> {
-    let bb = row_bytes(ty, 32).unwrap();
-    let mut w: Vec<u8> = (0..rows * n / 32 * bb).map(|_| rng.byte()).collect();
+    let bb = row_bytes(ty, wb(ty)).unwrap();
+    let mut w: Vec<u8> = (0..rows * n / wb(ty) * bb).map(|_| rng.byte()).collect();
     for (i, blk) in w.chunks_exact_mut(bb).enumerate() {
         let scale = [65504.0, 1.0, 6e-8, 1e-3][i % 4];
-        blk[..2].copy_from_slice(&rng.f16(scale));
+        let at = d_at(ty);
+        blk[at..at + 2].copy_from_slice(&rng.f16(scale));
         if fields(ty) == 2 {
             let m = [1e-3, 65504.0, 1.0, 6e-8][i % 4];
-            blk[2..4].copy_from_slice(&rng.f16(m));
+            blk[at + 2..at + 4].copy_from_slice(&rng.f16(m));
         }
     }
     w
 }
 
 /// One column of `n` values (normal times `scale`, with large ones) prepared for the panels of
-/// `ty` (Q8_0's quants and scales, whatever the format).
+/// `ty` (Q8_0's quants and scales for the 32-weight formats, Q8_K for the k-quants).
 fn column(ty: GgmlType, rng: &mut Rng, n: usize, scale: f32) -> Vec<u8> {
     prepared(panel_kernels_reference(ty).unwrap(), rng, 1, n, scale)
 }
@@ -81,10 +100,15 @@ fn sizes_are_whole_groups_of_the_rows_bytes() {
     assert_eq!(q4_0(0, 32), Some(0));
     assert_eq!(q4_0(16, 33), None);
     assert_eq!(q4_0(usize::MAX, 64), None);
-    assert_eq!(interleaved_bytes(GgmlType::Q4_K, 16, 256), None);
+    assert_eq!(interleaved_bytes(GgmlType::Q2_K, 16, 256), None);
+    assert_eq!(interleaved_bytes(GgmlType::Q4_K, 16, 128), None);
     for ty in FORMATS {
-        let bb = row_bytes(ty, 32).unwrap();
-        assert_eq!(interleaved_bytes(ty, 17, 64), Some(2 * 2 * bb * 16), "{ty}");
+        let bb = row_bytes(ty, wb(ty)).unwrap();
+        assert_eq!(
+            interleaved_bytes(ty, 17, 2 * wb(ty)),
+            Some(2 * 2 * bb * 16),
+            "{ty}"
+        );
         let here: Vec<&str> = tiers(ty).iter().map(|(t, _)| t.name()).collect();
         eprintln!("interleaved {ty} tiers here: {here:?}");
         #[cfg(target_arch = "x86_64")]
@@ -103,7 +127,7 @@ fn reference_is_the_panel_product() {
         let panel = panel_kernels_reference(ty).unwrap();
         let reference = reference_kernels(ty).unwrap();
         for nb in [1usize, 3, 28] {
-            let n = nb * 32;
+            let n = nb * wb(ty);
             let rb = row_bytes(ty, n).unwrap();
             for (rows, raw, scale) in [
                 (16, false, 1.0),
@@ -151,7 +175,10 @@ fn simd_products_equal_the_reference() {
         let reference = reference_kernels(ty).unwrap();
         for (tier, ik) in tiers(ty) {
             for nb in [1usize, 2, 28, 300] {
-                let n = nb * 32;
+                if wb(ty) == 256 && nb == 300 {
+                    continue;
+                }
+                let n = nb * wb(ty);
                 let row_counts: &[usize] = if nb == 300 {
                     &[16, 33]
                 } else {
@@ -196,9 +223,9 @@ fn simd_products_equal_the_reference() {
 fn groups_are_independent_padded_with_zeros_and_read_back() {
     let mut rng = Rng(43);
     for ty in FORMATS {
-        let n = 96;
+        let n = 3 * wb(ty);
         let rb = row_bytes(ty, n).unwrap();
-        let gb = interleaved_bytes(ty, 1, 32).unwrap();
+        let gb = interleaved_bytes(ty, 1, wb(ty)).unwrap();
         let w = raw_rows(ty, &mut rng, 2 * GROUP_ROWS, n);
         let both = interleaved(ty, n, &w, 2 * GROUP_ROWS);
         let first = interleaved(ty, n, &w[..GROUP_ROWS * rb], GROUP_ROWS);
@@ -231,7 +258,7 @@ fn panels_pack_from_a_group_as_from_the_rows() {
         let panel = panel_kernels_reference(ty).unwrap();
         let reference = reference_kernels(ty).unwrap();
         for nb in [1usize, 5] {
-            let n = nb * 32;
+            let n = nb * wb(ty);
             let rb = row_bytes(ty, n).unwrap();
             for rows in [1usize, 6, 16] {
                 // A full group, of which the first `rows` rows are packed: the others must not
@@ -268,24 +295,21 @@ fn extreme_sums_equal_the_reference() {
     let mut checked = 0;
     for ty in FORMATS {
         let reference = reference_kernels(ty).unwrap();
-        let (nb, rows) = (40usize, 19usize);
-        let n = nb * 32;
-        let bb = row_bytes(ty, 32).unwrap();
+        let (nb, rows) = (if wb(ty) == 256 { 6 } else { 40usize }, 19usize);
+        let n = nb * wb(ty);
+        let bb = row_bytes(ty, wb(ty)).unwrap();
         for fill in [0xffu8, 0x00, 0x80, 0x7f] {
             let mut w = vec![fill; rows * nb * bb];
             for blk in w.chunks_exact_mut(bb) {
-                blk[..2].copy_from_slice(&[0x00, 0x3c]); // d = 1
+                let at = d_at(ty);
+                blk[at..at + 2].copy_from_slice(&[0x00, 0x3c]); // d = 1
                 if fields(ty) == 2 {
-                    blk[2..4].copy_from_slice(&[0x00, 0xbc]); // m = -1
+                    blk[at + 2..at + 4].copy_from_slice(&[0x00, 0xbc]); // m = -1
                 }
             }
             let x = interleaved(ty, n, &w, rows);
             for q_y in [0x80u8, 0x7f] {
-                let mut y = vec![q_y; nb * 40];
-                for blk in y.chunks_exact_mut(40) {
-                    blk[32..36].copy_from_slice(&1f32.to_le_bytes());
-                    blk[36..40].copy_from_slice(&(-1f32).to_le_bytes());
-                }
+                let y = extreme_column(ty, nb, q_y);
                 let mut want = vec![0f32; rows];
                 (reference.matvec)(n, &x, &y, &mut want);
                 for (tier, ik) in tiers(ty) {
@@ -298,6 +322,29 @@ fn extreme_sums_equal_the_reference() {
         }
     }
     eprintln!("{checked} extreme products checked");
+}
+
+/// `nb` blocks of a column prepared for `ty` whose quants are all `q_y`: Q8_0 blocks with
+/// `d_y = 1` and the sum field −1, or Q8_K blocks with `d_y = 1` and their true 16-quant sums.
+fn extreme_column(ty: GgmlType, nb: usize, q_y: u8) -> Vec<u8> {
+    if wb(ty) == 256 {
+        let mut y = Vec::new();
+        for _ in 0..nb {
+            y.extend_from_slice(&1f32.to_le_bytes());
+            y.extend(std::iter::repeat_n(q_y, 256));
+            let bsum = 16 * i16::from(q_y as i8);
+            for _ in 0..16 {
+                y.extend_from_slice(&bsum.to_le_bytes());
+            }
+        }
+        return y;
+    }
+    let mut y = vec![q_y; nb * 40];
+    for blk in y.chunks_exact_mut(40) {
+        blk[32..36].copy_from_slice(&1f32.to_le_bytes());
+        blk[36..40].copy_from_slice(&(-1f32).to_le_bytes());
+    }
+    y
 }
 
 #[test]

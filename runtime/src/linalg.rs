@@ -547,10 +547,12 @@ pub fn embedding_row(model: &Model, w: &TensorRef, row: usize, out: &mut [f32]) 
     let rb = w.row_bytes();
     let t = traits(w.ty);
     if let Some(copy) = model.interleaved(w) {
-        // One 32-weight block at a time (the interleaved formats' blocks are at most 34 bytes).
-        let bb = rb / (w.cols / 32).max(1);
-        let mut blk = [0u8; 64];
-        for (b, o) in out.chunks_exact_mut(32).enumerate() {
+        // One block at a time (the interleaved formats' blocks are at most 210 bytes: 32
+        // weights, or a k-quant's super-block of 256).
+        let wb = w.ty.block_size() as usize;
+        let bb = rb / (w.cols / wb).max(1);
+        let mut blk = [0u8; 256];
+        for (b, o) in out.chunks_exact_mut(wb).enumerate() {
             interleaved::block_of(w.ty, w.cols, copy, row, b, &mut blk[..bb]);
             (t.to_float)(&blk[..bb], o);
         }

@@ -637,20 +637,28 @@ struct Repacked {
 }
 
 /// The formats whose matrices the model copies into their row-interleaved layout (where the tier
-/// has its kernels: AVX-512 has all five, AVX2 all but Q8_0). Their row-by-row decoding was bound
+/// has its kernels: AVX-512 has all seven, AVX2 Q4_0, Q4_1, Q5_0 and Q5_1). Their row-by-row decoding was bound
 /// by instructions (Q4_0 on a Zen 4-class VM: 0.87x llama.cpp at one thread; criterion, one
 /// L2-resident MiB on AVX-512: 11-15 GiB/s for the row kernels of Q4_0, Q4_1, Q5_0 and Q5_1,
 /// 32-37 on the copies), the copy reads the same bytes at memory speed. Q8_0's row kernel was
 /// nearer memory speed, and its copy first measured no faster (Gemma 3's 168 MB head); that was
 /// the interleaved products' software prefetch, which slowed them on the copy. Without it (see
 /// `eddy_quant::interleaved`), Qwen2.5-as-Q8_0 decodes at 44-45 tok/s against 32-38 from the
-/// rows (2026-12-07, `eddy bench -t 1 -n 64`, three alternating rounds).
-const INTERLEAVED: [GgmlType; 5] = [
+/// rows (2026-12-07, `eddy bench -t 1 -n 64`, three alternating rounds). Q4_K and Q6_K (in the
+/// files here, the `ffn_down` matrices, whose rows are whole super-blocks) decode about as fast
+/// as from the rows on this VM (`eddy bench -t 1 -p 128 -n 64 -r 3`, five alternating rounds,
+/// medians: Gemma 3 71.7 → 74.1 tok/s, Qwen2.5-as-Q6_K 38.5 → 40.4, within the noise); their
+/// copies pay in prefill, packed from the copy by SIMD code where the rows took the portable
+/// packing (pp128 medians: Gemma 3 859 → 924 tok/s, Qwen2.5-as-Q6_K 306 → 327, SmolLM2-as-Q6_K
+/// 932 → 958), and make these models' batches bit-identical to single tokens.
+const INTERLEAVED: [GgmlType; 7] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
 ];
 
 /// Row-interleaved copies of the matrices the forward pass multiplies (a tied embedding

@@ -166,10 +166,14 @@ pub fn check_interleaved(
     assert!(token_by_token(&model, ids, 2) == mapped, "2 threads differ");
     let mut ctx = Context::new(&model, params(1)).unwrap();
     let mut pos = 0;
+    // Where batches of 8 or more are not invariant, the cache they write differs too, so only
+    // the batches before the first of them must match.
+    let mut same_cache = true;
     for chunk in [5usize, 1, 12, 3, 9] {
         ctx.decode(&ids[pos..pos + chunk]).unwrap();
         pos += chunk;
-        if (copies && batch_invariant) || chunk < 8 {
+        same_cache &= (copies && batch_invariant) || chunk < 8;
+        if same_cache {
             assert!(
                 ctx.logits() == &mapped[pos - 1][..],
                 "a batch of {chunk} differs from single tokens at {pos}"
