@@ -648,37 +648,28 @@ fn k_pack_reference<B: KBlock>(n: usize, group: &[u8], rows: usize, panel: &mut 
     }
 }
 
-/// The scalar product on interleaved Q4_K.
-pub fn matvec_q4_k_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    k_matvec_reference::<BlockQ4K>(n, w, y, out);
+macro_rules! k_reference_kernels {
+    ($($name:ident, $matvec:ident, $pack:ident, $ty:ident, $block:ty, $layout:ident;)*) => {$(
+        #[doc = concat!("The scalar product on interleaved ", stringify!($ty), ".")]
+        pub fn $matvec(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
+            k_matvec_reference::<$block>(n, w, y, out);
+        }
+        #[doc = concat!("The reference packing of an interleaved ", stringify!($ty), " group.")]
+        pub fn $pack(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
+            k_pack_reference::<$block>(n, group, rows, panel);
+        }
+        static $name: InterleavedKernels = InterleavedKernels {
+            matvec: $matvec,
+            pack: $pack,
+            group_block: $layout.group_block() / 8,
+        };
+    )*};
 }
 
-/// The reference packing of an interleaved Q4_K group (used by every tier).
-pub fn pack_q4_k_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    k_pack_reference::<BlockQ4K>(n, group, rows, panel);
+k_reference_kernels! {
+    Q4_K_REFERENCE, matvec_q4_k_reference, pack_q4_k_panel, Q4_K, BlockQ4K, Q4_K_LAYOUT;
+    Q6_K_REFERENCE, matvec_q6_k_reference, pack_q6_k_panel, Q6_K, BlockQ6K, Q6_K_LAYOUT;
 }
-
-static Q4_K_REFERENCE: InterleavedKernels = InterleavedKernels {
-    matvec: matvec_q4_k_reference,
-    pack: pack_q4_k_panel,
-    group_block: Q4_K_LAYOUT.group_block() / 8,
-};
-
-/// The scalar product on interleaved Q6_K.
-pub fn matvec_q6_k_reference(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    k_matvec_reference::<BlockQ6K>(n, w, y, out);
-}
-
-/// The reference packing of an interleaved Q6_K group (used by every tier).
-pub fn pack_q6_k_panel(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    k_pack_reference::<BlockQ6K>(n, group, rows, panel);
-}
-
-static Q6_K_REFERENCE: InterleavedKernels = InterleavedKernels {
-    matvec: matvec_q6_k_reference,
-    pack: pack_q6_k_panel,
-    group_block: Q6_K_LAYOUT.group_block() / 8,
-};
 
 /// The reference kernels of `ty`, if it has an interleaved layout.
 pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {

@@ -298,8 +298,9 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter(guard::NAMESPACE_VALUE_FILTER, guard::namespace_value);
-        // Compiled as given first, so that syntax errors point into the caller's text; then
-        // as guarded (see `guard`), which is what renders.
+        // Compiled as given first: the guard's rewrite could turn a syntax error into valid
+        // text (`{% set ns.x = %}` would become `= () | filter`). Then as guarded (see
+        // `guard`), which is what renders.
         env.add_template_owned(TEMPLATE_NAME, source.to_string())?;
         env.add_template_owned(TEMPLATE_NAME, guard::guard(source)?)?;
         let (bos, eos) = special_texts(model);
