@@ -6,9 +6,13 @@
 //!
 //! Then the roofline: generating a token reads every weight matrix once (and one embedding
 //! row), so the machine's memory-read bandwidth divided by those bytes is the most tg can be. A
-//! short probe measures the bandwidth (a buffer as large as one token's weights, at least
-//! 64 MiB, read by 1 thread and by every core, best of 5 passes); the report gives the limit at the run's thread count and the fraction of
-//! it reached.
+//! probe measures the bandwidth: a buffer as large as one token's weights (at least 64 MiB),
+//! read over and over by 1 thread, by every core and by the run's thread count, after every
+//! repetition for as long as that repetition's tg took (at most a second); the best of these
+//! windows is the bandwidth. Measured like tg (as long, as often, at the same times, the best
+//! kept), so that a neighbour's burst on a shared machine meets both alike. The report gives
+//! the limit at the run's thread count and the fraction of it reached. Peak RSS is read after
+//! the warm-up, before the probe's buffer exists.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -89,49 +93,80 @@ fn bytes_per_token(model: &Model) -> u64 {
     layers + size(&w.output) + w.token_embd.row_bytes() as u64
 }
 
-/// Read bandwidth in GB/s with `threads` threads: each reads its share of `buf` through the
-/// dispatched f32 dot product of the share with itself (one pass over memory, with the widest
-/// loads the CPU has, as the kernels use them), best of 5 passes. On the AVX-512 VM of
-/// 2026-12-06 it read 12.2 GB/s from one core where plain 8-byte sums read 11 and a hand-written
-/// AVX-512 C loop 15.4: the limit it gives is a floor of the true one rather than a ceiling.
-fn read_bandwidth(buf: &[f32], threads: usize) -> f64 {
-    let dot = eddy_quant::f32ops::ops().dot;
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for part in buf.chunks(buf.len().div_ceil(threads)) {
-                s.spawn(move || std::hint::black_box(dot(part, part)));
-            }
-        });
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    std::mem::size_of_val(buf) as f64 / best / 1e9
+/// The memory-read probe: a buffer of a token's bytes (at least 64 MiB) and the best rate seen
+/// so far with 1 thread, with every core and with the run's thread count.
+struct Probe {
+    buf: Vec<f32>,
+    threads: usize,
+    cores: usize,
+    /// Best GB/s: 1 thread, every core, `threads`.
+    best: [f64; 3],
 }
 
-/// The roofline of a tg run at `threads` threads that reads `bytes` of weights per token:
-/// `(bandwidth with 1 thread, with every core, at `threads`, cores)`.
-fn bandwidths(threads: usize, bytes: u64) -> (f64, f64, f64, usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // As many bytes as a token reads (at least 64 MiB), so that the probe streams what decoding
-    // streams: a server's last-level cache (260 MiB on the Xeon VMs of 2026-12-06) holds a
-    // fixed 128 MiB probe but not a 390 MB model, and would make the limit of a large model
-    // too high and that of a small one (which the cache holds too) too low. Written first so
-    // that every page is backed.
-    let len = (bytes.max(64 << 20) / 4) as usize;
-    let buf: Vec<f32> = (0..len).map(|i| (i % 1024) as f32 * 1e-3).collect();
-    let one = read_bandwidth(&buf, 1);
-    let all = if cores > 1 {
-        read_bandwidth(&buf, cores)
-    } else {
-        one
-    };
-    let at = match threads {
-        1 => one,
-        t if t == cores => all,
-        t => read_bandwidth(&buf, t),
-    };
-    (one, all, at, cores)
+impl Probe {
+    fn new(threads: usize, bytes: u64) -> Probe {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // As many bytes as a token reads (at least 64 MiB), so that the probe streams what
+        // decoding streams: a server's last-level cache (260 MiB on the Xeon VMs of 2026-12-06)
+        // holds a fixed 128 MiB probe but not a 390 MB model, and would make the limit of a
+        // large model too high and that of a small one (which the cache holds too) too low.
+        // Written first so that every page is backed.
+        let len = (bytes.max(64 << 20) / 4) as usize;
+        let buf: Vec<f32> = (0..len).map(|i| (i % 1024) as f32 * 1e-3).collect();
+        Probe {
+            buf,
+            threads,
+            cores,
+            best: [0.0; 3],
+        }
+    }
+
+    /// GB/s of passes over the buffer with `threads` threads, for at least `window` seconds (at
+    /// least one pass). Each thread reads its share through the dispatched f32 dot product of
+    /// the share with itself (the widest loads the CPU has, as the kernels use them). On the
+    /// AVX-512 VM of 2026-12-06 one pass read 12.2 GB/s from one core where plain 8-byte sums
+    /// read 11 and a hand-written AVX-512 C loop 15.4: the limit it gives is a floor of the true
+    /// one rather than a ceiling.
+    fn read(&self, threads: usize, window: f64) -> f64 {
+        let dot = eddy_quant::f32ops::ops().dot;
+        let t = Instant::now();
+        let mut passes = 0u32;
+        while passes == 0 || t.elapsed().as_secs_f64() < window {
+            std::thread::scope(|s| {
+                for part in self.buf.chunks(self.buf.len().div_ceil(threads)) {
+                    s.spawn(move || std::hint::black_box(dot(part, part)));
+                }
+            });
+            passes += 1;
+        }
+        let bytes = std::mem::size_of_val(&self.buf[..]) as f64 * f64::from(passes);
+        bytes / t.elapsed().as_secs_f64() / 1e9
+    }
+
+    /// One window of `window` seconds for each configuration (the run's thread count only when
+    /// it is neither 1 nor every core), keeping the best rates.
+    fn run(&mut self, window: f64) {
+        let window = window.min(1.0);
+        self.best[0] = self.best[0].max(self.read(1, window));
+        if self.cores > 1 {
+            self.best[1] = self.best[1].max(self.read(self.cores, window));
+        }
+        if self.threads != 1 && self.threads != self.cores {
+            self.best[2] = self.best[2].max(self.read(self.threads, window));
+        }
+    }
+
+    /// `(GB/s with 1 thread, with every core, at the run's thread count, cores)`.
+    fn bandwidths(&self) -> (f64, f64, f64, usize) {
+        let one = self.best[0];
+        let all = if self.cores > 1 { self.best[1] } else { one };
+        let at = match self.threads {
+            1 => one,
+            t if t == self.cores => all,
+            _ => self.best[2],
+        };
+        (one, all, at, self.cores)
+    }
 }
 
 fn peak_rss_bytes() -> Option<u64> {
@@ -176,7 +211,9 @@ pub fn run(a: BenchArgs) -> Res<()> {
         },
     )?;
     let mut sampler = Sampler::new(n_vocab, SamplerParams::default());
+    let bytes = bytes_per_token(&model);
     let (mut best_pp, mut best_tg) = (f64::MAX, f64::MAX);
+    let (mut peak_rss, mut probe) = (None, None);
     for rep in 0..=a.reps {
         ctx.reset();
         let t = Instant::now();
@@ -192,12 +229,17 @@ pub fn run(a: BenchArgs) -> Res<()> {
             // Repetition 0 is the warm-up.
             best_pp = best_pp.min(pp);
             best_tg = best_tg.min(tg);
+        } else {
+            // Everything the run allocates exists by now; the probe's buffer does not yet.
+            peak_rss = peak_rss_bytes();
         }
+        probe
+            .get_or_insert_with(|| Probe::new(a.threads, bytes))
+            .run(tg);
     }
     let pp_rate = a.prompt as f64 / best_pp;
     let tg_rate = a.n_gen as f64 / best_tg;
-    let bytes = bytes_per_token(&model);
-    let (bw_one, bw_all, bw, cores) = bandwidths(a.threads, bytes);
+    let (bw_one, bw_all, bw, cores) = probe.map_or((0.0, 0.0, 0.0, 1), |p| p.bandwidths());
     let limit = bw * 1e9 / bytes as f64;
     let name = a
         .model
@@ -216,7 +258,7 @@ pub fn run(a: BenchArgs) -> Res<()> {
                 "reps": a.reps,
                 "pp_tokens_per_s": pp_rate,
                 "tg_tokens_per_s": tg_rate,
-                "peak_rss_bytes": peak_rss_bytes(),
+                "peak_rss_bytes": peak_rss,
                 "repacked_bytes": model.repacked_bytes(),
                 "bandwidth_gb_s": bw,
                 "bandwidth_1_thread_gb_s": bw_one,
