@@ -575,9 +575,9 @@ uint32_t eddy_model_n_layer(const struct eddy_model *model);
 
 /**
  * Bytes the model holds besides its file: weights repacked at load (Q4_0, Q4_1, Q5_0, Q5_1,
- * Q8_0, Q4_K and Q6_K matrices copied into a row-interleaved layout where the CPU has kernels
- * for it, AVX-512 (all seven) and AVX2 (the first four) today; the mapped pages they came
- * from are released, so resident memory stays about the file's size). 0 for a model
+ * Q8_0, Q4_K, Q5_K and Q6_K matrices copied into a row-interleaved layout where the CPU has
+ * kernels for it, AVX-512 (all eight) and AVX2 (the first four) today; the mapped pages they
+ * came from are released, so resident memory stays about the file's size). 0 for a model
  * loaded from a buffer, which keeps its bytes as they are, or if model is NULL.
  *
  * # Safety

@@ -335,8 +335,8 @@ fn bench_decode(c: &mut Criterion) {
 }
 
 /// `interleaved/<format>/<tier>`: the one-token product on row-interleaved Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q8_0, Q4_K and Q6_K (`eddy_quant::interleaved`), column preparation included, over the same
-/// matrix as `decode/<format>` (compare with it: the same rows, the same bytes).
+/// Q5_1, Q8_0, Q4_K, Q5_K and Q6_K (`eddy_quant::interleaved`), column preparation included,
+/// over the same matrix as `decode/<format>` (compare with it: the same rows, the same bytes).
 fn bench_interleaved(c: &mut Criterion) {
     use eddy_quant::interleaved::{interleave, interleaved_bytes, kernels_for};
     use eddy_quant::panel::panel_kernels_for;
@@ -348,6 +348,7 @@ fn bench_interleaved(c: &mut Criterion) {
         GgmlType::Q5_1,
         GgmlType::Q8_0,
         GgmlType::Q4_K,
+        GgmlType::Q5_K,
         GgmlType::Q6_K,
     ] {
         let rb = row_bytes(ty, COLS).expect("whole blocks");

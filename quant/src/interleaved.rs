@@ -1,7 +1,7 @@
 //! Row-interleaved weights for decoding: a repacked copy of a weight matrix, the same size as
 //! its rows, whose one-token product needs a third of the instructions of a row-by-row
-//! `vec_dot`. Formats: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, and the k-quants Q4_K and Q6_K (see
-//! "K-quants" below).
+//! `vec_dot`. Formats: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, and the k-quants Q4_K, Q5_K and Q6_K
+//! (see "K-quants" below).
 //!
 //! A row-by-row `vec_dot` of these formats pays, for every 32-weight block of every row, the
 //! widening of its f16 scales, the scale product, the float conversion of its integer sum, the
@@ -37,7 +37,7 @@
 //! every tier: decoding and batched prefill give the same logits. It is not `vec_dot`'s f32
 //! order.
 //!
-//! **K-quants.** Q4_K and Q6_K are interleaved super-block by super-block (`KLayout`): a
+//! **K-quants.** Q4_K, Q5_K and Q6_K are interleaved super-block by super-block (`KLayout`): a
 //! group's super-block holds the 16 rows' f16 fields as 16-lane vectors, then every dword of
 //! the rest of their blocks (packed scales, quants, high bits) as a vector of 16 rows × 4
 //! bytes, in the order the product reads them (one forward stream per group: Q6_K's first
@@ -61,7 +61,7 @@
 
 use crate::GgmlType;
 use crate::dispatch::Tier;
-use crate::kquants::{BlockQ4K, BlockQ6K, QK_K};
+use crate::kquants::{BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 use crate::num::{f16_to_f32, fmaf};
 use crate::panel::{
     COL_BLOCK, K_BLOCK, K_COL_BLOCK, K_COL_BSUM, K_COL_Q, KBlock, KValues, PANEL_BLOCK, PANEL_ROWS,
@@ -160,6 +160,22 @@ pub(crate) const Q4_K_SCALES: usize = 64;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const Q4_K_QS: usize = 256;
 
+/// Q5_K: as Q4_K (`d`, `dmin`, the scale vectors at [`Q4_K_SCALES`]), then the 32 `qh` bytes
+/// (eight vectors at [`Q5_K_QH`]; vector `k` holds bytes `4k..4k + 4` of each row's `qh`, whose
+/// bit `j` is the fifth bit of weight `32j + 4k + i`), then the 128 quant bytes as Q4_K's (32
+/// vectors at [`Q5_K_QS`]).
+pub(crate) const Q5_K_LAYOUT: KLayout = KLayout {
+    block: 176,
+    fields: &[0, 2],
+    regions: &[(4, 3), (16, 8), (48, 32)],
+};
+/// Offset of the eight `qh` vectors of a Q5_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q5_K_QH: usize = 256;
+/// Offset of the 32 quant vectors of a Q5_K group super-block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const Q5_K_QS: usize = 256 + 8 * 64;
+
 /// Q6_K: `d`; the 16 scale bytes (four vectors at [`Q6_K_SCALES`]); then the quants in the
 /// order the product reads them ([`Q6_K_QUANTS`]): for each half `h` of the super-block and
 /// each quarter `q` of its 32 `ql` bytes' positions, four vectors of `ql` bytes `64h + 16q..`,
@@ -213,6 +229,7 @@ fn shape(ty: GgmlType) -> Option<(usize, usize, usize)> {
 pub(crate) const fn k_layout(ty: GgmlType) -> Option<KLayout> {
     match ty {
         GgmlType::Q4_K => Some(Q4_K_LAYOUT),
+        GgmlType::Q5_K => Some(Q5_K_LAYOUT),
         GgmlType::Q6_K => Some(Q6_K_LAYOUT),
         _ => None,
     }
@@ -668,6 +685,7 @@ macro_rules! k_reference_kernels {
 
 k_reference_kernels! {
     Q4_K_REFERENCE, matvec_q4_k_reference, pack_q4_k_panel, Q4_K, BlockQ4K, Q4_K_LAYOUT;
+    Q5_K_REFERENCE, matvec_q5_k_reference, pack_q5_k_panel, Q5_K, BlockQ5K, Q5_K_LAYOUT;
     Q6_K_REFERENCE, matvec_q6_k_reference, pack_q6_k_panel, Q6_K, BlockQ6K, Q6_K_LAYOUT;
 }
 
@@ -680,6 +698,7 @@ pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {
         GgmlType::Q5_1 => Some(&Q5_1_REFERENCE),
         GgmlType::Q8_0 => Some(&Q8_0_REFERENCE),
         GgmlType::Q4_K => Some(&Q4_K_REFERENCE),
+        GgmlType::Q5_K => Some(&Q5_K_REFERENCE),
         GgmlType::Q6_K => Some(&Q6_K_REFERENCE),
         _ => None,
     }
@@ -687,8 +706,8 @@ pub fn reference_kernels(ty: GgmlType) -> Option<&'static InterleavedKernels> {
 
 /// The SIMD kernels on the interleaved layout of `ty` in `tier`, or `None` if the CPU does not
 /// support `tier` or the tier has none for `ty` (then a caller keeps the rows as they are: the
-/// layout pays only where its product is fast). AVX-512 has Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0,
-/// AVX2 the first four.
+/// layout pays only where its product is fast). AVX-512 has all eight formats (Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), AVX2 the first four.
 pub fn kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static InterleavedKernels> {
     if !tier.is_supported() {
         return None;
@@ -703,6 +722,7 @@ pub fn kernels_for(tier: Tier, ty: GgmlType) -> Option<&'static InterleavedKerne
             (Tier::Avx512, GgmlType::Q5_1) => Some(&x::INTERLEAVED_Q5_1_AVX512),
             (Tier::Avx512, GgmlType::Q8_0) => Some(&x::INTERLEAVED_Q8_0_AVX512),
             (Tier::Avx512, GgmlType::Q4_K) => Some(&x::INTERLEAVED_Q4_K_AVX512),
+            (Tier::Avx512, GgmlType::Q5_K) => Some(&x::INTERLEAVED_Q5_K_AVX512),
             (Tier::Avx512, GgmlType::Q6_K) => Some(&x::INTERLEAVED_Q6_K_AVX512),
             (Tier::Avx2, GgmlType::Q4_0) => Some(&x::INTERLEAVED_Q4_0_AVX2),
             (Tier::Avx2, GgmlType::Q4_1) => Some(&x::INTERLEAVED_Q4_1_AVX2),

@@ -1970,37 +1970,87 @@ fn q4_k_scale_min([a, b, c]: [__m512i; 3], j: usize) -> (__m512i, __m512i) {
     }
 }
 
-/// Packs the first `rows` rows of an interleaved Q4_K group into the k-quant panel with
-/// AVX-512, super-block by super-block: each quant vector's low and high nibbles are already
-/// the panel's value vectors `16g + k` and `16g + 8 + k`; the scales and minimums are unpacked
-/// as the product does ([`q4_k_scale_min`]) to the `sc_k` vectors and `m_k` pair vectors, `d`
-/// and `−dmin` widened by `vcvtph2ps`. Lanes of rows past `rows` are zeroed, as the reference
-/// packing leaves them.
+/// The layout of interleaved Q4_K (`Q5 = false`) or Q5_K (`true`): `(group super-block bytes,
+/// offset of the quant vectors)`; the f16 fields and scale vectors are at the same places in
+/// both, Q5_K's `qh` vectors at [`crate::interleaved::Q5_K_QH`].
+const fn q45_k_layout(q5: bool) -> (usize, usize) {
+    use crate::interleaved::{Q4_K_LAYOUT, Q4_K_QS, Q5_K_LAYOUT, Q5_K_QS};
+    if q5 {
+        (Q5_K_LAYOUT.group_block(), Q5_K_QS)
+    } else {
+        (Q4_K_LAYOUT.group_block(), Q4_K_QS)
+    }
+}
+
+/// The value vectors of weights `64 pair + 4k..` (`lo`) and `64 pair + 32 + 4k..` (`hi`) of 16
+/// rows of interleaved Q4_K or Q5_K, from quant vector `8 pair + k` (`q`) and, for Q5_K, `qh`
+/// vector `k` (`h`): the nibbles, with Q5_K's fifth bits (bits `2 pair` and `2 pair + 1` of
+/// each `qh` byte) as 16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn q45_k_values<const Q5: bool>(q: __m512i, h: __m512i, pair: usize) -> (__m512i, __m512i) {
+    let nibble = _mm512_set1_epi8(0x0f);
+    let lo = _mm512_and_si512(q, nibble);
+    let hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+    if !Q5 {
+        return (lo, hi);
+    }
+    // Bits 2·pair and 2·pair + 1 of each byte to bits 0 and 1 (a 16-bit shift by at most 6
+    // brings only bits above 1 of a byte from its neighbour), then to bit 4.
+    let h = _mm512_srl_epi16(h, _mm_cvtsi32_si128(2 * pair as i32));
+    let five = _mm512_set1_epi8(0x10);
+    (
+        _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(h, 4), five)),
+        _mm512_or_si512(hi, _mm512_and_si512(_mm512_slli_epi16(h, 3), five)),
+    )
+}
+
+/// Packs the first `rows` rows of an interleaved Q4_K or Q5_K group into the k-quant panel with
+/// AVX-512, super-block by super-block: each quant vector's values ([`q45_k_values`]) are
+/// already the panel's value vectors `16g + k` and `16g + 8 + k`; the scales and minimums are
+/// unpacked as the product does ([`q4_k_scale_min`]) to the `sc_k` vectors and `m_k` pair
+/// vectors, `d` and `−dmin` widened by `vcvtph2ps`. Lanes of rows past `rows` are zeroed, as
+/// the reference packing leaves them.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and BW and F16C; `group` must hold `nb` Q4_K group
-/// super-blocks, `panel` `nb` k-quant panel super-blocks, and `rows` must be 1 to 16.
+/// The CPU must support AVX-512 F and BW and F16C; `group` must hold `nb` group super-blocks of
+/// the format, `panel` `nb` k-quant panel super-blocks, and `rows` must be 1 to 16.
 #[target_feature(enable = "avx512f,avx512bw,f16c")]
-unsafe fn interleaved_q4_k_pack_avx512(nb: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    use crate::interleaved::{Q4_K_DMIN, Q4_K_LAYOUT, Q4_K_QS, Q4_K_SCALES};
-    let gs = Q4_K_LAYOUT.group_block();
+unsafe fn interleaved_q45_k_pack_avx512<const Q5: bool>(
+    nb: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    use crate::interleaved::{Q4_K_DMIN, Q4_K_SCALES, Q5_K_QH};
+    let (gs, qs) = q45_k_layout(Q5);
     let lanes = ((1u32 << rows) - 1) as __mmask16;
-    let nibble = _mm512_set1_epi8(0x0f);
     let sign = _mm512_set1_epi32(i32::MIN);
     for b in 0..nb {
         // SAFETY: super-block b of the group is `group[b * gs..][..gs]` and of the panel
         // `panel[b * K_BLOCK..][..K_BLOCK]`, both inside by the contract; every offset below
-        // is inside them; unaligned loads and stores have no alignment requirement.
+        // is inside them (Q4_K has no `qh` vectors and reads none); unaligned loads and stores
+        // have no alignment requirement.
         unsafe {
             let p = group.as_ptr().add(b * gs);
             let o = panel.as_mut_ptr().add(b * K_BLOCK);
             for g in 0..4 {
                 for k in 0..8 {
-                    let q = _mm512_loadu_si512(p.add(Q4_K_QS + 64 * (8 * g + k)).cast());
-                    let lo = _mm512_maskz_and_epi32(lanes, q, nibble);
-                    let hi = _mm512_maskz_and_epi32(lanes, _mm512_srli_epi16(q, 4), nibble);
-                    _mm512_storeu_si512(o.add(64 * (16 * g + k)).cast(), lo);
-                    _mm512_storeu_si512(o.add(64 * (16 * g + 8 + k)).cast(), hi);
+                    let q = _mm512_loadu_si512(p.add(qs + 64 * (8 * g + k)).cast());
+                    let h = if Q5 {
+                        _mm512_loadu_si512(p.add(Q5_K_QH + 64 * k).cast())
+                    } else {
+                        _mm512_setzero_si512()
+                    };
+                    let (lo, hi) = q45_k_values::<Q5>(q, h, g);
+                    _mm512_storeu_si512(
+                        o.add(64 * (16 * g + k)).cast(),
+                        _mm512_maskz_mov_epi32(lanes, lo),
+                    );
+                    _mm512_storeu_si512(
+                        o.add(64 * (16 * g + 8 + k)).cast(),
+                        _mm512_maskz_mov_epi32(lanes, hi),
+                    );
                 }
             }
             let scales = q4_k_scales(p.add(Q4_K_SCALES));
@@ -2024,34 +2074,43 @@ unsafe fn interleaved_q4_k_pack_avx512(nb: usize, group: &[u8], rows: usize, pan
     }
 }
 
-fn interleaved_q4_k_pack_avx512_bytes(n: usize, group: &[u8], rows: usize, panel: &mut [u8]) {
-    let gs = crate::interleaved::Q4_K_LAYOUT.group_block();
-    let nb = crate::interleaved::check_k_pack_of(n, group, rows, panel, gs);
+fn interleaved_q45_k_pack_avx512_bytes<const Q5: bool>(
+    n: usize,
+    group: &[u8],
+    rows: usize,
+    panel: &mut [u8],
+) {
+    let nb = crate::interleaved::check_k_pack_of(n, group, rows, panel, q45_k_layout(Q5).0);
     // SAFETY: lengths and the row count checked above; handed out by `kernels_for` only for a
     // CPU that supports AVX-512.
-    unsafe { interleaved_q4_k_pack_avx512(nb, group, rows, panel) }
+    unsafe { interleaved_q45_k_pack_avx512::<Q5>(nb, group, rows, panel) }
 }
 
-/// The one-column product on interleaved Q4_K with AVX-512 VNNI: per group of 16 rows and
-/// super-block, the 16 rows' scales and minimums are unpacked from their three scale vectors
-/// (`get_scale_min_k4`'s bit arithmetic, one lane per row), then for each 64-weight pair of
-/// sub-blocks eight quant vectors give, by `vpdpbusd` of their low and high nibbles with four
-/// broadcast column quants, the two sub-blocks' sums in each row's lane; `S1` gathers them times
-/// their scales, `S2` the minimums times the column's 32-quant sums, and, as the k-quant panels
-/// (see `crate::panel`), `acc = fma(f32(S1), d·d_y, acc)`, `acc = fma(f32(S2), (−dmin)·d_y,
-/// acc)`. The last group's missing rows are masked off. No software prefetch (see
+/// The one-column product on interleaved Q4_K or Q5_K with AVX-512 VNNI: per group of 16 rows
+/// and super-block, the 16 rows' scales and minimums are unpacked from their three scale
+/// vectors (`get_scale_min_k4`'s bit arithmetic, one lane per row), then for each 64-weight
+/// pair of sub-blocks eight quant vectors give, by `vpdpbusd` of their values
+/// ([`q45_k_values`]: nibbles, and Q5_K's fifth bits from its eight `qh` vectors) with four
+/// broadcast column quants, the two sub-blocks' sums in each row's lane; `S1` gathers them
+/// times their scales, `S2` the minimums times the column's 32-quant sums, and, as the k-quant
+/// panels (see `crate::panel`), `acc = fma(f32(S1), d·d_y, acc)`, `acc = fma(f32(S2),
+/// (−dmin)·d_y, acc)`. The last group's missing rows are masked off. No software prefetch (see
 /// `crate::interleaved`).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; `w` must hold
-/// `out.len().div_ceil(16)` groups of `nb` Q4_K group super-blocks and `y` `nb` Q8_K blocks
-/// (checked by the wrapper).
+/// `out.len().div_ceil(16)` groups of `nb` group super-blocks of the format and `y` `nb` Q8_K
+/// blocks (checked by the wrapper).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn interleaved_q4_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    use crate::interleaved::{GROUP_ROWS, Q4_K_DMIN, Q4_K_LAYOUT, Q4_K_QS, Q4_K_SCALES};
-    let gs = Q4_K_LAYOUT.group_block();
+unsafe fn interleaved_q45_k_matvec_avx512<const Q5: bool>(
+    nb: usize,
+    w: &[u8],
+    y: &[u8],
+    out: &mut [f32],
+) {
+    use crate::interleaved::{GROUP_ROWS, Q4_K_DMIN, Q4_K_SCALES, Q5_K_QH};
+    let (gs, qs) = q45_k_layout(Q5);
     let groups = out.len().div_ceil(GROUP_ROWS);
-    let nibble = _mm512_set1_epi8(0x0f);
     for g in 0..groups {
         let rows = (out.len() - g * GROUP_ROWS).min(GROUP_ROWS);
         let mask = ((1u32 << rows) - 1) as __mmask16;
@@ -2060,8 +2119,8 @@ unsafe fn interleaved_q4_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mu
         // SAFETY: `dst` holds `rows` f32, and the masked store touches only those; super-block
         // b of the group is `group[b * gs..][..gs]` and of the column
         // `y[b * K_COL_BLOCK..][..K_COL_BLOCK]`, both inside by the contract (every offset
-        // below is inside a group super-block or a Q8_K block); unaligned loads have no
-        // alignment requirement.
+        // below is inside a group super-block or a Q8_K block; Q4_K reads no `qh` vectors);
+        // unaligned loads have no alignment requirement.
         unsafe {
             let mut acc = _mm512_setzero_ps();
             for b in 0..nb {
@@ -2075,9 +2134,13 @@ unsafe fn interleaved_q4_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mu
                     let mut lo_sum = _mm512_setzero_si512();
                     let mut hi_sum = _mm512_setzero_si512();
                     for k in 0..8 {
-                        let q = _mm512_loadu_si512(p.add(Q4_K_QS + 64 * (8 * pair + k)).cast());
-                        let lo = _mm512_and_si512(q, nibble);
-                        let hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+                        let q = _mm512_loadu_si512(p.add(qs + 64 * (8 * pair + k)).cast());
+                        let h = if Q5 {
+                            _mm512_loadu_si512(p.add(Q5_K_QH + 64 * k).cast())
+                        } else {
+                            _mm512_setzero_si512()
+                        };
+                        let (lo, hi) = q45_k_values::<Q5>(q, h, pair);
                         let ylo = yq.add(64 * pair + 4 * k).cast::<i32>().read_unaligned();
                         let yhi = yq
                             .add(64 * pair + 32 + 4 * k)
@@ -2109,20 +2172,32 @@ unsafe fn interleaved_q4_k_matvec_avx512(nb: usize, w: &[u8], y: &[u8], out: &mu
     }
 }
 
-fn interleaved_q4_k_matvec_avx512_bytes(n: usize, w: &[u8], y: &[u8], out: &mut [f32]) {
-    let gs = crate::interleaved::Q4_K_LAYOUT.group_block();
-    let nb = crate::interleaved::check_k_matvec_of(n, w, y, out, gs);
+fn interleaved_q45_k_matvec_avx512_bytes<const Q5: bool>(
+    n: usize,
+    w: &[u8],
+    y: &[u8],
+    out: &mut [f32],
+) {
+    let nb = crate::interleaved::check_k_matvec_of(n, w, y, out, q45_k_layout(Q5).0);
     // SAFETY: lengths checked above; handed out by `kernels_for` only for a CPU that supports
     // AVX-512 VNNI.
-    unsafe { interleaved_q4_k_matvec_avx512(nb, w, y, out) }
+    unsafe { interleaved_q45_k_matvec_avx512::<Q5>(nb, w, y, out) }
 }
 
 /// The AVX-512 kernels on interleaved Q4_K ([`crate::interleaved::kernels_for`]).
 pub(crate) static INTERLEAVED_Q4_K_AVX512: crate::interleaved::InterleavedKernels =
     crate::interleaved::InterleavedKernels {
-        matvec: interleaved_q4_k_matvec_avx512_bytes,
-        pack: interleaved_q4_k_pack_avx512_bytes,
+        matvec: interleaved_q45_k_matvec_avx512_bytes::<false>,
+        pack: interleaved_q45_k_pack_avx512_bytes::<false>,
         group_block: crate::interleaved::Q4_K_LAYOUT.group_block() / 8,
+    };
+
+/// The AVX-512 kernels on interleaved Q5_K ([`crate::interleaved::kernels_for`]).
+pub(crate) static INTERLEAVED_Q5_K_AVX512: crate::interleaved::InterleavedKernels =
+    crate::interleaved::InterleavedKernels {
+        matvec: interleaved_q45_k_matvec_avx512_bytes::<true>,
+        pack: interleaved_q45_k_pack_avx512_bytes::<true>,
+        group_block: crate::interleaved::Q5_K_LAYOUT.group_block() / 8,
     };
 
 /// The four value vectors (`u = q + 32`, 0 to 63) of weights `32t + 4c..32t + 4c + 4` of a

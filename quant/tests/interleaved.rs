@@ -1,10 +1,10 @@
-//! Row-interleaved Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K (`eddy_quant::interleaved`): the reference product on the
-//! interleaved layout is, bit for bit, the format's panel reference on the same rows and column
-//! (so decoding on it and batched prefill agree), and every tier's SIMD product is the reference
-//! bit for bit: quantized and raw rows (f16 scales of every size), partial groups, rows of more
-//! blocks than one pass of the column corrections takes, extreme activation scales. Panels
-//! packed from a group are the rows' own panels, and rows read back from the layout are the
-//! rows.
+//! Row-interleaved Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K
+//! (`eddy_quant::interleaved`): the reference product on the interleaved layout is, bit for bit,
+//! the format's panel reference on the same rows and column (so decoding on it and batched
+//! prefill agree), and every tier's SIMD product is the reference bit for bit: quantized and raw
+//! rows (f16 scales of every size), partial groups, rows of more blocks than one pass of the
+//! column corrections takes, extreme activation scales. Panels packed from a group are the rows'
+//! own panels, and rows read back from the layout are the rows.
 
 mod common;
 #[path = "common/panel.rs"]
@@ -20,20 +20,21 @@ use eddy_quant::panel::{PANEL_ROWS, panel_kernels_reference};
 use eddy_quant::{GgmlType, row_bytes};
 use panel_common::{prepared, quantized_rows, same};
 
-const FORMATS: [GgmlType; 7] = [
+const FORMATS: [GgmlType; 8] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
     GgmlType::Q8_0,
     GgmlType::Q4_K,
+    GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
 
 /// f16 fields per block of `ty`: `d`, or `d` and `m` (`dmin`).
 fn fields(ty: GgmlType) -> usize {
     match ty {
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K => 2,
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => 2,
         _ => 1,
     }
 }
@@ -49,7 +50,7 @@ fn d_at(ty: GgmlType) -> usize {
 /// Weights per block of `ty`: 32, or a k-quant's super-block of 256.
 fn wb(ty: GgmlType) -> usize {
     match ty {
-        GgmlType::Q4_K | GgmlType::Q6_K => 256,
+        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => 256,
         _ => 32,
     }
 }
