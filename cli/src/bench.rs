@@ -6,8 +6,9 @@
 //!
 //! Then the roofline: generating a token reads every weight matrix once (and one embedding
 //! row), so the machine's memory-read bandwidth divided by those bytes is the most tg can be. A
-//! probe measures the bandwidth: a buffer as large as one token's weights (at least 64 MiB),
-//! read over and over by 1 thread, by every core and by the run's thread count, after every
+//! probe measures the bandwidth: a buffer as large as one token's weights (at least 64 MiB), on
+//! huge pages where the system gives them (as the weight copies are), read over and over by 1
+//! thread, by every core and by the run's thread count, after every
 //! repetition for as long as that repetition's tg took (at most a second); the best of these
 //! windows is the bandwidth. Measured like tg (as long, as often, at the same times, the best
 //! kept), so that a neighbour's burst on a shared machine meets both alike. The report gives
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use eddy::model::HugePageBuffer;
 use eddy::{Context, ContextParams, Model, Sampler, SamplerParams};
 use serde_json::json;
 
@@ -96,7 +98,10 @@ fn bytes_per_token(model: &Model) -> u64 {
 /// The memory-read probe: a buffer of a token's bytes (at least 64 MiB) and the best rate seen
 /// so far with 1 thread, with every core and with the run's thread count.
 struct Probe {
-    buf: Vec<f32>,
+    /// Huge pages where the system gives them, as the model's weight copies have
+    /// ([`HugePageBuffer`]): the limit is then what the machine's best streaming read allows,
+    /// which on 4 KiB pages the copies exceed.
+    buf: HugePageBuffer,
     threads: usize,
     cores: usize,
     /// Best GB/s: 1 thread, every core, `threads`.
@@ -104,42 +109,54 @@ struct Probe {
 }
 
 impl Probe {
-    fn new(threads: usize, bytes: u64) -> Probe {
+    fn new(threads: usize, bytes: u64) -> Res<Probe> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // As many bytes as a token reads (at least 64 MiB), so that the probe streams what
         // decoding streams: a server's last-level cache (260 MiB on the Xeon VMs of 2026-12-06)
         // holds a fixed 128 MiB probe but not a 390 MB model, and would make the limit of a
         // large model too high and that of a small one (which the cache holds too) too low.
         // Written first so that every page is backed.
-        let len = (bytes.max(64 << 20) / 4) as usize;
-        let buf: Vec<f32> = (0..len).map(|i| (i % 1024) as f32 * 1e-3).collect();
-        Probe {
+        let len = usize::try_from(bytes.max(64 << 20) / 4 * 4)?;
+        let mut buf = HugePageBuffer::new(len).ok_or("cannot map the bandwidth probe's buffer")?;
+        let values: &mut [f32] = bytemuck::try_cast_slice_mut(buf.as_mut_slice())
+            .map_err(|e| format!("the bandwidth probe's buffer: {e}"))?;
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = (i % 1024) as f32 * 1e-3;
+        }
+        Ok(Probe {
             buf,
             threads,
             cores,
             best: [0.0; 3],
-        }
+        })
+    }
+
+    /// The buffer as the f32 values it was filled with.
+    fn values(&self) -> &[f32] {
+        // `new` viewed the same bytes as f32 (aligned, whole values).
+        bytemuck::cast_slice(self.buf.as_slice())
     }
 
     /// GB/s of passes over the buffer with `threads` threads, for at least `window` seconds (at
     /// least one pass). Each thread reads its share through the dispatched f32 dot product of
     /// the share with itself (the widest loads the CPU has, as the kernels use them). On the
-    /// AVX-512 VM of 2026-12-06 one pass read 12.2 GB/s from one core where plain 8-byte sums
-    /// read 11 and a hand-written AVX-512 C loop 15.4: the limit it gives is a floor of the true
-    /// one rather than a ceiling.
+    /// AVX-512 VM of 2026-12-06 one pass (then on 4 KiB pages) read 12.2 GB/s from one core
+    /// where plain 8-byte sums read 11 and a hand-written AVX-512 C loop 15.4: the limit it
+    /// gives is a floor of the true one rather than a ceiling.
     fn read(&self, threads: usize, window: f64) -> f64 {
         let dot = eddy_quant::f32ops::ops().dot;
+        let values = self.values();
         let t = Instant::now();
         let mut passes = 0u32;
         while passes == 0 || t.elapsed().as_secs_f64() < window {
             std::thread::scope(|s| {
-                for part in self.buf.chunks(self.buf.len().div_ceil(threads)) {
+                for part in values.chunks(values.len().div_ceil(threads)) {
                     s.spawn(move || std::hint::black_box(dot(part, part)));
                 }
             });
             passes += 1;
         }
-        let bytes = std::mem::size_of_val(&self.buf[..]) as f64 * f64::from(passes);
+        let bytes = std::mem::size_of_val(values) as f64 * f64::from(passes);
         bytes / t.elapsed().as_secs_f64() / 1e9
     }
 
@@ -233,9 +250,12 @@ pub fn run(a: BenchArgs) -> Res<()> {
             // Everything the run allocates exists by now; the probe's buffer does not yet.
             peak_rss = peak_rss_bytes();
         }
-        probe
-            .get_or_insert_with(|| Probe::new(a.threads, bytes))
-            .run(tg);
+        if probe.is_none() {
+            probe = Some(Probe::new(a.threads, bytes)?);
+        }
+        if let Some(p) = &mut probe {
+            p.run(tg);
+        }
     }
     let pp_rate = a.prompt as f64 / best_pp;
     let tg_rate = a.n_gen as f64 / best_tg;

@@ -22,6 +22,26 @@ pub fn rss_bytes() -> usize {
     status_bytes("VmRSS:")
 }
 
+/// Bytes of the process's anonymous memory backed by transparent huge pages.
+#[cfg(target_os = "linux")]
+fn anon_huge_bytes() -> usize {
+    let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    let line = smaps
+        .lines()
+        .find(|l| l.starts_with("AnonHugePages:"))
+        .unwrap();
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Whether the system gives huge pages to memory that asks for them (transparent huge pages
+/// set to "always" or "madvise").
+#[cfg(target_os = "linux")]
+fn huge_pages_on_request() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]"))
+}
+
 fn logsumexp(x: &[f32]) -> f64 {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln()
@@ -70,11 +90,27 @@ pub fn check_interleaved(
     // From here on, the peak resident set (VmHWM) counts only what follows (Linux 4.0 and
     // later: "5" to `clear_refs` resets it to the current resident set).
     #[cfg(target_os = "linux")]
-    let before = {
+    let (before, huge_before) = {
         std::fs::write("/proc/self/clear_refs", "5").unwrap();
-        rss_bytes()
+        (rss_bytes(), anon_huge_bytes())
     };
     let model = Model::load(path).unwrap();
+    // The copies ask for huge pages (`eddy::model::HugePageBuffer`): where the system gives
+    // them, most of the copies' bytes are on them (all but the last partial 2 MiB, unless
+    // memory is too fragmented; half is the bound).
+    #[cfg(target_os = "linux")]
+    if huge_pages_on_request() {
+        let huge = anon_huge_bytes().saturating_sub(huge_before);
+        eprintln!(
+            "copies {} bytes, {huge} of them on huge pages",
+            model.repacked_bytes()
+        );
+        assert!(
+            huge >= model.repacked_bytes() / 2,
+            "{huge} bytes on huge pages for {} bytes of copies",
+            model.repacked_bytes()
+        );
+    }
     let mut text = Vec::new();
     model.tokenizer().tokenize(
         "The quick brown fox jumps over the lazy dog, and then it runs into the forest to find \
