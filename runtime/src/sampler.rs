@@ -329,15 +329,33 @@ impl Sampler {
     }
 }
 
-/// Index of the largest value (the first one on ties), 0 for an empty slice.
+/// Index of the largest value (the first one on ties), 0 for an empty slice. NaNs never win,
+/// except a NaN first value, which nothing compares greater than (so 0, as a running
+/// comparison from the first value gives).
+///
+/// Two passes: the maximum in 16 independent lanes, then its first index. A single running
+/// comparison is a chain of dependent selects, about 30 µs over a 49k-token vocabulary, 0.5 %
+/// of a SmolLM2 token; the lanes vectorise.
 pub fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0usize;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
+    const LANES: usize = 16;
+    match x.first() {
+        None => return 0,
+        Some(v) if v.is_nan() => return 0,
+        Some(_) => {}
+    }
+    let (chunks, rest) = x.as_chunks::<LANES>();
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
         }
     }
-    best as u32
+    let max = lanes
+        .iter()
+        .chain(rest)
+        .fold(x[0], |m, &v| if v > m { v } else { m });
+    // `max` is an element (x[0] is not NaN), so the search finds it.
+    x.iter().position(|&v| v == max).unwrap_or(0) as u32
 }
 
 /// Index of the largest value among the tokens `mask` allows (the first one on ties).
@@ -400,6 +418,54 @@ mod tests {
         let mut s = Sampler::new(100, SamplerParams::default());
         assert_eq!(s.sample(&l), argmax(&l));
         assert_eq!(l[argmax(&l) as usize], 9.9);
+    }
+
+    /// The running comparison `argmax` replaced: the first index whose value is greater than
+    /// every earlier one's maximum.
+    fn argmax_running(x: &[f32]) -> u32 {
+        let mut best = 0usize;
+        for (i, &v) in x.iter().enumerate() {
+            if v > x[best] {
+                best = i;
+            }
+        }
+        best as u32
+    }
+
+    #[test]
+    fn argmax_is_the_running_comparison() {
+        // Lengths around the 16 lanes, values with ties, NaNs, infinities and signed zeros.
+        let specials = [
+            f32::NAN,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+        ];
+        let mut rng = SplitMix64(7);
+        let mut next = || rng.next_u64();
+        for len in (0..70).chain([1000, 49152]) {
+            for trial in 0..40 {
+                let x: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let r = next();
+                        match (trial % 4, r % 8) {
+                            // Few distinct values: many ties.
+                            (0, _) => (r % 3) as f32,
+                            (1, k) if k < 3 => specials[(r >> 8) as usize % specials.len()],
+                            (3, _) => f32::NAN,
+                            _ => (r >> 40) as f32 / 1e6 - 8.0,
+                        }
+                    })
+                    .collect();
+                assert_eq!(argmax(&x), argmax_running(&x), "len {len}, trial {trial}");
+            }
+        }
+        assert_eq!(argmax(&[f32::NAN, 1.0, 2.0]), 0);
+        assert_eq!(argmax(&[1.0, f32::NAN, 2.0, 2.0]), 2);
+        assert_eq!(argmax(&[-0.0, 0.0]), 0);
     }
 
     #[test]
