@@ -31,6 +31,7 @@ use crate::arch::{self, Arch};
 use crate::constraint::{ConstraintError, ConstraintVocab};
 use crate::error::{Result, tensor};
 use crate::gguf::Gguf;
+pub use crate::memory::HugePageBuffer;
 use crate::tokenizer::Tokenizer;
 
 /// How RoPE pairs the elements of a head.
@@ -653,55 +654,6 @@ struct Repacked {
     range: Range<usize>,
     /// Where its copy lies in the buffer.
     at: Range<usize>,
-}
-
-/// Zeroed memory for data that is streamed again and again (the weight copies, and the
-/// bandwidth probe of `eddy bench`), backed by huge pages where the system gives them.
-///
-/// An anonymous mapping whose bytes start on a 2 MiB boundary, advised for huge pages on Linux
-/// (`madvise(MADV_HUGEPAGE)`, which the default "madvise" setting of transparent huge pages
-/// honours; elsewhere, or if the system declines, base pages). Streaming reads take a TLB miss
-/// every page: on the AMD EPYC VM of 2026-12-08, a plain AVX2 read of 96 MiB from one core ran
-/// at 21–26 GB/s on 4 KiB pages and 30–36 GB/s on huge pages (three runs each, best of 30
-/// passes), and SmolLM2-as-Q4_0 decoded at 188–212 tok/s with its copies on 4 KiB pages
-/// against 261–297 on huge pages (`eddy bench -t 1 -p 16 -n 64 -r 5`, four alternating
-/// rounds).
-#[derive(Debug)]
-pub struct HugePageBuffer {
-    map: memmap2::MmapMut,
-    /// Where the buffer starts in the mapping (its first 2 MiB boundary).
-    start: usize,
-    len: usize,
-}
-
-impl HugePageBuffer {
-    /// The size of a huge page on x86-64, and on AArch64 with 4 KiB base pages.
-    pub const HUGE_PAGE: usize = 2 << 20;
-
-    /// `len` zeroed bytes, or `None` if the system refuses the mapping.
-    pub fn new(len: usize) -> Option<HugePageBuffer> {
-        let map = memmap2::MmapMut::map_anon(len.checked_add(Self::HUGE_PAGE)?).ok()?;
-        // Huge pages back only whole aligned 2 MiB extents: start on one. The padding before
-        // the start is never touched, so it is never resident.
-        let at = map.as_ptr() as usize;
-        let start = at.next_multiple_of(Self::HUGE_PAGE) - at;
-        #[cfg(target_os = "linux")]
-        {
-            // Advice only: without transparent huge pages the mapping keeps base pages.
-            let _ = map.advise(memmap2::Advice::HugePage);
-        }
-        Some(HugePageBuffer { map, start, len })
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.map[self.start..][..self.len]
-    }
-
-    /// The bytes, to write.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.map[self.start..][..self.len]
-    }
 }
 
 /// The formats whose matrices the model copies into their row-interleaved layout (where the tier

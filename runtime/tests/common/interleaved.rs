@@ -96,8 +96,8 @@ pub fn check_interleaved(
     };
     let model = Model::load(path).unwrap();
     // The copies ask for huge pages (`eddy::model::HugePageBuffer`): where the system gives
-    // them, most of the copies' bytes are on them (all but the last partial 2 MiB, unless
-    // memory is too fragmented; half is the bound).
+    // them, most of the copies' bytes are on them (all but the partial 2 MiB extents at either
+    // end, unless memory is too fragmented; half is the bound).
     #[cfg(target_os = "linux")]
     if huge_pages_on_request() {
         let huge = anon_huge_bytes().saturating_sub(huge_before);
