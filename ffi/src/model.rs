@@ -235,11 +235,12 @@ pub unsafe extern "C" fn eddy_model_n_layer(model: *const eddy_model) -> u32 {
     unsafe { getter(model, 0, |m| m.model.hparams().n_layer as u32) }
 }
 
-/// Bytes the model holds besides its file: weights repacked at load (Q4_0, Q4_1, Q5_0, Q5_1,
-/// Q8_0, Q4_K, Q5_K and Q6_K matrices copied into a row-interleaved layout where the CPU has
-/// kernels for it, AVX-512 (all eight) and AVX2 (the first four) today; the mapped pages they
-/// came from are released, so resident memory stays about the file's size). 0 for a model
-/// loaded from a buffer, which keeps its bytes as they are, or if model is NULL.
+/// Bytes the model holds besides its file: weights copied at load (Q4_0, Q4_1, Q5_0, Q5_1,
+/// Q8_0, Q4_K, Q5_K and Q6_K matrices into a row-interleaved layout where the CPU has kernels
+/// for it, AVX-512 (all eight) and AVX2 (the first four) today; on Linux x86-64 with
+/// transparent huge pages, the other weight matrices as they are, onto huge pages; the mapped
+/// pages they came from are released, so resident memory stays about the file's size). 0 for a
+/// model loaded from a buffer, which keeps its bytes as they are, or if model is NULL.
 ///
 /// # Safety
 /// model is NULL or a live model.

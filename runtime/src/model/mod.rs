@@ -4,17 +4,20 @@
 //! out. Which tensors exist and what the hyper-parameters mean is decided by the architecture's
 //! file in [`crate::arch`].
 //!
-//! Weights stay mapped, with one exception measured to pay for itself: Q4_0, Q4_1, Q5_0, Q5_1 and
-//! Q8_0 weight matrices, where the tier has a product on their row-interleaved layout
-//! ([`eddy_quant::interleaved`]: AVX-512, and AVX2 but for Q8_0), are copied once at load into that
-//! layout (the same size), and the mapped pages they came from are dropped from the resident set
-//! ([`Gguf::release_pages`]), so the process holds each byte once. Decoding on the copy reads the
-//! same bytes with a third of the instructions (these formats' row-by-row decoding was slower than
-//! memory on a fast core), and batched prefill packs its panels from it; both compute the panel
-//! kernels' arithmetic, so these products are the same bits for any batch size. A tied embedding
-//! (the output head's matrix) is copied too, and its rows are then read from the copy. The
-//! copies share one buffer, in the order a forward pass reads them, on huge pages where the
-//! system gives them ([`HugePageBuffer`]). [`Model::repacked_bytes`] reports the copies' size. A model parsed from memory
+//! Weights stay mapped, with two exceptions measured to pay for themselves. Weight matrices of
+//! the formats with a product on their row-interleaved layout in the active tier
+//! ([`eddy_quant::interleaved`]: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K on AVX-512,
+//! the first four on AVX2) are copied once at load into that layout (the same size), and the
+//! mapped pages they came from are dropped from the resident set ([`Gguf::release_pages`]), so
+//! the process holds each byte once. Decoding on the copy reads the same bytes with a third of
+//! the instructions (these formats' row-by-row decoding was slower than memory on a fast core),
+//! and batched prefill packs its panels from it; both compute the panel kernels' arithmetic, so
+//! these products are the same bits for any batch size. A tied embedding (the output head's
+//! matrix) is copied too, and its rows are then read from the copy. The copies share one
+//! buffer, in the order a forward pass reads them, on huge pages where the system gives them
+//! ([`HugePageBuffer`]); on Linux x86-64 with transparent huge pages, the other weight matrices
+//! are copied there too, as they are (`plain_copies`), and [`Model::data`] hands out those
+//! copies. [`Model::repacked_bytes`] reports the copies' size. A model parsed from memory
 //! ([`Model::from_vec`], [`Model::from_static`]) keeps its bytes as they are. The constant
 //! `INTERLEAVED` in this module's source gives the measurements.
 
@@ -605,17 +608,24 @@ impl Model {
 
     /// The bytes of a weight.
     pub fn data(&self, t: &TensorRef) -> &[u8] {
-        // Ranges were validated against the file when the GGUF was parsed.
-        &self.gguf.bytes()[t.range.clone()]
+        match self.repacked.of(t) {
+            // A weight matrix copied as it is, onto huge pages.
+            Some((copy, false)) => copy,
+            // Ranges were validated against the file when the GGUF was parsed.
+            _ => &self.gguf.bytes()[t.range.clone()],
+        }
     }
 
     /// The row-interleaved copy of a weight matrix, if the model made one (see the module
     /// documentation).
     pub(crate) fn interleaved(&self, t: &TensorRef) -> Option<&[u8]> {
-        self.repacked.of(t)
+        self.repacked
+            .of(t)
+            .and_then(|(copy, interleaved)| interleaved.then_some(copy))
     }
 
-    /// Bytes the model holds besides the file: its row-interleaved copies of weight matrices (whose mapped pages it released, so the total stays about the file's size).
+    /// Bytes the model holds besides the file: its copies of weight matrices, row-interleaved or
+    /// as they are (whose mapped pages it released, so the total stays about the file's size).
     pub fn repacked_bytes(&self) -> usize {
         self.repacked.list.iter().map(|r| r.at.len()).sum()
     }
@@ -635,25 +645,42 @@ struct Copies {
 }
 
 impl Copies {
-    /// The copy of `t`, if there is one.
-    fn of(&self, t: &TensorRef) -> Option<&[u8]> {
+    /// The copy of `t` and whether it is row-interleaved, if there is one.
+    fn of(&self, t: &TensorRef) -> Option<(&[u8], bool)> {
         let buf = self.buf.as_ref()?;
         let i = self
             .list
             .binary_search_by_key(&t.range.start, |r| r.range.start)
             .ok()?;
         let r = &self.list[i];
-        (r.range == t.range).then(|| &buf.as_slice()[r.at.clone()])
+        (r.range == t.range).then(|| (&buf.as_slice()[r.at.clone()], r.interleaved))
     }
 }
 
-/// A weight matrix copied into another layout at load.
+/// A weight matrix copied at load, into its row-interleaved layout or as it is.
 #[derive(Debug)]
 struct Repacked {
     /// The matrix's bytes in the file.
     range: Range<usize>,
     /// Where its copy lies in the buffer.
     at: Range<usize>,
+    /// Row-interleaved; else the file's bytes as they are ([`plain_copies`]).
+    interleaved: bool,
+}
+
+/// Whether the matrices without a row-interleaved copy are copied as they are, onto the huge
+/// pages of the copies' buffer: on Linux on x86-64, where transparent huge pages are given on
+/// request. A mapped file's pages are base pages, and decoding streams every matrix once per
+/// token, so the copy reads the same bytes with far fewer TLB misses. Measured on the AMD EPYC
+/// VM of 2026-12-08 with the AVX2 tier, which interleaves no k-quant nor Q8_0
+/// (`EDDY_QUANT_TIER=avx2 eddy bench -t 1 -p 16 -n 64 -r 3`, three alternating rounds,
+/// medians): Gemma 3 66.2 → 75.1 tok/s, Qwen2.5 Q4_K_M 48.5 → 56.7; with AVX-512, Qwen2.5 as
+/// IQ4_XS (whose product is bound by arithmetic, not memory) 45.4 → 46.5. Not measured on
+/// AArch64 yet, so not done there.
+fn plain_copies() -> bool {
+    cfg!(all(target_os = "linux", target_arch = "x86_64"))
+        && std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]"))
 }
 
 /// The formats whose matrices the model copies into their row-interleaved layout (where the tier
@@ -702,23 +729,27 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
         .iter()
         .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
         .chain([&w.output]);
-    let mut plan: Vec<(&TensorRef, Range<usize>)> = Vec::new();
+    let plain = plain_copies();
+    let mut plan: Vec<(&TensorRef, Range<usize>, bool)> = Vec::new();
     let mut end = 0usize;
     for t in matrices {
-        if !INTERLEAVED.contains(&t.ty)
-            || kernels_for(tier, t.ty).is_none()
-            || plan.iter().any(|(p, _)| p.range == t.range)
-        {
+        if plan.iter().any(|(p, ..)| p.range == t.range) {
             continue;
         }
-        let Some(size) = interleaved_bytes(t.ty, t.rows, t.cols) else {
+        let interleaved = INTERLEAVED.contains(&t.ty) && kernels_for(tier, t.ty).is_some();
+        let size = if interleaved {
+            interleaved_bytes(t.ty, t.rows, t.cols)
+        } else {
+            plain.then(|| t.range.len())
+        };
+        let Some(size) = size else {
             continue;
         };
         // Each copy on a cache line of its own.
         let Some(next) = end.checked_add(size).map(|e| e.next_multiple_of(64)) else {
             return Copies::default();
         };
-        plan.push((t, end..end + size));
+        plan.push((t, end..end + size, interleaved));
         end = next;
     }
     if plan.is_empty() {
@@ -728,19 +759,27 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
         return Copies::default();
     };
     let mut list = Vec::with_capacity(plan.len());
-    for (t, at) in plan {
+    for (t, at, interleaved) in plan {
         // A few groups of rows at a time, each one's mapped pages released once copied, so that
         // the file's pages and the copy are not both resident for a whole matrix: Gemma 3's
         // head alone is 168 MB (peak RSS then grew by about that much while loading).
         let src = &gguf.bytes()[t.range.clone()];
-        let (rows_per_chunk, src_chunk, dst_chunk) = copy_chunks(t, at.len());
+        let (rows_per_chunk, src_chunk, dst_chunk) = if interleaved {
+            copy_chunks(t, at.len())
+        } else {
+            (0, 1 << 20, 1 << 20)
+        };
         for ((x, out), i) in src
             .chunks(src_chunk)
             .zip(buf.as_mut_slice()[at.clone()].chunks_mut(dst_chunk))
             .zip(0..)
         {
-            let rows = (t.rows - i * rows_per_chunk).min(rows_per_chunk);
-            interleave(t.ty, t.cols, x, rows, out);
+            if interleaved {
+                let rows = (t.rows - i * rows_per_chunk).min(rows_per_chunk);
+                interleave(t.ty, t.cols, x, rows, out);
+            } else {
+                out.copy_from_slice(x);
+            }
             let from = t.range.start + i * src_chunk;
             gguf.release_pages(from..from + x.len());
         }
@@ -749,6 +788,7 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
         list.push(Repacked {
             range: t.range.clone(),
             at,
+            interleaved,
         });
     }
     list.sort_by_key(|r| r.range.start);
