@@ -164,12 +164,28 @@ impl HugePageBuffer {
 
     /// `len` zeroed bytes, or `None` if the allocator refuses.
     pub fn new(len: usize) -> Option<HugePageBuffer> {
+        let mut buf = Self::with_capacity(len)?;
+        buf.grow(len);
+        Some(buf)
+    }
+
+    /// An empty buffer that can [`grow`](Self::grow) to `capacity` bytes without moving; `None`
+    /// if the allocator refuses. Nothing is resident until it grows.
+    pub fn with_capacity(capacity: usize) -> Option<HugePageBuffer> {
         let mut lines = Vec::new();
-        lines.try_reserve_exact(len.div_ceil(ALIGN)).ok()?;
-        advise_huge_pages(lines.as_ptr() as usize, len);
-        // Written after the advice, so that the pages are faulted in as huge ones.
-        lines.resize(len.div_ceil(ALIGN), Line([0; ALIGN]));
-        Some(HugePageBuffer { lines, len })
+        lines.try_reserve_exact(capacity.div_ceil(ALIGN)).ok()?;
+        advise_huge_pages(lines.as_ptr() as usize, capacity);
+        Some(HugePageBuffer { lines, len: 0 })
+    }
+
+    /// Zero-extends the buffer to `len` bytes (nothing if it is longer already). Written after
+    /// the advice, so that the pages are faulted in as huge ones. Past the capacity the buffer
+    /// moves (to memory not advised).
+    pub fn grow(&mut self, len: usize) {
+        if len > self.len {
+            self.lines.resize(len.div_ceil(ALIGN), Line([0; ALIGN]));
+            self.len = len;
+        }
     }
 
     /// The bytes.
@@ -242,6 +258,22 @@ mod tests {
             assert!(b.as_slice().iter().all(|&x| x == 7));
         }
         assert!(HugePageBuffer::new(usize::MAX).is_none());
+        // Grown in steps, as the weight copies are: each step zeroed, earlier bytes kept, the
+        // buffer never moved within its capacity.
+        let mut b = HugePageBuffer::with_capacity(1000).unwrap();
+        assert!(b.as_slice().is_empty());
+        let mut at = 0;
+        for end in [10, 10, 64, 65, 700, 1000] {
+            b.grow(end);
+            assert_eq!(b.as_slice().len(), end);
+            assert!(b.as_slice()[at..].iter().all(|&x| x == 0));
+            assert!(b.as_slice()[..at].iter().all(|&x| x == 1));
+            b.as_mut_slice()[at..].fill(1);
+            at = end;
+        }
+        let p = b.as_slice().as_ptr();
+        b.grow(3);
+        assert_eq!((b.as_slice().len(), b.as_slice().as_ptr()), (1000, p));
     }
 
     #[test]

@@ -755,7 +755,11 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
     if plan.is_empty() {
         return Copies::default();
     }
-    let Some(mut buf) = HugePageBuffer::new(end) else {
+    // Grown as the copies are written, so that the copies become resident as the file's pages
+    // are released: zeroing the whole buffer first made the peak the copies plus whatever of
+    // the file was mapped then (18 MB more for SmolLM2 when the file's page cache held it
+    // whole, in a fresh clone).
+    let Some(mut buf) = HugePageBuffer::with_capacity(end) else {
         return Copies::default();
     };
     let mut list = Vec::with_capacity(plan.len());
@@ -769,11 +773,10 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
         } else {
             (0, 1 << 20, 1 << 20)
         };
-        for ((x, out), i) in src
-            .chunks(src_chunk)
-            .zip(buf.as_mut_slice()[at.clone()].chunks_mut(dst_chunk))
-            .zip(0..)
-        {
+        for (x, i) in src.chunks(src_chunk).zip(0..) {
+            let to = at.start + i * dst_chunk..(at.start + (i + 1) * dst_chunk).min(at.end);
+            buf.grow(to.end);
+            let out = &mut buf.as_mut_slice()[to];
             if interleaved {
                 let rows = (t.rows - i * rows_per_chunk).min(rows_per_chunk);
                 interleave(t.ty, t.cols, x, rows, out);
@@ -791,6 +794,7 @@ fn interleave_weights(gguf: &Gguf, w: &Weights) -> Copies {
             interleaved,
         });
     }
+    buf.grow(end);
     list.sort_by_key(|r| r.range.start);
     Copies {
         buf: Some(buf),
