@@ -293,7 +293,9 @@ pub(crate) fn matmul<const K: usize>(
             }
             None => act_ref.converted(t.vec_dot_type),
         };
-        (w, t, path, y, ystride, SharedOut::new(out))
+        // The weight's bytes, looked up once per call rather than per chunk (`Model::data`
+        // searches the model's copies).
+        (w, t, path, y, ystride, SharedOut::new(out), model.data(w))
     });
     let n = pool.n_threads();
     let bytes: usize = work.iter().map(|(w, ..)| w.rows * w.row_bytes()).sum();
@@ -317,10 +319,9 @@ pub(crate) fn matmul<const K: usize>(
             c -= plan[j].1;
             j += 1;
         }
-        let (w, t, path, y, ystride, out) = &work[j];
+        let (w, t, path, y, ystride, out, data) = &work[j];
         let per = plan[j].0;
         let rows = c * per..((c + 1) * per).min(w.rows);
-        let data = model.data(w);
         match *path {
             Path::Matvec(_, f) => {
                 let rb = w.row_bytes();
